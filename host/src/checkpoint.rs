@@ -1,0 +1,381 @@
+//! Checkpoints: `model.ckpt-<step>.safetensors` files plus the `checkpoint` state file.
+//!
+//! Each write goes to a temporary file in model_dir, is fsynced, and renamed into place;
+//! the state file is rewritten the same way *after* the checkpoint, so it is the commit
+//! marker: a crash at any instant leaves the previous state file naming whole checkpoints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Error, Result};
+
+pub const STATE_FILE: &str = "checkpoint";
+
+pub fn file_name(step: i64) -> String {
+    format!("model.ckpt-{step}.safetensors")
+}
+
+/// A tensor to save, borrowed from the variable store or the optimizer.
+pub struct SavedTensor<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+/// A checkpoint read back from disk.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+    pub global_step: i64,
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Takes the tensor `name`, checking it has `shape`.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (saved_shape, data) = self.tensors.remove(name).ok_or_else(|| Error::Checkpoint {
+            path: self.path.clone(),
+            message: format!("has no tensor `{name}`; was it written by another model?"),
+        })?;
+        if saved_shape != shape {
+            return Err(Error::Checkpoint {
+                path: self.path.clone(),
+                message: format!(
+                    "tensor `{name}` has shape {saved_shape:?}, the model needs {shape:?}"
+                ),
+            });
+        }
+        Ok(data)
+    }
+}
+
+/// TF's `CheckpointState`: the latest checkpoint and all kept ones, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointState {
+    pub latest: Option<String>,
+    /// Listed checkpoints with the Unix time each was written.
+    pub all: Vec<(String, f64)>,
+}
+
+impl CheckpointState {
+    /// Parses TF's text format (the fields this runtime writes; others are ignored).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let mut state = CheckpointState::default();
+        let mut times = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = || Error::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!("line {}: cannot parse `{line}`", i + 1),
+            };
+            let (key, value) = line.split_once(':').ok_or_else(bad)?;
+            let value = value.trim();
+            match key.trim() {
+                "model_checkpoint_path" => state.latest = Some(unquote(value).ok_or_else(bad)?),
+                "all_model_checkpoint_paths" => {
+                    state.all.push((unquote(value).ok_or_else(bad)?, 0.0))
+                }
+                "all_model_checkpoint_timestamps" => {
+                    times.push(value.parse::<f64>().map_err(|_| bad())?)
+                }
+                _ => {}
+            }
+        }
+        for (entry, t) in state.all.iter_mut().zip(times) {
+            entry.1 = t;
+        }
+        Ok(state)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(latest) = &self.latest {
+            out.push_str(&format!("model_checkpoint_path: \"{latest}\"\n"));
+        }
+        for (name, _) in &self.all {
+            out.push_str(&format!("all_model_checkpoint_paths: \"{name}\"\n"));
+        }
+        for (_, time) in &self.all {
+            out.push_str(&format!("all_model_checkpoint_timestamps: {time:.6}\n"));
+        }
+        out
+    }
+}
+
+fn unquote(value: &str) -> Option<String> {
+    value
+        .strip_prefix('"')?
+        .strip_suffix('"')
+        .map(str::to_owned)
+}
+
+/// What retention decides after a save: which checkpoints stay listed, which files go.
+#[derive(Debug, PartialEq)]
+pub struct Retention {
+    pub listed: Vec<(String, f64)>,
+    pub delete: Vec<String>,
+}
+
+/// TF's `max_to_keep`: keep the newest `keep_max` and delete the rest; 0 deletes nothing
+/// but lists only the latest.
+pub fn retain(all: &[(String, f64)], keep_max: usize) -> Retention {
+    if keep_max == 0 {
+        return Retention {
+            listed: all.last().cloned().into_iter().collect(),
+            delete: Vec::new(),
+        };
+    }
+    let cut = all.len().saturating_sub(keep_max);
+    Retention {
+        listed: all[cut..].to_vec(),
+        delete: all[..cut].iter().map(|(n, _)| n.clone()).collect(),
+    }
+}
+
+pub fn read_state(model_dir: &Path) -> Result<Option<CheckpointState>> {
+    let path = model_dir.join(STATE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => CheckpointState::parse(&text, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("{}: cannot read", path.display()), e)),
+    }
+}
+
+/// The latest checkpoint named by the state file, if any.
+pub fn latest(model_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(read_state(model_dir)?
+        .and_then(|s| s.latest)
+        .map(|name| model_dir.join(name)))
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync
+/// the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let context = || format!("{}: cannot write", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(context(), e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(context(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(context(), e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(context(), e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Makes the rename itself durable; not all filesystems support syncing a folder.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Serializes tensors and metadata in the safetensors format.
+pub fn encode(
+    tensors: &[SavedTensor<'_>],
+    global_step: i64,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let step_bytes = global_step.to_le_bytes();
+    let mut views = Vec::with_capacity(tensors.len() + 1);
+    let bad =
+        |e: safetensors::SafeTensorError| Error::Usage(format!("cannot encode checkpoint: {e}"));
+    views.push((
+        "global_step".to_owned(),
+        TensorView::new(Dtype::I64, vec![], &step_bytes).map_err(bad)?,
+    ));
+    for (t, b) in tensors.iter().zip(&bytes) {
+        views.push((
+            t.name.to_owned(),
+            TensorView::new(Dtype::F32, t.shape.to_vec(), b).map_err(bad)?,
+        ));
+    }
+    let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    info.insert("global_step".into(), global_step.to_string());
+    safetensors::serialize(views, &Some(info)).map_err(bad)
+}
+
+/// Reads a checkpoint file.
+pub fn read(path: &Path) -> Result<Checkpoint> {
+    let bad = |message: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
+    let metadata: BTreeMap<String, String> = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
+    let mut tensors = HashMap::new();
+    let mut global_step = None;
+    for (name, view) in file.tensors() {
+        match view.dtype() {
+            Dtype::F32 => {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                tensors.insert(name, (view.shape().to_vec(), data));
+            }
+            Dtype::I64 if name == "global_step" && view.data().len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(view.data());
+                global_step = Some(i64::from_le_bytes(b));
+            }
+            other => {
+                return Err(bad(format!(
+                    "tensor `{name}` has unsupported dtype {other:?}"
+                )))
+            }
+        }
+    }
+    let global_step = global_step.ok_or_else(|| bad("has no global_step".into()))?;
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        global_step,
+        tensors,
+        metadata,
+    })
+}
+
+/// Saves checkpoints into one model_dir and applies retention, continuing the state a
+/// previous run left.
+pub struct Saver {
+    model_dir: PathBuf,
+    keep_max: usize,
+    state: CheckpointState,
+}
+
+impl Saver {
+    pub fn new(model_dir: &Path, keep_max: usize) -> Result<Self> {
+        let state = read_state(model_dir)?.unwrap_or_default();
+        Ok(Saver {
+            model_dir: model_dir.to_path_buf(),
+            keep_max,
+            state,
+        })
+    }
+
+    /// Writes the checkpoint for `global_step`, then the state file, then deletes what
+    /// retention dropped. Returns the checkpoint's path.
+    pub fn save(&mut self, global_step: i64, encoded: &[u8]) -> Result<PathBuf> {
+        let name = file_name(global_step);
+        let path = self.model_dir.join(&name);
+        write_atomic(&path, encoded)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.state.all.retain(|(n, _)| n != &name);
+        self.state.all.push((name.clone(), now));
+        let retention = retain(&self.state.all, self.keep_max);
+        self.state.all = retention.listed;
+        self.state.latest = Some(name);
+        write_atomic(
+            &self.model_dir.join(STATE_FILE),
+            self.state.to_text().as_bytes(),
+        )?;
+        for old in retention.delete {
+            // Already gone is fine: retention only wants it not to be there.
+            let _ = std::fs::remove_file(self.model_dir.join(old));
+        }
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(steps: &[i64]) -> Vec<(String, f64)> {
+        steps.iter().map(|&s| (file_name(s), s as f64)).collect()
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_deletes_the_rest() {
+        let r = retain(&entries(&[0, 30, 60, 90, 100]), 3);
+        assert_eq!(r.listed, entries(&[60, 90, 100]));
+        assert_eq!(r.delete, vec![file_name(0), file_name(30)]);
+    }
+
+    #[test]
+    fn keep_max_zero_deletes_nothing_and_lists_the_latest() {
+        let r = retain(&entries(&[0, 30, 60]), 0);
+        assert_eq!(r.listed, entries(&[60]));
+        assert!(r.delete.is_empty());
+    }
+
+    #[test]
+    fn state_file_round_trips_in_tf_text_format() {
+        let state = CheckpointState {
+            latest: Some(file_name(200)),
+            all: entries(&[0, 200]),
+        };
+        let text = state.to_text();
+        assert!(text.starts_with("model_checkpoint_path: \"model.ckpt-200.safetensors\"\nall_model_checkpoint_paths: \"model.ckpt-0.safetensors\"\n"));
+        assert_eq!(
+            CheckpointState::parse(&text, Path::new("checkpoint")).expect("valid"),
+            state
+        );
+    }
+
+    #[test]
+    fn checkpoint_round_trips_through_safetensors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = [1.5f32, -2.0, 3.25];
+        let tensors = [SavedTensor {
+            name: "w",
+            shape: &[3],
+            data: &data,
+        }];
+        let meta = BTreeMap::from([("plugin".to_owned(), "x".to_owned())]);
+        let mut saver = Saver::new(dir.path(), 2).expect("empty dir");
+        for step in [0, 10, 20] {
+            saver
+                .save(step, &encode(&tensors, step, &meta).expect("encodes"))
+                .expect("writes");
+        }
+        assert!(
+            !dir.path().join(file_name(0)).exists(),
+            "retention deleted the oldest"
+        );
+        let latest = latest(dir.path())
+            .expect("state readable")
+            .expect("a checkpoint");
+        let mut ckpt = read(&latest).expect("valid file");
+        assert_eq!(ckpt.global_step, 20);
+        assert_eq!(ckpt.metadata.get("plugin").map(String::as_str), Some("x"));
+        assert_eq!(ckpt.take("w", &[3]).expect("present"), data.to_vec());
+    }
+
+    #[test]
+    fn truncated_checkpoint_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(file_name(5));
+        std::fs::write(&path, b"\x10\x00\x00").expect("write");
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("model.ckpt-5.safetensors: not a valid checkpoint"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! The Estimator: `train`, `evaluate` and `predict` over a model plugin, as TF's
+//! `tf.estimator.Estimator`.
+//!
+//! `train` reads like TF's: find the latest checkpoint and its global step; stop at once if
+//! `max_steps` is already reached; create the model and its variables (initialised from the
+//! seed, or restored); then run batches through model_fn, let the optimizer apply the
+//! gradients, log, and save checkpoints on schedule and at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use abi_stable::std_types::{ROption, RSlice};
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, StepContext, TensorBuf,
+};
+use tracing::info;
+
+use crate::checkpoint::{self, Checkpoint, SavedTensor, Saver};
+use crate::data::{BatchRef, Pipeline, PipelineConfig};
+use crate::error::{Error, Result};
+use crate::eval_metrics::{EvalMetrics, PluginMetric};
+use crate::manifest::{params_json, Manifest};
+use crate::optim::Optimizer;
+use crate::plugins::{PluginLibrary, PluginRegistry};
+use crate::run_config::CheckpointEvery;
+use crate::seed;
+use crate::spec_check;
+use crate::variables::VariableStore;
+
+/// When `train` stops, besides the end of the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopAt {
+    /// Run this many more steps than the latest checkpoint has (TF's `steps`).
+    Steps(u64),
+    /// Run until the global step reaches this value (TF's `max_steps`).
+    MaxSteps(u64),
+}
+
+/// What `train` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    pub global_step: i64,
+    /// The loss of the last step run, if any ran.
+    pub final_loss: Option<f32>,
+}
+
+/// A model with its variables, ready to run model_fn.
+struct Session {
+    lib: Arc<PluginLibrary>,
+    model: ModelFnBox,
+    vars: VariableStore,
+    global_step: i64,
+}
+
+pub struct Estimator {
+    manifest: Manifest,
+    registry: PluginRegistry,
+    seed: u64,
+}
+
+impl Estimator {
+    pub fn new(manifest: Manifest, registry: PluginRegistry) -> Self {
+        let seed = manifest.run_config.random_seed.unwrap_or_else(|| {
+            let s = seed::fresh();
+            info!("run_config.random_seed is not set; using {s} for this run");
+            s
+        });
+        Estimator {
+            manifest,
+            registry,
+            seed,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn model_dir(&self) -> PathBuf {
+        self.manifest.model_dir()
+    }
+
+    /// Trains until `stop` (or the manifest's `train:` section, or the end of the input).
+    pub fn train(&mut self, stop: Option<StopAt>) -> Result<TrainOutcome> {
+        let model_dir = self.model_dir();
+        let mut restored = self.latest_checkpoint(&model_dir)?;
+        let start_step = restored.as_ref().map_or(0, |c| c.global_step);
+        let stop = stop.or(
+            match (self.manifest.train.steps, self.manifest.train.max_steps) {
+                (Some(n), _) => Some(StopAt::Steps(n)),
+                (_, Some(m)) => Some(StopAt::MaxSteps(m)),
+                _ => None,
+            },
+        );
+        let last_step = stop.map(|s| match s {
+            StopAt::Steps(n) => start_step.saturating_add(n as i64),
+            StopAt::MaxSteps(m) => m as i64,
+        });
+        if let Some(last) = last_step {
+            if start_step >= last {
+                info!("Skipping training since max_steps has already saved (global step {start_step}).");
+                return Ok(TrainOutcome {
+                    global_step: start_step,
+                    final_loss: None,
+                });
+            }
+        }
+
+        let mut session = self.open_session(restored.as_mut())?;
+        let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
+        if let Some(ckpt) = restored.as_mut() {
+            for slot in optimizer.slots_mut() {
+                slot.data = ckpt.take(&slot.name, &slot.shape)?;
+            }
+        }
+        let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
+        let trainable = optimizer.trainable().to_vec();
+        let every = self
+            .manifest
+            .run_config
+            .checkpoint_every()
+            .map_err(|m| self.manifest.error(m))?;
+        let log_every = self.manifest.run_config.log_step_count_steps;
+        let mut saver: Option<Saver> = None;
+        let mut last_saved = (start_step, Instant::now());
+        let mut final_loss = None;
+        let (mut log_step, mut log_time) = (start_step, Instant::now());
+
+        loop {
+            if last_step.is_some_and(|last| session.global_step >= last) {
+                break;
+            }
+            let Some(batch) = pipeline.next_batch()? else {
+                break;
+            };
+            let spec = run_model_fn(&mut session, &batch, ModeKeys::Train, self.seed)?;
+            spec_check::check(&spec, ModeKeys::Train, &session.vars, &trainable, batch.len)
+                .map_err(|message| Error::Spec {
+                    plugin: session.lib.name.clone(),
+                    message,
+                })?;
+            // The first checkpoint is written only once a step has been validated, so a bad
+            // model or input leaves model_dir untouched.
+            if saver.is_none() {
+                std::fs::create_dir_all(&model_dir)
+                    .map_err(|e| Error::io(format!("{}: cannot create", model_dir.display()), e))?;
+                let mut s = Saver::new(&model_dir, self.manifest.run_config.keep_checkpoint_max)?;
+                self.save(&mut s, &session, &optimizer)?;
+                saver = Some(s);
+            }
+            let gradients: Vec<&[f32]> = spec
+                .gradients
+                .iter()
+                .map(|g| match &g.tensor.data {
+                    TensorBuf::F32(v) => v.as_slice(),
+                    _ => &[],
+                })
+                .collect();
+            optimizer.apply(&mut session.vars, &gradients, session.global_step);
+            let loss = spec.loss.into_option();
+            let step_before = session.global_step;
+            session.global_step += 1;
+            final_loss = loss;
+
+            if let Some(n) = log_every {
+                if (step_before - start_step) % n as i64 == 0 {
+                    let elapsed = log_time.elapsed().as_secs_f64();
+                    if step_before > log_step {
+                        info!(
+                            "global_step/sec: {:.1}",
+                            (step_before - log_step) as f64 / elapsed.max(1e-9)
+                        );
+                    }
+                    info!("loss = {}, step = {step_before}", loss.unwrap_or(f32::NAN));
+                    (log_step, log_time) = (step_before, Instant::now());
+                }
+            }
+            let due = match every {
+                CheckpointEvery::Steps(n) => session.global_step >= last_saved.0 + n as i64,
+                CheckpointEvery::Secs(s) => last_saved.1.elapsed().as_secs() >= s,
+            };
+            if let (true, Some(s)) = (due, saver.as_mut()) {
+                self.save(s, &session, &optimizer)?;
+                last_saved = (session.global_step, Instant::now());
+            }
+        }
+
+        let Some(mut saver) = saver else {
+            return Err(self
+                .manifest
+                .error("input.train produced no examples: training made no steps"));
+        };
+        if last_saved.0 != session.global_step {
+            self.save(&mut saver, &session, &optimizer)?;
+        }
+        info!(
+            "Loss for final step: {}.",
+            final_loss.map_or("None".to_owned(), |l| l.to_string())
+        );
+        Ok(TrainOutcome {
+            global_step: session.global_step,
+            final_loss,
+        })
+    }
+
+    /// Evaluates the latest checkpoint (or `checkpoint`) on `input.eval`; returns TF's dict.
+    pub fn evaluate(&mut self, checkpoint: Option<&Path>) -> Result<BTreeMap<String, f64>> {
+        let mut ckpt = self.checkpoint_for("evaluate", checkpoint)?;
+        let mut session = self.open_session(ckpt.as_mut())?;
+        let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
+        let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
+        let started = Instant::now();
+        info!("Starting evaluation at global step {}", session.global_step);
+        while self
+            .manifest
+            .eval
+            .steps
+            .is_none_or(|n| metrics.batches() < n)
+        {
+            let Some(batch) = pipeline.next_batch()? else {
+                break;
+            };
+            let spec = run_model_fn(&mut session, &batch, ModeKeys::Eval, self.seed)?;
+            spec_check::check(&spec, ModeKeys::Eval, &session.vars, &[], batch.len).map_err(
+                |message| Error::Spec {
+                    plugin: session.lib.name.clone(),
+                    message,
+                },
+            )?;
+            metrics.update(&spec, batch.labels.as_ref())?;
+        }
+        if metrics.batches() == 0 {
+            return Err(self.manifest.error("input.eval produced no examples"));
+        }
+        let results = metrics.results(session.global_step);
+        info!("Inference Time : {:.5}s", started.elapsed().as_secs_f64());
+        let line: Vec<String> = results
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", format_value(k, *v)))
+            .collect();
+        info!(
+            "Saving dict for global step {}: {}",
+            session.global_step,
+            line.join(", ")
+        );
+        Ok(results)
+    }
+
+    /// Runs PREDICT over `input.predict` (or `input.eval` without labels), handing each
+    /// example's predictions to `sink` as a JSON object. Returns the number of examples.
+    pub fn predict(
+        &mut self,
+        checkpoint: Option<&Path>,
+        mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<usize> {
+        let mut ckpt = self.checkpoint_for("predict", checkpoint)?;
+        let mut session = self.open_session(ckpt.as_mut())?;
+        let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
+        let mut examples = 0;
+        while let Some(mut batch) = pipeline.next_batch()? {
+            batch.labels = None;
+            let spec = run_model_fn(&mut session, &batch, ModeKeys::Predict, self.seed)?;
+            spec_check::check(&spec, ModeKeys::Predict, &session.vars, &[], batch.len).map_err(
+                |message| Error::Spec {
+                    plugin: session.lib.name.clone(),
+                    message,
+                },
+            )?;
+            for row in 0..batch.len {
+                sink(example_json(&spec, row))?;
+            }
+            examples += batch.len;
+        }
+        Ok(examples)
+    }
+
+    fn latest_checkpoint(&self, model_dir: &Path) -> Result<Option<Checkpoint>> {
+        checkpoint::latest(model_dir)?
+            .map(|p| checkpoint::read(&p))
+            .transpose()
+    }
+
+    /// The checkpoint evaluate or predict uses: the one given, else the latest, else none
+    /// (fresh initialisation, as TF).
+    fn checkpoint_for(&self, what: &str, given: Option<&Path>) -> Result<Option<Checkpoint>> {
+        if let Some(path) = given {
+            return checkpoint::read(path).map(Some);
+        }
+        let model_dir = self.model_dir();
+        let latest = self.latest_checkpoint(&model_dir)?;
+        if latest.is_none() {
+            info!(
+                "Could not find trained model in model_dir: {}, running initialization to {what}.",
+                model_dir.display()
+            );
+        }
+        Ok(latest)
+    }
+
+    fn factory_context(&self) -> (String, u64) {
+        (
+            self.manifest.base_dir.to_string_lossy().into_owned(),
+            self.seed,
+        )
+    }
+
+    fn open_session(&mut self, restore: Option<&mut Checkpoint>) -> Result<Session> {
+        let entry = self.manifest.model.clone();
+        let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+        let (base, seed) = self.factory_context();
+        let ctx = FactoryContext {
+            base_dir: base.as_str().into(),
+            seed,
+        };
+        let model = lib
+            .create_model(entry.name.as_deref(), &params_json(&entry.params), ctx)
+            .map_err(|e| self.manifest.error(format!("model: {e}")))?;
+        let specs = model
+            .variables()
+            .into_result()
+            .map_err(|e| Error::PluginCall {
+                plugin: lib.name.clone(),
+                call: "variables".into(),
+                source: e,
+            })?;
+        let mut vars = VariableStore::initialise(&specs, self.seed)
+            .map_err(|m| Error::Plugin(format!("plugin `{}`: {m}", lib.name)))?;
+        let mut global_step = 0;
+        if let Some(ckpt) = restore {
+            info!("Restoring parameters from {}", ckpt.path.display());
+            for i in 0..vars.len() {
+                let var = vars.get_mut(i);
+                var.data = ckpt.take(&var.name, &var.shape.clone())?;
+            }
+            global_step = ckpt.global_step;
+        }
+        Ok(Session {
+            lib,
+            model,
+            vars,
+            global_step,
+        })
+    }
+
+    fn pipeline(&mut self, key: &str, mode: ModeKeys) -> Result<Pipeline> {
+        let entry = self.manifest.input(key)?.clone();
+        let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+        let (base, seed) = self.factory_context();
+        let params = params_json(&entry.params);
+        let file = self.manifest.file.display().to_string();
+        let label = format!("input.{key}");
+        let opener_label = label.clone();
+        let opener = Box::new(move || {
+            let ctx = FactoryContext {
+                base_dir: base.as_str().into(),
+                seed,
+            };
+            lib.open_input(entry.name.as_deref(), &params, ctx, mode)
+                .map_err(|e| Error::Manifest(format!("{file}: {opener_label}: {e}")))
+        });
+        let config = PipelineConfig {
+            label,
+            batch_size: entry.batch_size.get(),
+            shuffle: entry.shuffle.map(|s| s.get()),
+            repeat: entry.repeat,
+            drop_remainder: entry.drop_remainder,
+            cache: entry.cache,
+        };
+        Ok(Pipeline::new(
+            config,
+            opener,
+            seed::rng(self.seed, &format!("shuffle/{key}")),
+        ))
+    }
+
+    fn plugin_metrics(&mut self) -> Result<Vec<PluginMetric>> {
+        let entries = self.manifest.metrics.clone();
+        let (base, seed) = self.factory_context();
+        let mut out = Vec::with_capacity(entries.len());
+        for (name, entry) in entries {
+            let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+            let ctx = FactoryContext {
+                base_dir: base.as_str().into(),
+                seed,
+            };
+            let metric = lib
+                .create_metric(&entry.kind, &params_json(&entry.params), ctx)
+                .map_err(|e| self.manifest.error(format!("metrics.{name}: {e}")))?;
+            out.push(PluginMetric {
+                name,
+                plugin: entry.plugin,
+                predictions: entry.predictions,
+                metric,
+            });
+        }
+        Ok(out)
+    }
+
+    fn save(&self, saver: &mut Saver, session: &Session, optimizer: &Optimizer) -> Result<PathBuf> {
+        let mut tensors: Vec<SavedTensor<'_>> = session
+            .vars
+            .iter()
+            .map(|v| SavedTensor {
+                name: &v.name,
+                shape: &v.shape,
+                data: &v.data,
+            })
+            .collect();
+        tensors.extend(optimizer.slots().iter().map(|s| SavedTensor {
+            name: &s.name,
+            shape: &s.shape,
+            data: &s.data,
+        }));
+        let metadata = BTreeMap::from([
+            ("format".to_owned(), "estimator-checkpoint/1".to_owned()),
+            ("plugin".to_owned(), session.lib.name.clone()),
+            ("plugin_package".to_owned(), session.lib.package.clone()),
+            ("plugin_version".to_owned(), session.lib.version.clone()),
+            ("manifest_sha256".to_owned(), self.manifest.sha256.clone()),
+        ]);
+        let bytes = checkpoint::encode(&tensors, session.global_step, &metadata)?;
+        let path = saver.save(session.global_step, &bytes)?;
+        info!(
+            "Saving checkpoints for {} into {}.",
+            session.global_step,
+            path.display()
+        );
+        Ok(path)
+    }
+}
+
+fn run_model_fn(
+    session: &mut Session,
+    batch: &BatchRef<'_>,
+    mode: ModeKeys,
+    run_seed: u64,
+) -> Result<EstimatorSpec> {
+    let variables = session.vars.views();
+    let ctx = StepContext {
+        global_step: session.global_step,
+        seed: seed::step_seed(run_seed, session.global_step),
+    };
+    let labels: ROption<_> = batch.labels.into();
+    session
+        .model
+        .model_fn(
+            RSlice::from_slice(&batch.features),
+            labels,
+            mode,
+            RSlice::from_slice(&variables),
+            ctx,
+        )
+        .into_result()
+        .map_err(|e| Error::PluginCall {
+            plugin: session.lib.name.clone(),
+            call: format!("model_fn in mode {mode}"),
+            source: e,
+        })
+}
+
+fn format_value(key: &str, v: f64) -> String {
+    if key == "global_step" {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// One example's predictions: each tensor's row `row`, as a scalar for `[batch]` tensors and
+/// as a (nested) list otherwise.
+fn example_json(spec: &EstimatorSpec, row: usize) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut out = serde_json::Map::new();
+    for p in spec.predictions.iter() {
+        let t = &p.tensor;
+        let row_shape = &t.shape[1..];
+        let width: usize = row_shape.iter().product();
+        let range = row * width..(row + 1) * width;
+        let values: Vec<Value> = match &t.data {
+            TensorBuf::F32(v) => v[range].iter().map(|&x| f32_json(x)).collect(),
+            TensorBuf::I64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+            TensorBuf::Str(v) => v[range].iter().map(|s| Value::from(s.as_str())).collect(),
+        };
+        out.insert(p.name.to_string(), nest(values, row_shape));
+    }
+    out
+}
+
+fn nest(values: Vec<serde_json::Value>, shape: &[usize]) -> serde_json::Value {
+    match shape {
+        [] => values.into_iter().next().unwrap_or(serde_json::Value::Null),
+        [_] => serde_json::Value::Array(values),
+        [_, rest @ ..] => {
+            let inner: usize = rest.iter().product();
+            let chunks: Vec<serde_json::Value> = values
+                .chunks(inner.max(1))
+                .map(|c| nest(c.to_vec(), rest))
+                .collect();
+            serde_json::Value::Array(chunks)
+        }
+    }
+}
+
+/// An f32 as JSON with its shortest decimal form (`0.1`, not `0.10000000149011612`).
+fn f32_json(x: f32) -> serde_json::Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}

@@ -1,0 +1,19 @@
+//! The estimator runtime as a library: manifests, plugin loading, and the train / evaluate /
+//! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
+
+pub mod checkpoint;
+pub mod data;
+pub mod error;
+pub mod estimator;
+pub mod eval_metrics;
+pub mod manifest;
+pub mod optim;
+pub mod plugins;
+pub mod run_config;
+pub mod seed;
+pub mod spec_check;
+pub mod variables;
+
+pub use error::{Error, Result};
+pub use estimator::Estimator;
+pub use manifest::Manifest;

@@ -1,0 +1,167 @@
+//! `estimator`: train, evaluate and predict with plugin models described by a manifest.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use estimator_host::estimator::StopAt;
+use estimator_host::plugins::PluginRegistry;
+use estimator_host::{Error, Estimator, Manifest};
+
+#[derive(Parser)]
+#[command(
+    name = "estimator",
+    version,
+    about = "Train, evaluate and predict with plugin models described by a YAML manifest"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model; resumes from the latest checkpoint in model_dir.
+    Train {
+        manifest: PathBuf,
+        /// Train this many steps more than the latest checkpoint has.
+        #[arg(long, conflicts_with = "max_steps", value_parser = clap::value_parser!(u64).range(1..))]
+        steps: Option<u64>,
+        /// Train until the global step reaches this value.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_steps: Option<u64>,
+    },
+    /// Evaluate the latest checkpoint (or --checkpoint) on input.eval.
+    Evaluate {
+        manifest: PathBuf,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Print the metrics dict as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one JSON object of predictions per example.
+    Predict {
+        manifest: PathBuf,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Read examples from this file instead of the manifest's input (sets params.path).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Write predictions here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned();
+            eprintln!("error: {first} (see estimator --help)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Train {
+            manifest,
+            steps,
+            max_steps,
+        } => {
+            let stop = steps.map(StopAt::Steps).or(max_steps.map(StopAt::MaxSteps));
+            let mut est = estimator(&manifest)?;
+            est.train(stop)?;
+        }
+        Command::Evaluate {
+            manifest,
+            checkpoint,
+            json,
+        } => {
+            let mut est = estimator(&manifest)?;
+            let results = est.evaluate(checkpoint.as_deref())?;
+            if json {
+                let mut obj = serde_json::Map::new();
+                for (k, v) in results {
+                    let value = if k == "global_step" {
+                        serde_json::Value::from(v as i64)
+                    } else {
+                        serde_json::json!(v)
+                    };
+                    obj.insert(k, value);
+                }
+                println!("{}", serde_json::Value::Object(obj));
+            }
+        }
+        Command::Predict {
+            manifest,
+            checkpoint,
+            input,
+            output,
+        } => {
+            let mut m = Manifest::load(&manifest)?;
+            if let Some(path) = input {
+                m.override_predict_path(&path)?;
+            }
+            let mut est = Estimator::new(m, PluginRegistry::from_env());
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| Error::io(format!("{}: cannot create", path.display()), e))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let write_err = |e| Error::io("cannot write predictions", e);
+            est.predict(checkpoint.as_deref(), |example| {
+                serde_json::to_writer(&mut out, &example).map_err(|e| write_err(e.into()))?;
+                out.write_all(b"\n").map_err(write_err)
+            })?;
+            out.flush().map_err(write_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn estimator(manifest: &std::path::Path) -> Result<Estimator, Error> {
+    Ok(Estimator::new(
+        Manifest::load(manifest)?,
+        PluginRegistry::from_env(),
+    ))
+}

@@ -1,0 +1,300 @@
+//! The YAML manifest: which plugins to load and how to run them.
+//!
+//! Unknown keys are errors. Parse errors carry `file:line:column`; checks made after
+//! parsing name the file and the key.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::optim::OptimizerConfig;
+use crate::run_config::RunConfig;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Where checkpoints go, relative to the manifest's folder.
+    pub model_dir: PathBuf,
+    pub model: ModelEntry,
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    #[serde(default)]
+    pub input: InputSection,
+    /// Metrics computed by metric plugins during evaluation, by the name they report under.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, MetricEntry>,
+    #[serde(default)]
+    pub run_config: RunConfig,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+
+    /// The manifest file itself, for error messages.
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// The manifest's folder: relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// SHA-256 of the manifest text, recorded in checkpoints.
+    #[serde(skip)]
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Library name (searched next to the binary, then on `ESTIMATOR_PLUGIN_PATH`) or path.
+    pub plugin: String,
+    /// The model's name in the library; optional when the library exports one model.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: serde_yaml::Value,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSection {
+    pub train: Option<InputEntry>,
+    pub eval: Option<InputEntry>,
+    /// Defaults to `eval` with its labels dropped.
+    pub predict: Option<InputEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputEntry {
+    pub plugin: String,
+    /// The input's name in the library; optional when the library exports one input.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: serde_yaml::Value,
+    /// Shuffle buffer size in examples; absent means no shuffling.
+    #[serde(default)]
+    pub shuffle: Option<NonZeroUsize>,
+    /// Start over at the end of the data, forever.
+    #[serde(default)]
+    pub repeat: bool,
+    pub batch_size: NonZeroUsize,
+    /// Drop a last batch smaller than `batch_size`.
+    #[serde(default)]
+    pub drop_remainder: bool,
+    /// Keep the first pass in memory so later passes do not re-read the source.
+    #[serde(default = "yes")]
+    pub cache: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricEntry {
+    pub plugin: String,
+    /// The metric's kind in the library (`accuracy`, `mean`, ...).
+    pub kind: String,
+    /// The prediction tensor the metric reads; defaults to `class_ids`.
+    #[serde(default = "default_prediction_key")]
+    pub predictions: String,
+    #[serde(default)]
+    pub params: serde_yaml::Value,
+}
+
+fn default_prediction_key() -> String {
+    "class_ids".to_owned()
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Train until the global step reaches this value.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Train this many steps more than the checkpoint has.
+    #[serde(default)]
+    pub steps: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Evaluate at most this many batches; absent means until the input ends.
+    #[serde(default)]
+    pub steps: Option<u64>,
+}
+
+impl Manifest {
+    /// Reads, parses and checks a manifest file.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Manifest(format!("{}: cannot read manifest: {e}", path.display()))
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses manifest text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let mut manifest: Manifest =
+            serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        manifest.file = path.to_path_buf();
+        manifest.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if manifest.base_dir.as_os_str().is_empty() {
+            manifest.base_dir = PathBuf::from(".");
+        }
+        manifest.sha256 = crate::seed::sha256_hex(text.as_bytes());
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.run_config.validate().map_err(|m| self.error(m))?;
+        if let (Some(_), Some(_)) = (self.train.steps, self.train.max_steps) {
+            return Err(self.error("train: steps and max_steps cannot be both set"));
+        }
+        if self.train.steps == Some(0) || self.train.max_steps == Some(0) {
+            return Err(self.error("train: steps and max_steps must be > 0"));
+        }
+        if self.model_dir.as_os_str().is_empty() {
+            return Err(self.error("model_dir should be non-empty"));
+        }
+        for reserved in ["loss", "global_step"] {
+            if self.metrics.contains_key(reserved) {
+                return Err(self.error(format!(
+                    "metrics: `{reserved}` is reserved: the estimator reports it itself"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// An error about this manifest, naming its file.
+    pub fn error(&self, message: impl std::fmt::Display) -> Error {
+        Error::Manifest(format!("{}: {message}", self.file.display()))
+    }
+
+    pub fn model_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.model_dir)
+    }
+
+    /// The input for a mode, or an error naming the missing key.
+    pub fn input(&self, key: &str) -> Result<&InputEntry> {
+        let entry = match key {
+            "train" => self.input.train.as_ref(),
+            "eval" => self.input.eval.as_ref(),
+            _ => self.input.predict.as_ref().or(self.input.eval.as_ref()),
+        };
+        entry.ok_or_else(|| self.error(format!("input.{key} is required for this command")))
+    }
+}
+
+impl Manifest {
+    /// Points the predict input at another file: `params.path` of `input.predict` (or of a
+    /// copy of `input.eval`) becomes `path`, resolved against the current directory.
+    pub fn override_predict_path(&mut self, path: &Path) -> Result<()> {
+        let mut entry = self.input("predict")?.clone();
+        let absolute = std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf());
+        if !entry.params.is_mapping() {
+            entry.params = serde_yaml::Value::Mapping(Default::default());
+        }
+        if let serde_yaml::Value::Mapping(map) = &mut entry.params {
+            map.insert(
+                "path".into(),
+                absolute.to_string_lossy().into_owned().into(),
+            );
+        }
+        self.input.predict = Some(entry);
+        Ok(())
+    }
+}
+
+/// serde_yaml's message with its position moved to the front as `file:line:column`.
+fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+    let mut message = e.to_string();
+    match e.location() {
+        Some(loc) => {
+            if let Some(cut) = message.find(" at line ") {
+                message.truncate(cut);
+            }
+            Error::Manifest(format!(
+                "{}:{}:{}: {message}",
+                path.display(),
+                loc.line(),
+                loc.column()
+            ))
+        }
+        None => Error::Manifest(format!("{}: {message}", path.display())),
+    }
+}
+
+/// A params subtree as the JSON text plugins receive.
+pub fn params_json(params: &serde_yaml::Value) -> String {
+    match params {
+        serde_yaml::Value::Null => "{}".to_owned(),
+        other => serde_json::to_string(other).unwrap_or_else(|_| "{}".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "model_dir: runs/x\nmodel: { plugin: iris_custom }\n";
+
+    #[test]
+    fn minimal_manifest_gets_tf_defaults() {
+        let m = Manifest::parse(MINIMAL, Path::new("configs/m.yaml")).expect("valid");
+        assert_eq!(m.model_dir(), PathBuf::from("configs/runs/x"));
+        assert_eq!(m.run_config.keep_checkpoint_max, 5);
+        assert_eq!(m.run_config.log_step_count_steps, Some(100));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let text = format!("{MINIMAL}run_config:\n  random_sed: 1\n");
+        let err = Manifest::parse(&text, Path::new("m.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m.yaml:4:3: run_config: unknown field `random_sed`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_batch_size_is_refused_with_position() {
+        let text = format!("{MINIMAL}input:\n  train: {{ plugin: csv, batch_size: 0 }}\n");
+        let err = Manifest::parse(&text, Path::new("m.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("m.yaml:4:"), "{err}");
+        assert!(err.contains("nonzero"), "{err}");
+    }
+
+    #[test]
+    fn reserved_metric_names_are_refused() {
+        let text = format!("{MINIMAL}metrics:\n  loss: {{ plugin: metrics, kind: mean }}\n");
+        let err = Manifest::parse(&text, Path::new("m.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "m.yaml: metrics: `loss` is reserved: the estimator reports it itself"
+        );
+    }
+
+    #[test]
+    fn params_become_json() {
+        let v: serde_yaml::Value =
+            serde_yaml::from_str("{hidden_units: [10, 10], n: 3}").expect("yaml");
+        assert_eq!(params_json(&v), r#"{"hidden_units":[10,10],"n":3}"#);
+        assert_eq!(params_json(&serde_yaml::Value::Null), "{}");
+    }
+}

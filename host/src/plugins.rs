@@ -1,0 +1,249 @@
+//! Finding and loading plugin libraries, and creating models, metrics and inputs from them.
+//!
+//! Libraries are loaded with `lib_header_from_path(..).init_root_module()`, never with
+//! `RootModule::load_from_file`: the latter caches the first module of a type per process,
+//! so a second, different plugin would silently return the first. Libraries are never
+//! unloaded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::std_types::RStr;
+use estimator_plugin_api::abi::{
+    FactoryContext, InputSourceBox, MetricBox, ModeKeys, ModelFnBox, PluginError, PluginModule_Ref,
+};
+use estimator_plugin_api::ABI_VERSION;
+
+use crate::error::{Error, Result};
+
+/// A loaded plugin library.
+pub struct PluginLibrary {
+    pub path: PathBuf,
+    /// The name the manifest used for it.
+    pub name: String,
+    pub package: String,
+    pub version: String,
+    module: PluginModule_Ref,
+}
+
+/// Where plugins are searched and which are loaded, by resolved path.
+pub struct PluginRegistry {
+    search_dirs: Vec<PathBuf>,
+    loaded: HashMap<PathBuf, Arc<PluginLibrary>>,
+}
+
+impl PluginRegistry {
+    /// Searches next to the running binary, then each folder of `ESTIMATOR_PLUGIN_PATH`.
+    pub fn from_env() -> Self {
+        let mut dirs = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
+            dirs.push(dir);
+        }
+        if let Some(paths) = std::env::var_os("ESTIMATOR_PLUGIN_PATH") {
+            dirs.extend(std::env::split_paths(&paths));
+        }
+        Self::with_search_dirs(dirs)
+    }
+
+    pub fn with_search_dirs(search_dirs: Vec<PathBuf>) -> Self {
+        PluginRegistry {
+            search_dirs,
+            loaded: HashMap::new(),
+        }
+    }
+
+    /// Loads the plugin `spec` (a library name or a path relative to `base_dir`).
+    pub fn load(&mut self, spec: &str, base_dir: &Path) -> Result<Arc<PluginLibrary>> {
+        let path = self.resolve(spec, base_dir)?;
+        if let Some(lib) = self.loaded.get(&path) {
+            return Ok(Arc::clone(lib));
+        }
+        let lib = Arc::new(load_library(spec, &path)?);
+        self.loaded.insert(path, Arc::clone(&lib));
+        Ok(lib)
+    }
+
+    fn resolve(&self, spec: &str, base_dir: &Path) -> Result<PathBuf> {
+        let looks_like_path = spec.contains('/')
+            || spec.contains('\\')
+            || spec.ends_with(std::env::consts::DLL_SUFFIX);
+        if looks_like_path {
+            let path = base_dir.join(spec);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(Error::Plugin(format!(
+                    "plugin `{spec}`: no such file {}",
+                    path.display()
+                )))
+            };
+        }
+        let stem = spec.replace('-', "_");
+        let candidates = [format!("estimator_plugin_{stem}"), stem];
+        for dir in &self.search_dirs {
+            for candidate in &candidates {
+                let file = dir.join(format!(
+                    "{}{candidate}{}",
+                    std::env::consts::DLL_PREFIX,
+                    std::env::consts::DLL_SUFFIX
+                ));
+                if file.is_file() {
+                    return Ok(file);
+                }
+            }
+        }
+        let searched: Vec<String> = self
+            .search_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        Err(Error::Plugin(format!(
+            "plugin `{spec}` not found: looked for {}{}{} in {} (set ESTIMATOR_PLUGIN_PATH or give a path)",
+            std::env::consts::DLL_PREFIX,
+            candidates[0],
+            std::env::consts::DLL_SUFFIX,
+            searched.join(", ")
+        )))
+    }
+}
+
+fn load_library(spec: &str, path: &Path) -> Result<PluginLibrary> {
+    let refuse = |why: String| {
+        Error::Plugin(format!(
+            "{}: cannot load plugin `{spec}`: {why}",
+            path.display()
+        ))
+    };
+    let header = lib_header_from_path(path).map_err(|e| refuse(summarize(&e)))?;
+    let module = header
+        .init_root_module::<PluginModule_Ref>()
+        .map_err(|e| refuse(summarize(&e)))?;
+    if module.abi_version() != ABI_VERSION {
+        return Err(refuse(format!(
+            "it was built for plugin ABI {}, this host speaks ABI {ABI_VERSION}",
+            module.abi_version()
+        )));
+    }
+    Ok(PluginLibrary {
+        path: path.to_path_buf(),
+        name: spec.to_owned(),
+        package: module.plugin_name().to_string(),
+        version: module.plugin_version().to_string(),
+        module,
+    })
+}
+
+/// abi_stable's errors, in one line: both versions for a version mismatch, and the final
+/// `Error:` block of a layout mismatch (the full report is a long type dump).
+fn summarize(e: &LibraryError) -> String {
+    match e {
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => format!(
+            "it was built against estimator-plugin-api {actual_version}, this host uses {expected_version}"
+        ),
+        LibraryError::AbiInstability(_) => {
+            let text = e.to_string();
+            let tail = text.rsplit("Error:").next().unwrap_or(&text);
+            let tail: Vec<&str> = tail.split_whitespace().collect();
+            format!(
+                "its plugin-api types differ from this host's (built against another estimator-plugin-api {}): {}",
+                env!("CARGO_PKG_VERSION"),
+                tail.join(" ")
+            )
+        }
+        other => other.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+impl PluginLibrary {
+    pub fn model_names(&self) -> Vec<String> {
+        self.module
+            .model_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    pub fn metric_names(&self) -> Vec<String> {
+        self.module
+            .metric_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    pub fn input_names(&self) -> Vec<String> {
+        self.module
+            .input_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// The export named `name`, or the only one when `name` is absent.
+    fn pick(&self, what: &str, name: Option<&str>, names: Vec<String>) -> Result<String> {
+        match (name, names.as_slice()) {
+            (Some(n), _) => Ok(n.to_owned()),
+            (None, [only]) => Ok(only.clone()),
+            (None, _) => Err(Error::Plugin(format!(
+                "plugin `{}` exports {} {what}s ({}): name one with `name:`",
+                self.name,
+                names.len(),
+                names.join(", ")
+            ))),
+        }
+    }
+
+    fn call_error(&self, call: &str, source: PluginError) -> Error {
+        Error::PluginCall {
+            plugin: self.name.clone(),
+            call: call.to_owned(),
+            source,
+        }
+    }
+
+    pub fn create_model(
+        &self,
+        name: Option<&str>,
+        params_json: &str,
+        ctx: FactoryContext<'_>,
+    ) -> Result<ModelFnBox> {
+        let name = self.pick("model", name, self.model_names())?;
+        (self.module.create_model())(RStr::from_str(&name), RStr::from_str(params_json), ctx)
+            .into_result()
+            .map_err(|e| self.call_error(&format!("create_model `{name}`"), e))
+    }
+
+    pub fn create_metric(
+        &self,
+        kind: &str,
+        params_json: &str,
+        ctx: FactoryContext<'_>,
+    ) -> Result<MetricBox> {
+        (self.module.create_metric())(RStr::from_str(kind), RStr::from_str(params_json), ctx)
+            .into_result()
+            .map_err(|e| self.call_error(&format!("create_metric `{kind}`"), e))
+    }
+
+    pub fn open_input(
+        &self,
+        name: Option<&str>,
+        params_json: &str,
+        ctx: FactoryContext<'_>,
+        mode: ModeKeys,
+    ) -> Result<InputSourceBox> {
+        let name = self.pick("input", name, self.input_names())?;
+        (self.module.open_input())(
+            RStr::from_str(&name),
+            RStr::from_str(params_json),
+            ctx,
+            mode,
+        )
+        .into_result()
+        .map_err(|e| self.call_error(&format!("open_input `{name}`"), e))
+    }
+}

@@ -1,0 +1,71 @@
+//! The objects a plugin library creates: models, metrics and input sources.
+//!
+//! Each is an abi_stable trait object. Plugin authors never implement these traits directly:
+//! the SDK adapts its plain Rust traits to them and catches panics at the boundary.
+
+// The sabi_trait expansion defines impls inside a const block.
+#![allow(non_local_definitions)]
+
+use abi_stable::{
+    sabi_trait,
+    std_types::{RBox, ROption, RResult, RSlice, RVec},
+};
+
+use super::error::PluginError;
+use super::spec::{Batch, EstimatorSpec, ModeKeys, StepContext, VarSpec};
+use super::tensor::{NamedView, TensorView};
+
+/// A model: its variables and its model_fn.
+///
+/// Call sequence: the host calls `variables` once after creation, creates and initialises
+/// (or restores) them, then calls `model_fn` once per batch. `variables` passes every declared
+/// variable, in declaration order, as a borrowed view valid only for that call.
+#[sabi_trait]
+pub trait ModelFn: Send {
+    fn variables(&self) -> RResult<RVec<VarSpec>, PluginError>;
+
+    #[sabi(last_prefix_field)]
+    fn model_fn(
+        &mut self,
+        features: RSlice<'_, NamedView<'_>>,
+        labels: ROption<TensorView<'_>>,
+        mode: ModeKeys,
+        variables: RSlice<'_, NamedView<'_>>,
+        ctx: StepContext,
+    ) -> RResult<EstimatorSpec, PluginError>;
+}
+
+/// A streaming metric, like a `tf.metrics` (value, update_op) pair.
+///
+/// Call sequence: `update` once per evaluation batch, `result` at the end; `reset` starts
+/// over; `state` and `merge` combine partial states computed elsewhere (other workers).
+#[sabi_trait]
+pub trait Metric: Send {
+    fn update(
+        &mut self,
+        labels: TensorView<'_>,
+        predictions: TensorView<'_>,
+        weights: ROption<TensorView<'_>>,
+    ) -> RResult<(), PluginError>;
+
+    fn result(&self) -> f64;
+
+    fn reset(&mut self);
+
+    fn state(&self) -> RVec<f64>;
+
+    #[sabi(last_prefix_field)]
+    fn merge(&mut self, other_state: RSlice<'_, f64>) -> RResult<(), PluginError>;
+}
+
+/// A source of columnar chunks. `next_chunk` is called until it returns `RNone` (end of
+/// input); a source is opened again for every pass over the data the host cannot cache.
+#[sabi_trait]
+pub trait InputSource: Send {
+    #[sabi(last_prefix_field)]
+    fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError>;
+}
+
+pub type ModelFnBox = ModelFn_TO<'static, RBox<()>>;
+pub type MetricBox = Metric_TO<'static, RBox<()>>;
+pub type InputSourceBox = InputSource_TO<'static, RBox<()>>;

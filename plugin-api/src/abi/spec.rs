@@ -1,0 +1,175 @@
+//! What a model declares (variables) and what its model_fn returns (the EstimatorSpec).
+
+use abi_stable::{
+    std_types::{ROption, RStr, RString, RVec},
+    StableAbi,
+};
+
+use super::tensor::{NamedTensor, Tensor};
+
+/// The three modes of Estimator, with TF's string values.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModeKeys {
+    Train,
+    Eval,
+    Predict,
+}
+
+impl ModeKeys {
+    /// TF's `ModeKeys` value: `train`, `eval`, `infer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeKeys::Train => "train",
+            ModeKeys::Eval => "eval",
+            ModeKeys::Predict => "infer",
+        }
+    }
+}
+
+impl std::fmt::Display for ModeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the host fills a variable before the first step (when no checkpoint exists).
+#[repr(C, u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq)]
+pub enum Initializer {
+    Zeros,
+    Ones,
+    Constant(f32),
+    /// Uniform in `±sqrt(6 / (fan_in + fan_out))`, Keras' default for kernels.
+    GlorotUniform,
+    RandomUniform {
+        min: f32,
+        max: f32,
+    },
+    /// Normal with mean 0, redrawn outside two standard deviations.
+    TruncatedNormal {
+        stddev: f32,
+    },
+}
+
+/// A variable the model needs; the host creates, initialises, checkpoints and updates it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct VarSpec {
+    pub name: RString,
+    pub shape: RVec<usize>,
+    pub initializer: Initializer,
+    /// Trainable variables receive gradients; others are changed through `updates`.
+    pub trainable: bool,
+}
+
+impl VarSpec {
+    pub fn new(name: impl Into<String>, shape: &[usize], initializer: Initializer) -> Self {
+        VarSpec {
+            name: RString::from(name.into()),
+            shape: shape.to_vec().into(),
+            initializer,
+            trainable: true,
+        }
+    }
+
+    pub fn non_trainable(mut self) -> Self {
+        self.trainable = false;
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-step facts the host hands to model_fn.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepContext {
+    /// Global step before this step runs.
+    pub global_step: i64,
+    /// A seed derived from `random_seed` and the step, for dropout and other randomness.
+    pub seed: u64,
+}
+
+/// Partial sums of a streaming metric computed inside model_fn: the host adds
+/// `total` and `count` over all batches and reports `total / count`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct MetricPartial {
+    pub name: RString,
+    pub total: f64,
+    pub count: f64,
+}
+
+/// What model_fn returns, TF's `EstimatorSpec`.
+///
+/// Required per mode, as TF: TRAIN needs `loss` and `gradients` (our `train_op`: the host's
+/// optimizer applies them), EVAL needs `loss`, PREDICT needs `predictions`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct EstimatorSpec {
+    pub mode: ModeKeys,
+    /// Named prediction tensors, each with the batch as its leading dimension.
+    pub predictions: RVec<NamedTensor>,
+    /// The scalar loss of this batch.
+    pub loss: ROption<f32>,
+    /// One gradient per trainable variable, in the order `variables()` declared them.
+    pub gradients: RVec<NamedTensor>,
+    /// New values for non-trainable variables (e.g. moving averages).
+    pub updates: RVec<NamedTensor>,
+    /// Streaming metrics the model computes itself.
+    pub eval_metric_ops: RVec<MetricPartial>,
+}
+
+impl EstimatorSpec {
+    pub fn new(mode: ModeKeys) -> Self {
+        EstimatorSpec {
+            mode,
+            predictions: RVec::new(),
+            loss: ROption::RNone,
+            gradients: RVec::new(),
+            updates: RVec::new(),
+            eval_metric_ops: RVec::new(),
+        }
+    }
+
+    pub fn prediction(&self, name: &str) -> Option<&Tensor> {
+        self.predictions
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .map(|p| &p.tensor)
+    }
+}
+
+/// One columnar chunk of examples from an input plugin.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Feature columns, each with the examples as its leading dimension.
+    pub features: RVec<NamedTensor>,
+    /// The label column, absent in PREDICT.
+    pub labels: ROption<Tensor>,
+}
+
+/// What every factory call receives besides the params.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct FactoryContext<'a> {
+    /// The manifest's folder: relative paths in params resolve against it.
+    pub base_dir: RStr<'a>,
+    /// The run's `random_seed` (or the seed chosen for it).
+    pub seed: u64,
+}
+
+impl FactoryContext<'_> {
+    /// Resolves a path from params against the manifest's folder.
+    pub fn resolve(&self, path: &str) -> std::path::PathBuf {
+        std::path::Path::new(self.base_dir.as_str()).join(path)
+    }
+}

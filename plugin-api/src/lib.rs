@@ -1,0 +1,26 @@
+//! The contract between the `estimator` host and its plugin libraries.
+//!
+//! - [`abi`]: the `#[repr(C)]`, `StableAbi` types that cross the boundary — tensors as
+//!   borrowed views in and owned buffers out, `EstimatorSpec`, and the root module each
+//!   plugin library exports.
+//! - [`sdk`]: what plugin authors use — the [`sdk::Model`], [`sdk::StreamingMetric`] and
+//!   [`sdk::Input`] traits, ndarray views, a reverse-mode tape with layers and losses, and
+//!   [`export_plugin!`] which writes the library's root module.
+//!
+//! # Versioning policy
+//!
+//! [`ABI_VERSION`] names the layout of everything in [`abi`]; `CHANGELOG.md` beside this
+//! crate lists what each version changed. The host loads a library only if abi_stable's
+//! layout check passes (same layouts, compatible crate version) and the library's
+//! `abi_version` equals the host's. Within one ABI version, new root-module fields and
+//! trait methods may only be appended after the last prefix field, so a library built
+//! against an older 0.1.x of this crate still loads in a newer host.
+
+pub mod abi;
+pub mod sdk;
+
+#[doc(hidden)]
+pub use abi_stable;
+
+/// The version of the ABI in [`abi`]. Bumped on any change that is not an append.
+pub const ABI_VERSION: u32 = 1;

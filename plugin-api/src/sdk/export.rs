@@ -1,0 +1,283 @@
+//! Adapters from the SDK traits to the ABI traits, with panics caught at the boundary.
+//!
+//! A panic must not cross an `extern "C"` function: abi_stable would abort the whole host.
+//! Every call into plugin code therefore runs under [`guard`], which turns a panic into a
+//! [`PluginError`] of kind `Panic` with the panic's message and location.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
+use serde::de::DeserializeOwned;
+
+use crate::abi::{
+    self, Batch, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox, MetricBox, ModeKeys,
+    ModelFnBox, NamedView, PluginError, StepContext, TensorView, VarSpec,
+};
+
+use super::plugin::{Input, Model, ModelInputs, StreamingMetric};
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces this library's panic hook with one that records the message and location for
+/// [`guard`] instead of printing it: the host prints the error once, as one line.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let message = payload_message(info.payload());
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{message}{location}")));
+        }));
+    });
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// Runs plugin code, turning a panic into an error instead of unwinding into the host.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    install_panic_hook();
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result.into(),
+        Err(payload) => {
+            let message = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| payload_message(payload.as_ref()));
+            RResult::RErr(PluginError::new(ErrorKind::Panic, message))
+        }
+    }
+}
+
+/// Deserializes a params subtree (JSON from the host) into a plugin's typed params.
+pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, PluginError> {
+    serde_json::from_str(json).map_err(|e| {
+        let mut message = e.to_string();
+        // serde_json appends a JSON position that means nothing to someone reading YAML.
+        if let Some(cut) = message.find(" at line ") {
+            message.truncate(cut);
+        }
+        PluginError::bad_params(message)
+    })
+}
+
+struct ModelAdapter<M> {
+    model: M,
+    specs: Vec<VarSpec>,
+}
+
+impl<M: Model> abi::ModelFn for ModelAdapter<M> {
+    fn variables(&self) -> RResult<RVec<VarSpec>, PluginError> {
+        guard(|| Ok(self.specs.iter().cloned().collect()))
+    }
+
+    fn model_fn(
+        &mut self,
+        features: RSlice<'_, NamedView<'_>>,
+        labels: ROption<TensorView<'_>>,
+        mode: ModeKeys,
+        variables: RSlice<'_, NamedView<'_>>,
+        ctx: StepContext,
+    ) -> RResult<EstimatorSpec, PluginError> {
+        guard(|| {
+            let inputs = ModelInputs {
+                features: features.as_slice(),
+                labels: labels.into_option(),
+                mode,
+                variables: variables.as_slice(),
+                specs: &self.specs,
+                ctx,
+            };
+            self.model.model_fn(&inputs)
+        })
+    }
+}
+
+/// Creates a model of type `M` from JSON params, as the export macro's `create_model` does.
+pub fn create_model<M: Model>(
+    params_json: &str,
+    ctx: &FactoryContext<'_>,
+) -> Result<ModelFnBox, PluginError> {
+    let model = M::new(parse_params(params_json)?, ctx)?;
+    let specs = model.variables();
+    Ok(abi::ModelFn_TO::from_value(
+        ModelAdapter { model, specs },
+        TD_Opaque,
+    ))
+}
+
+struct MetricAdapter<M>(M);
+
+impl<M: StreamingMetric> abi::Metric for MetricAdapter<M> {
+    fn update(
+        &mut self,
+        labels: TensorView<'_>,
+        predictions: TensorView<'_>,
+        weights: ROption<TensorView<'_>>,
+    ) -> RResult<(), PluginError> {
+        guard(|| {
+            self.0
+                .update(&labels, &predictions, weights.as_ref().into_option())
+        })
+    }
+
+    fn result(&self) -> f64 {
+        guard(|| Ok(self.0.result())).unwrap_or(f64::NAN)
+    }
+
+    fn reset(&mut self) {
+        // A panicking reset leaves the metric as it was; nothing to report.
+        let _ = guard(|| {
+            self.0.reset();
+            Ok(())
+        });
+    }
+
+    fn state(&self) -> RVec<f64> {
+        guard(|| Ok(self.0.state().into())).unwrap_or_else(|_| RVec::new())
+    }
+
+    fn merge(&mut self, other_state: RSlice<'_, f64>) -> RResult<(), PluginError> {
+        guard(|| self.0.merge(other_state.as_slice()))
+    }
+}
+
+pub fn create_metric<M: StreamingMetric>(
+    params_json: &str,
+    ctx: &FactoryContext<'_>,
+) -> Result<MetricBox, PluginError> {
+    let metric = M::new(parse_params(params_json)?, ctx)?;
+    Ok(abi::Metric_TO::from_value(MetricAdapter(metric), TD_Opaque))
+}
+
+struct InputAdapter<I>(I);
+
+impl<I: Input> abi::InputSource for InputAdapter<I> {
+    fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError> {
+        guard(|| Ok(self.0.next_chunk()?.into()))
+    }
+}
+
+pub fn open_input<I: Input>(
+    params_json: &str,
+    ctx: &FactoryContext<'_>,
+    mode: ModeKeys,
+) -> Result<InputSourceBox, PluginError> {
+    let input = I::open(parse_params(params_json)?, ctx, mode)?;
+    Ok(abi::InputSource_TO::from_value(
+        InputAdapter(input),
+        TD_Opaque,
+    ))
+}
+
+/// The error for a name the library does not export.
+pub fn not_found(what: &str, name: RStr<'_>, known: &[RStr<'static>]) -> PluginError {
+    let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+    let known = if known.is_empty() {
+        "none".to_owned()
+    } else {
+        known.join(", ")
+    };
+    PluginError::new(
+        ErrorKind::NotFound,
+        format!("this library exports no {what} named `{name}` (it exports: {known})"),
+    )
+}
+
+/// Exports a plugin library: its models, metrics and inputs, each under a name.
+///
+/// ```ignore
+/// estimator_plugin_api::export_plugin! {
+///     models: ["iris_custom" => IrisCustom],
+///     metrics: [],
+///     inputs: [],
+/// }
+/// ```
+///
+/// Each type implements the SDK trait for its role ([`Model`], [`StreamingMetric`],
+/// [`Input`]); the macro writes the root module, name dispatch and panic guards, so the
+/// plugin itself needs no unsafe code.
+#[macro_export]
+macro_rules! export_plugin {
+    (
+        models: [$($model_name:literal => $model:ty),* $(,)?],
+        metrics: [$($metric_name:literal => $metric:ty),* $(,)?],
+        inputs: [$($input_name:literal => $input:ty),* $(,)?] $(,)?
+    ) => {
+        const _: () = {
+            use $crate::abi_stable::std_types::{RResult, RStr};
+            use $crate::abi::{FactoryContext, InputSourceBox, MetricBox, ModeKeys, ModelFnBox, PluginError};
+            use $crate::sdk::export;
+
+            const MODEL_NAMES: &[RStr<'static>] = &[$(RStr::from_str($model_name)),*];
+            const METRIC_NAMES: &[RStr<'static>] = &[$(RStr::from_str($metric_name)),*];
+            const INPUT_NAMES: &[RStr<'static>] = &[$(RStr::from_str($input_name)),*];
+
+            extern "C" fn create_model(
+                name: RStr<'_>,
+                params: RStr<'_>,
+                ctx: FactoryContext<'_>,
+            ) -> RResult<ModelFnBox, PluginError> {
+                export::guard(|| match name.as_str() {
+                    $($model_name => export::create_model::<$model>(params.as_str(), &ctx),)*
+                    _ => Err(export::not_found("model", name, MODEL_NAMES)),
+                })
+            }
+
+            extern "C" fn create_metric(
+                kind: RStr<'_>,
+                params: RStr<'_>,
+                ctx: FactoryContext<'_>,
+            ) -> RResult<MetricBox, PluginError> {
+                export::guard(|| match kind.as_str() {
+                    $($metric_name => export::create_metric::<$metric>(params.as_str(), &ctx),)*
+                    _ => Err(export::not_found("metric", kind, METRIC_NAMES)),
+                })
+            }
+
+            extern "C" fn open_input(
+                name: RStr<'_>,
+                params: RStr<'_>,
+                ctx: FactoryContext<'_>,
+                mode: ModeKeys,
+            ) -> RResult<InputSourceBox, PluginError> {
+                export::guard(|| match name.as_str() {
+                    $($input_name => export::open_input::<$input>(params.as_str(), &ctx, mode),)*
+                    _ => Err(export::not_found("input", name, INPUT_NAMES)),
+                })
+            }
+
+            #[$crate::abi_stable::export_root_module]
+            fn root_module() -> $crate::abi::PluginModule_Ref {
+                use $crate::abi_stable::prefix_type::PrefixTypeTrait;
+                $crate::abi::PluginModule {
+                    abi_version: $crate::ABI_VERSION,
+                    plugin_name: RStr::from_str(env!("CARGO_PKG_NAME")),
+                    plugin_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+                    model_names: MODEL_NAMES.into(),
+                    create_model,
+                    metric_names: METRIC_NAMES.into(),
+                    create_metric,
+                    input_names: INPUT_NAMES.into(),
+                    open_input,
+                }
+                .leak_into_prefix()
+            }
+        };
+    };
+}

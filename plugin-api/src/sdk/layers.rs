@@ -1,0 +1,266 @@
+//! Layers over the tape, and the bridge between the host's variables and tape parameters.
+
+use std::collections::HashMap;
+
+use abi_stable::std_types::RVec;
+use ndarray::Array2;
+use serde::Deserialize;
+
+use crate::abi::{Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
+
+use super::tape::{Gradients, Tape, Var};
+use super::view::f32_matrix;
+
+/// An elementwise activation, named as in the manifest (`relu`, `tanh`, `sigmoid`, `linear`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+    Sigmoid,
+    /// No activation (TF's `activation_fn=None`).
+    Linear,
+}
+
+impl Activation {
+    pub fn apply(self, tape: &mut Tape, x: Var) -> Var {
+        match self {
+            Activation::Relu => tape.relu(x),
+            Activation::Tanh => tape.tanh(x),
+            Activation::Sigmoid => tape.sigmoid(x),
+            Activation::Linear => x,
+        }
+    }
+}
+
+/// A fully connected layer: `activation(x · kernel + bias)`, with Keras' initialisers
+/// (Glorot uniform kernel, zero bias) and TF's variable names `<name>/kernel`, `<name>/bias`.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    pub name: String,
+    pub inputs: usize,
+    pub units: usize,
+    pub activation: Activation,
+}
+
+impl Dense {
+    pub fn new(
+        name: impl Into<String>,
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+    ) -> Self {
+        Dense {
+            name: name.into(),
+            inputs,
+            units,
+            activation,
+        }
+    }
+
+    pub fn kernel_name(&self) -> String {
+        format!("{}/kernel", self.name)
+    }
+
+    pub fn bias_name(&self) -> String {
+        format!("{}/bias", self.name)
+    }
+
+    pub fn variables(&self) -> [VarSpec; 2] {
+        [
+            VarSpec::new(
+                self.kernel_name(),
+                &[self.inputs, self.units],
+                Initializer::GlorotUniform,
+            ),
+            VarSpec::new(self.bias_name(), &[self.units], Initializer::Zeros),
+        ]
+    }
+
+    pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
+        let h = tape.matmul(x, params.get(&self.kernel_name())?)?;
+        let h = tape.add_bias(h, params.get(&self.bias_name())?)?;
+        Ok(self.activation.apply(tape, h))
+    }
+}
+
+/// A stack of dense layers followed by a linear logits layer, TF's DNN body.
+/// Layers are named `<prefix>/hiddenlayer_<i>` and `<prefix>/logits`, as TF's DNN estimators.
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Dense>,
+}
+
+impl Mlp {
+    pub fn new(
+        prefix: &str,
+        inputs: usize,
+        hidden: &[usize],
+        outputs: usize,
+        activation: Activation,
+    ) -> Self {
+        let mut layers = Vec::with_capacity(hidden.len() + 1);
+        let mut width = inputs;
+        for (i, &units) in hidden.iter().enumerate() {
+            layers.push(Dense::new(
+                format!("{prefix}/hiddenlayer_{i}"),
+                width,
+                units,
+                activation,
+            ));
+            width = units;
+        }
+        layers.push(Dense::new(
+            format!("{prefix}/logits"),
+            width,
+            outputs,
+            Activation::Linear,
+        ));
+        Mlp { layers }
+    }
+
+    pub fn variables(&self) -> Vec<VarSpec> {
+        self.layers.iter().flat_map(Dense::variables).collect()
+    }
+
+    pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
+        self.layers
+            .iter()
+            .try_fold(x, |h, layer| layer.apply(tape, params, h))
+    }
+}
+
+/// The host's variables placed on a tape: trainable ones as parameters, others as constants.
+pub struct Params {
+    vars: HashMap<String, Var>,
+    /// Trainable variables in declaration order with their shapes, for `gradients`.
+    trainable: Vec<(String, Var, Vec<usize>)>,
+}
+
+impl Params {
+    /// Places every variable on the tape. `specs` are the model's declarations, in the
+    /// order the host passes `variables`.
+    pub fn load(
+        tape: &mut Tape,
+        specs: &[VarSpec],
+        variables: &[NamedView<'_>],
+    ) -> Result<Self, PluginError> {
+        if specs.len() != variables.len() {
+            return Err(PluginError::bad_data(format!(
+                "host passed {} variables, the model declared {}",
+                variables.len(),
+                specs.len()
+            )));
+        }
+        let mut vars = HashMap::with_capacity(specs.len());
+        let mut trainable = Vec::new();
+        for (spec, view) in specs.iter().zip(variables) {
+            let name = spec.name.as_str();
+            let matrix = as_matrix(name, spec, view)?;
+            let var = if spec.trainable {
+                let var = tape.param(matrix);
+                trainable.push((name.to_owned(), var, spec.shape.to_vec()));
+                var
+            } else {
+                tape.constant(matrix)
+            };
+            vars.insert(name.to_owned(), var);
+        }
+        Ok(Params { vars, trainable })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Var, PluginError> {
+        self.vars
+            .get(name)
+            .copied()
+            .ok_or_else(|| PluginError::other(format!("no variable named `{name}`")))
+    }
+
+    /// One gradient per trainable variable, in declaration order and with the variable's
+    /// shape; zeros where the loss does not depend on it.
+    pub fn gradients(&self, grads: &Gradients) -> RVec<NamedTensor> {
+        self.trainable
+            .iter()
+            .map(|(name, var, shape)| {
+                let data = match grads.of(*var) {
+                    Some(g) => g.iter().copied().collect(),
+                    None => vec![0.0; shape.iter().product()],
+                };
+                NamedTensor::new(name.clone(), Tensor::f32(shape.clone(), data))
+            })
+            .collect()
+    }
+}
+
+/// A variable as a matrix: rank 1 `[n]` becomes a row `[1, n]` (a bias), rank 2 stays.
+fn as_matrix(name: &str, spec: &VarSpec, view: &NamedView<'_>) -> Result<Array2<f32>, PluginError> {
+    if view.name.as_str() != name || view.tensor.shape.as_slice() != spec.shape.as_slice() {
+        return Err(PluginError::bad_data(format!(
+            "variable `{}` {:?} does not match the declared `{name}` {:?}",
+            view.name,
+            view.tensor.shape.as_slice(),
+            spec.shape.as_slice()
+        )));
+    }
+    let m = f32_matrix(name, &view.tensor)?;
+    Ok(match spec.shape.len() {
+        1 => m
+            .t()
+            .to_owned()
+            .into_shape_with_order((1, spec.shape[0]))
+            .map_err(|e| PluginError::bad_data(format!("variable `{name}`: {e}")))?,
+        _ => m.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::TensorView;
+
+    #[test]
+    fn mlp_declares_tf_names_and_shapes() {
+        let mlp = Mlp::new("dnn", 4, &[10, 10], 3, Activation::Relu);
+        let names: Vec<(String, Vec<usize>)> = mlp
+            .variables()
+            .iter()
+            .map(|v| (v.name.to_string(), v.shape.to_vec()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("dnn/hiddenlayer_0/kernel".into(), vec![4, 10]),
+                ("dnn/hiddenlayer_0/bias".into(), vec![10]),
+                ("dnn/hiddenlayer_1/kernel".into(), vec![10, 10]),
+                ("dnn/hiddenlayer_1/bias".into(), vec![10]),
+                ("dnn/logits/kernel".into(), vec![10, 3]),
+                ("dnn/logits/bias".into(), vec![3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn dense_forward_matches_hand_computation() {
+        let layer = Dense::new("d", 2, 1, Activation::Relu);
+        let specs = layer.variables();
+        let (kernel, kshape) = ([2.0f32, -1.0], [2usize, 1]);
+        let (bias, bshape) = ([0.5f32], [1usize]);
+        let views = [
+            NamedView {
+                name: "d/kernel".into(),
+                tensor: TensorView::f32(&kshape, &kernel),
+            },
+            NamedView {
+                name: "d/bias".into(),
+                tensor: TensorView::f32(&bshape, &bias),
+            },
+        ];
+        let mut tape = Tape::new();
+        let params = Params::load(&mut tape, &specs, &views).expect("matching variables");
+        let x = tape.constant(ndarray::array![[1.0, 1.0], [0.0, 3.0]]);
+        let y = layer.apply(&mut tape, &params, x).expect("shapes fit");
+        // relu(2 - 1 + 0.5) = 1.5; relu(-3 + 0.5) = 0
+        assert_eq!(tape.value(y).as_slice(), Some(&[1.5f32, 0.0][..]));
+    }
+}

@@ -1,0 +1,13 @@
+//! The SDK plugin authors use: plain Rust traits for models, metrics and inputs, ndarray
+//! views of the tensors the host passes, a reverse-mode tape with layers and losses, and the
+//! [`export_plugin!`](crate::export_plugin) macro that turns it all into a plugin library.
+
+pub mod export;
+pub mod feature_columns;
+pub mod layers;
+mod plugin;
+pub mod tape;
+mod view;
+
+pub use plugin::{Input, Model, ModelInputs, StreamingMetric};
+pub use view::{argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2};

@@ -1,0 +1,98 @@
+//! The plain Rust traits plugin authors implement. The export macro adapts them to the ABI.
+
+use serde::de::DeserializeOwned;
+
+use crate::abi::{
+    Batch, EstimatorSpec, FactoryContext, ModeKeys, NamedView, PluginError, StepContext,
+    TensorView, VarSpec,
+};
+
+/// Everything model_fn receives for one batch, borrowed from the host for the call.
+pub struct ModelInputs<'a> {
+    pub features: &'a [NamedView<'a>],
+    /// Absent in PREDICT.
+    pub labels: Option<TensorView<'a>>,
+    pub mode: ModeKeys,
+    /// The model's variables in declaration order.
+    pub variables: &'a [NamedView<'a>],
+    /// The model's declarations, the same order as `variables`.
+    pub specs: &'a [VarSpec],
+    pub ctx: StepContext,
+}
+
+impl<'a> ModelInputs<'a> {
+    pub fn feature(&self, name: &str) -> Result<&TensorView<'a>, PluginError> {
+        self.features
+            .iter()
+            .find(|f| f.name.as_str() == name)
+            .map(|f| &f.tensor)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
+                PluginError::bad_data(format!(
+                    "feature `{name}` is not in the input (it has: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// The labels, or an error naming the mode when the input has none.
+    pub fn labels(&self) -> Result<&TensorView<'a>, PluginError> {
+        self.labels.as_ref().ok_or_else(|| {
+            PluginError::bad_data(format!(
+                "mode {} needs labels but the input has none",
+                self.mode
+            ))
+        })
+    }
+}
+
+/// A model: TF's `model_fn` plus the variables it uses.
+///
+/// Call sequence: `new` once with the manifest's `params`; `variables` once; then
+/// `model_fn` once per batch, in any mode.
+pub trait Model: Send + Sized + 'static {
+    /// The manifest's `model.params`, deserialized; unknown keys should be rejected.
+    type Params: DeserializeOwned;
+
+    fn new(params: Self::Params, ctx: &FactoryContext<'_>) -> Result<Self, PluginError>;
+
+    fn variables(&self) -> Vec<VarSpec>;
+
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError>;
+}
+
+/// A streaming metric. `state` is a flat vector that `merge` accepts from another instance.
+pub trait StreamingMetric: Send + Sized + 'static {
+    type Params: DeserializeOwned;
+
+    fn new(params: Self::Params, ctx: &FactoryContext<'_>) -> Result<Self, PluginError>;
+
+    fn update(
+        &mut self,
+        labels: &TensorView<'_>,
+        predictions: &TensorView<'_>,
+        weights: Option<&TensorView<'_>>,
+    ) -> Result<(), PluginError>;
+
+    fn result(&self) -> f64;
+
+    fn reset(&mut self);
+
+    fn state(&self) -> Vec<f64>;
+
+    fn merge(&mut self, other_state: &[f64]) -> Result<(), PluginError>;
+}
+
+/// An input source yielding columnar chunks until the data ends. `open` is called again
+/// for each pass over the data that the host does not cache.
+pub trait Input: Send + Sized + 'static {
+    type Params: DeserializeOwned;
+
+    fn open(
+        params: Self::Params,
+        ctx: &FactoryContext<'_>,
+        mode: ModeKeys,
+    ) -> Result<Self, PluginError>;
+
+    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError>;
+}

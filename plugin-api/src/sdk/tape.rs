@@ -1,0 +1,384 @@
+//! A small reverse-mode autodiff tape over `[batch, width]` matrices.
+//!
+//! Each operation appends a node holding its value and what it was computed from;
+//! [`Tape::backward`] walks the nodes in reverse and accumulates gradients. The tape is
+//! rebuilt every step, which keeps it simple: no graph, no shapes to infer ahead of time.
+
+use ndarray::{Array2, ArrayView2, Axis};
+
+use crate::abi::PluginError;
+
+use super::view::softmax_rows;
+
+/// A handle to a value on the tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Var(usize);
+
+enum Op {
+    /// A value that needs no gradient (features, non-trainable variables).
+    Constant,
+    /// A value whose gradient is wanted (trainable variables).
+    Param,
+    MatMul(Var, Var),
+    /// `[batch, n] + [1, n]`, the bias broadcast over rows.
+    AddBias(Var, Var),
+    Relu(Var),
+    Tanh(Var),
+    Sigmoid(Var),
+    /// Mean over the batch of sparse softmax cross-entropy; keeps the softmax for backward.
+    SparseSoftmaxCrossEntropy {
+        logits: Var,
+        labels: Vec<usize>,
+        probabilities: Array2<f32>,
+    },
+    /// Mean over all elements of the squared difference to a constant target.
+    MeanSquaredError {
+        predictions: Var,
+        targets: Array2<f32>,
+    },
+}
+
+struct Node {
+    value: Array2<f32>,
+    op: Op,
+}
+
+/// The tape: values in creation order, each with the operation that produced it.
+#[derive(Default)]
+pub struct Tape {
+    nodes: Vec<Node>,
+}
+
+/// Gradients of one scalar with respect to every node that led to it.
+pub struct Gradients {
+    grads: Vec<Option<Array2<f32>>>,
+}
+
+impl Gradients {
+    /// The gradient of `var`, or `None` when the loss does not depend on it.
+    pub fn of(&self, var: Var) -> Option<&Array2<f32>> {
+        self.grads.get(var.0).and_then(Option::as_ref)
+    }
+}
+
+impl Tape {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, value: Array2<f32>, op: Op) -> Var {
+        self.nodes.push(Node { value, op });
+        Var(self.nodes.len() - 1)
+    }
+
+    pub fn value(&self, var: Var) -> ArrayView2<'_, f32> {
+        self.nodes[var.0].value.view()
+    }
+
+    /// The value of a scalar node (a loss).
+    pub fn scalar(&self, var: Var) -> f32 {
+        self.nodes[var.0].value[[0, 0]]
+    }
+
+    pub fn constant(&mut self, value: Array2<f32>) -> Var {
+        self.push(value, Op::Constant)
+    }
+
+    pub fn param(&mut self, value: Array2<f32>) -> Var {
+        self.push(value, Op::Param)
+    }
+
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, PluginError> {
+        let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
+        if av.ncols() != bv.nrows() {
+            return Err(PluginError::bad_data(format!(
+                "matmul: shapes {:?} and {:?} do not fit",
+                av.shape(),
+                bv.shape()
+            )));
+        }
+        let value = av.dot(bv);
+        Ok(self.push(value, Op::MatMul(a, b)))
+    }
+
+    pub fn add_bias(&mut self, x: Var, bias: Var) -> Result<Var, PluginError> {
+        let (xv, bv) = (&self.nodes[x.0].value, &self.nodes[bias.0].value);
+        if bv.nrows() != 1 || bv.ncols() != xv.ncols() {
+            return Err(PluginError::bad_data(format!(
+                "add_bias: bias shape {:?} does not fit input {:?}",
+                bv.shape(),
+                xv.shape()
+            )));
+        }
+        let value = xv + bv;
+        Ok(self.push(value, Op::AddBias(x, bias)))
+    }
+
+    pub fn relu(&mut self, x: Var) -> Var {
+        let value = self.nodes[x.0].value.mapv(|v| v.max(0.0));
+        self.push(value, Op::Relu(x))
+    }
+
+    pub fn tanh(&mut self, x: Var) -> Var {
+        let value = self.nodes[x.0].value.mapv(f32::tanh);
+        self.push(value, Op::Tanh(x))
+    }
+
+    pub fn sigmoid(&mut self, x: Var) -> Var {
+        let value = self.nodes[x.0].value.mapv(|v| 1.0 / (1.0 + (-v).exp()));
+        self.push(value, Op::Sigmoid(x))
+    }
+
+    /// Mean sparse softmax cross-entropy of `logits` `[batch, classes]` against class ids.
+    /// An id outside `[0, classes)` is an error naming it, as TF's label range assertion.
+    pub fn sparse_softmax_cross_entropy(
+        &mut self,
+        logits: Var,
+        labels: &[i64],
+    ) -> Result<Var, PluginError> {
+        let lv = &self.nodes[logits.0].value;
+        let (rows, classes) = lv.dim();
+        if labels.len() != rows {
+            return Err(PluginError::bad_data(format!(
+                "{} labels for a batch of {rows} logits",
+                labels.len()
+            )));
+        }
+        let mut ids = Vec::with_capacity(rows);
+        for &label in labels {
+            match usize::try_from(label) {
+                Ok(id) if id < classes => ids.push(id),
+                _ => {
+                    return Err(PluginError::bad_data(format!(
+                        "label {label} is outside [0, {classes})"
+                    )))
+                }
+            }
+        }
+        let probabilities = softmax_rows(lv.view());
+        let total: f32 = ids
+            .iter()
+            .enumerate()
+            .map(|(row, &id)| -probabilities[[row, id]].max(f32::MIN_POSITIVE).ln())
+            .sum();
+        let loss = if rows == 0 { 0.0 } else { total / rows as f32 };
+        Ok(self.push(
+            Array2::from_elem((1, 1), loss),
+            Op::SparseSoftmaxCrossEntropy {
+                logits,
+                labels: ids,
+                probabilities,
+            },
+        ))
+    }
+
+    /// Mean over all elements of `(predictions - targets)^2`.
+    pub fn mean_squared_error(
+        &mut self,
+        predictions: Var,
+        targets: Array2<f32>,
+    ) -> Result<Var, PluginError> {
+        let pv = &self.nodes[predictions.0].value;
+        if pv.dim() != targets.dim() {
+            return Err(PluginError::bad_data(format!(
+                "mean_squared_error: predictions {:?} and targets {:?} differ in shape",
+                pv.shape(),
+                targets.shape()
+            )));
+        }
+        let n = pv.len().max(1) as f32;
+        let loss = (pv - &targets).mapv(|d| d * d).sum() / n;
+        Ok(self.push(
+            Array2::from_elem((1, 1), loss),
+            Op::MeanSquaredError {
+                predictions,
+                targets,
+            },
+        ))
+    }
+
+    /// Gradients of the scalar `output` with respect to every node before it.
+    pub fn backward(&self, output: Var) -> Gradients {
+        let mut grads: Vec<Option<Array2<f32>>> = Vec::with_capacity(output.0 + 1);
+        grads.resize_with(output.0 + 1, || None);
+        grads[output.0] = Some(Array2::ones(self.nodes[output.0].value.raw_dim()));
+        for index in (0..=output.0).rev() {
+            let Some(g) = grads[index].take() else {
+                continue;
+            };
+            self.propagate(index, &g, &mut grads);
+            grads[index] = Some(g);
+        }
+        Gradients { grads }
+    }
+
+    fn propagate(&self, index: usize, g: &Array2<f32>, grads: &mut [Option<Array2<f32>>]) {
+        let node = &self.nodes[index];
+        match &node.op {
+            Op::Constant | Op::Param => {}
+            Op::MatMul(a, b) => {
+                let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
+                accumulate(grads, *a, g.dot(&bv.t()));
+                accumulate(grads, *b, av.t().dot(g));
+            }
+            Op::AddBias(x, bias) => {
+                accumulate(grads, *x, g.clone());
+                accumulate(grads, *bias, g.sum_axis(Axis(0)).insert_axis(Axis(0)));
+            }
+            Op::Relu(x) => {
+                let dx = ndarray::Zip::from(g)
+                    .and(&node.value)
+                    .map_collect(|&g, &y| if y > 0.0 { g } else { 0.0 });
+                accumulate(grads, *x, dx);
+            }
+            Op::Tanh(x) => {
+                let dx = ndarray::Zip::from(g)
+                    .and(&node.value)
+                    .map_collect(|&g, &y| g * (1.0 - y * y));
+                accumulate(grads, *x, dx);
+            }
+            Op::Sigmoid(x) => {
+                let dx = ndarray::Zip::from(g)
+                    .and(&node.value)
+                    .map_collect(|&g, &y| g * y * (1.0 - y));
+                accumulate(grads, *x, dx);
+            }
+            Op::SparseSoftmaxCrossEntropy {
+                logits,
+                labels,
+                probabilities,
+            } => {
+                let scale = g[[0, 0]] / labels.len().max(1) as f32;
+                let mut dx = probabilities.clone();
+                for (row, &id) in labels.iter().enumerate() {
+                    dx[[row, id]] -= 1.0;
+                }
+                dx.mapv_inplace(|v| v * scale);
+                accumulate(grads, *logits, dx);
+            }
+            Op::MeanSquaredError {
+                predictions,
+                targets,
+            } => {
+                let pv = &self.nodes[predictions.0].value;
+                let scale = 2.0 * g[[0, 0]] / pv.len().max(1) as f32;
+                let dx = (pv - targets).mapv(|d| d * scale);
+                accumulate(grads, *predictions, dx);
+            }
+        }
+    }
+}
+
+fn accumulate(grads: &mut [Option<Array2<f32>>], var: Var, delta: Array2<f32>) {
+    match &mut grads[var.0] {
+        Some(existing) => *existing += &delta,
+        slot @ None => *slot = Some(delta),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// Builds a loss from the parameter values on a fresh tape.
+    type LossFn = dyn Fn(&mut Tape, &[Var]) -> Var;
+
+    /// Compares the tape's gradients with central finite differences, in f64 steps.
+    fn check_gradients(params: &[Array2<f32>], loss_fn: &LossFn) {
+        let mut tape = Tape::new();
+        let vars: Vec<Var> = params.iter().map(|p| tape.param(p.clone())).collect();
+        let loss = loss_fn(&mut tape, &vars);
+        let grads = tape.backward(loss);
+        let eps = 1e-2f32;
+        for (pi, param) in params.iter().enumerate() {
+            let analytic = grads.of(vars[pi]).expect("gradient for every param");
+            for idx in 0..param.len() {
+                let eval = |delta: f32| {
+                    let mut shifted = params.to_vec();
+                    let flat = shifted[pi].as_slice_mut().expect("standard layout");
+                    flat[idx] += delta;
+                    let mut t = Tape::new();
+                    let vs: Vec<Var> = shifted.into_iter().map(|p| t.param(p)).collect();
+                    let l = loss_fn(&mut t, &vs);
+                    t.scalar(l) as f64
+                };
+                let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
+                let got = analytic.as_slice().expect("standard layout")[idx] as f64;
+                assert!(
+                    (numeric - got).abs() <= 2e-3 + 2e-2 * numeric.abs(),
+                    "param {pi} element {idx}: finite difference {numeric}, tape {got}"
+                );
+            }
+        }
+    }
+
+    fn inputs() -> Array2<f32> {
+        array![
+            [0.5, -1.0, 2.0],
+            [1.5, 0.3, -0.7],
+            [-0.2, 0.8, 0.1],
+            [1.0, 1.0, -1.0]
+        ]
+    }
+
+    fn kernel() -> Array2<f32> {
+        array![[0.1, -0.4], [0.7, 0.2], [-0.3, 0.5]]
+    }
+
+    #[test]
+    fn dense_relu_softmax_gradients_match_finite_differences() {
+        let x = inputs();
+        check_gradients(&[kernel(), array![[0.05, -0.1]]], &move |t, v| {
+            let xi = t.constant(x.clone());
+            let h = t.matmul(xi, v[0]).expect("shapes fit");
+            let h = t.add_bias(h, v[1]).expect("shapes fit");
+            let h = t.relu(h);
+            t.sparse_softmax_cross_entropy(h, &[0, 1, 1, 0])
+                .expect("labels in range")
+        });
+    }
+
+    #[test]
+    fn tanh_sigmoid_mse_gradients_match_finite_differences() {
+        let x = inputs();
+        check_gradients(&[kernel(), array![[0.3], [-0.6]]], &move |t, v| {
+            let xi = t.constant(x.clone());
+            let h = t.matmul(xi, v[0]).expect("shapes fit");
+            let h = t.tanh(h);
+            let y = t.matmul(h, v[1]).expect("shapes fit");
+            let y = t.sigmoid(y);
+            t.mean_squared_error(y, array![[1.0], [0.0], [0.5], [0.2]])
+                .expect("same shape")
+        });
+    }
+
+    #[test]
+    fn a_value_used_twice_accumulates_both_gradients() {
+        check_gradients(&[array![[0.3, -0.2], [0.1, 0.4]]], &|t, v| {
+            let y = t.matmul(v[0], v[0]).expect("square");
+            t.mean_squared_error(y, Array2::zeros((2, 2)))
+                .expect("same shape")
+        });
+    }
+
+    #[test]
+    fn cross_entropy_matches_hand_computation() {
+        let mut t = Tape::new();
+        let logits = t.param(array![[0.0, 0.0], [(3.0f32).ln(), 0.0]]);
+        let loss = t
+            .sparse_softmax_cross_entropy(logits, &[0, 0])
+            .expect("labels in range");
+        // -(ln 0.5 + ln 0.75) / 2
+        let expected = -((0.5f32).ln() + (0.75f32).ln()) / 2.0;
+        assert!((t.scalar(loss) - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn out_of_range_label_is_an_error() {
+        let mut t = Tape::new();
+        let logits = t.param(array![[0.0, 0.0]]);
+        let err = t.sparse_softmax_cross_entropy(logits, &[2]).unwrap_err();
+        assert_eq!(err.message.as_str(), "label 2 is outside [0, 2)");
+    }
+}

@@ -1,0 +1,321 @@
+//! CSV input: a header row, one label column, numeric feature columns.
+//!
+//! ```yaml
+//! input:
+//!   train: { plugin: csv, params: { path: data/iris_training.csv, label: Species } }
+//! ```
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use estimator_plugin_api::abi::{
+    Batch, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor,
+};
+use estimator_plugin_api::sdk::Input;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvParams {
+    /// The file, relative to the manifest's folder.
+    pub path: String,
+    /// The label column; optional in PREDICT, where it is dropped if present.
+    pub label: Option<String>,
+    #[serde(default)]
+    pub label_dtype: LabelDType,
+    /// Rows per chunk handed to the host.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
+}
+
+fn default_chunk_rows() -> usize {
+    4096
+}
+
+/// The label's type: class ids (`int64`, the default) or real values (`float32`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelDType {
+    #[default]
+    Int64,
+    Float32,
+}
+
+pub struct CsvInput {
+    path: PathBuf,
+    reader: csv::Reader<File>,
+    features: Vec<(usize, String)>,
+    label: Option<(usize, LabelDType)>,
+    width: usize,
+    chunk_rows: usize,
+    record: csv::StringRecord,
+}
+
+impl Input for CsvInput {
+    type Params = CsvParams;
+
+    fn open(
+        params: CsvParams,
+        ctx: &FactoryContext<'_>,
+        mode: ModeKeys,
+    ) -> Result<Self, PluginError> {
+        if params.chunk_rows == 0 {
+            return Err(PluginError::bad_params("chunk_rows must be > 0"));
+        }
+        let path = ctx.resolve(&params.path);
+        let file = File::open(&path)
+            .map_err(|e| PluginError::bad_data(format!("{}: cannot open: {e}", path.display())))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        let header = reader
+            .headers()
+            .map_err(|e| PluginError::bad_data(format!("{}: {e}", path.display())))?
+            .clone();
+        if header.is_empty() || header.iter().all(str::is_empty) {
+            return Err(PluginError::bad_data(format!(
+                "{}: empty file, no header row",
+                path.display()
+            )));
+        }
+        let label = match (&params.label, mode) {
+            (None, ModeKeys::Predict) => None,
+            (None, _) => {
+                return Err(PluginError::bad_params(format!(
+                    "`label` is required in mode {mode} (the column holding the labels)"
+                )))
+            }
+            (Some(name), _) => match header.iter().position(|h| h == name) {
+                Some(index) => Some((index, params.label_dtype)),
+                None if mode == ModeKeys::Predict => None,
+                None => {
+                    return Err(PluginError::bad_data(format!(
+                        "{}:1: label column `{name}` is not in the header ({})",
+                        path.display(),
+                        header.iter().collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            },
+        };
+        let label_name = params.label.as_deref();
+        let features = header
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| Some(*name) != label_name)
+            .map(|(i, name)| (i, name.to_owned()))
+            .collect();
+        Ok(CsvInput {
+            path,
+            reader,
+            features,
+            label,
+            width: header.len(),
+            chunk_rows: params.chunk_rows,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+        let mut columns: Vec<Vec<f32>> = vec![Vec::new(); self.features.len()];
+        let mut labels = Labels::new(self.label.map(|(_, dtype)| dtype));
+        let mut rows = 0;
+        while rows < self.chunk_rows {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| PluginError::bad_data(format!("{}: {e}", self.path.display())))?;
+            if !more {
+                break;
+            }
+            self.read_row(&mut columns, &mut labels)?;
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let features = self
+            .features
+            .iter()
+            .zip(columns)
+            .map(|((_, name), values)| {
+                NamedTensor::new(name.clone(), Tensor::f32(vec![rows], values))
+            })
+            .collect();
+        Ok(Some(Batch {
+            features,
+            labels: labels.into_tensor(rows).into(),
+        }))
+    }
+}
+
+impl CsvInput {
+    fn read_row(&self, columns: &mut [Vec<f32>], labels: &mut Labels) -> Result<(), PluginError> {
+        let line = self.record.position().map_or(0, |p| p.line());
+        let at = || format!("{}:{line}", self.path.display());
+        if self.record.len() != self.width {
+            return Err(PluginError::bad_data(format!(
+                "{}: expected {} fields, found {}",
+                at(),
+                self.width,
+                self.record.len()
+            )));
+        }
+        for ((index, name), column) in self.features.iter().zip(columns.iter_mut()) {
+            let cell = self.record[*index].trim();
+            let value: f32 = cell.parse().map_err(|_| {
+                PluginError::bad_data(format!(
+                    "{}: column `{name}`: `{cell}` is not a number",
+                    at()
+                ))
+            })?;
+            column.push(value);
+        }
+        if let Some((index, _)) = self.label {
+            labels.push(self.record[index].trim()).map_err(|why| {
+                PluginError::bad_data(format!(
+                    "{}: label `{}`: {why}",
+                    at(),
+                    self.record[index].trim()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+enum Labels {
+    None,
+    Int(Vec<i64>),
+    Float(Vec<f32>),
+}
+
+impl Labels {
+    fn new(dtype: Option<LabelDType>) -> Self {
+        match dtype {
+            None => Labels::None,
+            Some(LabelDType::Int64) => Labels::Int(Vec::new()),
+            Some(LabelDType::Float32) => Labels::Float(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, cell: &str) -> Result<(), &'static str> {
+        match self {
+            Labels::None => Ok(()),
+            Labels::Int(v) => {
+                v.push(
+                    cell.parse()
+                        .map_err(|_| "not an integer class id (label_dtype is int64)")?,
+                );
+                Ok(())
+            }
+            Labels::Float(v) => {
+                v.push(cell.parse().map_err(|_| "not a number")?);
+                Ok(())
+            }
+        }
+    }
+
+    fn into_tensor(self, rows: usize) -> Option<Tensor> {
+        match self {
+            Labels::None => None,
+            Labels::Int(v) => Some(Tensor::i64(vec![rows], v)),
+            Labels::Float(v) => Some(Tensor::f32(vec![rows], v)),
+        }
+    }
+}
+
+estimator_plugin_api::export_plugin! {
+    models: [],
+    metrics: [],
+    inputs: ["csv" => CsvInput],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use estimator_plugin_api::abi::TensorBuf;
+    use std::io::Write;
+
+    fn open(
+        text: &str,
+        mode: ModeKeys,
+        chunk_rows: usize,
+    ) -> (tempfile::TempDir, Result<CsvInput, PluginError>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut f = File::create(dir.path().join("d.csv")).expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        let base = dir.path().to_string_lossy().into_owned();
+        let ctx = FactoryContext {
+            base_dir: base.as_str().into(),
+            seed: 0,
+        };
+        let params = CsvParams {
+            path: "d.csv".into(),
+            label: Some("y".into()),
+            label_dtype: LabelDType::Int64,
+            chunk_rows,
+        };
+        let input = CsvInput::open(params, &ctx, mode);
+        (dir, input)
+    }
+
+    #[test]
+    fn reads_features_and_labels_in_chunks() {
+        let (_dir, input) = open("a,b,y\n1,2,0\n3,4,1\n5,6,2\n", ModeKeys::Train, 2);
+        let mut input = input.expect("valid file");
+        let first = input.next_chunk().expect("valid rows").expect("a chunk");
+        assert_eq!(first.features.len(), 2);
+        assert_eq!(
+            first.features[1].tensor,
+            Tensor::f32(vec![2], vec![2.0, 4.0])
+        );
+        assert_eq!(
+            first.labels.into_option().map(|t| t.data),
+            Some(TensorBuf::I64(vec![0, 1].into()))
+        );
+        let second = input.next_chunk().expect("valid rows").expect("a chunk");
+        assert_eq!(second.features[0].tensor, Tensor::f32(vec![1], vec![5.0]));
+        assert!(input.next_chunk().expect("end").is_none());
+    }
+
+    #[test]
+    fn bad_cell_names_file_line_and_column() {
+        let (_dir, input) = open("a,b,y\n1,2,0\n3,x,1\n", ModeKeys::Train, 10);
+        let err = input.expect("valid header").next_chunk().unwrap_err();
+        assert!(
+            err.message
+                .ends_with("d.csv:3: column `b`: `x` is not a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_names_the_line() {
+        let (_dir, input) = open("a,b,y\n1,2,0\n3,1\n", ModeKeys::Train, 10);
+        let err = input.expect("valid header").next_chunk().unwrap_err();
+        assert!(
+            err.message.ends_with("d.csv:3: expected 3 fields, found 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_label_column_is_an_error_outside_predict() {
+        let (_dir, input) = open("a,b\n1,2\n", ModeKeys::Eval, 10);
+        assert!(input
+            .err()
+            .expect("refused")
+            .message
+            .contains("label column `y` is not in the header"));
+        let (_dir, input) = open("a,b\n1,2\n", ModeKeys::Predict, 10);
+        assert!(input.is_ok());
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let (_dir, input) = open("", ModeKeys::Train, 10);
+        assert!(input
+            .err()
+            .expect("refused")
+            .message
+            .ends_with("d.csv: empty file, no header row"));
+    }
+}
