@@ -1,0 +1,115 @@
+//! Helpers for end-to-end tests: the real `estimator` binary, the real plugin dylibs, the
+//! repository's configs rewritten to write into a temporary model_dir.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where cargo put the `estimator` binary; the plugin dylibs are built beside it.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_estimator"))
+        .parent()
+        .expect("binary has a folder")
+        .to_path_buf()
+}
+
+/// `cargo test` builds the plugins' test harnesses, not their dylibs: build the dylibs
+/// once per test process, into the same target folder as the binary.
+pub fn ensure_plugins_built() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(repo_root()).args(["build", "--quiet"]);
+        for p in ["iris-custom", "premade", "metrics", "csv", "faulty"] {
+            cmd.args(["-p", &format!("estimator-plugin-{p}")]);
+        }
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the plugin dylibs failed");
+    });
+}
+
+/// Copies `configs/<name>` into `dir` with its model_dir and data paths pointing into `dir`
+/// and the repository, then applies `edit` to the text. Returns the manifest path.
+pub fn config_in(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo_root().join("configs").join(name)).expect("config exists");
+    let data = repo_root().join("data");
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("model_dir:") {
+            out.push_str("model_dir: model\n");
+        } else {
+            out.push_str(&line.replace("../data", &data.to_string_lossy()));
+            out.push('\n');
+        }
+    }
+    let path = dir.join("manifest.yaml");
+    std::fs::write(&path, edit(out)).expect("write manifest");
+    path
+}
+
+pub fn estimator(args: &[&str]) -> Output {
+    ensure_plugins_built();
+    Command::new(env!("CARGO_BIN_EXE_estimator"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("estimator runs")
+}
+
+pub fn ok(args: &[&str]) -> String {
+    let out = estimator(args);
+    assert!(
+        out.status.success(),
+        "estimator {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs a command that must fail with exit code 2 and exactly one `error:` line, and
+/// returns that line.
+pub fn fails(args: &[&str]) -> String {
+    let out = estimator(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "estimator {args:?}: stderr {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic reached the user: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line of error, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_owned()
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Every file under `dir`, relative, sorted; empty when `dir` does not exist.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

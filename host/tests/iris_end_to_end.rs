@@ -1,0 +1,179 @@
+//! The seed's Iris example through the real binary and the real plugin dylibs.
+
+mod common;
+
+use common::*;
+use estimator_host::checkpoint;
+
+#[test]
+fn iris_custom_trains_to_test_accuracy_of_at_least_093() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest)]);
+    let json = ok(&["evaluate", p(&manifest), "--json"]);
+    let results: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    assert_eq!(results["global_step"], 1000);
+    let accuracy = results["accuracy"].as_f64().expect("accuracy is a number");
+    assert!(accuracy >= 0.93, "test accuracy {accuracy}");
+    assert!(results["loss"].as_f64().expect("loss") < 0.5);
+}
+
+#[test]
+fn premade_dnn_classifier_trains_and_reports_tf_metric_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_dnn.yaml", |t| t);
+    ok(&["train", p(&manifest)]);
+    let json = ok(&["evaluate", p(&manifest), "--json"]);
+    let results: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    let keys: Vec<&str> = results
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["accuracy", "average_loss", "global_step", "loss"]);
+    assert!(
+        results["accuracy"].as_f64().expect("number") >= 0.9,
+        "{results}"
+    );
+    // One batch of 30: the mean of batch losses equals the mean over examples (TF's EV-06).
+    let (loss, average) = (
+        results["loss"].as_f64().expect("loss"),
+        results["average_loss"].as_f64().expect("avg"),
+    );
+    assert!((loss - average).abs() < 1e-6);
+}
+
+#[test]
+fn resume_with_max_steps_continues_to_1000_with_retention() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    let model_dir = dir.path().join("model");
+    ok(&["train", p(&manifest), "--max-steps", "500"]);
+    let state = checkpoint::read_state(&model_dir)
+        .expect("readable")
+        .expect("state file");
+    assert_eq!(state.latest.as_deref(), Some("model.ckpt-500.safetensors"));
+    ok(&["train", p(&manifest), "--max-steps", "1000"]);
+    let state = checkpoint::read_state(&model_dir)
+        .expect("readable")
+        .expect("state file");
+    let listed: Vec<&str> = state.all.iter().map(|(n, _)| n.as_str()).collect();
+    let expected: Vec<String> = (6..=10).map(|k| checkpoint::file_name(k * 100)).collect();
+    assert_eq!(listed, expected, "keep_checkpoint_max 5 across both runs");
+    let mut on_disk = files(&model_dir);
+    on_disk.retain(|f| f != "checkpoint");
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(on_disk, expected_sorted, "older checkpoints are deleted");
+    let latest = checkpoint::read(&model_dir.join(checkpoint::file_name(1000))).expect("valid");
+    assert_eq!(latest.global_step, 1000);
+    // Already there: a third call does nothing.
+    ok(&["train", p(&manifest), "--max-steps", "1000"]);
+    assert_eq!(
+        checkpoint::read_state(&model_dir)
+            .expect("ok")
+            .expect("state")
+            .all
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn steps_adds_to_the_restored_global_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--steps", "30"]);
+    ok(&["train", p(&manifest), "--steps", "20"]);
+    let latest = checkpoint::latest(&dir.path().join("model"))
+        .expect("ok")
+        .expect("a checkpoint");
+    assert_eq!(checkpoint::read(&latest).expect("valid").global_step, 50);
+}
+
+#[test]
+fn same_manifest_and_seed_give_identical_checkpoint_tensors() {
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+            ok(&["train", p(&manifest), "--max-steps", "200"]);
+            let ckpt = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(200)))
+                .expect("valid");
+            (dir, ckpt)
+        })
+        .collect();
+    let (a, b) = (&runs[0].1, &runs[1].1);
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    assert!(
+        a.tensors
+            .keys()
+            .any(|k| k == "training/Adagrad/dense/kernel/accumulator"),
+        "slots are saved"
+    );
+    for (name, (shape, data)) in &a.tensors {
+        let (other_shape, other) = &b.tensors[name];
+        assert_eq!(shape, other_shape);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(data),
+            bits(other),
+            "tensor {name} differs between runs"
+        );
+    }
+    // A different seed gives different weights.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("random_seed: 42", "random_seed: 7")
+    });
+    ok(&["train", p(&manifest), "--max-steps", "200"]);
+    let c = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(200)))
+        .expect("valid");
+    assert_ne!(a.tensors["dense/kernel"].1, c.tensors["dense/kernel"].1);
+}
+
+#[test]
+fn predict_writes_one_json_object_per_example() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "300"]);
+    let out = dir.path().join("predictions.jsonl");
+    ok(&["predict", p(&manifest), "--output", p(&out)]);
+    let text = std::fs::read_to_string(&out).expect("written");
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 30, "one per test example");
+    for row in &rows {
+        let probabilities: Vec<f64> = row["probabilities"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect();
+        assert_eq!(probabilities.len(), 3);
+        assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        let class = row["class_ids"][0].as_u64().expect("class id") as usize;
+        let best = (0..3)
+            .max_by(|&i, &j| probabilities[i].total_cmp(&probabilities[j]))
+            .expect("three");
+        assert_eq!(class, best);
+        assert_eq!(row["logits"].as_array().expect("list").len(), 3);
+    }
+}
+
+#[test]
+fn predict_reads_another_file_with_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    let unlabeled = dir.path().join("two.csv");
+    std::fs::write(
+        &unlabeled,
+        "SepalLength,SepalWidth,PetalLength,PetalWidth\n5.1,3.3,1.7,0.5\n5.9,3.0,4.2,1.5\n",
+    )
+    .expect("write");
+    let out = ok(&["predict", p(&manifest), "--input", p(&unlabeled)]);
+    assert_eq!(out.lines().count(), 2);
+}

@@ -1,0 +1,85 @@
+//! A test fixture: models that break the contract on purpose, so the host's refusals can be
+//! tested through the real ABI. Never use it for anything else.
+
+use abi_stable::std_types::ROption;
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, Initializer, NamedTensor, PluginError, Tensor, VarSpec,
+};
+use estimator_plugin_api::sdk::{Model, ModelInputs};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+fn one_variable() -> Vec<VarSpec> {
+    vec![VarSpec::new("w", &[1], Initializer::Zeros)]
+}
+
+fn batch_len(inputs: &ModelInputs<'_>) -> usize {
+    inputs.features.first().map_or(0, |f| f.tensor.batch_len())
+}
+
+/// Panics inside model_fn.
+pub struct Panics;
+
+impl Model for Panics {
+    type Params = NoParams;
+    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(Panics)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        one_variable()
+    }
+    fn model_fn(&mut self, _: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        panic!("model_fn exploded on purpose")
+    }
+}
+
+/// Returns a TRAIN spec with gradients but no loss.
+pub struct NoLoss;
+
+impl Model for NoLoss {
+    type Params = NoParams;
+    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(NoLoss)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        one_variable()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.gradients
+            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.0])));
+        let n = batch_len(inputs);
+        spec.predictions
+            .push(NamedTensor::new("p", Tensor::f32(vec![n], vec![0.0; n])));
+        Ok(spec)
+    }
+}
+
+/// Returns a gradient whose shape does not match its variable.
+pub struct WrongGradient;
+
+impl Model for WrongGradient {
+    type Params = NoParams;
+    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(WrongGradient)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        one_variable()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.loss = ROption::RSome(1.0);
+        spec.gradients
+            .push(NamedTensor::new("w", Tensor::f32(vec![2], vec![0.0, 0.0])));
+        Ok(spec)
+    }
+}
+
+estimator_plugin_api::export_plugin! {
+    models: ["panics" => Panics, "no_loss" => NoLoss, "wrong_gradient" => WrongGradient],
+    metrics: [],
+    inputs: [],
+}
