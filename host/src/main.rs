@@ -59,14 +59,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_owned();
-            eprintln!("error: {first} (see estimator --help)");
+            // clap's report spans lines up to its usage section: keep it, on one line.
+            let text = e.to_string();
+            let message = text.split("Usage:").next().unwrap_or_default();
+            let message = one_line(message.trim_start_matches("error: "));
+            eprintln!("error: {message} (see estimator --help)");
             return ExitCode::from(2);
         }
         Err(e) => {

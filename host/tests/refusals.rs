@@ -1,0 +1,268 @@
+//! Bad input and misbehaving plugins: exit code 2, one `error:` line naming the file or
+//! plugin and the cause, no panic, and nothing written to model_dir.
+
+mod common;
+
+use common::*;
+
+fn faulty_manifest(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        let start = t.find("model:\n").expect("model section");
+        let end = t.find("optimizer:").expect("optimizer section");
+        format!(
+            "{}model: {{ plugin: faulty, name: {model} }}\n{}",
+            &t[..start],
+            &t[end..]
+        )
+    })
+}
+
+#[test]
+fn a_panicking_plugin_becomes_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = faulty_manifest(dir.path(), "panics");
+    let line = fails(&["train", p(&manifest)]);
+    assert!(line.contains("plugin `faulty` (model_fn in mode train): plugin panicked: model_fn exploded on purpose at"), "{line}");
+    assert!(
+        line.contains("src/lib.rs"),
+        "the panic's location is kept: {line}"
+    );
+    assert!(
+        files(&dir.path().join("model")).is_empty(),
+        "model_dir untouched"
+    );
+}
+
+#[test]
+fn a_train_spec_without_loss_is_refused_naming_mode_and_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = faulty_manifest(dir.path(), "no_loss");
+    let line = fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        "error: plugin `faulty` model_fn: EstimatorSpec for mode train has no `loss` (mode train requires loss and gradients)"
+    );
+    assert!(files(&dir.path().join("model")).is_empty());
+}
+
+#[test]
+fn a_gradient_of_the_wrong_shape_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = faulty_manifest(dir.path(), "wrong_gradient");
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains("gradient `w` is F32 [2] with 2 values; variable `w` is F32 [1]"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_failure_mid_training_leaves_the_last_checkpoint_intact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "100"]);
+    let before: Vec<(String, Vec<u8>)> = files(&dir.path().join("model"))
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.path().join("model").join(&f)).expect("read");
+            (f, bytes)
+        })
+        .collect();
+    let broken = faulty_manifest(dir.path(), "panics");
+    fails(&["train", p(&broken)]);
+    for (f, bytes) in before {
+        assert_eq!(
+            std::fs::read(dir.path().join("model").join(&f)).expect("still there"),
+            bytes,
+            "{f} changed"
+        );
+    }
+}
+
+#[test]
+fn unknown_manifest_key_names_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("random_seed: 42", "random_sed: 42")
+    });
+    let line = fails(&["train", p(&manifest)]);
+    let expected = format!("error: {}:", manifest.display());
+    assert!(line.starts_with(&expected), "{line}");
+    assert!(
+        line.contains(": run_config: unknown field `random_sed`, expected one of"),
+        "{line}"
+    );
+    let position = line[expected.len()..]
+        .split(':')
+        .take(2)
+        .collect::<Vec<_>>();
+    assert!(
+        position.iter().all(|n| n.parse::<u32>().is_ok()),
+        "line and column: {line}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn bad_yaml_syntax_is_reported_with_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("m.yaml");
+    std::fs::write(&manifest, "model_dir: x\nmodel: { plugin: iris_custom\n").expect("write");
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.starts_with(&format!("error: {}:3:", manifest.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_model_params_name_the_manifest_and_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("hidden_units:", "hiden_units:")
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.starts_with(&format!(
+            "error: {}: model: plugin `iris_custom`",
+            manifest.display()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("unknown field `hiden_units`"), "{line}");
+}
+
+#[test]
+fn a_missing_plugin_is_named_with_where_it_was_searched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("plugin: iris_custom", "plugin: iris_custum")
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(line.starts_with("error: plugin `iris_custum` not found: looked for libestimator_plugin_iris_custum.so in"), "{line}");
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_plugin_path_that_is_not_a_library_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fake = dir.path().join("libfake.so");
+    std::fs::write(&fake, "not a library").expect("write");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("plugin: iris_custom", "plugin: ./libfake.so")
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains("libfake.so: cannot load plugin `./libfake.so`"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_bad_csv_row_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,0\n4.9,three,1.4,0.2,0\n").expect("write");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        let training = repo_root().join("data/iris_training.csv");
+        t.replace(
+            &training.to_string_lossy().into_owned(),
+            &csv.to_string_lossy(),
+        )
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains(&format!(
+            "{}:3: column `SepalWidth`: `three` is not a number",
+            csv.display()
+        )),
+        "{line}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_csv_row_with_too_few_fields_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("short.csv");
+    std::fs::write(
+        &csv,
+        "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0\n",
+    )
+    .expect("write");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        let training = repo_root().join("data/iris_training.csv");
+        t.replace(
+            &training.to_string_lossy().into_owned(),
+            &csv.to_string_lossy(),
+        )
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains(&format!("{}:2: expected 5 fields, found 4", csv.display())),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_header_only_csv_makes_no_steps_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("empty.csv");
+    std::fs::write(
+        &csv,
+        "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n",
+    )
+    .expect("write");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        let training = repo_root().join("data/iris_training.csv");
+        t.replace(
+            &training.to_string_lossy().into_owned(),
+            &csv.to_string_lossy(),
+        )
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.ends_with("input.train produced no examples: training made no steps"),
+        "{line}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_label_out_of_range_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("labels.csv");
+    std::fs::write(
+        &csv,
+        "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,3\n",
+    )
+    .expect("write");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        let training = repo_root().join("data/iris_training.csv");
+        t.replace(
+            &training.to_string_lossy().into_owned(),
+            &csv.to_string_lossy(),
+        )
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(line.ends_with("label 3 is outside [0, 3)"), "{line}");
+}
+
+#[test]
+fn bad_cli_arguments_exit_2_with_one_line() {
+    let line = fails(&["train"]);
+    assert!(line.contains("MANIFEST"), "{line}");
+    let line = fails(&["train", "x.yaml", "--steps", "1", "--max-steps", "2"]);
+    assert!(line.contains("cannot be used with"), "{line}");
+    let line = fails(&["train", "x.yaml", "--steps", "0"]);
+    assert!(line.contains("--steps"), "{line}");
+}
+
+#[test]
+fn a_missing_manifest_is_named() {
+    let line = fails(&["evaluate", "no/such/manifest.yaml"]);
+    assert!(
+        line.starts_with("error: no/such/manifest.yaml: cannot read manifest:"),
+        "{line}"
+    );
+}
