@@ -116,15 +116,10 @@ struct Schema {
 }
 
 fn column_schema(name: &str, tensor: &Tensor) -> ColumnSchema {
-    let rows = tensor.batch_len();
     ColumnSchema {
         name: name.to_owned(),
         row_shape: tensor.shape.iter().skip(1).copied().collect(),
-        width: if rows == 0 {
-            0
-        } else {
-            tensor.data.len() / rows
-        },
+        width: tensor.shape.iter().skip(1).product(),
         dtype: tensor.dtype(),
     }
 }

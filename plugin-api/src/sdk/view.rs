@@ -17,7 +17,7 @@ pub fn f32_matrix<'a>(
         )));
     };
     let rows = view.batch_len();
-    let width = if rows == 0 { 0 } else { data.len() / rows };
+    let width = data.len().checked_div(rows).unwrap_or(0);
     if rows * width != data.len() || view.shape.iter().product::<usize>() != data.len() {
         return Err(PluginError::bad_data(format!(
             "tensor `{name}`: shape {:?} does not match its {} elements",

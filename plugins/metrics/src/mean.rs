@@ -29,11 +29,7 @@ impl StreamingMetric for Mean {
         let examples = predictions.batch_len();
         let values = values("predictions", predictions)?;
         let weights = weights(weight, examples)?;
-        let per_example = if examples == 0 {
-            0
-        } else {
-            values.len() / examples
-        };
+        let per_example = values.len().checked_div(examples).unwrap_or(0);
         for (row, w) in weights.iter().enumerate() {
             for v in &values[row * per_example..(row + 1) * per_example] {
                 self.total += v * w;
