@@ -1,0 +1,175 @@
+//! One Iris training step (model_fn + spec check + optimizer) through the plugin ABI versus
+//! the same model_fn linked statically, and 1000 Iris steps through the whole estimator.
+//! Prints the ABI overhead as a ratio measured in the same run.
+
+use std::time::Duration;
+
+use abi_stable::std_types::{ROption, RSlice};
+use criterion::{criterion_group, criterion_main, Criterion};
+use estimator_benches::{iris_batch, plugin_dir, repo_root};
+use estimator_host::estimator::StopAt;
+use estimator_host::optim::{Optimizer, OptimizerConfig};
+use estimator_host::plugins::PluginRegistry;
+use estimator_host::variables::VariableStore;
+use estimator_host::{spec_check, Estimator, Manifest};
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, ModeKeys, NamedView, StepContext, TensorBuf, TensorView,
+};
+use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_iris_custom::IrisCustom;
+
+const PARAMS: &str = r#"{"feature_columns":[{"numeric":"SepalLength"},{"numeric":"SepalWidth"},{"numeric":"PetalLength"},{"numeric":"PetalWidth"}],"hidden_units":[10,10],"n_classes":3}"#;
+
+fn ctx() -> FactoryContext<'static> {
+    FactoryContext {
+        base_dir: ".".into(),
+        seed: 42,
+    }
+}
+
+/// Calls model_fn on (features, labels, variables).
+type ModelFnCall<'m> =
+    dyn FnMut(&[NamedView<'_>], TensorView<'_>, &[NamedView<'_>]) -> EstimatorSpec + 'm;
+
+/// One training step given a way to call model_fn.
+fn step(
+    vars: &mut VariableStore,
+    opt: &mut Optimizer,
+    features: &[NamedView<'_>],
+    labels: TensorView<'_>,
+    trainable: &[usize],
+    model_fn: &mut ModelFnCall<'_>,
+) {
+    let spec = {
+        let views = vars.views();
+        model_fn(features, labels, &views)
+    };
+    spec_check::check(&spec, ModeKeys::Train, vars, trainable, 100).expect("valid spec");
+    let grads: Vec<&[f32]> = spec
+        .gradients
+        .iter()
+        .map(|g| match &g.tensor.data {
+            TensorBuf::F32(v) => v.as_slice(),
+            _ => &[],
+        })
+        .collect();
+    opt.apply(vars, &grads, 0);
+}
+
+fn bench_step(c: &mut Criterion) {
+    let batch = iris_batch(100);
+    let features: Vec<NamedView<'_>> = batch
+        .names
+        .iter()
+        .zip(&batch.columns)
+        .map(|(n, col)| NamedView {
+            name: n.as_str().into(),
+            tensor: TensorView::f32(&batch.shape, col),
+        })
+        .collect();
+    let labels = TensorView::i64(&batch.shape, &batch.labels);
+    let step_ctx = StepContext {
+        global_step: 0,
+        seed: 1,
+    };
+
+    let mut registry = PluginRegistry::with_search_dirs(vec![plugin_dir()]);
+    let lib = registry
+        .load("iris_custom", &repo_root())
+        .expect("plugin loads");
+    let mut dynamic = lib.create_model(None, PARAMS, ctx()).expect("model");
+    let specs = dynamic.variables().into_result().expect("variables");
+
+    let mut static_model = IrisCustom::new(serde_json_params(), &ctx()).expect("model");
+
+    let mut group = c.benchmark_group("iris_train_step_batch_100");
+    group.measurement_time(Duration::from_secs(5));
+    for (name, through_abi) in [("through_plugin_abi", true), ("statically_linked", false)] {
+        let mut vars = VariableStore::initialise(&specs, 42).expect("vars");
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Adagrad {
+                learning_rate: 0.1,
+                initial_accumulator_value: 0.1,
+                epsilon: 1e-7,
+            },
+            &vars,
+        );
+        let trainable = opt.trainable().to_vec();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut call = |f: &[NamedView<'_>], l: TensorView<'_>, v: &[NamedView<'_>]| {
+                    if through_abi {
+                        dynamic
+                            .model_fn(
+                                RSlice::from_slice(f),
+                                ROption::RSome(l),
+                                ModeKeys::Train,
+                                RSlice::from_slice(v),
+                                step_ctx,
+                            )
+                            .into_result()
+                            .expect("model_fn")
+                    } else {
+                        let inputs = ModelInputs {
+                            features: f,
+                            labels: Some(l),
+                            mode: ModeKeys::Train,
+                            variables: v,
+                            specs: &specs,
+                            ctx: step_ctx,
+                        };
+                        static_model.model_fn(&inputs).expect("model_fn")
+                    }
+                };
+                step(
+                    &mut vars, &mut opt, &features, labels, &trainable, &mut call,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+fn serde_json_params() -> <IrisCustom as Model>::Params {
+    estimator_plugin_api::sdk::export::parse_params(PARAMS).expect("valid params")
+}
+
+fn bench_1000_steps(c: &mut Criterion) {
+    plugin_dir();
+    let config =
+        std::fs::read_to_string(repo_root().join("configs/iris_custom.yaml")).expect("config");
+    let data = repo_root().join("data");
+    let mut group = c.benchmark_group("iris_custom_train");
+    group.sample_size(10);
+    group.bench_function("1000_steps", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let text = config
+                    .replace("model_dir: ../runs/iris_custom", "model_dir: model")
+                    .replace("../data", &data.to_string_lossy())
+                    .replace(
+                        "save_checkpoints_steps: 100",
+                        "save_checkpoints_steps: 100000",
+                    )
+                    .replace("log_step_count_steps: 100", "log_step_count_steps: null");
+                let path = dir.path().join("m.yaml");
+                std::fs::write(&path, text).expect("write");
+                (dir, Manifest::load(&path).expect("manifest"))
+            },
+            |(dir, manifest)| {
+                let mut est = Estimator::new(
+                    manifest,
+                    PluginRegistry::with_search_dirs(vec![repo_root().join("target/release")]),
+                );
+                est.train(Some(StopAt::MaxSteps(1000))).expect("trains");
+                dir
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_step, bench_1000_steps);
+criterion_main!(benches);

@@ -1,0 +1,61 @@
+//! Shared set-up for the benchmarks: the Iris data as one batch, and the plugin dylibs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the plugin dylibs in release mode (`cargo bench` builds only their rlibs) and
+/// returns the folder they are in.
+pub fn plugin_dir() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(repo_root())
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "estimator-plugin-iris-custom",
+            "-p",
+            "estimator-plugin-csv",
+            "-p",
+            "estimator-plugin-metrics",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the plugins failed");
+    repo_root().join("target").join("release")
+}
+
+/// The first `n` Iris training rows as feature columns and labels.
+pub struct IrisBatch {
+    pub names: Vec<String>,
+    pub columns: Vec<Vec<f32>>,
+    pub labels: Vec<i64>,
+    pub shape: [usize; 1],
+}
+
+pub fn iris_batch(n: usize) -> IrisBatch {
+    let mut reader =
+        csv::Reader::from_path(repo_root().join("data/iris_training.csv")).expect("iris data");
+    let header = reader.headers().expect("header").clone();
+    let names: Vec<String> = header.iter().take(4).map(str::to_owned).collect();
+    let mut columns = vec![Vec::new(); 4];
+    let mut labels = Vec::new();
+    for record in reader.records().take(n) {
+        let record = record.expect("valid row");
+        for (i, column) in columns.iter_mut().enumerate() {
+            column.push(record[i].parse().expect("number"));
+        }
+        labels.push(record[4].parse().expect("label"));
+    }
+    IrisBatch {
+        names,
+        columns,
+        labels,
+        shape: [n],
+    }
+}
