@@ -4,7 +4,7 @@
 #  2. rebuilding one plugin crate leaves the host binary byte-for-byte and mtime unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --workspace
+cargo build --quiet
 bin=target/debug/estimator
 fingerprint() { echo "$(stat -c %Y "$bin") $(sha256sum "$bin" | cut -d' ' -f1)"; }
 before=$(fingerprint)
@@ -17,7 +17,7 @@ for config in iris_custom iris_dnn; do
 done
 
 touch plugins/iris_custom/src/lib.rs
-log=$(cargo build --workspace 2>&1)
+log=$(cargo build 2>&1)
 echo "$log" | grep -q "Compiling estimator-plugin-iris-custom" || { echo "FAIL: the plugin was not rebuilt"; exit 1; }
 if echo "$log" | grep -q "Compiling estimator-host"; then echo "FAIL: the host was rebuilt"; exit 1; fi
 after=$(fingerprint)
