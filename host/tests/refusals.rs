@@ -17,6 +17,23 @@ fn faulty_manifest(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
     })
 }
 
+/// The Iris custom manifest with its training data replaced by a CSV holding `contents`.
+fn with_training_csv(
+    dir: &std::path::Path,
+    contents: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let csv = dir.join("train.csv");
+    std::fs::write(&csv, contents).expect("write");
+    let manifest = config_in(dir, "iris_custom.yaml", |t| {
+        let training = repo_root().join("data/iris_training.csv");
+        t.replace(
+            &training.to_string_lossy().into_owned(),
+            &csv.to_string_lossy(),
+        )
+    });
+    (manifest, csv)
+}
+
 #[test]
 fn a_panicking_plugin_becomes_an_error_not_an_abort() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -161,15 +178,7 @@ fn a_plugin_path_that_is_not_a_library_is_refused() {
 #[test]
 fn a_bad_csv_row_names_file_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let csv = dir.path().join("bad.csv");
-    std::fs::write(&csv, "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,0\n4.9,three,1.4,0.2,0\n").expect("write");
-    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
-        let training = repo_root().join("data/iris_training.csv");
-        t.replace(
-            &training.to_string_lossy().into_owned(),
-            &csv.to_string_lossy(),
-        )
-    });
+    let (manifest, csv) = with_training_csv(dir.path(), "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,0\n4.9,three,1.4,0.2,0\n");
     let line = fails(&["train", p(&manifest)]);
     assert!(
         line.contains(&format!(
@@ -184,19 +193,10 @@ fn a_bad_csv_row_names_file_and_line() {
 #[test]
 fn a_csv_row_with_too_few_fields_names_file_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let csv = dir.path().join("short.csv");
-    std::fs::write(
-        &csv,
+    let (manifest, csv) = with_training_csv(
+        dir.path(),
         "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0\n",
-    )
-    .expect("write");
-    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
-        let training = repo_root().join("data/iris_training.csv");
-        t.replace(
-            &training.to_string_lossy().into_owned(),
-            &csv.to_string_lossy(),
-        )
-    });
+    );
     let line = fails(&["train", p(&manifest)]);
     assert!(
         line.contains(&format!("{}:2: expected 5 fields, found 4", csv.display())),
@@ -207,19 +207,10 @@ fn a_csv_row_with_too_few_fields_names_file_and_line() {
 #[test]
 fn a_header_only_csv_makes_no_steps_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let csv = dir.path().join("empty.csv");
-    std::fs::write(
-        &csv,
+    let (manifest, _) = with_training_csv(
+        dir.path(),
         "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n",
-    )
-    .expect("write");
-    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
-        let training = repo_root().join("data/iris_training.csv");
-        t.replace(
-            &training.to_string_lossy().into_owned(),
-            &csv.to_string_lossy(),
-        )
-    });
+    );
     let line = fails(&["train", p(&manifest)]);
     assert!(
         line.ends_with("input.train produced no examples: training made no steps"),
@@ -231,19 +222,10 @@ fn a_header_only_csv_makes_no_steps_and_writes_nothing() {
 #[test]
 fn a_label_out_of_range_is_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let csv = dir.path().join("labels.csv");
-    std::fs::write(
-        &csv,
+    let (manifest, _) = with_training_csv(
+        dir.path(),
         "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,3\n",
-    )
-    .expect("write");
-    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
-        let training = repo_root().join("data/iris_training.csv");
-        t.replace(
-            &training.to_string_lossy().into_owned(),
-            &csv.to_string_lossy(),
-        )
-    });
+    );
     let line = fails(&["train", p(&manifest)]);
     assert!(line.ends_with("label 3 is outside [0, 3)"), "{line}");
 }
