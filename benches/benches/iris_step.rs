@@ -13,7 +13,7 @@ use estimator_host::plugins::PluginRegistry;
 use estimator_host::variables::VariableStore;
 use estimator_host::{spec_check, Estimator, Manifest};
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, ModeKeys, NamedView, StepContext, TensorBuf, TensorView,
+    EstimatorSpec, FactoryContext, ModeKeys, NamedView, StepContext, TensorView,
 };
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use estimator_plugin_iris_custom::IrisCustom;
@@ -45,15 +45,7 @@ fn step(
         model_fn(features, labels, &views)
     };
     spec_check::check(&spec, ModeKeys::Train, vars, trainable, 100).expect("valid spec");
-    let grads: Vec<&[f32]> = spec
-        .gradients
-        .iter()
-        .map(|g| match &g.tensor.data {
-            TensorBuf::F32(v) => v.as_slice(),
-            _ => &[],
-        })
-        .collect();
-    opt.apply(vars, &grads, 0);
+    opt.apply(vars, &spec.gradients, 0);
 }
 
 fn bench_step(c: &mut Criterion) {

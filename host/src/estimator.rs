@@ -150,15 +150,7 @@ impl Estimator {
                 self.save(&mut s, &session, &optimizer)?;
                 saver = Some(s);
             }
-            let gradients: Vec<&[f32]> = spec
-                .gradients
-                .iter()
-                .map(|g| match &g.tensor.data {
-                    TensorBuf::F32(v) => v.as_slice(),
-                    _ => &[],
-                })
-                .collect();
-            optimizer.apply(&mut session.vars, &gradients, session.global_step);
+            optimizer.apply(&mut session.vars, &spec.gradients, session.global_step);
             let loss = spec.loss.into_option();
             let step_before = session.global_step;
             session.global_step += 1;

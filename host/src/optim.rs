@@ -2,6 +2,7 @@
 //! optimizer configured in the manifest applies them. Slots are named as TF 2 names them
 //! (`training/<Optimizer>/<variable>/<slot>`) and are checkpointed with the variables.
 
+use estimator_plugin_api::abi::NamedTensor;
 use serde::Deserialize;
 
 use crate::variables::VariableStore;
@@ -146,11 +147,14 @@ impl Optimizer {
         &self.trainable
     }
 
-    /// Applies one gradient per trainable variable. `step` is the global step before this
-    /// update (Adam's bias correction uses `step + 1`, as Keras' `iterations`).
-    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[&[f32]], step: i64) {
+    /// Applies one gradient per trainable variable, as a model_fn returned them (checked by
+    /// `spec_check`: F32, in declaration order, with the variables' shapes). `step` is the
+    /// global step before this update (Adam's bias correction uses `step + 1`, as Keras'
+    /// `iterations`).
+    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[NamedTensor], step: i64) {
         let per_var = self.config.slot_names().len();
-        for (i, (&index, grad)) in self.trainable.iter().zip(gradients).enumerate() {
+        for (i, (&index, gradient)) in self.trainable.iter().zip(gradients).enumerate() {
+            let grad = gradient.tensor.as_f32().unwrap_or_default();
             let var = &mut vars.get_mut(index).data;
             let slots = &mut self.slots[i * per_var..(i + 1) * per_var];
             match self.config {
@@ -200,7 +204,11 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use estimator_plugin_api::abi::{Initializer, VarSpec};
+    use estimator_plugin_api::abi::{Initializer, Tensor, VarSpec};
+
+    fn grad(v: f32) -> Vec<NamedTensor> {
+        vec![NamedTensor::new("w", Tensor::f32(vec![1], vec![v]))]
+    }
 
     fn store(value: f32) -> VariableStore {
         VariableStore::initialise(&[VarSpec::new("w", &[1], Initializer::Constant(value))], 0)
@@ -215,7 +223,7 @@ mod tests {
     fn sgd_steps_against_the_gradient() {
         let mut vars = store(1.0);
         let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.1 }, &vars);
-        opt.apply(&mut vars, &[&[2.0]], 0);
+        opt.apply(&mut vars, &grad(2.0), 0);
         assert!((value(&vars) - 0.8).abs() < 1e-7);
     }
 
@@ -224,7 +232,7 @@ mod tests {
         let mut vars = store(1.0);
         let mut opt = Optimizer::new(OptimizerConfig::default(), &vars);
         assert_eq!(opt.slots()[0].name, "training/Adagrad/w/accumulator");
-        opt.apply(&mut vars, &[&[2.0]], 0);
+        opt.apply(&mut vars, &grad(2.0), 0);
         // acc = 0.1 + 4 = 4.1; w = 1 - 0.001 * 2 / (sqrt(4.1) + 1e-7)
         let expected = 1.0 - 0.001 * 2.0 / (4.1f32.sqrt() + 1e-7);
         assert!((value(&vars) - expected).abs() < 1e-7);
@@ -241,7 +249,7 @@ mod tests {
             epsilon: 1e-7,
         };
         let mut opt = Optimizer::new(config, &vars);
-        opt.apply(&mut vars, &[&[0.5]], 0);
+        opt.apply(&mut vars, &grad(0.5), 0);
         // m = 0.05, v = 0.00025, lr_t = 0.01 * sqrt(0.001) / 0.1; step = lr_t * m / sqrt(v) ~ 0.01
         assert!((value(&vars) - 0.99).abs() < 1e-5, "{}", value(&vars));
     }

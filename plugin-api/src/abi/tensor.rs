@@ -152,6 +152,14 @@ impl Tensor {
         self.data.dtype()
     }
 
+    /// The elements when the dtype is F32.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorBuf::F32(v) => Some(v.as_slice()),
+            _ => None,
+        }
+    }
+
     /// A borrowed view of this tensor.
     pub fn view(&self) -> TensorView<'_> {
         let data = match &self.data {
