@@ -386,18 +386,12 @@ impl Pipeline {
         }
     }
 
-    fn ensure_batch_slots(batch: &mut Option<Slots>, schema: &Schema, rows: usize) -> usize {
-        batch.get_or_insert_with(|| Slots::new(schema, rows));
-        rows
-    }
-
     fn next_unshuffled(&mut self, slot: usize) -> Result<bool> {
         let (batch, size) = (&mut self.batch, self.config.batch_size);
         self.reader.next_row(|schema, chunk, row| {
-            Self::ensure_batch_slots(batch, schema, size);
-            if let Some(b) = batch.as_mut() {
-                b.copy_from_chunk(schema, chunk, row, slot);
-            }
+            batch
+                .get_or_insert_with(|| Slots::new(schema, size))
+                .copy_from_chunk(schema, chunk, row, slot);
         })
     }
 
@@ -429,10 +423,10 @@ impl Pipeline {
         let Some(buffer) = shuffle.slots.as_mut() else {
             return Ok(false);
         };
-        Self::ensure_batch_slots(&mut self.batch, &schema, self.config.batch_size);
-        if let Some(batch) = self.batch.as_mut() {
-            batch.copy_from_slots(&schema, buffer, pick, slot);
-        }
+        let size = self.config.batch_size;
+        self.batch
+            .get_or_insert_with(|| Slots::new(&schema, size))
+            .copy_from_slots(&schema, buffer, pick, slot);
         // Refill the picked slot: from the input if it has more, else with the last row.
         let refilled = !shuffle.pass_ended
             && self
