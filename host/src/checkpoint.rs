@@ -204,7 +204,37 @@ pub fn encode(
     }
     let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
     info.insert("global_step".into(), global_step.to_string());
-    safetensors::serialize(views, &Some(info)).map_err(bad)
+    let bytes = safetensors::serialize(views, &Some(info)).map_err(bad)?;
+    with_sorted_header(bytes)
+}
+
+/// safetensors writes its JSON header from hash maps, in an order that changes from run to
+/// run; rewriting it with sorted keys makes equal checkpoints equal files.
+fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
+    #[derive(serde::Deserialize, serde::Serialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: BTreeMap<String, String>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, serde_json::Value>,
+    }
+    let bad = |m: String| Error::Usage(format!("cannot encode checkpoint: {m}"));
+    let (len, rest) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| bad("no header".into()))?;
+    let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|e| bad(e.to_string()))?;
+    let (header, data) = rest
+        .split_at_checked(len)
+        .ok_or_else(|| bad("header past the end".into()))?;
+    let header: Header = serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    let mut header = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    // The data must stay 8-byte aligned; safetensors pads the header with spaces.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + data.len());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    Ok(out)
 }
 
 /// Reads a checkpoint file.
@@ -365,6 +395,38 @@ mod tests {
         assert_eq!(ckpt.global_step, 20);
         assert_eq!(ckpt.metadata.get("plugin").map(String::as_str), Some("x"));
         assert_eq!(ckpt.take("w", &[3]).expect("present"), data.to_vec());
+    }
+
+    #[test]
+    fn equal_checkpoints_encode_to_equal_bytes() {
+        let data = [1.0f32, 2.0];
+        let tensors = [
+            SavedTensor {
+                name: "b",
+                shape: &[2],
+                data: &data,
+            },
+            SavedTensor {
+                name: "a",
+                shape: &[1, 2],
+                data: &data,
+            },
+        ];
+        let meta: BTreeMap<String, String> =
+            (0..8).map(|i| (format!("k{i}"), i.to_string())).collect();
+        let first = encode(&tensors, 7, &meta).expect("encodes");
+        // Each encoding builds fresh hash maps with fresh random orders inside safetensors.
+        for _ in 0..5 {
+            assert_eq!(encode(&tensors, 7, &meta).expect("encodes"), first);
+        }
+        let header_len = u64::from_le_bytes(first[..8].try_into().expect("8 bytes")) as usize;
+        assert_eq!(header_len % 8, 0, "data stays aligned");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(file_name(7));
+        std::fs::write(&path, &first).expect("write");
+        let mut ckpt = read(&path).expect("still a valid safetensors file");
+        assert_eq!(ckpt.metadata.get("k3").map(String::as_str), Some("3"));
+        assert_eq!(ckpt.take("a", &[1, 2]).expect("present"), data.to_vec());
     }
 
     #[test]
