@@ -1,15 +1,18 @@
 //! The input pipeline: a plugin source, then the generic stages shuffle(buffer, seed),
 //! repeat and batch, in TF's order `shuffle(B).repeat().batch(N)`.
 //!
-//! Rows are copied from the source's chunks into preallocated slots (the shuffle buffer,
-//! then the batch), so steady-state batching allocates nothing. With `cache` (the default),
-//! the first pass's chunks are kept and later passes replay them instead of re-reading.
+//! Rows are never copied on their way through the stages: the shuffle buffer holds
+//! references to rows of the source's chunks, and only the rows picked for a batch are
+//! gathered, column by column, into the batch's preallocated buffers. Steady-state
+//! batching allocates nothing. With `cache` (the default), the first pass's chunks are kept,
+//! joined into one, and later passes replay it instead of re-reading the source.
 
 use std::rc::Rc;
 
-use abi_stable::std_types::RString;
+use abi_stable::std_types::{ROption, RString};
 use estimator_plugin_api::abi::{
-    Batch, InputSourceBox, NamedView, Tensor, TensorBuf, TensorData, TensorView,
+    Batch, DType, InputSourceBox, NamedTensor, NamedView, Tensor, TensorBuf, TensorData,
+    TensorView,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -31,97 +34,58 @@ pub struct PipelineConfig {
     pub cache: bool,
 }
 
+/// One example: a row of a chunk the source produced.
+#[derive(Clone)]
+struct RowRef {
+    chunk: Rc<Batch>,
+    row: usize,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct ColumnSchema {
     name: String,
     /// Shape of one example (the chunk's shape without its leading dimension).
     row_shape: Vec<usize>,
     width: usize,
-    dtype: estimator_plugin_api::abi::DType,
+    dtype: DType,
 }
 
-/// Columnar storage with a fixed number of row slots.
-struct Slots {
-    columns: Vec<TensorBuf>,
-    label: Option<TensorBuf>,
-}
-
-fn alloc(schema: &ColumnSchema, rows: usize) -> TensorBuf {
-    let n = schema.width * rows;
-    match schema.dtype {
-        estimator_plugin_api::abi::DType::F32 => TensorBuf::F32(vec![0.0; n].into()),
-        estimator_plugin_api::abi::DType::I64 => TensorBuf::I64(vec![0; n].into()),
-        estimator_plugin_api::abi::DType::Str => TensorBuf::Str(vec![RString::new(); n].into()),
-    }
-}
-
-fn copy_row(src: &TensorBuf, src_row: usize, dst: &mut TensorBuf, dst_row: usize, width: usize) {
-    let (s, d) = (src_row * width, dst_row * width);
-    match (src, dst) {
-        (TensorBuf::F32(a), TensorBuf::F32(b)) => b[d..d + width].copy_from_slice(&a[s..s + width]),
-        (TensorBuf::I64(a), TensorBuf::I64(b)) => b[d..d + width].copy_from_slice(&a[s..s + width]),
-        (TensorBuf::Str(a), TensorBuf::Str(b)) => {
-            b[d..d + width].clone_from_slice(&a[s..s + width])
-        }
-        // Schemas are checked per chunk, so dtypes always agree here.
-        _ => {}
-    }
-}
-
-impl Slots {
-    fn new(schema: &Schema, rows: usize) -> Self {
-        Slots {
-            columns: schema.features.iter().map(|c| alloc(c, rows)).collect(),
-            label: schema.label.as_ref().map(|c| alloc(c, rows)),
+impl ColumnSchema {
+    fn of(name: &str, tensor: &Tensor) -> Self {
+        ColumnSchema {
+            name: name.to_owned(),
+            row_shape: tensor.shape.iter().skip(1).copied().collect(),
+            width: tensor.shape.iter().skip(1).product(),
+            dtype: tensor.dtype(),
         }
     }
 
-    fn copy_from_chunk(&mut self, schema: &Schema, chunk: &Batch, row: usize, slot: usize) {
-        for ((dst, src), col) in self
-            .columns
-            .iter_mut()
-            .zip(chunk.features.iter())
-            .zip(&schema.features)
-        {
-            copy_row(&src.tensor.data, row, dst, slot, col.width);
-        }
-        if let (Some(dst), Some(src), Some(col)) = (
-            &mut self.label,
-            chunk.labels.as_ref().into_option(),
-            &schema.label,
-        ) {
-            copy_row(&src.data, row, dst, slot, col.width);
-        }
+    fn same_layout(&self, other: &ColumnSchema) -> bool {
+        self.name == other.name && self.row_shape == other.row_shape && self.dtype == other.dtype
     }
 
-    fn copy_from_slots(&mut self, schema: &Schema, src: &Slots, row: usize, slot: usize) {
-        for ((dst, src), col) in self
-            .columns
-            .iter_mut()
-            .zip(&src.columns)
-            .zip(&schema.features)
-        {
-            copy_row(src, row, dst, slot, col.width);
-        }
-        if let (Some(dst), Some(src), Some(col)) = (&mut self.label, &src.label, &schema.label) {
-            copy_row(src, row, dst, slot, col.width);
+    /// The shape of a batch of `rows` examples.
+    fn batch_shape(&self, rows: usize) -> Vec<usize> {
+        std::iter::once(rows)
+            .chain(self.row_shape.iter().copied())
+            .collect()
+    }
+
+    fn alloc(&self, rows: usize) -> TensorBuf {
+        let n = self.width * rows;
+        match self.dtype {
+            DType::F32 => TensorBuf::F32(vec![0.0; n].into()),
+            DType::I64 => TensorBuf::I64(vec![0; n].into()),
+            DType::Str => TensorBuf::Str(vec![RString::new(); n].into()),
         }
     }
 }
 
+/// The columns every chunk must have, taken from the first chunk.
 #[derive(Clone, Debug, PartialEq)]
 struct Schema {
     features: Vec<ColumnSchema>,
     label: Option<ColumnSchema>,
-}
-
-fn column_schema(name: &str, tensor: &Tensor) -> ColumnSchema {
-    ColumnSchema {
-        name: name.to_owned(),
-        row_shape: tensor.shape.iter().skip(1).copied().collect(),
-        width: tensor.shape.iter().skip(1).product(),
-        dtype: tensor.dtype(),
-    }
 }
 
 impl Schema {
@@ -130,35 +94,33 @@ impl Schema {
             features: chunk
                 .features
                 .iter()
-                .map(|f| column_schema(&f.name, &f.tensor))
+                .map(|f| ColumnSchema::of(&f.name, &f.tensor))
                 .collect(),
             label: chunk
                 .labels
                 .as_ref()
                 .into_option()
-                .map(|t| column_schema("labels", t)),
+                .map(|t| ColumnSchema::of("labels", t)),
         }
     }
 
-    /// Checks a chunk against the schema and that each column holds `rows × width` values.
+    /// Checks a chunk against the schema and that each column holds `rows × width` values;
+    /// returns the number of rows.
     fn check(&self, chunk: &Batch, label: &str) -> Result<usize> {
         let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
         let got = Schema::of(chunk);
-        let same_layout = |a: &ColumnSchema, b: &ColumnSchema| {
-            a.name == b.name && a.row_shape == b.row_shape && a.dtype == b.dtype
-        };
         let fits = got.features.len() == self.features.len()
             && got
                 .features
                 .iter()
                 .zip(&self.features)
-                .all(|(a, b)| same_layout(a, b))
+                .all(|(a, b)| a.same_layout(b))
             && got.label.is_some() == self.label.is_some()
             && got
                 .label
                 .iter()
                 .zip(&self.label)
-                .all(|(a, b)| same_layout(a, b));
+                .all(|(a, b)| a.same_layout(b));
         if !fits {
             return Err(Error::Usage(format!(
                 "{label}: a chunk's columns differ from the first chunk's"
@@ -185,26 +147,29 @@ struct RowReader {
     opener: Opener,
     source: Option<InputSourceBox>,
     use_cache: bool,
-    cache: Vec<Batch>,
+    cache: Vec<Rc<Batch>>,
     cache_complete: bool,
-    /// The chunk being read: an index into `cache`, or a chunk not cached.
-    current: Option<Current>,
+    /// The chunk being read and its number of rows.
+    current: Option<(Rc<Batch>, usize)>,
     next_cached: usize,
     row: usize,
-    schema: Option<Rc<Schema>>,
+    schema: Option<Schema>,
     label: String,
 }
 
-enum Current {
-    Cached(usize),
-    Owned(Batch),
-}
-
 impl RowReader {
-    fn chunk(&self) -> Option<&Batch> {
-        match self.current.as_ref()? {
-            Current::Cached(i) => self.cache.get(*i),
-            Current::Owned(b) => Some(b),
+    fn new(opener: Opener, config: &PipelineConfig) -> Self {
+        RowReader {
+            opener,
+            source: None,
+            use_cache: config.cache,
+            cache: Vec::new(),
+            cache_complete: false,
+            current: None,
+            next_cached: 0,
+            row: 0,
+            schema: None,
+            label: config.label.clone(),
         }
     }
 
@@ -219,18 +184,20 @@ impl RowReader {
         Ok(())
     }
 
-    /// Hands the next row of this pass to `take`; `false` at the end of the pass.
-    fn next_row(&mut self, take: impl FnOnce(&Schema, &Batch, usize)) -> Result<bool> {
+    /// The next row of this pass, or `None` at its end.
+    fn next_row(&mut self) -> Result<Option<RowRef>> {
         loop {
-            if let (Some(chunk), Some(schema)) = (self.chunk(), self.schema.as_ref()) {
-                if self.row < chunk.features.first().map_or(0, |f| f.tensor.batch_len()) {
-                    take(schema, chunk, self.row);
+            if let Some((chunk, rows)) = &self.current {
+                if self.row < *rows {
                     self.row += 1;
-                    return Ok(true);
+                    return Ok(Some(RowRef {
+                        chunk: Rc::clone(chunk),
+                        row: self.row - 1,
+                    }));
                 }
             }
             if !self.advance_chunk()? {
-                return Ok(false);
+                return Ok(None);
             }
         }
     }
@@ -238,12 +205,13 @@ impl RowReader {
     fn advance_chunk(&mut self) -> Result<bool> {
         self.row = 0;
         if self.cache_complete {
-            if self.next_cached < self.cache.len() {
-                self.current = Some(Current::Cached(self.next_cached));
-                self.next_cached += 1;
-                return Ok(true);
-            }
-            return Ok(false);
+            let Some(chunk) = self.cache.get(self.next_cached) else {
+                return Ok(false);
+            };
+            let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
+            self.current = Some((Rc::clone(chunk), rows));
+            self.next_cached += 1;
+            return Ok(true);
         }
         let Some(source) = self.source.as_mut() else {
             return Ok(false);
@@ -252,45 +220,57 @@ impl RowReader {
             .next_chunk()
             .into_result()
             .map_err(|e| Error::Usage(format!("{}: {e}", self.label)))?;
-        match next.into_option() {
-            Some(chunk) => {
-                match &self.schema {
-                    Some(schema) => {
-                        schema.check(&chunk, &self.label)?;
-                    }
-                    None => {
-                        let schema = Schema::of(&chunk);
-                        schema.check(&chunk, &self.label)?;
-                        self.schema = Some(Rc::new(schema));
-                    }
-                }
-                if self.use_cache {
-                    self.cache.push(chunk);
-                    self.current = Some(Current::Cached(self.cache.len() - 1));
-                } else {
-                    self.current = Some(Current::Owned(chunk));
-                }
-                Ok(true)
+        let Some(chunk) = next.into_option() else {
+            self.source = None;
+            self.current = None;
+            self.cache_complete = self.use_cache;
+            if self.cache.len() > 1 {
+                // Later passes read one chunk: batches then gather from a single buffer.
+                self.cache = vec![Rc::new(concatenate(&self.cache))];
             }
-            None => {
-                self.source = None;
-                self.current = None;
-                self.cache_complete = self.use_cache;
-                self.next_cached = self.cache.len();
-                Ok(false)
-            }
+            self.next_cached = self.cache.len();
+            return Ok(false);
+        };
+        let schema = self.schema.get_or_insert_with(|| Schema::of(&chunk));
+        let rows = schema.check(&chunk, &self.label)?;
+        let chunk = Rc::new(chunk);
+        if self.use_cache {
+            self.cache.push(Rc::clone(&chunk));
         }
+        self.current = Some((chunk, rows));
+        Ok(true)
     }
 }
 
 /// TF's shuffle buffer: holds up to `capacity` rows; each draw takes a uniformly random
-/// one and refills its slot from the input.
+/// one and refills its slot from the input, or, once the pass has ended, with the last row.
 struct ShuffleBuffer {
-    slots: Option<Slots>,
+    rows: Vec<RowRef>,
     capacity: usize,
-    len: usize,
     rng: ChaCha8Rng,
     pass_ended: bool,
+}
+
+impl ShuffleBuffer {
+    fn draw(&mut self, reader: &mut RowReader) -> Result<Option<RowRef>> {
+        while self.rows.len() < self.capacity && !self.pass_ended {
+            match reader.next_row()? {
+                Some(row) => self.rows.push(row),
+                None => self.pass_ended = true,
+            }
+        }
+        if self.rows.is_empty() {
+            return Ok(None);
+        }
+        let pick = self.rng.gen_range(0..self.rows.len());
+        if !self.pass_ended {
+            if let Some(next) = reader.next_row()? {
+                return Ok(Some(std::mem::replace(&mut self.rows[pick], next)));
+            }
+            self.pass_ended = true;
+        }
+        Ok(Some(self.rows.swap_remove(pick)))
+    }
 }
 
 /// One batch of examples, borrowed from the pipeline until the next call.
@@ -300,13 +280,21 @@ pub struct BatchRef<'a> {
     pub len: usize,
 }
 
+/// A batch's columns, allocated once for `batch_size` rows, with their shapes for the
+/// current number of rows.
+struct BatchBuffers {
+    columns: Vec<TensorBuf>,
+    shapes: Vec<Vec<usize>>,
+    label: Option<(TensorBuf, Vec<usize>)>,
+}
+
 pub struct Pipeline {
     config: PipelineConfig,
     reader: RowReader,
     shuffle: Option<ShuffleBuffer>,
-    batch: Option<Slots>,
-    shapes: Vec<Vec<usize>>,
-    label_shape: Vec<usize>,
+    /// The rows of the batch being assembled.
+    picked: Vec<RowRef>,
+    batch: Option<BatchBuffers>,
     started: bool,
     /// Rows seen in the current pass; a pass with none ends a repeating input.
     rows_this_pass: usize,
@@ -315,33 +303,19 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: PipelineConfig, opener: Opener, rng: ChaCha8Rng) -> Self {
         let shuffle = config.shuffle.map(|capacity| ShuffleBuffer {
-            slots: None,
+            rows: Vec::with_capacity(capacity),
             capacity,
-            len: 0,
             rng,
             pass_ended: false,
         });
-        let reader = RowReader {
-            opener,
-            source: None,
-            use_cache: config.cache,
-            cache: Vec::new(),
-            cache_complete: false,
-            current: None,
-            next_cached: 0,
-            row: 0,
-            schema: None,
-            label: config.label.clone(),
-        };
         Pipeline {
-            config,
-            reader,
+            reader: RowReader::new(opener, &config),
             shuffle,
+            picked: Vec::with_capacity(config.batch_size),
             batch: None,
-            shapes: Vec::new(),
-            label_shape: Vec::new(),
             started: false,
             rows_this_pass: 0,
+            config,
         }
     }
 
@@ -351,179 +325,228 @@ impl Pipeline {
             self.reader.start_pass()?;
             self.started = true;
         }
-        let mut filled = 0;
-        while filled < self.config.batch_size {
-            if !self.next_element(filled)? {
-                break;
+        self.picked.clear();
+        while self.picked.len() < self.config.batch_size {
+            match self.next_element()? {
+                Some(row) => self.picked.push(row),
+                None => break,
             }
-            filled += 1;
         }
+        let filled = self.picked.len();
         if filled == 0 || (filled < self.config.batch_size && self.config.drop_remainder) {
             return Ok(None);
         }
-        Ok(Some(self.views(filled)))
+        self.gather();
+        Ok(self.views())
     }
 
-    /// Moves the next element into batch slot `slot`; `false` at the end of the input.
-    fn next_element(&mut self, slot: usize) -> Result<bool> {
+    /// The next element after shuffle and repeat; `None` at the end of the input.
+    fn next_element(&mut self) -> Result<Option<RowRef>> {
         loop {
-            let got = match self.shuffle.is_some() {
-                true => self.next_shuffled(slot)?,
-                false => self.next_unshuffled(slot)?,
+            let next = match self.shuffle.as_mut() {
+                Some(buffer) => buffer.draw(&mut self.reader)?,
+                None => self.reader.next_row()?,
             };
-            if got {
+            if next.is_some() {
                 self.rows_this_pass += 1;
-                return Ok(true);
+                return Ok(next);
             }
             if !self.config.repeat || self.rows_this_pass == 0 {
-                return Ok(false);
+                return Ok(None);
             }
             self.rows_this_pass = 0;
             self.reader.start_pass()?;
-            if let Some(s) = self.shuffle.as_mut() {
-                s.pass_ended = false;
+            if let Some(buffer) = self.shuffle.as_mut() {
+                buffer.pass_ended = false;
             }
         }
     }
 
-    fn next_unshuffled(&mut self, slot: usize) -> Result<bool> {
-        let (batch, size) = (&mut self.batch, self.config.batch_size);
-        self.reader.next_row(|schema, chunk, row| {
-            batch
-                .get_or_insert_with(|| Slots::new(schema, size))
-                .copy_from_chunk(schema, chunk, row, slot);
-        })
-    }
-
-    fn next_shuffled(&mut self, slot: usize) -> Result<bool> {
-        let Some(shuffle) = self.shuffle.as_mut() else {
-            return Ok(false);
-        };
-        // Fill the buffer from the input until it is full or this pass ends.
-        while shuffle.len < shuffle.capacity && !shuffle.pass_ended {
-            let (slots, len, capacity) = (&mut shuffle.slots, shuffle.len, shuffle.capacity);
-            let got = self.reader.next_row(|schema, chunk, row| {
-                slots
-                    .get_or_insert_with(|| Slots::new(schema, capacity))
-                    .copy_from_chunk(schema, chunk, row, len);
-            })?;
-            if got {
-                shuffle.len += 1;
-            } else {
-                shuffle.pass_ended = true;
-            }
-        }
-        if shuffle.len == 0 {
-            return Ok(false);
-        }
-        let Some(schema) = self.reader.schema.clone() else {
-            return Ok(false);
-        };
-        let pick = shuffle.rng.gen_range(0..shuffle.len);
-        let Some(buffer) = shuffle.slots.as_mut() else {
-            return Ok(false);
+    /// Copies the picked rows into the batch buffers, one column at a time.
+    fn gather(&mut self) {
+        let Some(schema) = self.reader.schema.as_ref() else {
+            return;
         };
         let size = self.config.batch_size;
-        self.batch
-            .get_or_insert_with(|| Slots::new(&schema, size))
-            .copy_from_slots(&schema, buffer, pick, slot);
-        // Refill the picked slot: from the input if it has more, else with the last row.
-        let refilled = !shuffle.pass_ended
-            && self
-                .reader
-                .next_row(|schema, chunk, row| buffer.copy_from_chunk(schema, chunk, row, pick))?;
-        if !refilled {
-            shuffle.pass_ended = true;
-            let last = shuffle.len - 1;
-            if pick != last {
-                move_slot(buffer, &schema, last, pick);
-            }
-            shuffle.len -= 1;
-        }
-        Ok(true)
-    }
-
-    fn views(&mut self, len: usize) -> BatchRef<'_> {
-        let schema = match self.reader.schema.as_ref() {
-            Some(s) => s,
-            None => {
-                return BatchRef {
-                    features: Vec::new(),
-                    labels: None,
-                    len: 0,
-                }
-            }
-        };
-        if self.shapes.len() != schema.features.len() {
-            self.shapes = schema
-                .features
-                .iter()
-                .map(|c| {
-                    std::iter::once(0)
-                        .chain(c.row_shape.iter().copied())
-                        .collect()
-                })
-                .collect();
-            self.label_shape = schema
+        let batch = self.batch.get_or_insert_with(|| BatchBuffers {
+            columns: schema.features.iter().map(|c| c.alloc(size)).collect(),
+            shapes: schema.features.iter().map(|c| c.batch_shape(0)).collect(),
+            label: schema
                 .label
                 .as_ref()
-                .map(|c| {
-                    std::iter::once(0)
-                        .chain(c.row_shape.iter().copied())
-                        .collect()
-                })
-                .unwrap_or_default();
+                .map(|c| (c.alloc(size), c.batch_shape(0))),
+        });
+        let rows = self.picked.len();
+        for (index, (column, col)) in batch.columns.iter_mut().zip(&schema.features).enumerate() {
+            gather_column(column, col.width, &self.picked, |chunk| {
+                &chunk.features[index].tensor.data
+            });
         }
-        for shape in &mut self.shapes {
-            shape[0] = len;
+        for shape in &mut batch.shapes {
+            shape[0] = rows;
         }
-        if let Some(first) = self.label_shape.first_mut() {
-            *first = len;
+        if let (Some((column, shape)), Some(col)) = (batch.label.as_mut(), &schema.label) {
+            gather_column(column, col.width, &self.picked, |chunk| {
+                // Schemas are checked per chunk: a labelled schema means labelled chunks.
+                match chunk.labels.as_ref().into_option() {
+                    Some(labels) => &labels.data,
+                    None => &EMPTY,
+                }
+            });
+            shape[0] = rows;
         }
-        let Some(batch) = self.batch.as_ref() else {
-            return BatchRef {
-                features: Vec::new(),
-                labels: None,
-                len: 0,
-            };
-        };
+    }
+
+    fn views(&self) -> Option<BatchRef<'_>> {
+        let (schema, batch) = (self.reader.schema.as_ref()?, self.batch.as_ref()?);
+        let len = self.picked.len();
         let features = schema
             .features
             .iter()
             .zip(&batch.columns)
-            .zip(&self.shapes)
+            .zip(&batch.shapes)
             .map(|((col, buf), shape)| NamedView {
                 name: col.name.as_str().into(),
                 tensor: view(buf, shape, col.width * len),
             })
             .collect();
-        let labels = match (&batch.label, &schema.label) {
-            (Some(buf), Some(col)) => Some(view(buf, &self.label_shape, col.width * len)),
-            _ => None,
-        };
-        BatchRef {
+        let labels = batch
+            .label
+            .as_ref()
+            .zip(schema.label.as_ref())
+            .map(|((buf, shape), col)| view(buf, shape, col.width * len));
+        Some(BatchRef {
             features,
             labels,
             len,
+        })
+    }
+}
+
+static EMPTY: TensorBuf = TensorBuf::F32(abi_stable::std_types::RVec::new());
+
+/// Copies each picked row's values of one column into `dst`, row after row.
+fn gather_column<'r>(
+    dst: &mut TensorBuf,
+    width: usize,
+    picked: &'r [RowRef],
+    column: impl Fn(&'r Batch) -> &'r TensorBuf,
+) {
+    if width == 0 {
+        return;
+    }
+    match dst {
+        TensorBuf::F32(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::F32(v) => v.as_slice(),
+            _ => &[],
+        }),
+        TensorBuf::I64(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::I64(v) => v.as_slice(),
+            _ => &[],
+        }),
+        TensorBuf::Str(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::Str(v) => v.as_slice(),
+            _ => &[],
+        }),
+    }
+}
+
+/// The typed body of [`gather_column`]. Consecutive rows usually come from the same chunk
+/// (always, once the cache is compacted), so the column is looked up again only when the
+/// chunk changes. Values are copied one by one: rows are one to a few values wide, where a
+/// `memcpy` call would cost more than the copy.
+fn gather_values<'r, T: Clone + 'r>(
+    dst: &mut [T],
+    width: usize,
+    picked: &'r [RowRef],
+    values: impl Fn(&'r Batch) -> &'r [T],
+) {
+    let mut current: Option<(*const Batch, &'r [T])> = None;
+    for (r, out) in picked.iter().zip(dst.chunks_exact_mut(width)) {
+        let chunk: &'r Batch = &r.chunk;
+        let src = match current {
+            Some((ptr, src)) if std::ptr::eq(ptr, chunk) => src,
+            _ => {
+                let src = values(chunk);
+                current = Some((chunk, src));
+                src
+            }
+        };
+        // Schemas are checked per chunk, so the row is always in range.
+        if let Some(row) = src.get(r.row * width..(r.row + 1) * width) {
+            for (d, s) in out.iter_mut().zip(row) {
+                d.clone_from(s);
+            }
         }
     }
 }
 
-fn move_slot(buffer: &mut Slots, schema: &Schema, from: usize, to: usize) {
-    let move_in = |buf: &mut TensorBuf, width: usize| match buf {
-        TensorBuf::F32(v) => v.copy_within(from * width..(from + 1) * width, to * width),
-        TensorBuf::I64(v) => v.copy_within(from * width..(from + 1) * width, to * width),
-        TensorBuf::Str(v) => {
-            for i in 0..width {
-                v.swap(from * width + i, to * width + i);
-            }
-        }
+/// Concatenates the cached chunks of a pass into one.
+fn concatenate(chunks: &[Rc<Batch>]) -> Batch {
+    let Some(first) = chunks.first() else {
+        return Batch {
+            features: Default::default(),
+            labels: ROption::RNone,
+        };
     };
-    for (buf, col) in buffer.columns.iter_mut().zip(&schema.features) {
-        move_in(buf, col.width);
+    let features = (0..first.features.len())
+        .map(|i| {
+            let tensors: Vec<&Tensor> = chunks.iter().map(|c| &c.features[i].tensor).collect();
+            NamedTensor::new(first.features[i].name.as_str(), concatenate_tensors(&tensors))
+        })
+        .collect();
+    let labels = first.labels.as_ref().map(|_| {
+        let tensors: Vec<&Tensor> = chunks
+            .iter()
+            .filter_map(|c| c.labels.as_ref().into_option())
+            .collect();
+        concatenate_tensors(&tensors)
+    });
+    Batch { features, labels }
+}
+
+/// Stacks tensors along their first dimension; they share dtype and row shape.
+fn concatenate_tensors(tensors: &[&Tensor]) -> Tensor {
+    let rows: usize = tensors.iter().map(|t| t.batch_len()).sum();
+    let mut shape: Vec<usize> = tensors.first().map_or(vec![0], |t| t.shape.to_vec());
+    if let Some(first) = shape.first_mut() {
+        *first = rows;
     }
-    if let (Some(buf), Some(col)) = (buffer.label.as_mut(), schema.label.as_ref()) {
-        move_in(buf, col.width);
+    let data = match tensors.first().map(|t| &t.data) {
+        Some(TensorBuf::I64(_)) => TensorBuf::I64(
+            tensors
+                .iter()
+                .flat_map(|t| match &t.data {
+                    TensorBuf::I64(v) => v.as_slice(),
+                    _ => &[],
+                })
+                .copied()
+                .collect(),
+        ),
+        Some(TensorBuf::Str(_)) => TensorBuf::Str(
+            tensors
+                .iter()
+                .flat_map(|t| match &t.data {
+                    TensorBuf::Str(v) => v.as_slice(),
+                    _ => &[],
+                })
+                .cloned()
+                .collect(),
+        ),
+        _ => TensorBuf::F32(
+            tensors
+                .iter()
+                .flat_map(|t| match &t.data {
+                    TensorBuf::F32(v) => v.as_slice(),
+                    _ => &[],
+                })
+                .copied()
+                .collect(),
+        ),
+    };
+    Tensor {
+        shape: shape.into(),
+        data,
     }
 }
 
@@ -536,5 +559,210 @@ fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize], n: usize) -> TensorView<'a> 
     TensorView {
         shape: shape.into(),
         data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::sabi_trait::TD_Opaque;
+    use abi_stable::std_types::{ROption, RResult};
+    use estimator_plugin_api::abi::{InputSource, InputSource_TO, NamedTensor, PluginError};
+    use rand::SeedableRng;
+
+    /// A source of rows 0..rows, `x = i` (f32, width 2: i and 10·i) and label `i`, in
+    /// chunks of `chunk` rows; counts how often it is opened.
+    struct Counting {
+        next: usize,
+        rows: usize,
+        chunk: usize,
+    }
+
+    impl InputSource for Counting {
+        fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError> {
+            let end = (self.next + self.chunk).min(self.rows);
+            if self.next >= end {
+                return RResult::ROk(ROption::RNone);
+            }
+            let ids: Vec<usize> = (self.next..end).collect();
+            self.next = end;
+            let x = ids
+                .iter()
+                .flat_map(|&i| [i as f32, 10.0 * i as f32])
+                .collect();
+            let labels = ids.iter().map(|&i| i as i64).collect();
+            let names = ids.iter().map(|i| RString::from(format!("r{i}"))).collect();
+            let names = Tensor {
+                shape: vec![ids.len()].into(),
+                data: TensorBuf::Str(names),
+            };
+            RResult::ROk(ROption::RSome(Batch {
+                features: vec![
+                    NamedTensor::new("x", Tensor::f32(vec![ids.len(), 2], x)),
+                    NamedTensor::new("name", names),
+                ]
+                .into(),
+                labels: ROption::RSome(Tensor::i64(vec![ids.len()], labels)),
+            }))
+        }
+    }
+
+    fn pipeline(rows: usize, config: PipelineConfig) -> (Pipeline, Rc<std::cell::Cell<usize>>) {
+        let opened = Rc::new(std::cell::Cell::new(0));
+        let counter = Rc::clone(&opened);
+        let opener: Opener = Box::new(move || {
+            counter.set(counter.get() + 1);
+            Ok(InputSource_TO::from_value(
+                Counting {
+                    next: 0,
+                    rows,
+                    chunk: 3,
+                },
+                TD_Opaque,
+            ))
+        });
+        let rng = ChaCha8Rng::seed_from_u64(5);
+        (Pipeline::new(config, opener, rng), opened)
+    }
+
+    fn config(batch_size: usize) -> PipelineConfig {
+        PipelineConfig {
+            label: "input.train".into(),
+            batch_size,
+            shuffle: None,
+            repeat: false,
+            drop_remainder: false,
+            cache: true,
+        }
+    }
+
+    /// The labels of every batch until the end of the input (at most `limit` batches),
+    /// checking that features travel with their labels.
+    fn label_batches(p: &mut Pipeline, limit: usize) -> Vec<Vec<i64>> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(batch) = p.next_batch().expect("no error") else {
+                break;
+            };
+            let TensorData::I64(labels) = batch.labels.expect("labelled").data else {
+                panic!("i64 labels")
+            };
+            let TensorData::F32(x) = batch.features[0].tensor.data else {
+                panic!("f32 features")
+            };
+            let TensorData::Str(names) = batch.features[1].tensor.data else {
+                panic!("string names")
+            };
+            assert_eq!(batch.features[0].tensor.shape.as_slice(), &[batch.len, 2]);
+            for (row, &label) in labels.iter().enumerate() {
+                assert_eq!(x[2 * row], label as f32);
+                assert_eq!(x[2 * row + 1], 10.0 * label as f32);
+                assert_eq!(names[row].as_str(), format!("r{label}"));
+            }
+            out.push(labels.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn batches_keep_order_and_the_last_may_be_short() {
+        let (mut p, _) = pipeline(7, config(3));
+        assert_eq!(
+            label_batches(&mut p, 10),
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
+    }
+
+    #[test]
+    fn drop_remainder_drops_the_short_batch() {
+        let (mut p, _) = pipeline(
+            7,
+            PipelineConfig {
+                drop_remainder: true,
+                ..config(3)
+            },
+        );
+        assert_eq!(
+            label_batches(&mut p, 10),
+            vec![vec![0, 1, 2], vec![3, 4, 5]]
+        );
+    }
+
+    #[test]
+    fn repeat_crosses_passes_within_a_batch_and_replays_the_cache() {
+        let (mut p, opened) = pipeline(
+            4,
+            PipelineConfig {
+                repeat: true,
+                ..config(3)
+            },
+        );
+        assert_eq!(
+            label_batches(&mut p, 3),
+            vec![vec![0, 1, 2], vec![3, 0, 1], vec![2, 3, 0]]
+        );
+        assert_eq!(opened.get(), 1, "later passes come from the cache");
+        assert_eq!(p.reader.cache.len(), 1, "the cached chunks are joined into one");
+    }
+
+    #[test]
+    fn without_cache_each_pass_reopens_the_source() {
+        let (mut p, opened) = pipeline(
+            4,
+            PipelineConfig {
+                repeat: true,
+                cache: false,
+                ..config(4)
+            },
+        );
+        assert_eq!(label_batches(&mut p, 3).len(), 3);
+        assert_eq!(opened.get(), 3);
+    }
+
+    #[test]
+    fn shuffle_is_tf_buffer_sampling() {
+        // Buffer of 2 over 0..5: fill [0, 1]; each draw takes a random slot and refills it
+        // from the input; once the input ends, the last slot moves into the drawn one.
+        let shuffled = PipelineConfig {
+            shuffle: Some(2),
+            ..config(5)
+        };
+        let (mut p, _) = pipeline(5, shuffled.clone());
+        let got = label_batches(&mut p, 1).remove(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut buffer, mut next, mut expected) = (vec![0, 1], 2, Vec::new());
+        while !buffer.is_empty() {
+            let pick = rng.gen_range(0..buffer.len());
+            expected.push(buffer[pick]);
+            if next < 5 {
+                buffer[pick] = next;
+                next += 1;
+            } else {
+                buffer.swap_remove(pick);
+            }
+        }
+        assert_eq!(got, expected);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            vec![0, 1, 2, 3, 4],
+            "each example exactly once per pass"
+        );
+        // The same seed gives the same order.
+        let (mut again, _) = pipeline(5, shuffled);
+        assert_eq!(label_batches(&mut again, 1).remove(0), got);
+    }
+
+    #[test]
+    fn an_empty_input_gives_no_batch_even_when_repeating() {
+        let (mut p, _) = pipeline(
+            0,
+            PipelineConfig {
+                repeat: true,
+                ..config(2)
+            },
+        );
+        assert!(label_batches(&mut p, 5).is_empty());
     }
 }
