@@ -1,7 +1,5 @@
 //! Layers over the tape, and the bridge between the host's variables and tape parameters.
 
-use std::collections::HashMap;
-
 use abi_stable::std_types::RVec;
 use ndarray::Array2;
 use serde::Deserialize;
@@ -42,6 +40,9 @@ pub struct Dense {
     pub inputs: usize,
     pub units: usize,
     pub activation: Activation,
+    /// The variables' names, built once rather than on every step.
+    kernel: String,
+    bias: String,
 }
 
 impl Dense {
@@ -51,36 +52,39 @@ impl Dense {
         units: usize,
         activation: Activation,
     ) -> Self {
+        let name = name.into();
         Dense {
-            name: name.into(),
+            kernel: format!("{name}/kernel"),
+            bias: format!("{name}/bias"),
+            name,
             inputs,
             units,
             activation,
         }
     }
 
-    pub fn kernel_name(&self) -> String {
-        format!("{}/kernel", self.name)
+    pub fn kernel_name(&self) -> &str {
+        &self.kernel
     }
 
-    pub fn bias_name(&self) -> String {
-        format!("{}/bias", self.name)
+    pub fn bias_name(&self) -> &str {
+        &self.bias
     }
 
     pub fn variables(&self) -> [VarSpec; 2] {
         [
             VarSpec::new(
-                self.kernel_name(),
+                self.kernel.as_str(),
                 &[self.inputs, self.units],
                 Initializer::GlorotUniform,
             ),
-            VarSpec::new(self.bias_name(), &[self.units], Initializer::Zeros),
+            VarSpec::new(self.bias.as_str(), &[self.units], Initializer::Zeros),
         ]
     }
 
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
-        let h = tape.matmul(x, params.get(&self.kernel_name())?)?;
-        let h = tape.add_bias(h, params.get(&self.bias_name())?)?;
+        let h = tape.matmul(x, params.get(&self.kernel)?)?;
+        let h = tape.add_bias(h, params.get(&self.bias)?)?;
         Ok(self.activation.apply(tape, h))
     }
 }
@@ -132,18 +136,18 @@ impl Mlp {
 }
 
 /// The host's variables placed on a tape: trainable ones as parameters, others as constants.
-pub struct Params {
-    vars: HashMap<String, Var>,
-    /// Trainable variables in declaration order with their shapes, for `gradients`.
-    trainable: Vec<(String, Var, Vec<usize>)>,
+/// Borrows the names from the model's declarations, so placing them allocates no strings.
+pub struct Params<'s> {
+    /// Every variable in declaration order; models have few, so lookup is a scan.
+    vars: Vec<(&'s VarSpec, Var)>,
 }
 
-impl Params {
+impl<'s> Params<'s> {
     /// Places every variable on the tape. `specs` are the model's declarations, in the
     /// order the host passes `variables`.
     pub fn load(
         tape: &mut Tape,
-        specs: &[VarSpec],
+        specs: &'s [VarSpec],
         variables: &[NamedView<'_>],
     ) -> Result<Self, PluginError> {
         if specs.len() != variables.len() {
@@ -153,41 +157,40 @@ impl Params {
                 specs.len()
             )));
         }
-        let mut vars = HashMap::with_capacity(specs.len());
-        let mut trainable = Vec::new();
+        let mut vars = Vec::with_capacity(specs.len());
         for (spec, view) in specs.iter().zip(variables) {
-            let name = spec.name.as_str();
-            let matrix = as_matrix(name, spec, view)?;
-            let var = if spec.trainable {
-                let var = tape.param(matrix);
-                trainable.push((name.to_owned(), var, spec.shape.to_vec()));
-                var
-            } else {
-                tape.constant(matrix)
+            let matrix = as_matrix(spec.name.as_str(), spec, view)?;
+            let var = match spec.trainable {
+                true => tape.param(matrix),
+                false => tape.constant(matrix),
             };
-            vars.insert(name.to_owned(), var);
+            vars.push((spec, var));
         }
-        Ok(Params { vars, trainable })
+        Ok(Params { vars })
     }
 
     pub fn get(&self, name: &str) -> Result<Var, PluginError> {
         self.vars
-            .get(name)
-            .copied()
+            .iter()
+            .find(|(spec, _)| spec.name.as_str() == name)
+            .map(|&(_, var)| var)
             .ok_or_else(|| PluginError::other(format!("no variable named `{name}`")))
     }
 
     /// One gradient per trainable variable, in declaration order and with the variable's
-    /// shape; zeros where the loss does not depend on it.
-    pub fn gradients(&self, grads: &Gradients) -> RVec<NamedTensor> {
-        self.trainable
+    /// shape; zeros where the loss does not depend on it. Moves the gradients out of
+    /// `grads` instead of copying them.
+    pub fn gradients(&self, mut grads: Gradients) -> RVec<NamedTensor> {
+        self.vars
             .iter()
-            .map(|(name, var, shape)| {
-                let data = match grads.of(*var) {
+            .filter(|(spec, _)| spec.trainable)
+            .map(|&(spec, var)| {
+                let data = match grads.take(var) {
+                    Some(g) if g.is_standard_layout() => g.into_raw_vec_and_offset().0,
                     Some(g) => g.iter().copied().collect(),
-                    None => vec![0.0; shape.iter().product()],
+                    None => vec![0.0; spec.len()],
                 };
-                NamedTensor::new(name.clone(), Tensor::f32(shape.clone(), data))
+                NamedTensor::new(spec.name.as_str(), Tensor::f32(spec.shape.to_vec(), data))
             })
             .collect()
     }

@@ -3,8 +3,11 @@
 //! Each operation appends a node holding its value and what it was computed from;
 //! [`Tape::backward`] walks the nodes in reverse and accumulates gradients. The tape is
 //! rebuilt every step, which keeps it simple: no graph, no shapes to infer ahead of time.
+//! Nodes computed only from constants (the features and what follows from them alone) get
+//! no gradient, and an op whose input gradient has the output gradient's shape reuses its
+//! buffer, so a step allocates little beyond the values themselves.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Zip};
 
 use crate::abi::PluginError;
 
@@ -41,6 +44,8 @@ enum Op {
 struct Node {
     value: Array2<f32>,
     op: Op,
+    /// Whether any parameter leads to this node, so that its gradient is wanted.
+    needs_grad: bool,
 }
 
 /// The tape: values in creation order, each with the operation that produced it.
@@ -49,15 +54,20 @@ pub struct Tape {
     nodes: Vec<Node>,
 }
 
-/// Gradients of one scalar with respect to every node that led to it.
+/// Gradients of one scalar with respect to the parameters that led to it.
 pub struct Gradients {
     grads: Vec<Option<Array2<f32>>>,
 }
 
 impl Gradients {
-    /// The gradient of `var`, or `None` when the loss does not depend on it.
+    /// The gradient of parameter `var`, or `None` when the loss does not depend on it.
     pub fn of(&self, var: Var) -> Option<&Array2<f32>> {
         self.grads.get(var.0).and_then(Option::as_ref)
+    }
+
+    /// Moves the gradient of parameter `var` out.
+    pub fn take(&mut self, var: Var) -> Option<Array2<f32>> {
+        self.grads.get_mut(var.0).and_then(Option::take)
     }
 }
 
@@ -67,7 +77,20 @@ impl Tape {
     }
 
     fn push(&mut self, value: Array2<f32>, op: Op) -> Var {
-        self.nodes.push(Node { value, op });
+        let needs = |v: &Var| self.nodes[v.0].needs_grad;
+        let needs_grad = match &op {
+            Op::Constant => false,
+            Op::Param => true,
+            Op::MatMul(a, b) | Op::AddBias(a, b) => needs(a) || needs(b),
+            Op::Relu(x) | Op::Tanh(x) | Op::Sigmoid(x) => needs(x),
+            Op::SparseSoftmaxCrossEntropy { logits: x, .. }
+            | Op::MeanSquaredError { predictions: x, .. } => needs(x),
+        };
+        self.nodes.push(Node {
+            value,
+            op,
+            needs_grad,
+        });
         Var(self.nodes.len() - 1)
     }
 
@@ -110,7 +133,16 @@ impl Tape {
                 xv.shape()
             )));
         }
-        let value = xv + bv;
+        let mut value = xv.as_standard_layout().into_owned();
+        let bias_row = bv.row(0).to_vec();
+        // Plain slices: rows are a handful of values, too short for ndarray's per-row setup.
+        if let Some(values) = value.as_slice_mut() {
+            for row in values.chunks_exact_mut(bias_row.len().max(1)) {
+                for (v, b) in row.iter_mut().zip(&bias_row) {
+                    *v += b;
+                }
+            }
+        }
         Ok(self.push(value, Op::AddBias(x, bias)))
     }
 
@@ -197,51 +229,59 @@ impl Tape {
         ))
     }
 
-    /// Gradients of the scalar `output` with respect to every node before it.
+    /// Gradients of the scalar `output` with respect to every parameter before it.
     pub fn backward(&self, output: Var) -> Gradients {
         let mut grads: Vec<Option<Array2<f32>>> = Vec::with_capacity(output.0 + 1);
         grads.resize_with(output.0 + 1, || None);
         grads[output.0] = Some(Array2::ones(self.nodes[output.0].value.raw_dim()));
         for index in (0..=output.0).rev() {
-            let Some(g) = grads[index].take() else {
+            if matches!(self.nodes[index].op, Op::Param) {
                 continue;
-            };
-            self.propagate(index, &g, &mut grads);
-            grads[index] = Some(g);
+            }
+            if let Some(g) = grads[index].take() {
+                self.propagate(index, g, &mut grads);
+            }
         }
         Gradients { grads }
     }
 
-    fn propagate(&self, index: usize, g: &Array2<f32>, grads: &mut [Option<Array2<f32>>]) {
+    /// Passes node `index`'s gradient `g` on to its inputs.
+    fn propagate(&self, index: usize, mut g: Array2<f32>, grads: &mut [Option<Array2<f32>>]) {
         let node = &self.nodes[index];
         match &node.op {
             Op::Constant | Op::Param => {}
             Op::MatMul(a, b) => {
                 let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
-                accumulate(grads, *a, g.dot(&bv.t()));
-                accumulate(grads, *b, av.t().dot(g));
+                if self.needs_grad(*a) {
+                    self.accumulate(grads, *a, g.dot(&bv.t()));
+                }
+                if self.needs_grad(*b) {
+                    self.accumulate(grads, *b, av.t().dot(&g));
+                }
             }
             Op::AddBias(x, bias) => {
-                accumulate(grads, *x, g.clone());
-                accumulate(grads, *bias, g.sum_axis(Axis(0)).insert_axis(Axis(0)));
+                if self.needs_grad(*bias) {
+                    self.accumulate(grads, *bias, column_sums(&g));
+                }
+                self.accumulate(grads, *x, g);
             }
             Op::Relu(x) => {
-                let dx = ndarray::Zip::from(g)
+                Zip::from(&mut g)
                     .and(&node.value)
-                    .map_collect(|&g, &y| if y > 0.0 { g } else { 0.0 });
-                accumulate(grads, *x, dx);
+                    .for_each(|g, &y| *g = if y > 0.0 { *g } else { 0.0 });
+                self.accumulate(grads, *x, g);
             }
             Op::Tanh(x) => {
-                let dx = ndarray::Zip::from(g)
+                Zip::from(&mut g)
                     .and(&node.value)
-                    .map_collect(|&g, &y| g * (1.0 - y * y));
-                accumulate(grads, *x, dx);
+                    .for_each(|g, &y| *g *= 1.0 - y * y);
+                self.accumulate(grads, *x, g);
             }
             Op::Sigmoid(x) => {
-                let dx = ndarray::Zip::from(g)
+                Zip::from(&mut g)
                     .and(&node.value)
-                    .map_collect(|&g, &y| g * y * (1.0 - y));
-                accumulate(grads, *x, dx);
+                    .for_each(|g, &y| *g *= y * (1.0 - y));
+                self.accumulate(grads, *x, g);
             }
             Op::SparseSoftmaxCrossEntropy {
                 logits,
@@ -254,7 +294,7 @@ impl Tape {
                     dx[[row, id]] -= 1.0;
                 }
                 dx.mapv_inplace(|v| v * scale);
-                accumulate(grads, *logits, dx);
+                self.accumulate(grads, *logits, dx);
             }
             Op::MeanSquaredError {
                 predictions,
@@ -263,17 +303,33 @@ impl Tape {
                 let pv = &self.nodes[predictions.0].value;
                 let scale = 2.0 * g[[0, 0]] / pv.len().max(1) as f32;
                 let dx = (pv - targets).mapv(|d| d * scale);
-                accumulate(grads, *predictions, dx);
+                self.accumulate(grads, *predictions, dx);
             }
+        }
+    }
+
+    fn needs_grad(&self, var: Var) -> bool {
+        self.nodes[var.0].needs_grad
+    }
+
+    fn accumulate(&self, grads: &mut [Option<Array2<f32>>], var: Var, delta: Array2<f32>) {
+        if !self.needs_grad(var) {
+            return;
+        }
+        match &mut grads[var.0] {
+            Some(existing) => *existing += &delta,
+            slot @ None => *slot = Some(delta),
         }
     }
 }
 
-fn accumulate(grads: &mut [Option<Array2<f32>>], var: Var, delta: Array2<f32>) {
-    match &mut grads[var.0] {
-        Some(existing) => *existing += &delta,
-        slot @ None => *slot = Some(delta),
+/// `[1, n]` sums of a `[rows, n]` gradient's columns: the gradient of a broadcast bias.
+fn column_sums(g: &Array2<f32>) -> Array2<f32> {
+    let mut sums = Array2::zeros((1, g.ncols()));
+    for row in g.rows() {
+        sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
     }
+    sums
 }
 
 #[cfg(test)]
@@ -304,7 +360,8 @@ mod tests {
                     t.scalar(l) as f64
                 };
                 let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
-                let got = analytic.as_slice().expect("standard layout")[idx] as f64;
+                // Gradients may come out in column-major order; compare in logical order.
+                let got = analytic.iter().nth(idx).copied().expect("same size") as f64;
                 assert!(
                     (numeric - got).abs() <= 2e-3 + 2e-2 * numeric.abs(),
                     "param {pi} element {idx}: finite difference {numeric}, tape {got}"
@@ -360,6 +417,28 @@ mod tests {
             t.mean_squared_error(y, Array2::zeros((2, 2)))
                 .expect("same shape")
         });
+    }
+
+    #[test]
+    fn values_computed_from_constants_alone_get_no_gradient() {
+        let mut t = Tape::new();
+        let x = t.constant(inputs());
+        let hidden = t.relu(x);
+        let w = t.param(kernel());
+        let y = t.matmul(hidden, w).expect("shapes fit");
+        let loss = t
+            .mean_squared_error(y, Array2::zeros((4, 2)))
+            .expect("same shape");
+        let grads = t.backward(loss);
+        assert!(grads.of(x).is_none() && grads.of(hidden).is_none());
+        // d/dW mean((xW)^2) = 2 xᵀ(xW) / 8, with relu(x) as x.
+        let h = inputs().mapv(|v| v.max(0.0));
+        let expected = h.t().dot(&h.dot(&kernel())) * (2.0 / 8.0);
+        let got = grads.of(w).expect("parameter gradient");
+        assert!(
+            (got - &expected).iter().all(|d| d.abs() < 1e-6),
+            "{got} vs {expected}"
+        );
     }
 
     #[test]

@@ -59,12 +59,21 @@ pub fn tensor_from_array2(array: Array2<f32>) -> Tensor {
 
 /// Row-wise softmax, stable against large logits.
 pub fn softmax_rows(logits: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut out = logits.to_owned();
-    for mut row in out.axis_iter_mut(Axis(0)) {
-        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        row.mapv_inplace(|v| (v - max).exp());
-        let sum = row.sum();
-        row.mapv_inplace(|v| v / sum);
+    let mut out = logits.as_standard_layout().into_owned();
+    let cols = out.ncols().max(1);
+    // Rows are a handful of classes: plain slices beat per-row ndarray iterators.
+    if let Some(values) = out.as_slice_mut() {
+        for row in values.chunks_exact_mut(cols) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
     }
     out
 }

@@ -1,7 +1,8 @@
 //! The seed's custom Iris model_fn: two ReLU layers of 10 units and 3 logits.
 //!
-//! PREDICT yields `class_ids`, `probabilities` and `logits`; EVAL and TRAIN add the mean
-//! softmax cross-entropy `loss`; TRAIN adds the gradients the host's optimizer applies.
+//! PREDICT yields `class_ids`, `probabilities` and `logits`; EVAL adds the mean softmax
+//! cross-entropy `loss`; TRAIN returns the loss and the gradients the host's optimizer
+//! applies, without predictions.
 //! Accuracy comes from the `metrics` plugin named in the manifest.
 
 use estimator_plugin_api::abi::{
@@ -10,7 +11,9 @@ use estimator_plugin_api::abi::{
 use estimator_plugin_api::sdk::feature_columns::{DenseFeatures, FeatureColumn};
 use estimator_plugin_api::sdk::layers::{Activation, Dense, Params};
 use estimator_plugin_api::sdk::tape::Tape;
-use estimator_plugin_api::sdk::{argmax_rows, i64_column, tensor_from_array2, Model, ModelInputs};
+use estimator_plugin_api::sdk::{
+    argmax_rows, i64_column, softmax_rows, tensor_from_array2, Model, ModelInputs,
+};
 use serde::Deserialize;
 
 /// The seed's `params`: feature columns, hidden units, number of classes.
@@ -78,24 +81,25 @@ impl Model for IrisCustom {
         for layer in &self.layers {
             net = layer.apply(&mut tape, &params, net)?;
         }
-        let logits = tape.value(net);
-        let batch = logits.nrows();
-        let class_ids = argmax_rows(logits);
-        let probabilities = estimator_plugin_api::sdk::softmax_rows(logits);
-
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.predictions.push(NamedTensor::new(
-            "class_ids",
-            Tensor::i64(vec![batch, 1], class_ids),
-        ));
-        spec.predictions.push(NamedTensor::new(
-            "probabilities",
-            tensor_from_array2(probabilities),
-        ));
-        spec.predictions.push(NamedTensor::new(
-            "logits",
-            tensor_from_array2(logits.to_owned()),
-        ));
+        // As the seed's model_fn: TRAIN returns only the loss and what the optimizer
+        // needs, so a training step computes no predictions.
+        if inputs.mode != ModeKeys::Train {
+            let logits = tape.value(net);
+            let batch = logits.nrows();
+            spec.predictions.push(NamedTensor::new(
+                "class_ids",
+                Tensor::i64(vec![batch, 1], argmax_rows(logits)),
+            ));
+            spec.predictions.push(NamedTensor::new(
+                "probabilities",
+                tensor_from_array2(softmax_rows(logits)),
+            ));
+            spec.predictions.push(NamedTensor::new(
+                "logits",
+                tensor_from_array2(logits.to_owned()),
+            ));
+        }
         if inputs.mode == ModeKeys::Predict {
             return Ok(spec);
         }
@@ -104,7 +108,7 @@ impl Model for IrisCustom {
         let loss = tape.sparse_softmax_cross_entropy(net, labels)?;
         spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
-            spec.gradients = params.gradients(&tape.backward(loss));
+            spec.gradients = params.gradients(tape.backward(loss));
         }
         Ok(spec)
     }

@@ -68,7 +68,7 @@ impl MultiClassHead {
         let mean_loss = tape.scalar(loss);
         spec.loss = Some(mean_loss).into();
         match inputs.mode {
-            ModeKeys::Train => spec.gradients = params.gradients(&tape.backward(loss)),
+            ModeKeys::Train => spec.gradients = params.gradients(tape.backward(loss)),
             _ => {
                 let correct = labels
                     .iter()
