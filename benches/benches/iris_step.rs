@@ -1,19 +1,21 @@
 //! One Iris training step (model_fn + spec check + optimizer) through the plugin ABI versus
-//! the same model_fn linked statically, and 1000 Iris steps through the whole estimator.
-//! Prints the ABI overhead as a ratio measured in the same run.
+//! the same model_fn linked statically; the ABI crossing alone (a model_fn that does no
+//! work, through the ABI and directly); and 1000 Iris steps through the whole estimator.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{ROption, RSlice};
 use criterion::{criterion_group, criterion_main, Criterion};
 use estimator_benches::{iris_batch, plugin_dir, repo_root};
+use estimator_host::denormals::FlushDenormals;
 use estimator_host::estimator::StopAt;
 use estimator_host::optim::{Optimizer, OptimizerConfig};
 use estimator_host::plugins::PluginRegistry;
 use estimator_host::variables::VariableStore;
 use estimator_host::{spec_check, Estimator, Manifest};
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, ModeKeys, NamedView, StepContext, TensorView,
+    EstimatorSpec, FactoryContext, ModeKeys, NamedView, PluginError, StepContext, TensorView,
+    VarSpec,
 };
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use estimator_plugin_iris_custom::IrisCustom;
@@ -48,6 +50,38 @@ fn step(
     opt.apply(vars, &spec.gradients, 0);
 }
 
+/// Times `iters` steps as training runs of at most 1000 steps from freshly initialised
+/// variables (trained for long on one fixed batch, the model would stop changing), with
+/// subnormals flushed as in the Estimator's loop.
+fn timed_runs(
+    iters: u64,
+    specs: &[VarSpec],
+    run: &mut dyn FnMut(&mut VariableStore, &mut Optimizer),
+) -> Duration {
+    let _flush = FlushDenormals::new();
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let mut vars = VariableStore::initialise(specs, 42).expect("vars");
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Adagrad {
+                learning_rate: 0.1,
+                initial_accumulator_value: 0.1,
+                epsilon: 1e-7,
+            },
+            &vars,
+        );
+        let steps = (iters - done).min(1000);
+        let started = Instant::now();
+        for _ in 0..steps {
+            run(&mut vars, &mut opt);
+        }
+        total += started.elapsed();
+        done += steps;
+    }
+    total
+}
+
 fn bench_step(c: &mut Criterion) {
     let batch = iris_batch(100);
     let features: Vec<NamedView<'_>> = batch
@@ -71,55 +105,101 @@ fn bench_step(c: &mut Criterion) {
         .expect("plugin loads");
     let mut dynamic = lib.create_model(None, PARAMS, ctx()).expect("model");
     let specs = dynamic.variables().into_result().expect("variables");
-
     let mut static_model = IrisCustom::new(serde_json_params(), &ctx()).expect("model");
 
     let mut group = c.benchmark_group("iris_train_step_batch_100");
     group.measurement_time(Duration::from_secs(5));
     for (name, through_abi) in [("through_plugin_abi", true), ("statically_linked", false)] {
-        let mut vars = VariableStore::initialise(&specs, 42).expect("vars");
-        let mut opt = Optimizer::new(
-            OptimizerConfig::Adagrad {
-                learning_rate: 0.1,
-                initial_accumulator_value: 0.1,
-                epsilon: 1e-7,
-            },
-            &vars,
-        );
-        let trainable = opt.trainable().to_vec();
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let mut call = |f: &[NamedView<'_>], l: TensorView<'_>, v: &[NamedView<'_>]| {
-                    if through_abi {
-                        dynamic
-                            .model_fn(
-                                RSlice::from_slice(f),
-                                ROption::RSome(l),
-                                ModeKeys::Train,
-                                RSlice::from_slice(v),
-                                step_ctx,
-                            )
-                            .into_result()
-                            .expect("model_fn")
-                    } else {
-                        let inputs = ModelInputs {
-                            features: f,
-                            labels: Some(l),
-                            mode: ModeKeys::Train,
-                            variables: v,
-                            specs: &specs,
-                            ctx: step_ctx,
-                        };
-                        static_model.model_fn(&inputs).expect("model_fn")
-                    }
-                };
-                step(
-                    &mut vars, &mut opt, &features, labels, &trainable, &mut call,
-                )
+            b.iter_custom(|iters| {
+                timed_runs(iters, &specs, &mut |vars, opt| {
+                    let trainable = opt.trainable().to_vec();
+                    let mut call = |f: &[NamedView<'_>], l: TensorView<'_>, v: &[NamedView<'_>]| {
+                        if through_abi {
+                            dynamic
+                                .model_fn(
+                                    RSlice::from_slice(f),
+                                    ROption::RSome(l),
+                                    ModeKeys::Train,
+                                    RSlice::from_slice(v),
+                                    step_ctx,
+                                )
+                                .into_result()
+                                .expect("model_fn")
+                        } else {
+                            let inputs = ModelInputs {
+                                features: f,
+                                labels: Some(l),
+                                mode: ModeKeys::Train,
+                                variables: v,
+                                specs: &specs,
+                                ctx: step_ctx,
+                            };
+                            static_model.model_fn(&inputs).expect("model_fn")
+                        }
+                    };
+                    step(vars, opt, &features, labels, &trainable, &mut call)
+                })
             })
         });
     }
     group.finish();
+
+    // The crossing alone: a model_fn that does no work, called through the ABI (boxed
+    // trait object, R-types, catch_unwind, spec returned across) and directly.
+    let noop_lib = registry.load("faulty", &repo_root()).expect("plugin loads");
+    let mut noop_dynamic = noop_lib
+        .create_model(Some("noop"), "{}", ctx())
+        .expect("model");
+    let mut noop_static = Noop;
+    let mut group = c.benchmark_group("abi_crossing");
+    group.bench_function("noop_model_fn_through_plugin_abi", |b| {
+        b.iter(|| {
+            noop_dynamic
+                .model_fn(
+                    RSlice::from_slice(&features),
+                    ROption::RSome(labels),
+                    ModeKeys::Train,
+                    RSlice::from_slice(&[]),
+                    step_ctx,
+                )
+                .into_result()
+                .expect("model_fn")
+        })
+    });
+    group.bench_function("noop_model_fn_statically_linked", |b| {
+        b.iter(|| {
+            let inputs = ModelInputs {
+                features: &features,
+                labels: Some(labels),
+                mode: ModeKeys::Train,
+                variables: &[],
+                specs: &[],
+                ctx: step_ctx,
+            };
+            noop_static.model_fn(&inputs).expect("model_fn")
+        })
+    });
+    group.finish();
+}
+
+/// The `faulty` plugin's `noop` model, compiled into the benchmark (two plugins' root
+/// modules cannot be linked into one binary).
+struct Noop;
+
+impl Model for Noop {
+    type Params = serde_json::Value;
+    fn new(_: serde_json::Value, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(Noop)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        Vec::new()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.loss = ROption::RSome(0.0);
+        Ok(spec)
+    }
 }
 
 fn serde_json_params() -> <IrisCustom as Model>::Params {

@@ -23,6 +23,8 @@ pub fn plugin_dir() -> PathBuf {
             "estimator-plugin-csv",
             "-p",
             "estimator-plugin-metrics",
+            "-p",
+            "estimator-plugin-faulty",
         ])
         .status()
         .expect("cargo runs");

@@ -4,7 +4,8 @@
 //! `train` reads like TF's: find the latest checkpoint and its global step; stop at once if
 //! `max_steps` is already reached; create the model and its variables (initialised from the
 //! seed, or restored); then run batches through model_fn, let the optimizer apply the
-//! gradients, log, and save checkpoints on schedule and at the end.
+//! gradients, log, and save checkpoints on schedule and at the end. As in TF's runtime, the
+//! loops run with subnormal floats flushed to zero (see [`crate::denormals`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use tracing::info;
 
 use crate::checkpoint::{self, Checkpoint, SavedTensor, Saver};
 use crate::data::{BatchRef, Pipeline, PipelineConfig};
+use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
 use crate::manifest::{params_json, Manifest};
@@ -108,6 +110,7 @@ impl Estimator {
             }
         }
 
+        let _flush = FlushDenormals::new();
         let mut session = self.open_session(restored.as_mut())?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
         if let Some(ckpt) = restored.as_mut() {
@@ -200,6 +203,7 @@ impl Estimator {
     /// Evaluates the latest checkpoint (or `checkpoint`) on `input.eval`; returns TF's dict.
     pub fn evaluate(&mut self, checkpoint: Option<&Path>) -> Result<BTreeMap<String, f64>> {
         let mut ckpt = self.checkpoint_for("evaluate", checkpoint)?;
+        let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
@@ -248,6 +252,7 @@ impl Estimator {
         mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
     ) -> Result<usize> {
         let mut ckpt = self.checkpoint_for("predict", checkpoint)?;
+        let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
         let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
         let mut examples = 0;

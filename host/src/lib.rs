@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod denormals;
 pub mod error;
 pub mod estimator;
 pub mod eval_metrics;

@@ -1,9 +1,10 @@
-//! A test fixture: models that break the contract on purpose, so the host's refusals can be
-//! tested through the real ABI. Never use it for anything else.
+//! Fixtures for tests and benchmarks: models that break the contract on purpose, so the
+//! host's refusals can be tested through the real ABI, and `noop`, a model that does no
+//! work, so a benchmark can time the ABI crossing alone. Never use it for anything else.
 
 use abi_stable::std_types::ROption;
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, Initializer, NamedTensor, PluginError, Tensor, VarSpec,
+    EstimatorSpec, FactoryContext, Initializer, ModeKeys, NamedTensor, PluginError, Tensor, VarSpec,
 };
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use serde::Deserialize;
@@ -78,8 +79,40 @@ impl Model for WrongGradient {
     }
 }
 
+/// No variables and no work: a valid spec with loss 0 in TRAIN and EVAL and the batch's
+/// row numbers as predictions.
+pub struct Noop;
+
+impl Model for Noop {
+    type Params = NoParams;
+    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(Noop)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        Vec::new()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        if inputs.mode == ModeKeys::Predict {
+            let n = batch_len(inputs);
+            spec.predictions.push(NamedTensor::new(
+                "row",
+                Tensor::i64(vec![n], (0..n as i64).collect()),
+            ));
+        } else {
+            spec.loss = ROption::RSome(0.0);
+        }
+        Ok(spec)
+    }
+}
+
 estimator_plugin_api::export_plugin! {
-    models: ["panics" => Panics, "no_loss" => NoLoss, "wrong_gradient" => WrongGradient],
+    models: [
+        "panics" => Panics,
+        "no_loss" => NoLoss,
+        "wrong_gradient" => WrongGradient,
+        "noop" => Noop,
+    ],
     metrics: [],
     inputs: [],
 }
