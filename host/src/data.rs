@@ -11,8 +11,7 @@ use std::rc::Rc;
 
 use abi_stable::std_types::{ROption, RString};
 use estimator_plugin_api::abi::{
-    Batch, DType, InputSourceBox, NamedTensor, NamedView, Tensor, TensorBuf, TensorData,
-    TensorView,
+    Batch, DType, InputSourceBox, NamedTensor, NamedView, Tensor, TensorBuf, TensorData, TensorView,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -492,7 +491,10 @@ fn concatenate(chunks: &[Rc<Batch>]) -> Batch {
     let features = (0..first.features.len())
         .map(|i| {
             let tensors: Vec<&Tensor> = chunks.iter().map(|c| &c.features[i].tensor).collect();
-            NamedTensor::new(first.features[i].name.as_str(), concatenate_tensors(&tensors))
+            NamedTensor::new(
+                first.features[i].name.as_str(),
+                concatenate_tensors(&tensors),
+            )
         })
         .collect();
     let labels = first.labels.as_ref().map(|_| {
@@ -702,7 +704,11 @@ mod tests {
             vec![vec![0, 1, 2], vec![3, 0, 1], vec![2, 3, 0]]
         );
         assert_eq!(opened.get(), 1, "later passes come from the cache");
-        assert_eq!(p.reader.cache.len(), 1, "the cached chunks are joined into one");
+        assert_eq!(
+            p.reader.cache.len(),
+            1,
+            "the cached chunks are joined into one"
+        );
     }
 
     #[test]

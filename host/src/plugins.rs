@@ -151,7 +151,7 @@ fn summarize(e: &LibraryError) -> String {
             let tail: Vec<&str> = tail.split_whitespace().collect();
             format!(
                 "its plugin-api types differ from this host's (built against another estimator-plugin-api {}): {}",
-                env!("CARGO_PKG_VERSION"),
+                estimator_plugin_api::VERSION,
                 tail.join(" ")
             )
         }

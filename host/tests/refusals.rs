@@ -176,6 +176,27 @@ fn a_plugin_path_that_is_not_a_library_is_refused() {
 }
 
 #[test]
+fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("plugin: iris_custom", "plugin: old_api")
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains("libestimator_plugin_old_api.so: cannot load plugin `old_api`"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!(
+            "it was built against estimator-plugin-api 0.0.9, this host uses {}",
+            estimator_plugin_api::VERSION
+        )),
+        "{line}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
 fn a_bad_csv_row_names_file_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (manifest, csv) = with_training_csv(dir.path(), "SepalLength,SepalWidth,PetalLength,PetalWidth,Species\n5.1,3.5,1.4,0.2,0\n4.9,three,1.4,0.2,0\n");

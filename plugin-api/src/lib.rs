@@ -24,3 +24,6 @@ pub use abi_stable;
 
 /// The version of the ABI in [`abi`]. Bumped on any change that is not an append.
 pub const ABI_VERSION: u32 = 1;
+
+/// This crate's version, which abi_stable compares with a library's at load time.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

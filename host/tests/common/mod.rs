@@ -27,7 +27,14 @@ pub fn ensure_plugins_built() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(repo_root()).args(["build", "--quiet"]);
-        for p in ["iris-custom", "premade", "metrics", "csv", "faulty"] {
+        for p in [
+            "iris-custom",
+            "premade",
+            "metrics",
+            "csv",
+            "faulty",
+            "old-api",
+        ] {
             cmd.args(["-p", &format!("estimator-plugin-{p}")]);
         }
         if !cfg!(debug_assertions) {
