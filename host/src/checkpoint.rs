@@ -156,13 +156,45 @@ pub fn latest(model_dir: &Path) -> Result<Option<PathBuf>> {
         .map(|name| model_dir.join(name)))
 }
 
+/// Deletes temporary files and checkpoints newer than the committed latest one. Failures
+/// are ignored: the files are harmless, only untidy.
+fn remove_uncommitted(model_dir: &Path, state: &CheckpointState) {
+    let latest = state.latest.as_deref().and_then(step_of).unwrap_or(-1);
+    let Ok(entries) = std::fs::read_dir(model_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let uncommitted =
+            name.starts_with(TEMP_PREFIX) || step_of(name).is_some_and(|s| s > latest);
+        if uncommitted {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The global step in a checkpoint file name `model.ckpt-<step>.safetensors`.
+pub fn step_of(file_name: &str) -> Option<i64> {
+    file_name
+        .strip_prefix("model.ckpt-")?
+        .strip_suffix(".safetensors")?
+        .parse()
+        .ok()
+}
+
+/// Temporary files `write_atomic` creates in model_dir before renaming them.
+const TEMP_PREFIX: &str = ".tmp-";
+
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync
 /// the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = || format!("{}: cannot write", path.display());
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(|e| Error::io(context(), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(context(), e))?;
@@ -296,8 +328,12 @@ pub struct Saver {
 }
 
 impl Saver {
+    /// A saver for `model_dir`, which the caller has locked. Removes what a run that
+    /// crashed there left half done: temporary files, and checkpoints written after the
+    /// latest the state file commits (which may be incomplete runs' leftovers).
     pub fn new(model_dir: &Path, keep_max: usize) -> Result<Self> {
         let state = read_state(model_dir)?.unwrap_or_default();
+        remove_uncommitted(model_dir, &state);
         Ok(Saver {
             model_dir: model_dir.to_path_buf(),
             keep_max,
@@ -395,6 +431,40 @@ mod tests {
         assert_eq!(ckpt.global_step, 20);
         assert_eq!(ckpt.metadata.get("plugin").map(String::as_str), Some("x"));
         assert_eq!(ckpt.take("w", &[3]).expect("present"), data.to_vec());
+    }
+
+    #[test]
+    fn a_new_saver_removes_what_a_crashed_run_left_uncommitted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = CheckpointState {
+            latest: Some(file_name(10)),
+            all: entries(&[10]),
+        };
+        std::fs::write(dir.path().join(STATE_FILE), state.to_text()).expect("write");
+        for name in [
+            file_name(5),
+            file_name(10),
+            file_name(15),
+            ".tmp-x1".into(),
+            "notes.txt".into(),
+        ] {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        Saver::new(dir.path(), 5).expect("saver");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                STATE_FILE.to_owned(),
+                file_name(10),
+                file_name(5),
+                "notes.txt".into()
+            ]
+        );
     }
 
     #[test]

@@ -23,7 +23,8 @@ use crate::data::{BatchRef, Pipeline, PipelineConfig};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
-use crate::manifest::{params_json, Manifest};
+use crate::lock::ModelDirLock;
+use crate::manifest::{params_json, Manifest, Sha256Pin};
 use crate::optim::Optimizer;
 use crate::plugins::{PluginLibrary, PluginRegistry};
 use crate::run_config::CheckpointEvery;
@@ -87,6 +88,8 @@ impl Estimator {
     /// Trains until `stop` (or the manifest's `train:` section, or the end of the input).
     pub fn train(&mut self, stop: Option<StopAt>) -> Result<TrainOutcome> {
         let model_dir = self.model_dir();
+        // Locked before reading, so the checkpoint we resume from stays the latest.
+        let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
         let mut restored = self.latest_checkpoint(&model_dir)?;
         let start_step = restored.as_ref().map_or(0, |c| c.global_step);
         let stop = stop.or(
@@ -112,6 +115,8 @@ impl Estimator {
 
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(restored.as_mut())?;
+        // Created only to refuse bad metric entries now, not after hours of training.
+        self.plugin_metrics()?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
         if let Some(ckpt) = restored.as_mut() {
             for slot in optimizer.slots_mut() {
@@ -147,8 +152,9 @@ impl Estimator {
             // The first checkpoint is written only once a step has been validated, so a bad
             // model or input leaves model_dir untouched.
             if saver.is_none() {
-                std::fs::create_dir_all(&model_dir)
-                    .map_err(|e| Error::io(format!("{}: cannot create", model_dir.display()), e))?;
+                if lock.is_none() {
+                    lock = Some(self.create_model_dir(&model_dir)?);
+                }
                 let mut s = Saver::new(&model_dir, self.manifest.run_config.keep_checkpoint_max)?;
                 self.save(&mut s, &session, &optimizer)?;
                 saver = Some(s);
@@ -273,6 +279,21 @@ impl Estimator {
         Ok(examples)
     }
 
+    /// Creates and locks a model_dir that did not exist when training started, refusing
+    /// if another run has written a checkpoint there in the meantime.
+    fn create_model_dir(&self, model_dir: &Path) -> Result<ModelDirLock> {
+        std::fs::create_dir_all(model_dir)
+            .map_err(|e| Error::io(format!("{}: cannot create", model_dir.display()), e))?;
+        let lock = ModelDirLock::acquire(model_dir)?;
+        if checkpoint::latest(model_dir)?.is_some() {
+            return Err(Error::Usage(format!(
+                "{}: another run started training in this model_dir meanwhile",
+                model_dir.display()
+            )));
+        }
+        Ok(lock)
+    }
+
     fn latest_checkpoint(&self, model_dir: &Path) -> Result<Option<Checkpoint>> {
         checkpoint::latest(model_dir)?
             .map(|p| checkpoint::read(&p))
@@ -296,6 +317,23 @@ impl Estimator {
         Ok(latest)
     }
 
+    /// Loads the plugin of the manifest entry `key`, checking its pin if it has one.
+    fn load_plugin(
+        &mut self,
+        key: &str,
+        plugin: &str,
+        pin: Option<&Sha256Pin>,
+    ) -> Result<Arc<PluginLibrary>> {
+        let base_dir = self.manifest.base_dir.clone();
+        match pin {
+            None => self.registry.load(plugin, &base_dir),
+            Some(pin) => self
+                .registry
+                .load_pinned(plugin, &base_dir, Some(pin.as_str()))
+                .map_err(|e| self.manifest.error(format!("{key}.sha256: {e}"))),
+        }
+    }
+
     fn factory_context(&self) -> (String, u64) {
         (
             self.manifest.base_dir.to_string_lossy().into_owned(),
@@ -305,7 +343,7 @@ impl Estimator {
 
     fn open_session(&mut self, restore: Option<&mut Checkpoint>) -> Result<Session> {
         let entry = self.manifest.model.clone();
-        let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+        let lib = self.load_plugin("model", &entry.plugin, entry.sha256.as_ref())?;
         let (base, seed) = self.factory_context();
         let ctx = FactoryContext {
             base_dir: base.as_str().into(),
@@ -343,7 +381,11 @@ impl Estimator {
 
     fn pipeline(&mut self, key: &str, mode: ModeKeys) -> Result<Pipeline> {
         let entry = self.manifest.input(key)?.clone();
-        let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+        let lib = self.load_plugin(
+            &format!("input.{key}"),
+            &entry.plugin,
+            entry.sha256.as_ref(),
+        )?;
         let (base, seed) = self.factory_context();
         let params = params_json(&entry.params);
         let file = self.manifest.file.display().to_string();
@@ -377,7 +419,11 @@ impl Estimator {
         let (base, seed) = self.factory_context();
         let mut out = Vec::with_capacity(entries.len());
         for (name, entry) in entries {
-            let lib = self.registry.load(&entry.plugin, &self.manifest.base_dir)?;
+            let lib = self.load_plugin(
+                &format!("metrics.{name}"),
+                &entry.plugin,
+                entry.sha256.as_ref(),
+            )?;
             let ctx = FactoryContext {
                 base_dir: base.as_str().into(),
                 seed,

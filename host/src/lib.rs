@@ -7,6 +7,7 @@ pub mod denormals;
 pub mod error;
 pub mod estimator;
 pub mod eval_metrics;
+pub mod lock;
 pub mod manifest;
 pub mod optim;
 pub mod plugins;

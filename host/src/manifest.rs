@@ -49,6 +49,9 @@ pub struct Manifest {
 pub struct ModelEntry {
     /// Library name (searched next to the binary, then on `ESTIMATOR_PLUGIN_PATH`) or path.
     pub plugin: String,
+    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
+    #[serde(default)]
+    pub sha256: Option<Sha256Pin>,
     /// The model's name in the library; optional when the library exports one model.
     #[serde(default)]
     pub name: Option<String>,
@@ -69,6 +72,9 @@ pub struct InputSection {
 #[serde(deny_unknown_fields)]
 pub struct InputEntry {
     pub plugin: String,
+    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
+    #[serde(default)]
+    pub sha256: Option<Sha256Pin>,
     /// The input's name in the library; optional when the library exports one input.
     #[serde(default)]
     pub name: Option<String>,
@@ -89,6 +95,42 @@ pub struct InputEntry {
     pub cache: bool,
 }
 
+/// A library's expected SHA-256, as 64 hex digits (stored lower-case).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sha256Pin(String);
+
+impl Sha256Pin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Pin {
+    // A visitor rather than `try_from`, so that errors point at the value's line.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Sha256Pin;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                text: &str,
+            ) -> std::result::Result<Sha256Pin, E> {
+                if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(Sha256Pin(text.to_ascii_lowercase()))
+                } else {
+                    Err(E::custom(format!(
+                        "sha256 must be 64 hex digits (as `sha256sum` prints), got `{text}`"
+                    )))
+                }
+            }
+        }
+        d.deserialize_str(Hex)
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -97,6 +139,9 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct MetricEntry {
     pub plugin: String,
+    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
+    #[serde(default)]
+    pub sha256: Option<Sha256Pin>,
     /// The metric's kind in the library (`accuracy`, `mean`, ...).
     pub kind: String,
     /// The prediction tensor the metric reads; defaults to `class_ids`.
@@ -141,7 +186,7 @@ impl Manifest {
     /// Parses manifest text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let mut manifest: Manifest =
-            serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+            serde_yaml::from_str(text).map_err(|e| yaml_error(path, text, &e))?;
         manifest.file = path.to_path_buf();
         manifest.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if manifest.base_dir.as_os_str().is_empty() {
@@ -154,6 +199,7 @@ impl Manifest {
 
     fn check(&self) -> Result<()> {
         self.run_config.validate().map_err(|m| self.error(m))?;
+        self.optimizer.validate().map_err(|m| self.error(m))?;
         if let (Some(_), Some(_)) = (self.train.steps, self.train.max_steps) {
             return Err(self.error("train: steps and max_steps cannot be both set"));
         }
@@ -216,12 +262,17 @@ impl Manifest {
 }
 
 /// serde_yaml's message with its position moved to the front as `file:line:column`.
-fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
+fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     let mut message = e.to_string();
     match e.location() {
         Some(loc) => {
             if let Some(cut) = message.find(" at line ") {
                 message.truncate(cut);
+            }
+            // libyaml's word for a tab is "a character that cannot start any token".
+            let line = text.lines().nth(loc.line().saturating_sub(1)).unwrap_or("");
+            if line.chars().nth(loc.column().saturating_sub(1)) == Some('\t') {
+                message.push_str(" (a tab: YAML indents with spaces only)");
             }
             Error::Manifest(format!(
                 "{}:{}:{}: {message}",
@@ -287,6 +338,26 @@ mod tests {
         assert_eq!(
             err,
             "m.yaml: metrics: `loss` is reserved: the estimator reports it itself"
+        );
+    }
+
+    #[test]
+    fn a_malformed_sha256_pin_is_refused_with_position() {
+        let text = "model_dir: x\nmodel:\n  plugin: iris_custom\n  sha256: abc\n";
+        let err = Manifest::parse(text, Path::new("m.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m.yaml:4:") && err.contains("sha256 must be 64 hex digits"),
+            "{err}"
+        );
+        let pin = "AB".repeat(32);
+        let text = format!("model_dir: x\nmodel: {{ plugin: iris_custom, sha256: {pin} }}\n");
+        let m = Manifest::parse(&text, Path::new("m.yaml")).expect("valid");
+        let expected = "ab".repeat(32);
+        assert_eq!(
+            m.model.sha256.as_ref().map(Sha256Pin::as_str),
+            Some(expected.as_str())
         );
     }
 

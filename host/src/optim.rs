@@ -75,6 +75,47 @@ impl OptimizerConfig {
         }
     }
 
+    /// TF's argument checks: a positive learning rate and epsilon, betas in [0, 1), a
+    /// non-negative initial accumulator.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f32| match v.is_finite() && v > 0.0 {
+            true => Ok(()),
+            false => Err(format!("optimizer: {name} must be > 0, got {v}")),
+        };
+        match *self {
+            OptimizerConfig::Sgd { learning_rate } => positive("learning_rate", learning_rate),
+            OptimizerConfig::Adagrad {
+                learning_rate,
+                initial_accumulator_value,
+                epsilon,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                positive("epsilon", epsilon)?;
+                match initial_accumulator_value.is_finite() && initial_accumulator_value >= 0.0 {
+                    true => Ok(()),
+                    false => Err(format!(
+                        "optimizer: initial_accumulator_value must be >= 0, got {initial_accumulator_value}"
+                    )),
+                }
+            }
+            OptimizerConfig::Adam {
+                learning_rate,
+                beta_1,
+                beta_2,
+                epsilon,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                positive("epsilon", epsilon)?;
+                for (name, beta) in [("beta_1", beta_1), ("beta_2", beta_2)] {
+                    if !(0.0..1.0).contains(&beta) {
+                        return Err(format!("optimizer: {name} must be in [0, 1), got {beta}"));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn slot_names(&self) -> &'static [&'static str] {
         match self {
             OptimizerConfig::Sgd { .. } => &[],

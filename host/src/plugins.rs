@@ -59,7 +59,30 @@ impl PluginRegistry {
 
     /// Loads the plugin `spec` (a library name or a path relative to `base_dir`).
     pub fn load(&mut self, spec: &str, base_dir: &Path) -> Result<Arc<PluginLibrary>> {
+        self.load_pinned(spec, base_dir, None)
+    }
+
+    /// Loads the plugin `spec`, refusing it unless the library file's SHA-256 is `sha256`
+    /// (when given). The file is hashed before it is loaded, so a mismatching library
+    /// never runs any code.
+    pub fn load_pinned(
+        &mut self,
+        spec: &str,
+        base_dir: &Path,
+        sha256: Option<&str>,
+    ) -> Result<Arc<PluginLibrary>> {
         let path = self.resolve(spec, base_dir)?;
+        if let Some(expected) = sha256 {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| Error::Plugin(format!("{}: cannot read: {e}", path.display())))?;
+            let actual = crate::seed::sha256_hex(&bytes);
+            if actual != expected {
+                return Err(Error::Plugin(format!(
+                    "{} has sha256 {actual}, not the pinned {expected}",
+                    path.display()
+                )));
+            }
+        }
         if let Some(lib) = self.loaded.get(&path) {
             return Ok(Arc::clone(lib));
         }
@@ -73,7 +96,12 @@ impl PluginRegistry {
             || spec.contains('\\')
             || spec.ends_with(std::env::consts::DLL_SUFFIX);
         if looks_like_path {
-            let path = base_dir.join(spec);
+            // Without `.` components, so messages show the path as a user would write it.
+            let path: PathBuf = base_dir
+                .join(spec)
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
             return if path.is_file() {
                 Ok(path)
             } else {
@@ -155,6 +183,12 @@ fn summarize(e: &LibraryError) -> String {
                 tail.join(" ")
             )
         }
+        LibraryError::OpenError { err, .. } => {
+            // The loader's message repeats the path; keep only its reason.
+            let text = err.to_string();
+            let reason = text.rsplit(": ").next().unwrap_or(&text);
+            format!("not a loadable library ({reason})")
+        }
         other => other.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
@@ -187,7 +221,16 @@ impl PluginLibrary {
     /// The export named `name`, or the only one when `name` is absent.
     fn pick(&self, what: &str, name: Option<&str>, names: Vec<String>) -> Result<String> {
         match (name, names.as_slice()) {
-            (Some(n), _) => Ok(n.to_owned()),
+            (_, []) => Err(Error::Plugin(format!(
+                "plugin `{}` exports no {what}s",
+                self.name
+            ))),
+            (Some(n), _) if names.iter().any(|e| e == n) => Ok(n.to_owned()),
+            (Some(n), _) => Err(Error::Plugin(format!(
+                "plugin `{}` exports no {what} `{n}` (it exports {})",
+                self.name,
+                names.join(", ")
+            ))),
             (None, [only]) => Ok(only.clone()),
             (None, _) => Err(Error::Plugin(format!(
                 "plugin `{}` exports {} {what}s ({}): name one with `name:`",
@@ -224,7 +267,8 @@ impl PluginLibrary {
         params_json: &str,
         ctx: FactoryContext<'_>,
     ) -> Result<MetricBox> {
-        (self.module.create_metric())(RStr::from_str(kind), RStr::from_str(params_json), ctx)
+        let kind = self.pick("metric", Some(kind), self.metric_names())?;
+        (self.module.create_metric())(RStr::from_str(&kind), RStr::from_str(params_json), ctx)
             .into_result()
             .map_err(|e| self.call_error(&format!("create_metric `{kind}`"), e))
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use estimator_host::checkpoint;
 
 fn faulty_manifest(dir: &std::path::Path, model: &str) -> std::path::PathBuf {
     config_in(dir, "iris_custom.yaml", |t| {
@@ -268,4 +269,94 @@ fn a_missing_manifest_is_named() {
         line.starts_with("error: no/such/manifest.yaml: cannot read manifest:"),
         "{line}"
     );
+}
+
+/// The faulty plugin's `nan_loss` model with `params`.
+fn nan_loss_manifest(dir: &std::path::Path, params: &str) -> std::path::PathBuf {
+    let manifest = faulty_manifest(dir, "nan_loss");
+    let text = std::fs::read_to_string(&manifest).expect("read");
+    let text = text.replace(
+        "name: nan_loss }",
+        &format!("name: nan_loss, params: {params} }}"),
+    );
+    std::fs::write(&manifest, text).expect("write");
+    manifest
+}
+
+#[test]
+fn a_nan_loss_is_refused_naming_plugin_function_and_tensor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = nan_loss_manifest(dir.path(), "{}");
+    let line = fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        "error: plugin `faulty` model_fn: mode train: loss is NaN; it must be a finite scalar"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn an_infinite_loss_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = nan_loss_manifest(dir.path(), "{ infinite: true }");
+    let line = fails(&["train", p(&manifest)]);
+    assert!(
+        line.ends_with("mode train: loss is inf; it must be a finite scalar"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_nan_loss_mid_training_never_reaches_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = nan_loss_manifest(dir.path(), "{ at_step: 25 }");
+    let text = std::fs::read_to_string(&manifest)
+        .expect("read")
+        .replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 10");
+    std::fs::write(&manifest, text).expect("write");
+    fails(&["train", p(&manifest)]);
+    let model_dir = dir.path().join("model");
+    let latest = checkpoint::latest(&model_dir)
+        .expect("state readable")
+        .expect("checkpoints before the NaN");
+    let ckpt = checkpoint::read(&latest).expect("whole");
+    assert_eq!(ckpt.global_step, 20, "the last save before step 25");
+    for (name, (_, values)) in &ckpt.tensors {
+        assert!(values.iter().all(|v| v.is_finite()), "{name} is not finite");
+    }
+    assert!(!model_dir.join(checkpoint::file_name(25)).exists());
+}
+
+#[test]
+fn predictions_with_the_wrong_batch_size_are_refused_naming_the_tensor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = faulty_manifest(dir.path(), "wrong_batch_predictions");
+    let line = fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        "error: plugin `faulty` model_fn: mode train: prediction `class_ids` has shape [101]; its first dimension must be the batch size 100"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_pinned_plugin_loads_when_its_sha256_matches() {
+    use sha2::Digest;
+    ensure_plugins_built();
+    let library = bin_dir().join("libestimator_plugin_iris_custom.so");
+    let digest = sha2::Sha256::digest(std::fs::read(&library).expect("library"));
+    let pin: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace(
+            "  plugin: iris_custom\n",
+            &format!("  plugin: iris_custom\n  sha256: {pin}\n"),
+        )
+    });
+    ok(&["train", p(&manifest), "--max-steps", "5"]);
+    assert!(dir
+        .path()
+        .join("model")
+        .join(checkpoint::file_name(5))
+        .exists());
 }

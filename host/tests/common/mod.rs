@@ -120,3 +120,28 @@ pub fn files(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Starts `estimator` with `args` without waiting for it.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    ensure_plugins_built();
+    Command::new(env!("CARGO_BIN_EXE_estimator"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("estimator starts")
+}
+
+/// Waits until `path` exists, for at most a minute.
+pub fn wait_for(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

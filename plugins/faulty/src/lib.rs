@@ -79,6 +79,72 @@ impl Model for WrongGradient {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NanLossParams {
+    /// The first global step whose loss is NaN.
+    #[serde(default)]
+    pub at_step: i64,
+    /// Infinity instead of NaN.
+    #[serde(default)]
+    pub infinite: bool,
+}
+
+/// A valid model until `at_step`, then a NaN (or infinite) loss.
+pub struct NanLoss(NanLossParams);
+
+impl Model for NanLoss {
+    type Params = NanLossParams;
+    fn new(params: NanLossParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(NanLoss(params))
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        one_variable()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        let bad = if self.0.infinite {
+            f32::INFINITY
+        } else {
+            f32::NAN
+        };
+        let loss = if inputs.ctx.global_step >= self.0.at_step {
+            bad
+        } else {
+            1.0
+        };
+        spec.loss = ROption::RSome(loss);
+        spec.gradients
+            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.5])));
+        Ok(spec)
+    }
+}
+
+/// Returns predictions with one row more than the batch.
+pub struct WrongBatchPredictions;
+
+impl Model for WrongBatchPredictions {
+    type Params = NoParams;
+    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(WrongBatchPredictions)
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        one_variable()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.loss = ROption::RSome(1.0);
+        spec.gradients
+            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.0])));
+        let n = batch_len(inputs) + 1;
+        spec.predictions.push(NamedTensor::new(
+            "class_ids",
+            Tensor::i64(vec![n], vec![0; n]),
+        ));
+        Ok(spec)
+    }
+}
+
 /// No variables and no work: a valid spec with loss 0 in TRAIN and EVAL and the batch's
 /// row numbers as predictions.
 pub struct Noop;
@@ -112,6 +178,8 @@ estimator_plugin_api::export_plugin! {
         "no_loss" => NoLoss,
         "wrong_gradient" => WrongGradient,
         "noop" => Noop,
+        "nan_loss" => NanLoss,
+        "wrong_batch_predictions" => WrongBatchPredictions,
     ],
     metrics: [],
     inputs: [],
