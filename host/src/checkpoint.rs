@@ -193,8 +193,13 @@ const TEMP_PREFIX: &str = ".tmp-";
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let context = || format!("{}: cannot write", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // tempfile creates files readable by their owner only; checkpoints are shared with
+    // the user's other tools (TensorBoard, a serving process), so create them as any file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(context(), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(context(), e))?;
@@ -271,12 +276,20 @@ fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
 
 /// Reads a checkpoint file.
 pub fn read(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("cannot read: {e}"),
+    })?;
+    decode(&bytes, path)
+}
+
+/// Parses a checkpoint file's bytes; `path` names it in errors and in the result.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     let bad = |message: String| Error::Checkpoint {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
     let metadata: BTreeMap<String, String> = meta
         .metadata()
@@ -284,7 +297,7 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let file = safetensors::SafeTensors::deserialize(&bytes)
+    let file = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
     let mut tensors = HashMap::new();
     let mut global_step = None;
@@ -467,6 +480,22 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_permissions_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_atomic(&dir.path().join("a"), b"x").expect("writes");
+        std::fs::write(dir.path().join("b"), b"x").expect("writes");
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .expect("exists")
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode("a"), mode("b"));
+    }
+
     #[test]
     fn equal_checkpoints_encode_to_equal_bytes() {
         let data = [1.0f32, 2.0];
@@ -509,5 +538,99 @@ mod tests {
             err.contains("model.ckpt-5.safetensors: not a valid checkpoint"),
             "{err}"
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Tensors with distinct names, small shapes and any finite or non-finite values.
+        fn tensors() -> impl Strategy<Value = Vec<(String, Vec<usize>, Vec<f32>)>> {
+            proptest::collection::btree_map(
+                "[a-z][a-z0-9_/]{0,12}",
+                proptest::collection::vec(1usize..4, 0..3),
+                0..5,
+            )
+            .prop_flat_map(|shapes| {
+                shapes
+                    .into_iter()
+                    .map(|(name, shape)| {
+                        let n = shape.iter().product::<usize>();
+                        proptest::collection::vec(any::<f32>(), n)
+                            .prop_map(move |values| (name.clone(), shape.clone(), values))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn checkpoints_round_trip_bit_for_bit(tensors in tensors(), step in any::<i64>()) {
+                let saved: Vec<SavedTensor<'_>> = tensors
+                    .iter()
+                    .map(|(name, shape, data)| SavedTensor { name, shape, data })
+                    .collect();
+                let bytes = encode(&saved, step, &BTreeMap::new()).expect("encodes");
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join(file_name(step));
+                std::fs::write(&path, &bytes).expect("write");
+                let mut ckpt = read(&path).expect("reads back");
+                prop_assert_eq!(ckpt.global_step, step);
+                for (name, shape, data) in &tensors {
+                    let back = ckpt.take(name, shape).expect("present");
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    prop_assert_eq!(bits(&back), bits(data));
+                }
+            }
+
+            #[test]
+            fn any_bytes_are_read_or_refused_naming_the_file(
+                bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            ) {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join(file_name(3));
+                std::fs::write(&path, &bytes).expect("write");
+                if let Err(e) = read(&path) {
+                    prop_assert!(e.to_string().contains("model.ckpt-3.safetensors"), "{e}");
+                }
+            }
+
+            #[test]
+            fn a_damaged_checkpoint_is_read_or_refused(at in 0usize..400, byte in any::<u8>(), keep in 0usize..400) {
+                let data = [1.0f32, 2.0, 3.0];
+                let tensors = [SavedTensor { name: "w", shape: &[3], data: &data }];
+                let mut bytes = encode(&tensors, 9, &BTreeMap::new()).expect("encodes");
+                let at = at % bytes.len();
+                bytes[at] = byte;
+                bytes.truncate(keep.max(1).min(bytes.len()));
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join(file_name(9));
+                std::fs::write(&path, &bytes).expect("write");
+                if let Err(e) = read(&path) {
+                    prop_assert!(e.to_string().contains("model.ckpt-9.safetensors"), "{e}");
+                }
+            }
+
+            #[test]
+            fn any_state_text_is_parsed_or_refused_naming_the_file(text in any::<String>()) {
+                if let Err(e) = CheckpointState::parse(&text, Path::new("model/checkpoint")) {
+                    prop_assert!(e.to_string().starts_with("model/checkpoint"), "{e}");
+                }
+            }
+
+            #[test]
+            fn states_round_trip_through_their_text(
+                steps in proptest::collection::btree_set(0i64..1_000_000, 0..6),
+            ) {
+                let all: Vec<(String, f64)> = steps
+                    .iter()
+                    .map(|&s| (file_name(s), 1.7e9 + s as f64))
+                    .collect();
+                let state = CheckpointState { latest: all.last().map(|(n, _)| n.clone()), all };
+                let back = CheckpointState::parse(&state.to_text(), Path::new("checkpoint"))
+                    .expect("parses");
+                prop_assert_eq!(back, state);
+            }
+        }
     }
 }

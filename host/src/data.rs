@@ -610,6 +610,14 @@ mod tests {
     }
 
     fn pipeline(rows: usize, config: PipelineConfig) -> (Pipeline, Rc<std::cell::Cell<usize>>) {
+        chunked_pipeline(rows, 3, config)
+    }
+
+    fn chunked_pipeline(
+        rows: usize,
+        chunk: usize,
+        config: PipelineConfig,
+    ) -> (Pipeline, Rc<std::cell::Cell<usize>>) {
         let opened = Rc::new(std::cell::Cell::new(0));
         let counter = Rc::clone(&opened);
         let opener: Opener = Box::new(move || {
@@ -618,7 +626,7 @@ mod tests {
                 Counting {
                     next: 0,
                     rows,
-                    chunk: 3,
+                    chunk,
                 },
                 TD_Opaque,
             ))
@@ -770,5 +778,41 @@ mod tests {
             },
         );
         assert!(label_batches(&mut p, 5).is_empty());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// One pass yields every example exactly once (shuffled or not), in full
+            /// batches but perhaps the last, which drop_remainder drops.
+            #[test]
+            fn a_pass_yields_every_example_once_in_full_batches(
+                rows in 0usize..40,
+                chunk in 1usize..7,
+                batch in 1usize..9,
+                shuffle in proptest::option::of(1usize..12),
+                drop_remainder in any::<bool>(),
+                cache in any::<bool>(),
+            ) {
+                let config = PipelineConfig { shuffle, drop_remainder, cache, ..config(batch) };
+                let (mut p, _) = chunked_pipeline(rows, chunk, config);
+                let batches = label_batches(&mut p, 100);
+                let full = rows / batch;
+                for (i, b) in batches.iter().enumerate() {
+                    prop_assert!(b.len() == batch || (i == full && !drop_remainder));
+                }
+                let mut seen: Vec<i64> = batches.concat();
+                seen.sort();
+                let expected: Vec<i64> = match drop_remainder {
+                    false => (0..rows as i64).collect(),
+                    true => seen.clone(),
+                };
+                prop_assert_eq!(&seen, &expected);
+                seen.dedup();
+                prop_assert_eq!(seen.len(), if drop_remainder { full * batch } else { rows });
+            }
+        }
     }
 }

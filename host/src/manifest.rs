@@ -368,4 +368,48 @@ mod tests {
         assert_eq!(params_json(&v), r#"{"hidden_units":[10,10],"n":3}"#);
         assert_eq!(params_json(&serde_yaml::Value::Null), "{}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const VALID: &str = include_str!("../../configs/iris_custom.yaml");
+
+        /// Any parse error names the file, and none panics.
+        fn parsed_or_refused(text: &str) -> std::result::Result<(), TestCaseError> {
+            if let Err(e) = Manifest::parse(text, Path::new("m.yaml")) {
+                let message = e.to_string();
+                prop_assert!(message.starts_with("m.yaml"), "{message}");
+            }
+            Ok(())
+        }
+
+        /// The nearest char boundary at or below `at`.
+        fn boundary(text: &str, mut at: usize) -> usize {
+            at = at.min(text.len());
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            at
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_parsed_or_refused_naming_the_file(text in any::<String>()) {
+                parsed_or_refused(&text)?;
+            }
+
+            #[test]
+            fn a_damaged_manifest_is_parsed_or_refused_naming_the_file(
+                at in 0usize..1200,
+                cut in 0usize..24,
+                insert in "[ -~\n\t]{0,16}",
+            ) {
+                let start = boundary(VALID, at);
+                let end = boundary(VALID, start + cut);
+                let damaged = format!("{}{insert}{}", &VALID[..start], &VALID[end..]);
+                parsed_or_refused(&damaged)?;
+            }
+        }
+    }
 }

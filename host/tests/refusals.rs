@@ -204,7 +204,7 @@ fn a_bad_csv_row_names_file_and_line() {
     let line = fails(&["train", p(&manifest)]);
     assert!(
         line.contains(&format!(
-            "{}:3: column `SepalWidth`: `three` is not a number",
+            "{}:3: column `SepalWidth`: `three` is not a finite number",
             csv.display()
         )),
         "{line}"

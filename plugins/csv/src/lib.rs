@@ -6,6 +6,7 @@
 //! ```
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 
 use estimator_plugin_api::abi::{
@@ -43,7 +44,7 @@ pub enum LabelDType {
 
 pub struct CsvInput {
     path: PathBuf,
-    reader: csv::Reader<File>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
     features: Vec<(usize, String)>,
     label: Option<(usize, LabelDType)>,
     width: usize,
@@ -59,13 +60,29 @@ impl Input for CsvInput {
         ctx: &FactoryContext<'_>,
         mode: ModeKeys,
     ) -> Result<Self, PluginError> {
-        if params.chunk_rows == 0 {
-            return Err(PluginError::bad_params("chunk_rows must be > 0"));
-        }
         let path = ctx.resolve(&params.path);
         let file = File::open(&path)
             .map_err(|e| PluginError::bad_data(format!("{}: cannot open: {e}", path.display())))?;
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+        CsvInput::from_reader(Box::new(file), path, params, mode)
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+        self.read_chunk()
+    }
+}
+
+impl CsvInput {
+    /// Reads CSV text from `source`; `path` names it in errors.
+    pub fn from_reader(
+        source: Box<dyn Read + Send>,
+        path: PathBuf,
+        params: CsvParams,
+        mode: ModeKeys,
+    ) -> Result<Self, PluginError> {
+        if params.chunk_rows == 0 {
+            return Err(PluginError::bad_params("chunk_rows must be > 0"));
+        }
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(source);
         let header = reader
             .headers()
             .map_err(|e| PluginError::bad_data(format!("{}: {e}", path.display())))?
@@ -113,7 +130,8 @@ impl Input for CsvInput {
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+    /// The next chunk of up to `chunk_rows` rows, or `None` at the end of the file.
+    pub fn read_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
         let mut columns: Vec<Vec<f32>> = vec![Vec::new(); self.features.len()];
         let mut labels = Labels::new(self.label.map(|(_, dtype)| dtype));
         let mut rows = 0;
@@ -144,9 +162,7 @@ impl Input for CsvInput {
             labels: labels.into_tensor(rows).into(),
         }))
     }
-}
 
-impl CsvInput {
     fn read_row(&self, columns: &mut [Vec<f32>], labels: &mut Labels) -> Result<(), PluginError> {
         let line = self.record.position().map_or(0, |p| p.line());
         let at = || format!("{}:{line}", self.path.display());
@@ -160,12 +176,17 @@ impl CsvInput {
         }
         for ((index, name), column) in self.features.iter().zip(columns.iter_mut()) {
             let cell = self.record[*index].trim();
-            let value: f32 = cell.parse().map_err(|_| {
-                PluginError::bad_data(format!(
-                    "{}: column `{name}`: `{cell}` is not a number",
-                    at()
-                ))
-            })?;
+            // NaN and infinities parse as f32 but would only surface later as a NaN loss.
+            let value = cell
+                .parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    PluginError::bad_data(format!(
+                        "{}: column `{name}`: `{cell}` is not a finite number",
+                        at()
+                    ))
+                })?;
             column.push(value);
         }
         if let Some((index, _)) = self.label {
@@ -282,7 +303,7 @@ mod tests {
         let err = input.expect("valid header").next_chunk().unwrap_err();
         assert!(
             err.message
-                .ends_with("d.csv:3: column `b`: `x` is not a number"),
+                .ends_with("d.csv:3: column `b`: `x` is not a finite number"),
             "{err}"
         );
     }
@@ -317,5 +338,61 @@ mod tests {
             .expect("refused")
             .message
             .ends_with("d.csv: empty file, no header row"));
+    }
+
+    mod properties {
+        use super::*;
+        use estimator_plugin_api::abi::ErrorKind;
+        use proptest::prelude::*;
+
+        /// Reads every chunk; any error must name the file.
+        fn read_all(text: &str) -> Result<usize, TestCaseError> {
+            let (_dir, input) = open(text, ModeKeys::Train, 3);
+            let mut input = match input {
+                Ok(input) => input,
+                Err(e) => {
+                    prop_assert!(
+                        e.message.contains("d.csv") || e.kind == ErrorKind::BadParams,
+                        "{e}"
+                    );
+                    return Ok(0);
+                }
+            };
+            let mut rows = 0;
+            loop {
+                match input.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        let n = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
+                        for f in chunk.features.iter() {
+                            prop_assert_eq!(f.tensor.batch_len(), n);
+                            let TensorBuf::F32(values) = &f.tensor.data else {
+                                return Err(TestCaseError::fail("features are f32"));
+                            };
+                            prop_assert!(values.iter().all(|v| v.is_finite()));
+                        }
+                        rows += n;
+                    }
+                    Ok(None) => return Ok(rows),
+                    Err(e) => {
+                        prop_assert!(e.message.contains("d.csv:"), "{e}");
+                        return Ok(rows);
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_is_read_or_refused_naming_the_file(text in any::<String>()) {
+                read_all(&text)?;
+            }
+
+            #[test]
+            fn csv_like_rows_are_read_or_refused_naming_file_and_line(
+                body in "([0-9.eE+-]{0,4}|nan|inf|x)(,([0-9.eE+-]{0,4}|nan|inf|x)){0,3}(\n([0-9.eE+-]{0,4}|nan|inf|x)(,([0-9.eE+-]{0,4}|nan|inf|x)){0,3}){0,8}",
+            ) {
+                read_all(&format!("a,b,y\n{body}\n"))?;
+            }
+        }
     }
 }
