@@ -156,4 +156,39 @@ mod tests {
         let err = check(&spec, ModeKeys::Predict, &vars(), &[0], 3).unwrap_err();
         assert!(err.contains("batch size 3"), "{err}");
     }
+
+    #[test]
+    fn gradient_with_the_wrong_dtype_is_refused() {
+        let mut spec = EstimatorSpec::new(ModeKeys::Train);
+        spec.loss = ROption::RSome(1.0);
+        spec.gradients
+            .push(NamedTensor::new("w", Tensor::i64(vec![2], vec![0; 2])));
+        let err = check(&spec, ModeKeys::Train, &vars(), &[0], 1).unwrap_err();
+        assert_eq!(
+            err,
+            "mode train: gradient `w` is I64 [2] with 2 values; variable `w` is F32 [2]"
+        );
+    }
+
+    #[test]
+    fn a_gradient_out_of_declaration_order_is_refused() {
+        let mut spec = EstimatorSpec::new(ModeKeys::Train);
+        spec.loss = ROption::RSome(1.0);
+        spec.gradients
+            .push(NamedTensor::new("v", Tensor::f32(vec![2], vec![0.0; 2])));
+        let err = check(&spec, ModeKeys::Train, &vars(), &[0], 1).unwrap_err();
+        assert!(
+            err.contains("gradient `v` is where variable `w`'s gradient belongs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_prediction_with_fewer_values_than_its_shape_is_refused() {
+        let mut spec = EstimatorSpec::new(ModeKeys::Predict);
+        spec.predictions
+            .push(NamedTensor::new("p", Tensor::f32(vec![3], vec![0.0; 2])));
+        let err = check(&spec, ModeKeys::Predict, &vars(), &[0], 3).unwrap_err();
+        assert_eq!(err, "mode infer: prediction `p` has shape [3] but 2 values");
+    }
 }
