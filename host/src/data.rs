@@ -38,6 +38,26 @@ pub struct PipelineConfig {
 struct RowRef {
     chunk: Rc<Batch>,
     row: usize,
+    /// Its number in the pass, counting from 0: how a saved position names it.
+    ordinal: u64,
+}
+
+/// Where a training pipeline is, saved in checkpoints so that a resumed run reads on
+/// exactly where the interrupted one stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PipelinePosition {
+    /// Passes started over the data; 0 before the first batch.
+    pub passes: u64,
+    /// Rows read from the source in the current pass.
+    pub rows_read: u64,
+    /// Rows passed on to batches in the current pass.
+    pub rows_emitted: u64,
+    /// The shuffle buffer's rows, by ordinal in the current pass, in slot order.
+    pub shuffle_buffer: Vec<u64>,
+    /// Whether the shuffle buffer has seen the end of the current pass.
+    pub shuffle_pass_ended: bool,
+    /// The shuffle RNG's position in its stream (a u128, as text for JSON's sake).
+    pub shuffle_rng_word: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +172,8 @@ struct RowReader {
     current: Option<(Rc<Batch>, usize)>,
     next_cached: usize,
     row: usize,
+    /// Rows read in this pass: the next row's ordinal.
+    rows_read: u64,
     schema: Option<Schema>,
     label: String,
 }
@@ -167,6 +189,7 @@ impl RowReader {
             current: None,
             next_cached: 0,
             row: 0,
+            rows_read: 0,
             schema: None,
             label: config.label.clone(),
         }
@@ -176,6 +199,7 @@ impl RowReader {
         self.current = None;
         self.row = 0;
         self.next_cached = 0;
+        self.rows_read = 0;
         if !self.cache_complete {
             self.cache.clear();
             self.source = Some((self.opener)()?);
@@ -189,9 +213,11 @@ impl RowReader {
             if let Some((chunk, rows)) = &self.current {
                 if self.row < *rows {
                     self.row += 1;
+                    self.rows_read += 1;
                     return Ok(Some(RowRef {
                         chunk: Rc::clone(chunk),
                         row: self.row - 1,
+                        ordinal: self.rows_read - 1,
                     }));
                 }
             }
@@ -294,9 +320,10 @@ pub struct Pipeline {
     /// The rows of the batch being assembled.
     picked: Vec<RowRef>,
     batch: Option<BatchBuffers>,
-    started: bool,
+    /// Passes started; 0 until the first batch is asked for.
+    passes: u64,
     /// Rows seen in the current pass; a pass with none ends a repeating input.
-    rows_this_pass: usize,
+    rows_this_pass: u64,
 }
 
 impl Pipeline {
@@ -312,7 +339,7 @@ impl Pipeline {
             shuffle,
             picked: Vec::with_capacity(config.batch_size),
             batch: None,
-            started: false,
+            passes: 0,
             rows_this_pass: 0,
             config,
         }
@@ -320,9 +347,8 @@ impl Pipeline {
 
     /// The next batch, or `None` at the end of the input.
     pub fn next_batch(&mut self) -> Result<Option<BatchRef<'_>>> {
-        if !self.started {
-            self.reader.start_pass()?;
-            self.started = true;
+        if self.passes == 0 {
+            self.start_pass()?;
         }
         self.picked.clear();
         while self.picked.len() < self.config.batch_size {
@@ -353,12 +379,91 @@ impl Pipeline {
             if !self.config.repeat || self.rows_this_pass == 0 {
                 return Ok(None);
             }
-            self.rows_this_pass = 0;
+            self.start_pass()?;
+        }
+    }
+
+    fn start_pass(&mut self) -> Result<()> {
+        self.reader.start_pass()?;
+        self.passes += 1;
+        self.rows_this_pass = 0;
+        if let Some(buffer) = self.shuffle.as_mut() {
+            buffer.pass_ended = false;
+        }
+        Ok(())
+    }
+
+    /// Where the pipeline is now, for a checkpoint.
+    pub fn position(&self) -> PipelinePosition {
+        let shuffle = self.shuffle.as_ref();
+        PipelinePosition {
+            passes: self.passes,
+            rows_read: self.reader.rows_read,
+            rows_emitted: self.rows_this_pass,
+            shuffle_buffer: shuffle
+                .map_or(Vec::new(), |s| s.rows.iter().map(|r| r.ordinal).collect()),
+            shuffle_pass_ended: shuffle.is_some_and(|s| s.pass_ended),
+            shuffle_rng_word: shuffle.map_or(0, |s| s.rng.get_word_pos()).to_string(),
+        }
+    }
+
+    /// Moves a new pipeline to `position`, re-reading the current pass up to it (and,
+    /// with `cache`, a whole first pass to fill the cache). Refuses a position the data
+    /// cannot reach: the data has changed since it was saved.
+    pub fn seek(&mut self, position: &PipelinePosition) -> Result<()> {
+        if position.passes == 0 {
+            return Ok(());
+        }
+        let label = self.config.label.clone();
+        let changed = |why: &str| {
+            Error::Usage(format!(
+                "{label}: cannot continue where the checkpoint stopped (pass {}, row {}): {why}; the data changed since",
+                position.passes, position.rows_read
+            ))
+        };
+        if position.passes > 1 && self.config.cache {
             self.reader.start_pass()?;
-            if let Some(buffer) = self.shuffle.as_mut() {
-                buffer.pass_ended = false;
+            while self.reader.next_row()?.is_some() {}
+        }
+        self.start_pass()?;
+        self.passes = position.passes;
+        self.rows_this_pass = position.rows_emitted;
+        let slots: std::collections::HashMap<u64, usize> = position
+            .shuffle_buffer
+            .iter()
+            .enumerate()
+            .map(|(slot, &ordinal)| (ordinal, slot))
+            .collect();
+        let mut buffered: Vec<Option<RowRef>> = vec![None; slots.len()];
+        while self.reader.rows_read < position.rows_read {
+            let row = self
+                .reader
+                .next_row()?
+                .ok_or_else(|| changed("it has fewer rows"))?;
+            if let Some(&slot) = slots.get(&row.ordinal) {
+                buffered[slot] = Some(row);
             }
         }
+        let Some(shuffle) = self.shuffle.as_mut() else {
+            return match slots.is_empty() {
+                true => Ok(()),
+                false => Err(changed("it was shuffled then")),
+            };
+        };
+        shuffle.rows = buffered
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| changed("a buffered row is past the rows read"))?;
+        shuffle.pass_ended = position.shuffle_pass_ended;
+        let word = position
+            .shuffle_rng_word
+            .parse()
+            .map_err(|_| changed("the shuffle position is unreadable"))?;
+        shuffle.rng.set_word_pos(word);
+        if shuffle.pass_ended && self.reader.next_row()?.is_some() {
+            return Err(changed("it has more rows"));
+        }
+        Ok(())
     }
 
     /// Copies the picked rows into the batch buffers, one column at a time.
@@ -769,6 +874,22 @@ mod tests {
     }
 
     #[test]
+    fn seeking_past_the_end_of_changed_data_is_refused() {
+        let config = PipelineConfig {
+            repeat: true,
+            ..config(4)
+        };
+        let (mut long, _) = pipeline(10, config.clone());
+        label_batches(&mut long, 2);
+        let (mut short, _) = pipeline(6, config);
+        let err = short.seek(&long.position()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "input.train: cannot continue where the checkpoint stopped (pass 1, row 8): it has fewer rows; the data changed since"
+        );
+    }
+
+    #[test]
     fn an_empty_input_gives_no_batch_even_when_repeating() {
         let (mut p, _) = pipeline(
             0,
@@ -785,6 +906,28 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            /// A pipeline stopped after any number of batches and a new one moved to its
+            /// position yield the same batches from there on.
+            #[test]
+            fn a_seeked_pipeline_continues_exactly(
+                rows in 1usize..30,
+                chunk in 1usize..7,
+                batch in 1usize..9,
+                shuffle in proptest::option::of(1usize..12),
+                cache in any::<bool>(),
+                before in 0usize..12,
+            ) {
+                let config = PipelineConfig { shuffle, cache, repeat: true, ..config(batch) };
+                let (mut first, _) = chunked_pipeline(rows, chunk, config.clone());
+                label_batches(&mut first, before);
+                let position = first.position();
+                let expected = label_batches(&mut first, 8);
+                let (mut second, _) = chunked_pipeline(rows, chunk, config);
+                second.seek(&position).expect("same data");
+                prop_assert_eq!(label_batches(&mut second, 8), expected);
+                prop_assert_eq!(second.position(), first.position());
+            }
+
             /// One pass yields every example exactly once (shuffled or not), in full
             /// batches but perhaps the last, which drop_remainder drops.
             #[test]

@@ -19,7 +19,7 @@ use estimator_plugin_api::abi::{
 use tracing::info;
 
 use crate::checkpoint::{self, Checkpoint, SavedTensor, Saver};
-use crate::data::{BatchRef, Pipeline, PipelineConfig};
+use crate::data::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
@@ -31,6 +31,10 @@ use crate::run_config::CheckpointEvery;
 use crate::seed;
 use crate::spec_check;
 use crate::variables::VariableStore;
+
+/// Checkpoint metadata: where the training input stopped, and which input that was.
+const INPUT_POSITION: &str = "input.train.position";
+const INPUT_FINGERPRINT: &str = "input.train.fingerprint";
 
 /// When `train` stops, besides the end of the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +128,11 @@ impl Estimator {
             }
         }
         let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
+        if let Some(ckpt) = restored.as_ref() {
+            self.resume_input(&mut pipeline, ckpt)?;
+        }
+        // The first checkpoint holds the starting step, so the input from before its batch.
+        let start_position = pipeline.position();
         let trainable = optimizer.trainable().to_vec();
         let every = self
             .manifest
@@ -156,7 +165,7 @@ impl Estimator {
                     lock = Some(self.create_model_dir(&model_dir)?);
                 }
                 let mut s = Saver::new(&model_dir, self.manifest.run_config.keep_checkpoint_max)?;
-                self.save(&mut s, &session, &optimizer)?;
+                self.save(&mut s, &session, &optimizer, &start_position)?;
                 saver = Some(s);
             }
             optimizer.apply(&mut session.vars, &spec.gradients, session.global_step);
@@ -183,7 +192,7 @@ impl Estimator {
                 CheckpointEvery::Secs(s) => last_saved.1.elapsed().as_secs() >= s,
             };
             if let (true, Some(s)) = (due, saver.as_mut()) {
-                self.save(s, &session, &optimizer)?;
+                self.save(s, &session, &optimizer, &pipeline.position())?;
                 last_saved = (session.global_step, Instant::now());
             }
         }
@@ -194,7 +203,7 @@ impl Estimator {
                 .error("input.train produced no examples: training made no steps"));
         };
         if last_saved.0 != session.global_step {
-            self.save(&mut saver, &session, &optimizer)?;
+            self.save(&mut saver, &session, &optimizer, &pipeline.position())?;
         }
         info!(
             "Loss for final step: {}.",
@@ -441,7 +450,52 @@ impl Estimator {
         Ok(out)
     }
 
-    fn save(&self, saver: &mut Saver, session: &Session, optimizer: &Optimizer) -> Result<PathBuf> {
+    /// Moves the training input to where `ckpt` left it, when the checkpoint has a
+    /// position for the same input; otherwise the input starts over, as in TF.
+    fn resume_input(&self, pipeline: &mut Pipeline, ckpt: &Checkpoint) -> Result<()> {
+        let fingerprint = self.input_fingerprint("train")?;
+        let saved = ckpt.metadata.get(INPUT_POSITION);
+        match (saved, ckpt.metadata.get(INPUT_FINGERPRINT)) {
+            (Some(position), Some(saved)) if *saved == fingerprint => {
+                let position: PipelinePosition =
+                    serde_json::from_str(position).map_err(|e| Error::Checkpoint {
+                        path: ckpt.path.clone(),
+                        message: format!("{INPUT_POSITION}: {e}"),
+                    })?;
+                pipeline.seek(&position)
+            }
+            (Some(_), Some(_)) => {
+                info!("input.train differs from the one {} was trained with: it starts from the beginning", ckpt.path.display());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What identifies an input's data and order: its entry in the manifest.
+    fn input_fingerprint(&self, key: &str) -> Result<String> {
+        let e = self.manifest.input(key)?;
+        let text = format!(
+            "{}|{:?}|{}|{:?}|{}|{}|{}|{}",
+            e.plugin,
+            e.name,
+            params_json(&e.params),
+            e.shuffle,
+            e.repeat,
+            e.batch_size,
+            e.drop_remainder,
+            e.cache
+        );
+        Ok(seed::sha256_hex(text.as_bytes()))
+    }
+
+    fn save(
+        &self,
+        saver: &mut Saver,
+        session: &Session,
+        optimizer: &Optimizer,
+        input: &PipelinePosition,
+    ) -> Result<PathBuf> {
         let mut tensors: Vec<SavedTensor<'_>> = session
             .vars
             .iter()
@@ -462,6 +516,8 @@ impl Estimator {
             ("plugin_package".to_owned(), session.lib.package.clone()),
             ("plugin_version".to_owned(), session.lib.version.clone()),
             ("manifest_sha256".to_owned(), self.manifest.sha256.clone()),
+            (INPUT_POSITION.to_owned(), serde_json::to_string(input).unwrap_or_default()),
+            (INPUT_FINGERPRINT.to_owned(), self.input_fingerprint("train")?),
         ]);
         let bytes = checkpoint::encode(&tensors, session.global_step, &metadata)?;
         let path = saver.save(session.global_step, &bytes)?;
