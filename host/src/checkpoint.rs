@@ -124,20 +124,50 @@ pub struct Retention {
     pub delete: Vec<String>,
 }
 
-/// TF's `max_to_keep`: keep the newest `keep_max` and delete the rest; 0 deletes nothing
-/// but lists only the latest.
-pub fn retain(all: &[(String, f64)], keep_max: usize) -> Retention {
-    if keep_max == 0 {
+/// TF's Saver retention: `max_to_keep` and `keep_checkpoint_every_n_hours`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetentionPolicy {
+    /// Checkpoints listed and kept; 0 keeps every file and lists only the latest.
+    pub keep_max: usize,
+    /// A checkpoint leaving the window is kept on disk (unlisted) when it was written
+    /// after the next keep time, which then moves this many seconds on.
+    pub keep_every_secs: f64,
+}
+
+/// Applies `policy` to the listed checkpoints `all` (oldest first, with their write
+/// times); `next_keep` is the time after which a checkpoint leaving the window is kept.
+pub fn retain(all: &[(String, f64)], policy: RetentionPolicy, next_keep: &mut f64) -> Retention {
+    if policy.keep_max == 0 {
         return Retention {
             listed: all.last().cloned().into_iter().collect(),
             delete: Vec::new(),
         };
     }
-    let cut = all.len().saturating_sub(keep_max);
+    let cut = all.len().saturating_sub(policy.keep_max);
+    let mut delete = Vec::new();
+    for (name, time) in &all[..cut] {
+        if *time > *next_keep {
+            *next_keep += policy.keep_every_secs;
+        } else {
+            delete.push(name.clone());
+        }
+    }
     Retention {
         listed: all[cut..].to_vec(),
-        delete: all[..cut].iter().map(|(n, _)| n.clone()).collect(),
+        delete,
     }
+}
+
+/// Seconds since the Unix epoch; injectable so that retention by age is testable.
+pub type Clock = Box<dyn Fn() -> f64 + Send>;
+
+pub fn system_clock() -> Clock {
+    Box::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default()
+    })
 }
 
 pub fn read_state(model_dir: &Path) -> Result<Option<CheckpointState>> {
@@ -336,21 +366,27 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
 /// previous run left.
 pub struct Saver {
     model_dir: PathBuf,
-    keep_max: usize,
+    policy: RetentionPolicy,
     state: CheckpointState,
+    clock: Clock,
+    /// As TF's Saver: a checkpoint leaving the window after this time is kept.
+    next_keep: f64,
 }
 
 impl Saver {
     /// A saver for `model_dir`, which the caller has locked. Removes what a run that
     /// crashed there left half done: temporary files, and checkpoints written after the
     /// latest the state file commits (which may be incomplete runs' leftovers).
-    pub fn new(model_dir: &Path, keep_max: usize) -> Result<Self> {
+    pub fn new(model_dir: &Path, policy: RetentionPolicy, clock: Clock) -> Result<Self> {
         let state = read_state(model_dir)?.unwrap_or_default();
         remove_uncommitted(model_dir, &state);
+        let next_keep = clock() + policy.keep_every_secs;
         Ok(Saver {
             model_dir: model_dir.to_path_buf(),
-            keep_max,
+            policy,
             state,
+            clock,
+            next_keep,
         })
     }
 
@@ -360,13 +396,10 @@ impl Saver {
         let name = file_name(global_step);
         let path = self.model_dir.join(&name);
         write_atomic(&path, encoded)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or_default();
+        let now = (self.clock)();
         self.state.all.retain(|(n, _)| n != &name);
         self.state.all.push((name.clone(), now));
-        let retention = retain(&self.state.all, self.keep_max);
+        let retention = retain(&self.state.all, self.policy, &mut self.next_keep);
         self.state.all = retention.listed;
         self.state.latest = Some(name);
         write_atomic(
@@ -389,18 +422,53 @@ mod tests {
         steps.iter().map(|&s| (file_name(s), s as f64)).collect()
     }
 
+    fn keep(keep_max: usize) -> RetentionPolicy {
+        RetentionPolicy {
+            keep_max,
+            keep_every_secs: 10000.0 * 3600.0,
+        }
+    }
+
     #[test]
     fn retention_keeps_the_newest_and_deletes_the_rest() {
-        let r = retain(&entries(&[0, 30, 60, 90, 100]), 3);
+        let r = retain(&entries(&[0, 30, 60, 90, 100]), keep(3), &mut 1e12);
         assert_eq!(r.listed, entries(&[60, 90, 100]));
         assert_eq!(r.delete, vec![file_name(0), file_name(30)]);
     }
 
     #[test]
     fn keep_max_zero_deletes_nothing_and_lists_the_latest() {
-        let r = retain(&entries(&[0, 30, 60]), 0);
+        let r = retain(&entries(&[0, 30, 60]), keep(0), &mut 1e12);
         assert_eq!(r.listed, entries(&[60]));
         assert!(r.delete.is_empty());
+    }
+
+    /// TF's keep_checkpoint_every_n_hours, with a clock that ticks one second per save:
+    /// every 2 s, a checkpoint leaving the window of 2 stays on disk, unlisted.
+    #[test]
+    fn every_n_hours_keeps_checkpoints_leaving_the_window_by_age() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tick = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let clock_tick = std::sync::Arc::clone(&tick);
+        let clock: Clock =
+            Box::new(move || clock_tick.load(std::sync::atomic::Ordering::SeqCst) as f64);
+        let policy = RetentionPolicy {
+            keep_max: 2,
+            keep_every_secs: 2.0,
+        };
+        let mut saver = Saver::new(dir.path(), policy, clock).expect("saver");
+        for step in 0..=8 {
+            tick.store(step as u64, std::sync::atomic::Ordering::SeqCst);
+            saver.save(step, b"x").expect("saves");
+        }
+        let mut on_disk: Vec<i64> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| step_of(&e.expect("entry").file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        assert_eq!(on_disk, vec![3, 5, 7, 8]);
+        let state = read_state(dir.path()).expect("state").expect("written");
+        assert_eq!(state.all, entries(&[7, 8]));
     }
 
     #[test]
@@ -427,7 +495,7 @@ mod tests {
             data: &data,
         }];
         let meta = BTreeMap::from([("plugin".to_owned(), "x".to_owned())]);
-        let mut saver = Saver::new(dir.path(), 2).expect("empty dir");
+        let mut saver = Saver::new(dir.path(), keep(2), system_clock()).expect("empty dir");
         for step in [0, 10, 20] {
             saver
                 .save(step, &encode(&tensors, step, &meta).expect("encodes"))
@@ -463,7 +531,7 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), b"x").expect("write");
         }
-        Saver::new(dir.path(), 5).expect("saver");
+        Saver::new(dir.path(), keep(5), system_clock()).expect("saver");
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +19,8 @@ use estimator_plugin_api::abi::{
 };
 use tracing::info;
 
-use crate::checkpoint::{self, Checkpoint, SavedTensor, Saver};
+use crate::checkpoint::{self, Checkpoint, RetentionPolicy, SavedTensor, Saver};
+use crate::checkpoint_saver::CheckpointSaver;
 use crate::data::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
@@ -27,10 +29,12 @@ use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
 use crate::optim::Optimizer;
 use crate::plugins::{PluginLibrary, PluginRegistry};
-use crate::run_config::CheckpointEvery;
 use crate::seed;
 use crate::spec_check;
 use crate::variables::VariableStore;
+
+/// The manifest as resolved for the latest `train`, written into model_dir.
+pub const RESOLVED_CONFIG: &str = "resolved_config.yaml";
 
 /// Checkpoint metadata: where the training input stopped, and which input that was.
 const INPUT_POSITION: &str = "input.train.position";
@@ -51,6 +55,8 @@ pub struct TrainOutcome {
     pub global_step: i64,
     /// The loss of the last step run, if any ran.
     pub final_loss: Option<f32>,
+    /// Stopped by a stop request (a signal) before its end; a checkpoint was saved.
+    pub interrupted: bool,
 }
 
 /// A model with its variables, ready to run model_fn.
@@ -65,6 +71,7 @@ pub struct Estimator {
     manifest: Manifest,
     registry: PluginRegistry,
     seed: u64,
+    stop: Arc<AtomicBool>,
 }
 
 impl Estimator {
@@ -78,6 +85,7 @@ impl Estimator {
             manifest,
             registry,
             seed,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -89,32 +97,24 @@ impl Estimator {
         self.manifest.model_dir()
     }
 
-    /// Trains until `stop` (or the manifest's `train:` section, or the end of the input).
+    /// Trains until `stop` (or the manifest's `train:` section, or the end of the input,
+    /// or a stop request through [`Estimator::stop_flag`]).
     pub fn train(&mut self, stop: Option<StopAt>) -> Result<TrainOutcome> {
         let model_dir = self.model_dir();
         // Locked before reading, so the checkpoint we resume from stays the latest.
         let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
         let mut restored = self.latest_checkpoint(&model_dir)?;
         let start_step = restored.as_ref().map_or(0, |c| c.global_step);
-        let stop = stop.or(
-            match (self.manifest.train.steps, self.manifest.train.max_steps) {
-                (Some(n), _) => Some(StopAt::Steps(n)),
-                (_, Some(m)) => Some(StopAt::MaxSteps(m)),
-                _ => None,
-            },
-        );
-        let last_step = stop.map(|s| match s {
-            StopAt::Steps(n) => start_step.saturating_add(n as i64),
-            StopAt::MaxSteps(m) => m as i64,
-        });
-        if let Some(last) = last_step {
-            if start_step >= last {
-                info!("Skipping training since max_steps has already saved (global step {start_step}).");
-                return Ok(TrainOutcome {
-                    global_step: start_step,
-                    final_loss: None,
-                });
-            }
+        let last_step = self.last_step(stop, start_step);
+        if last_step.is_some_and(|last| start_step >= last) {
+            info!(
+                "Skipping training since max_steps has already saved (global step {start_step})."
+            );
+            return Ok(TrainOutcome {
+                global_step: start_step,
+                final_loss: None,
+                interrupted: false,
+            });
         }
 
         let _flush = FlushDenormals::new();
@@ -122,31 +122,26 @@ impl Estimator {
         // Created only to refuse bad metric entries now, not after hours of training.
         self.plugin_metrics()?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
+        let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
         if let Some(ckpt) = restored.as_mut() {
             for slot in optimizer.slots_mut() {
                 slot.data = ckpt.take(&slot.name, &slot.shape)?;
             }
-        }
-        let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
-        if let Some(ckpt) = restored.as_ref() {
             self.resume_input(&mut pipeline, ckpt)?;
         }
         // The first checkpoint holds the starting step, so the input from before its batch.
         let start_position = pipeline.position();
         let trainable = optimizer.trainable().to_vec();
-        let every = self
-            .manifest
-            .run_config
-            .checkpoint_every()
-            .map_err(|m| self.manifest.error(m))?;
-        let log_every = self.manifest.run_config.log_step_count_steps;
-        let mut saver: Option<Saver> = None;
-        let mut last_saved = (start_step, Instant::now());
-        let mut final_loss = None;
-        let (mut log_step, mut log_time) = (start_step, Instant::now());
+        let mut saver: Option<CheckpointSaver> = None;
+        let mut logger = StepLogger::new(self.manifest.run_config.log_step_count_steps, start_step);
+        let (mut steps_run, mut final_loss, mut interrupted) = (0u64, None, false);
 
         loop {
             if last_step.is_some_and(|last| session.global_step >= last) {
+                break;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                interrupted = true;
                 break;
             }
             let Some(batch) = pipeline.next_batch()? else {
@@ -158,61 +153,100 @@ impl Estimator {
                     plugin: session.lib.name.clone(),
                     message,
                 })?;
-            // The first checkpoint is written only once a step has been validated, so a bad
-            // model or input leaves model_dir untouched.
-            if saver.is_none() {
+            // model_dir is touched only once a step has been validated, so a bad model or
+            // input leaves it as it was.
+            if steps_run == 0 {
                 if lock.is_none() {
                     lock = Some(self.create_model_dir(&model_dir)?);
                 }
-                let mut s = Saver::new(&model_dir, self.manifest.run_config.keep_checkpoint_max)?;
-                self.save(&mut s, &session, &optimizer, &start_position)?;
-                saver = Some(s);
-            }
-            optimizer.apply(&mut session.vars, &spec.gradients, session.global_step);
-            let loss = spec.loss.into_option();
-            let step_before = session.global_step;
-            session.global_step += 1;
-            final_loss = loss;
-
-            if let Some(n) = log_every {
-                if (step_before - start_step) % n as i64 == 0 {
-                    let elapsed = log_time.elapsed().as_secs_f64();
-                    if step_before > log_step {
-                        info!(
-                            "global_step/sec: {:.1}",
-                            (step_before - log_step) as f64 / elapsed.max(1e-9)
-                        );
-                    }
-                    info!("loss = {}, step = {step_before}", loss.unwrap_or(f32::NAN));
-                    (log_step, log_time) = (step_before, Instant::now());
+                self.write_resolved_config(&model_dir)?;
+                saver = self.checkpoint_saver(&model_dir, start_step)?;
+                if let Some(s) = saver.as_mut() {
+                    self.save(s, &session, &optimizer, &start_position)?;
                 }
             }
-            let due = match every {
-                CheckpointEvery::Steps(n) => session.global_step >= last_saved.0 + n as i64,
-                CheckpointEvery::Secs(s) => last_saved.1.elapsed().as_secs() >= s,
-            };
-            if let (true, Some(s)) = (due, saver.as_mut()) {
+            optimizer.apply(&mut session.vars, &spec.gradients, session.global_step);
+            final_loss = spec.loss.into_option();
+            logger.after_step(session.global_step, final_loss);
+            session.global_step += 1;
+            steps_run += 1;
+            if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
                 self.save(s, &session, &optimizer, &pipeline.position())?;
-                last_saved = (session.global_step, Instant::now());
             }
         }
 
-        let Some(mut saver) = saver else {
+        if steps_run == 0 && !interrupted {
             return Err(self
                 .manifest
                 .error("input.train produced no examples: training made no steps"));
-        };
-        if last_saved.0 != session.global_step {
-            self.save(&mut saver, &session, &optimizer, &pipeline.position())?;
+        }
+        if let Some(mut s) = saver {
+            if s.last_saved_step() != session.global_step {
+                self.save(&mut s, &session, &optimizer, &pipeline.position())?;
+            }
+            s.finish()?;
         }
         info!(
             "Loss for final step: {}.",
             final_loss.map_or("None".to_owned(), |l| l.to_string())
         );
+        drop(lock);
         Ok(TrainOutcome {
             global_step: session.global_step,
             final_loss,
+            interrupted,
         })
+    }
+
+    /// The global step to stop at: the CLI's, else the manifest's `train:`, else none.
+    fn last_step(&self, stop: Option<StopAt>, start_step: i64) -> Option<i64> {
+        let train = &self.manifest.train;
+        let stop = stop.or(match (train.steps, train.max_steps) {
+            (Some(n), _) => Some(StopAt::Steps(n)),
+            (_, Some(m)) => Some(StopAt::MaxSteps(m)),
+            _ => None,
+        });
+        stop.map(|s| match s {
+            StopAt::Steps(n) => start_step.saturating_add(n as i64),
+            StopAt::MaxSteps(m) => m as i64,
+        })
+    }
+
+    /// A flag that, once set, makes `train` stop after the current step, save a
+    /// checkpoint and return with `interrupted`. The CLI sets it on SIGINT and SIGTERM.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// The checkpoint writer for this run, or `None` when run_config turns checkpoints off.
+    fn checkpoint_saver(
+        &self,
+        model_dir: &Path,
+        start_step: i64,
+    ) -> Result<Option<CheckpointSaver>> {
+        let rc = &self.manifest.run_config;
+        let Some(every) = rc.checkpoint_every else {
+            return Ok(None);
+        };
+        let policy = RetentionPolicy {
+            keep_max: rc.keep_checkpoint_max,
+            keep_every_secs: rc.keep_checkpoint_every_n_hours * 3600.0,
+        };
+        let saver = Saver::new(model_dir, policy, checkpoint::system_clock())?;
+        Ok(Some(CheckpointSaver::new(saver, every, start_step)))
+    }
+
+    /// Writes the manifest with every default filled in, and the seed this run uses.
+    fn write_resolved_config(&self, model_dir: &Path) -> Result<()> {
+        let text = self.resolved_config()?;
+        checkpoint::write_atomic(&model_dir.join(RESOLVED_CONFIG), text.as_bytes())
+    }
+
+    /// The manifest as this run sees it: defaults filled in, the seed fixed, as YAML.
+    pub fn resolved_config(&self) -> Result<String> {
+        let mut manifest = self.manifest.clone();
+        manifest.run_config.random_seed = Some(self.seed);
+        manifest.to_yaml()
     }
 
     /// Evaluates the latest checkpoint (or `checkpoint`) on `input.eval`; returns TF's dict.
@@ -491,11 +525,11 @@ impl Estimator {
 
     fn save(
         &self,
-        saver: &mut Saver,
+        saver: &mut CheckpointSaver,
         session: &Session,
         optimizer: &Optimizer,
         input: &PipelinePosition,
-    ) -> Result<PathBuf> {
+    ) -> Result<()> {
         let mut tensors: Vec<SavedTensor<'_>> = session
             .vars
             .iter()
@@ -516,17 +550,61 @@ impl Estimator {
             ("plugin_package".to_owned(), session.lib.package.clone()),
             ("plugin_version".to_owned(), session.lib.version.clone()),
             ("manifest_sha256".to_owned(), self.manifest.sha256.clone()),
-            (INPUT_POSITION.to_owned(), serde_json::to_string(input).unwrap_or_default()),
-            (INPUT_FINGERPRINT.to_owned(), self.input_fingerprint("train")?),
+            (
+                INPUT_POSITION.to_owned(),
+                serde_json::to_string(input).unwrap_or_default(),
+            ),
+            (
+                INPUT_FINGERPRINT.to_owned(),
+                self.input_fingerprint("train")?,
+            ),
         ]);
         let bytes = checkpoint::encode(&tensors, session.global_step, &metadata)?;
-        let path = saver.save(session.global_step, &bytes)?;
         info!(
             "Saving checkpoints for {} into {}.",
             session.global_step,
-            path.display()
+            self.model_dir()
+                .join(checkpoint::file_name(session.global_step))
+                .display()
         );
-        Ok(path)
+        saver.save(session.global_step, bytes)
+    }
+}
+
+/// TF's step logging (`log_step_count_steps`): `loss = …, step = …` with the step before
+/// the update, and `global_step/sec` since the last log line, every N steps of this call.
+struct StepLogger {
+    every: Option<u64>,
+    start_step: i64,
+    last: (i64, Instant),
+}
+
+impl StepLogger {
+    fn new(every: Option<u64>, start_step: i64) -> Self {
+        StepLogger {
+            every,
+            start_step,
+            last: (start_step, Instant::now()),
+        }
+    }
+
+    /// Called with the global step the finished step ran at.
+    fn after_step(&mut self, step: i64, loss: Option<f32>) {
+        let Some(n) = self.every else {
+            return;
+        };
+        if (step - self.start_step) % n as i64 != 0 {
+            return;
+        }
+        if step > self.last.0 {
+            let elapsed = self.last.1.elapsed().as_secs_f64().max(1e-9);
+            info!(
+                "global_step/sec: {:.1}",
+                (step - self.last.0) as f64 / elapsed
+            );
+        }
+        info!("loss = {}, step = {step}", loss.unwrap_or(f32::NAN));
+        self.last = (step, Instant::now());
     }
 }
 

@@ -2,6 +2,7 @@
 //! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
 
 pub mod checkpoint;
+pub mod checkpoint_saver;
 pub mod data;
 pub mod denormals;
 pub mod error;

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use estimator_host::estimator::StopAt;
@@ -18,6 +20,13 @@ use estimator_host::{Error, Estimator, Manifest};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Override a manifest key, e.g. `--set run_config.random_seed=7` (repeatable; the
+    /// value is YAML).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Print the manifest with every default filled in, and exit without running.
+    #[arg(long, global = true)]
+    print_config: bool,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +83,8 @@ fn main() -> ExitCode {
     };
     init_logging();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
         Err(e) => {
             eprintln!("error: {}", one_line(&e.to_string()));
             ExitCode::from(e.exit_code() as u8)
@@ -96,7 +106,25 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+/// What the command did, for the exit code.
+enum Outcome {
+    Done,
+    /// Stopped by this signal after saving a checkpoint.
+    Interrupted(i32),
+}
+
+fn run(cli: Cli) -> Result<Outcome, Error> {
+    let load = |path: &std::path::Path| Manifest::load_with(path, &cli.overrides);
+    if cli.print_config {
+        let manifest = match &cli.command {
+            Command::Train { manifest, .. }
+            | Command::Evaluate { manifest, .. }
+            | Command::Predict { manifest, .. } => manifest,
+        };
+        let est = Estimator::new(load(manifest)?, PluginRegistry::from_env());
+        print!("{}", est.resolved_config()?);
+        return Ok(Outcome::Done);
+    }
     match cli.command {
         Command::Train {
             manifest,
@@ -104,15 +132,24 @@ fn run(cli: Cli) -> Result<(), Error> {
             max_steps,
         } => {
             let stop = steps.map(StopAt::Steps).or(max_steps.map(StopAt::MaxSteps));
-            let mut est = estimator(&manifest)?;
-            est.train(stop)?;
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let signals = Signals::watch(&est.stop_flag())?;
+            let outcome = est.train(stop)?;
+            if outcome.interrupted {
+                let signal = signals.received();
+                tracing::warn!(
+                    "Stopped by signal {signal} at global step {}; checkpoint saved.",
+                    outcome.global_step
+                );
+                return Ok(Outcome::Interrupted(signal));
+            }
         }
         Command::Evaluate {
             manifest,
             checkpoint,
             json,
         } => {
-            let mut est = estimator(&manifest)?;
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
             let results = est.evaluate(checkpoint.as_deref())?;
             if json {
                 let mut obj = serde_json::Map::new();
@@ -133,7 +170,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             input,
             output,
         } => {
-            let mut m = Manifest::load(&manifest)?;
+            let mut m = load(&manifest)?;
             if let Some(path) = input {
                 m.override_predict_path(&path)?;
             }
@@ -153,12 +190,41 @@ fn run(cli: Cli) -> Result<(), Error> {
             out.flush().map_err(write_err)?;
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
-fn estimator(manifest: &std::path::Path) -> Result<Estimator, Error> {
-    Ok(Estimator::new(
-        Manifest::load(manifest)?,
-        PluginRegistry::from_env(),
-    ))
+/// SIGINT and SIGTERM ask training to stop, save and exit; a second one ends the process
+/// at once.
+struct Signals {
+    interrupt: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn watch(stop: &Arc<AtomicBool>) -> Result<Self, Error> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let register = || -> std::io::Result<()> {
+            for signal in [SIGINT, SIGTERM] {
+                // Registered before the flag, so it sees the flag as the first signal left it.
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    128 + signal,
+                    Arc::clone(stop),
+                )?;
+                signal_hook::flag::register(signal, Arc::clone(stop))?;
+            }
+            signal_hook::flag::register(SIGINT, Arc::clone(&interrupt))?;
+            Ok(())
+        };
+        register().map_err(|e| Error::io("cannot watch for SIGINT and SIGTERM", e))?;
+        Ok(Signals { interrupt })
+    }
+
+    /// The signal that stopped training: SIGINT if one came, else SIGTERM.
+    fn received(&self) -> i32 {
+        match self.interrupt.load(Ordering::Relaxed) {
+            true => signal_hook::consts::SIGINT,
+            false => signal_hook::consts::SIGTERM,
+        }
+    }
 }

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::optim::OptimizerConfig;
 use crate::run_config::RunConfig;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Where checkpoints go, relative to the manifest's folder.
@@ -44,7 +44,7 @@ pub struct Manifest {
     pub sha256: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     /// Library name (searched next to the binary, then on `ESTIMATOR_PLUGIN_PATH`) or path.
@@ -59,7 +59,7 @@ pub struct ModelEntry {
     pub params: serde_yaml::Value,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSection {
     pub train: Option<InputEntry>,
@@ -68,7 +68,7 @@ pub struct InputSection {
     pub predict: Option<InputEntry>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputEntry {
     pub plugin: String,
@@ -96,7 +96,8 @@ pub struct InputEntry {
 }
 
 /// A library's expected SHA-256, as 64 hex digits (stored lower-case).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct Sha256Pin(String);
 
 impl Sha256Pin {
@@ -135,7 +136,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricEntry {
     pub plugin: String,
@@ -155,7 +156,7 @@ fn default_prediction_key() -> String {
     "class_ids".to_owned()
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
     /// Train until the global step reaches this value.
@@ -166,7 +167,7 @@ pub struct TrainSection {
     pub steps: Option<u64>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
     /// Evaluate at most this many batches; absent means until the input ends.
@@ -177,28 +178,50 @@ pub struct EvalSection {
 impl Manifest {
     /// Reads, parses and checks a manifest file.
     pub fn load(path: &Path) -> Result<Manifest> {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads a manifest file, applies `--set key.path=value` overrides, parses and checks.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Manifest> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Manifest(format!("{}: cannot read manifest: {e}", path.display()))
         })?;
-        Self::parse(&text, path)
+        if overrides.is_empty() {
+            return Self::parse(&text, path);
+        }
+        let mut tree: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| yaml_error(path, &text, &e))?;
+        for o in overrides {
+            set(&mut tree, o)
+                .map_err(|m| Error::Manifest(format!("{}: --set {o}: {m}", path.display())))?;
+        }
+        let mut manifest: Manifest = serde_yaml::from_value(tree)
+            .map_err(|e| Error::Manifest(format!("{} (with --set): {e}", path.display())))?;
+        manifest.finish(path, &text)?;
+        Ok(manifest)
     }
 
     /// Parses manifest text; `path` names it in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         let mut manifest: Manifest =
             serde_yaml::from_str(text).map_err(|e| yaml_error(path, text, &e))?;
+        manifest.finish(path, text)?;
+        Ok(manifest)
+    }
+
+    /// Records where the manifest came from, then checks it.
+    fn finish(&mut self, path: &Path, text: &str) -> Result<()> {
+        let manifest = self;
         manifest.file = path.to_path_buf();
         manifest.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if manifest.base_dir.as_os_str().is_empty() {
             manifest.base_dir = PathBuf::from(".");
         }
         manifest.sha256 = crate::seed::sha256_hex(text.as_bytes());
-        manifest.check()?;
-        Ok(manifest)
+        manifest.check()
     }
 
     fn check(&self) -> Result<()> {
-        self.run_config.validate().map_err(|m| self.error(m))?;
         self.optimizer.validate().map_err(|m| self.error(m))?;
         if let (Some(_), Some(_)) = (self.train.steps, self.train.max_steps) {
             return Err(self.error("train: steps and max_steps cannot be both set"));
@@ -217,6 +240,12 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The manifest as YAML, with every default filled in.
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_yaml::to_string(self)
+            .map_err(|e| self.error(format!("cannot write the resolved configuration: {e}")))
     }
 
     /// An error about this manifest, naming its file.
@@ -261,6 +290,33 @@ impl Manifest {
     }
 }
 
+/// Applies one `key.path=value` override to the manifest's YAML tree; the value is read
+/// as YAML (`7`, `null`, `[10, 10]`, `{name: sgd}`), and missing mappings are created.
+fn set(tree: &mut serde_yaml::Value, assignment: &str) -> std::result::Result<(), String> {
+    let (path, value) = assignment
+        .split_once('=')
+        .ok_or("expected key.path=value")?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
+    let mut node = tree;
+    for key in path.split('.') {
+        if key.is_empty() {
+            return Err(format!("`{path}` has an empty key"));
+        }
+        if node.is_null() {
+            *node = serde_yaml::Value::Mapping(Default::default());
+        }
+        let serde_yaml::Value::Mapping(map) = node else {
+            return Err(format!("`{key}` is inside a value that is not a mapping"));
+        };
+        node = map
+            .entry(serde_yaml::Value::String(key.to_owned()))
+            .or_insert(serde_yaml::Value::Null);
+    }
+    *node = value;
+    Ok(())
+}
+
 /// serde_yaml's message with its position moved to the front as `file:line:column`.
 fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     let mut message = e.to_string();
@@ -303,8 +359,7 @@ mod tests {
     fn minimal_manifest_gets_tf_defaults() {
         let m = Manifest::parse(MINIMAL, Path::new("configs/m.yaml")).expect("valid");
         assert_eq!(m.model_dir(), PathBuf::from("configs/runs/x"));
-        assert_eq!(m.run_config.keep_checkpoint_max, 5);
-        assert_eq!(m.run_config.log_step_count_steps, Some(100));
+        assert_eq!(m.run_config, crate::run_config::RunConfig::default());
     }
 
     #[test]
@@ -359,6 +414,49 @@ mod tests {
             m.model.sha256.as_ref().map(Sha256Pin::as_str),
             Some(expected.as_str())
         );
+    }
+
+    #[test]
+    fn set_overrides_nested_keys_and_creates_missing_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("m.yaml");
+        std::fs::write(
+            &path,
+            format!("{MINIMAL}run_config: {{ random_seed: 1 }}\n"),
+        )
+        .expect("write");
+        let sets = [
+            "run_config.random_seed=7".to_owned(),
+            "model.params.hidden_units=[20, 20]".to_owned(),
+            "train.max_steps=50".to_owned(),
+        ];
+        let m = Manifest::load_with(&path, &sets).expect("valid");
+        assert_eq!(m.run_config.random_seed, Some(7));
+        assert_eq!(params_json(&m.model.params), r#"{"hidden_units":[20,20]}"#);
+        assert_eq!(m.train.max_steps, Some(50));
+        let err = Manifest::load_with(&path, &["run_config.random_sed=1".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `random_sed`"), "{err}");
+        let err = Manifest::load_with(&path, &["model_dir".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("m.yaml: --set model_dir: expected key.path=value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_resolved_manifest_parses_back_to_the_same_settings() {
+        let text = format!(
+            "{MINIMAL}run_config: {{ save_checkpoints_steps: 10, keep_checkpoint_max: null }}\n"
+        );
+        let m = Manifest::parse(&text, Path::new("m.yaml")).expect("valid");
+        let again =
+            Manifest::parse(&m.to_yaml().expect("yaml"), Path::new("m.yaml")).expect("reads back");
+        assert_eq!(again.run_config, m.run_config);
+        assert_eq!(again.optimizer, m.optimizer);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::variables::VariableStore;
 
 /// `optimizer:` in the manifest. Defaults follow Keras' legacy optimizers (TF 2 Estimator).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
     Sgd {

@@ -1,6 +1,11 @@
-//! `run_config:` — TF's RunConfig keys, with TF's defaults.
+//! `run_config:` — TF's RunConfig keys, with TF's defaults and rules, resolved when the
+//! manifest is read: what the rest of the host sees is what will happen.
+//!
+//! TF's checkpoint-frequency rule, which its docs leave out: leaving both
+//! `save_checkpoints_steps` and `save_checkpoints_secs` out means every 600 seconds, but
+//! setting either to null (the other left out or null too) turns checkpoints off.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How often checkpoints are written during training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,67 +14,125 @@ pub enum CheckpointEvery {
     Secs(u64),
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// The resolved run configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RunConfigSpec", into = "RunConfigSpec")]
 pub struct RunConfig {
-    /// Seed for initialisers, shuffling and model randomness. TF's `tf_random_seed` is accepted.
-    #[serde(default, alias = "tf_random_seed")]
+    /// Seed for initialisers, shuffling and model randomness; absent means a fresh one.
     pub random_seed: Option<u64>,
-    #[serde(default)]
-    pub save_checkpoints_steps: Option<u64>,
-    #[serde(default)]
-    pub save_checkpoints_secs: Option<u64>,
-    /// Checkpoints kept on disk; 0 keeps all.
-    #[serde(default = "default_keep_checkpoint_max")]
+    /// `None`: no checkpoints during or after training.
+    pub checkpoint_every: Option<CheckpointEvery>,
+    /// Checkpoints kept on disk; 0 keeps all (TF's 0 or None).
     pub keep_checkpoint_max: usize,
-    /// Log loss and global_step/sec every this many steps; null turns it off.
-    #[serde(default = "default_log_step_count_steps")]
+    /// A checkpoint leaving the `keep_checkpoint_max` window stays on disk if this long
+    /// has passed since the last one kept that way.
+    pub keep_checkpoint_every_n_hours: f64,
+    /// Log loss and global_step/sec every this many steps; `None` turns it off.
     pub log_step_count_steps: Option<u64>,
-}
-
-fn default_keep_checkpoint_max() -> usize {
-    5
-}
-
-fn default_log_step_count_steps() -> Option<u64> {
-    Some(100)
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig {
+        RunConfig::try_from(RunConfigSpec::default()).unwrap_or(RunConfig {
             random_seed: None,
-            save_checkpoints_steps: None,
-            save_checkpoints_secs: None,
-            keep_checkpoint_max: default_keep_checkpoint_max(),
-            log_step_count_steps: default_log_step_count_steps(),
-        }
+            checkpoint_every: Some(CheckpointEvery::Secs(600)),
+            keep_checkpoint_max: 5,
+            keep_checkpoint_every_n_hours: 10000.0,
+            log_step_count_steps: Some(100),
+        })
     }
 }
 
-impl RunConfig {
-    /// TF's rule: steps and secs exclude each other; neither means every 600 seconds.
-    pub fn checkpoint_every(&self) -> Result<CheckpointEvery, String> {
-        match (self.save_checkpoints_steps, self.save_checkpoints_secs) {
-            (Some(_), Some(_)) => Err(
-                "run_config: save_checkpoints_steps and save_checkpoints_secs cannot be both set"
-                    .into(),
-            ),
-            (Some(0), None) => Err("run_config: save_checkpoints_steps must be > 0".into()),
-            (Some(steps), None) => Ok(CheckpointEvery::Steps(steps)),
-            (None, Some(secs)) => Ok(CheckpointEvery::Secs(secs)),
-            (None, None) => Ok(CheckpointEvery::Secs(600)),
-        }
-    }
+/// `run_config:` as written. A key given as `null` is `Some(None)`; a key left out is `None`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfigSpec {
+    #[serde(
+        default,
+        alias = "tf_random_seed",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub random_seed: Option<u64>,
+    #[serde(default, deserialize_with = "given")]
+    pub save_checkpoints_steps: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "given")]
+    pub save_checkpoints_secs: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "given")]
+    pub keep_checkpoint_max: Option<Option<usize>>,
+    #[serde(default)]
+    pub keep_checkpoint_every_n_hours: Option<f64>,
+    #[serde(default, deserialize_with = "given")]
+    pub log_step_count_steps: Option<Option<u64>>,
+}
 
-    pub fn validate(&self) -> Result<(), String> {
-        self.checkpoint_every()?;
-        if self.log_step_count_steps == Some(0) {
-            return Err(
-                "run_config: log_step_count_steps must be > 0 (null turns logging off)".into(),
-            );
+/// Tells a key given as `null` (`Some(None)`) from one left out (`None`, via `default`).
+fn given<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl TryFrom<RunConfigSpec> for RunConfig {
+    type Error = String;
+
+    fn try_from(spec: RunConfigSpec) -> Result<Self, String> {
+        let checkpoint_every = match (spec.save_checkpoints_steps, spec.save_checkpoints_secs) {
+            (Some(Some(_)), Some(Some(_))) => {
+                return Err(
+                    "save_checkpoints_steps and save_checkpoints_secs cannot be both set".into(),
+                )
+            }
+            (Some(Some(0)), _) => {
+                return Err(
+                    "save_checkpoints_steps must be > 0 (null turns checkpoints off)".into(),
+                )
+            }
+            (_, Some(Some(0))) => {
+                return Err("save_checkpoints_secs must be > 0 (null turns checkpoints off)".into())
+            }
+            (Some(Some(steps)), _) => Some(CheckpointEvery::Steps(steps)),
+            (_, Some(Some(secs))) => Some(CheckpointEvery::Secs(secs)),
+            (None, None) => Some(CheckpointEvery::Secs(600)),
+            _ => None,
+        };
+        let hours = spec.keep_checkpoint_every_n_hours.unwrap_or(10000.0);
+        if hours.is_nan() || hours <= 0.0 {
+            return Err(format!(
+                "keep_checkpoint_every_n_hours must be > 0, got {hours}"
+            ));
         }
-        Ok(())
+        let log_step_count_steps = spec.log_step_count_steps.unwrap_or(Some(100));
+        if log_step_count_steps == Some(0) {
+            return Err("log_step_count_steps must be > 0 (null turns logging off)".into());
+        }
+        Ok(RunConfig {
+            random_seed: spec.random_seed,
+            checkpoint_every,
+            keep_checkpoint_max: spec.keep_checkpoint_max.unwrap_or(Some(5)).unwrap_or(0),
+            keep_checkpoint_every_n_hours: hours,
+            log_step_count_steps,
+        })
+    }
+}
+
+/// The resolved values, written back as keys a manifest accepts.
+impl From<RunConfig> for RunConfigSpec {
+    fn from(rc: RunConfig) -> Self {
+        let (steps, secs) = match rc.checkpoint_every {
+            Some(CheckpointEvery::Steps(n)) => (Some(Some(n)), Some(None)),
+            Some(CheckpointEvery::Secs(n)) => (Some(None), Some(Some(n))),
+            None => (Some(None), Some(None)),
+        };
+        RunConfigSpec {
+            random_seed: rc.random_seed,
+            save_checkpoints_steps: steps,
+            save_checkpoints_secs: secs,
+            keep_checkpoint_max: Some(Some(rc.keep_checkpoint_max)),
+            keep_checkpoint_every_n_hours: Some(rc.keep_checkpoint_every_n_hours),
+            log_step_count_steps: Some(rc.log_step_count_steps),
+        }
     }
 }
 
@@ -77,21 +140,100 @@ impl RunConfig {
 mod tests {
     use super::*;
 
+    fn parse(yaml: &str) -> Result<RunConfig, String> {
+        serde_yaml::from_str::<RunConfig>(yaml).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn neither_steps_nor_secs_means_every_600_seconds() {
-        assert_eq!(
-            RunConfig::default().checkpoint_every(),
-            Ok(CheckpointEvery::Secs(600))
-        );
+    fn tf_defaults() {
+        let rc = parse("{}").expect("valid");
+        assert_eq!(rc.checkpoint_every, Some(CheckpointEvery::Secs(600)));
+        assert_eq!(rc.keep_checkpoint_max, 5);
+        assert_eq!(rc.keep_checkpoint_every_n_hours, 10000.0);
+        assert_eq!(rc.log_step_count_steps, Some(100));
+        assert_eq!(rc, RunConfig::default());
+    }
+
+    /// TF's table (reference 7.2): what each combination of the two keys means.
+    #[test]
+    fn checkpoint_frequency_follows_tf() {
+        let cases = [
+            ("{}", Some(CheckpointEvery::Secs(600))),
+            (
+                "{save_checkpoints_steps: 10}",
+                Some(CheckpointEvery::Steps(10)),
+            ),
+            (
+                "{save_checkpoints_secs: 10}",
+                Some(CheckpointEvery::Secs(10)),
+            ),
+            ("{save_checkpoints_steps: null}", None),
+            ("{save_checkpoints_secs: null}", None),
+            (
+                "{save_checkpoints_steps: null, save_checkpoints_secs: null}",
+                None,
+            ),
+            (
+                "{save_checkpoints_steps: 10, save_checkpoints_secs: null}",
+                Some(CheckpointEvery::Steps(10)),
+            ),
+            (
+                "{save_checkpoints_steps: null, save_checkpoints_secs: 5}",
+                Some(CheckpointEvery::Secs(5)),
+            ),
+        ];
+        for (yaml, expected) in cases {
+            assert_eq!(
+                parse(yaml).expect(yaml).checkpoint_every,
+                expected,
+                "{yaml}"
+            );
+        }
     }
 
     #[test]
     fn steps_and_secs_together_are_refused() {
-        let rc = RunConfig {
-            save_checkpoints_steps: Some(10),
-            save_checkpoints_secs: Some(10),
-            ..RunConfig::default()
-        };
-        assert!(rc.validate().unwrap_err().contains("cannot be both set"));
+        let err = parse("{save_checkpoints_steps: 10, save_checkpoints_secs: 10}").unwrap_err();
+        assert!(err.contains("cannot be both set"), "{err}");
+    }
+
+    #[test]
+    fn keep_checkpoint_max_null_or_zero_keeps_all() {
+        assert_eq!(
+            parse("{keep_checkpoint_max: null}")
+                .expect("valid")
+                .keep_checkpoint_max,
+            0
+        );
+        assert_eq!(
+            parse("{keep_checkpoint_max: 0}")
+                .expect("valid")
+                .keep_checkpoint_max,
+            0
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for yaml in [
+            "{keep_checkpoint_every_n_hours: 0}",
+            "{log_step_count_steps: 0}",
+            "{save_checkpoints_steps: 0}",
+        ] {
+            assert!(parse(yaml).is_err(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn the_resolved_config_reads_back_as_itself() {
+        for yaml in [
+            "{}",
+            "{save_checkpoints_steps: 7, keep_checkpoint_max: null}",
+            "{save_checkpoints_secs: null, log_step_count_steps: null, random_seed: 3}",
+        ] {
+            let rc = parse(yaml).expect("valid");
+            let text = serde_yaml::to_string(&rc).expect("serializes");
+            assert_eq!(parse(&text).expect("reads back"), rc, "{text}");
+        }
     }
 }

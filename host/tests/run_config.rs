@@ -1,0 +1,153 @@
+//! RunConfig rules and the CLI around them, through the real binary: signals, checkpoint
+//! frequency and retention, `--set`, `--print-config` and the resolved configuration.
+
+mod common;
+
+use common::{config_in, estimator, files, ok, p, spawn, wait_for};
+use estimator_host::checkpoint;
+
+fn checkpoints_on_disk(model_dir: &std::path::Path) -> Vec<i64> {
+    let mut steps: Vec<i64> = files(model_dir)
+        .iter()
+        .filter_map(|f| checkpoint::step_of(f))
+        .collect();
+    steps.sort();
+    steps
+}
+
+/// Sends `signal` to a long training run once it has saved, and checks that it saves
+/// the step it reached and exits with 128 + the signal's number.
+fn stop_with(signal: &str, number: i32) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model_dir = dir.path().join("model");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("max_steps: 1000", "max_steps: 100000000")
+    });
+    let mut child = spawn(&["train", p(&manifest)]);
+    wait_for(&model_dir.join("checkpoint"));
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("reaped");
+    assert_eq!(exit.code(), Some(128 + number), "{signal}");
+    let latest = checkpoint::latest(&model_dir)
+        .expect("state")
+        .expect("a checkpoint");
+    let step = checkpoint::read(&latest).expect("whole").global_step;
+    assert!(
+        step > 0,
+        "the step reached is saved, not only the first checkpoint"
+    );
+    // It resumes from there.
+    ok(&["train", p(&manifest), "--steps", "5"]);
+    let latest = checkpoint::latest(&model_dir)
+        .expect("state")
+        .expect("a checkpoint");
+    assert_eq!(
+        checkpoint::read(&latest).expect("whole").global_step,
+        step + 5
+    );
+}
+
+#[test]
+fn sigint_saves_a_checkpoint_and_exits_130() {
+    stop_with("-INT", 2);
+}
+
+#[test]
+fn sigterm_saves_a_checkpoint_and_exits_143() {
+    stop_with("-TERM", 15);
+}
+
+#[test]
+fn null_checkpoint_frequency_turns_checkpoints_off() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&[
+        "train",
+        p(&manifest),
+        "--max-steps",
+        "50",
+        "--set",
+        "run_config.save_checkpoints_steps=null",
+    ]);
+    let model_dir = dir.path().join("model");
+    assert_eq!(files(&model_dir), vec!["resolved_config.yaml".to_owned()]);
+    // As TF: evaluate then starts from fresh variables, at global step 0.
+    let out = ok(&["evaluate", p(&manifest), "--json"]);
+    let metrics: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(metrics["global_step"], 0);
+}
+
+#[test]
+fn keep_checkpoint_max_null_keeps_every_file_and_lists_the_latest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("keep_checkpoint_max: 5", "keep_checkpoint_max: null")
+    });
+    ok(&["train", p(&manifest), "--max-steps", "700"]);
+    let model_dir = dir.path().join("model");
+    assert_eq!(
+        checkpoints_on_disk(&model_dir),
+        (0..=7).map(|k| k * 100).collect::<Vec<_>>()
+    );
+    let state = checkpoint::read_state(&model_dir)
+        .expect("ok")
+        .expect("state");
+    assert_eq!(state.all.len(), 1);
+    assert_eq!(state.latest.as_deref(), Some("model.ckpt-700.safetensors"));
+}
+
+#[test]
+fn set_overrides_the_manifest_for_any_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&[
+        "train",
+        p(&manifest),
+        "--set",
+        "train.max_steps=30",
+        "--set",
+        "run_config.save_checkpoints_steps=10",
+    ]);
+    assert_eq!(
+        checkpoints_on_disk(&dir.path().join("model")),
+        vec![0, 10, 20, 30]
+    );
+    let out = estimator(&["train", p(&manifest), "--set", "run_config.random_sed=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `random_sed`"), "{stderr}");
+}
+
+#[test]
+fn print_config_shows_the_resolved_manifest_that_train_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    let printed = ok(&["train", p(&manifest), "--print-config"]);
+    assert!(
+        !dir.path().join("model").exists(),
+        "--print-config runs nothing"
+    );
+    for default in [
+        "keep_checkpoint_every_n_hours: 10000.0",
+        "initial_accumulator_value: 0.1",
+        "cache: true",
+        "random_seed: 42",
+    ] {
+        assert!(
+            printed.contains(default),
+            "{default} missing from:\n{printed}"
+        );
+    }
+    ok(&["train", p(&manifest), "--max-steps", "5"]);
+    let written =
+        std::fs::read_to_string(dir.path().join("model/resolved_config.yaml")).expect("written");
+    assert_eq!(written, printed);
+    // It is itself a manifest that means the same thing.
+    let copy = dir.path().join("resolved.yaml");
+    std::fs::write(&copy, &written).expect("write");
+    assert_eq!(ok(&["train", p(&copy), "--print-config"]), printed);
+}
