@@ -218,6 +218,39 @@ pub fn step_of(file_name: &str) -> Option<i64> {
 /// Temporary files `write_atomic` creates in model_dir before renaming them.
 const TEMP_PREFIX: &str = ".tmp-";
 
+/// The newest whole checkpoint the state file lists. A damaged or missing one is skipped
+/// with a warning naming it, and the one before it is used; when every listed checkpoint
+/// is damaged, that is an error.
+pub fn read_latest_whole(model_dir: &Path) -> Result<Option<Checkpoint>> {
+    let Some(state) = read_state(model_dir)? else {
+        return Ok(None);
+    };
+    let mut names: Vec<&String> = state.latest.iter().collect();
+    names.extend(
+        state
+            .all
+            .iter()
+            .rev()
+            .map(|(n, _)| n)
+            .filter(|n| Some(*n) != state.latest.as_ref()),
+    );
+    let Some(newest) = names.first() else {
+        return Ok(None);
+    };
+    let newest = model_dir.join(newest);
+    for name in names {
+        let path = model_dir.join(name);
+        match read(&path) {
+            Ok(ckpt) => return Ok(Some(ckpt)),
+            Err(e) => tracing::warn!("{e}; using the checkpoint before it"),
+        }
+    }
+    Err(Error::Checkpoint {
+        path: newest,
+        message: "this and every earlier listed checkpoint are damaged or missing".into(),
+    })
+}
+
 /// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename, fsync
 /// the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -594,6 +627,35 @@ mod tests {
         let mut ckpt = read(&path).expect("still a valid safetensors file");
         assert_eq!(ckpt.metadata.get("k3").map(String::as_str), Some("3"));
         assert_eq!(ckpt.take("a", &[1, 2]).expect("present"), data.to_vec());
+    }
+
+    #[test]
+    fn a_damaged_latest_checkpoint_falls_back_to_the_one_before() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = [1.0f32];
+        let tensors = [SavedTensor {
+            name: "w",
+            shape: &[1],
+            data: &data,
+        }];
+        let mut saver = Saver::new(dir.path(), keep(5), system_clock()).expect("saver");
+        for step in [10, 20, 30] {
+            saver
+                .save(
+                    step,
+                    &encode(&tensors, step, &BTreeMap::new()).expect("encodes"),
+                )
+                .expect("saves");
+        }
+        std::fs::write(dir.path().join(file_name(30)), b"\x10\x00").expect("damage");
+        std::fs::remove_file(dir.path().join(file_name(20))).expect("remove");
+        let ckpt = read_latest_whole(dir.path())
+            .expect("falls back")
+            .expect("a checkpoint");
+        assert_eq!(ckpt.global_step, 10);
+        std::fs::write(dir.path().join(file_name(10)), b"").expect("damage");
+        let err = read_latest_whole(dir.path()).unwrap_err().to_string();
+        assert!(err.ends_with("model.ckpt-30.safetensors: this and every earlier listed checkpoint are damaged or missing"), "{err}");
     }
 
     #[test]

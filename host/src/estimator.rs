@@ -27,11 +27,12 @@ use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
 use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, Slot};
 use crate::plugins::{PluginLibrary, PluginRegistry};
 use crate::seed;
 use crate::spec_check;
 use crate::variables::VariableStore;
+use crate::warm_start::{self, Target};
 
 /// The manifest as resolved for the latest `train`, written into model_dir.
 pub const RESOLVED_CONFIG: &str = "resolved_config.yaml";
@@ -123,11 +124,14 @@ impl Estimator {
         self.plugin_metrics()?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
         let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
-        if let Some(ckpt) = restored.as_mut() {
-            for slot in optimizer.slots_mut() {
-                slot.data = ckpt.take(&slot.name, &slot.shape)?;
+        match restored.as_mut() {
+            Some(ckpt) => {
+                for slot in optimizer.slots_mut() {
+                    slot.data = ckpt.take(&slot.name, &slot.shape)?;
+                }
+                self.resume_input(&mut pipeline, ckpt)?;
             }
-            self.resume_input(&mut pipeline, ckpt)?;
+            None => self.warm_start(&mut session, optimizer.slots_mut())?,
         }
         // The first checkpoint holds the starting step, so the input from before its batch.
         let start_position = pipeline.position();
@@ -198,6 +202,40 @@ impl Estimator {
         })
     }
 
+    /// Applies `warm_start_from`, if set, to a model that has no checkpoint.
+    fn warm_start(&self, session: &mut Session, slots: &mut [Slot]) -> Result<()> {
+        let Some(from) = &self.manifest.warm_start_from else {
+            return Ok(());
+        };
+        let mut targets: Vec<Target<'_>> = session
+            .vars
+            .iter_mut()
+            .map(|v| Target {
+                name: &v.name,
+                shape: &v.shape,
+                data: &mut v.data,
+                trainable: v.trainable,
+            })
+            .chain(slots.iter_mut().map(|s| Target {
+                name: &s.name,
+                shape: &s.shape,
+                data: &mut s.data,
+                trainable: false,
+            }))
+            .collect();
+        warm_start::apply(
+            from,
+            &self.manifest.base_dir,
+            &mut targets,
+            &mut session.global_step,
+        )
+        .map_err(|e| match e {
+            Error::Usage(m) => self.manifest.error(m),
+            other => other,
+        })?;
+        Ok(())
+    }
+
     /// The global step to stop at: the CLI's, else the manifest's `train:`, else none.
     fn last_step(&self, stop: Option<StopAt>, start_step: i64) -> Option<i64> {
         let train = &self.manifest.train;
@@ -254,6 +292,9 @@ impl Estimator {
         let mut ckpt = self.checkpoint_for("evaluate", checkpoint)?;
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
+        if ckpt.is_none() {
+            self.warm_start(&mut session, &mut [])?;
+        }
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
         let started = Instant::now();
@@ -303,6 +344,9 @@ impl Estimator {
         let mut ckpt = self.checkpoint_for("predict", checkpoint)?;
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
+        if ckpt.is_none() {
+            self.warm_start(&mut session, &mut [])?;
+        }
         let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
         let mut examples = 0;
         while let Some(mut batch) = pipeline.next_batch()? {
@@ -338,9 +382,7 @@ impl Estimator {
     }
 
     fn latest_checkpoint(&self, model_dir: &Path) -> Result<Option<Checkpoint>> {
-        checkpoint::latest(model_dir)?
-            .map(|p| checkpoint::read(&p))
-            .transpose()
+        checkpoint::read_latest_whole(model_dir)
     }
 
     /// The checkpoint evaluate or predict uses: the one given, else the latest, else none

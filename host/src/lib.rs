@@ -8,6 +8,7 @@ pub mod denormals;
 pub mod error;
 pub mod estimator;
 pub mod eval_metrics;
+pub mod inspect;
 pub mod lock;
 pub mod manifest;
 pub mod optim;
@@ -16,6 +17,7 @@ pub mod run_config;
 pub mod seed;
 pub mod spec_check;
 pub mod variables;
+pub mod warm_start;
 
 pub use error::{Error, Result};
 pub use estimator::Estimator;

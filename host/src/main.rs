@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use estimator_host::estimator::StopAt;
 use estimator_host::plugins::PluginRegistry;
-use estimator_host::{Error, Estimator, Manifest};
+use estimator_host::{checkpoint, inspect, Error, Estimator, Manifest};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,19 @@ enum Command {
         /// Print the metrics dict as one JSON object on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// List a model_dir's checkpoints, or a checkpoint's variables or one variable's value.
+    Checkpoints {
+        model_dir: PathBuf,
+        /// List the variables (names and shapes) of the latest checkpoint, or --checkpoint.
+        #[arg(long)]
+        variables: bool,
+        /// Print this variable's value as JSON.
+        #[arg(long, value_name = "NAME", conflicts_with = "variables")]
+        value: Option<String>,
+        /// The checkpoint file to read instead of the latest.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Write one JSON object of predictions per example.
     Predict {
@@ -120,6 +133,11 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             Command::Train { manifest, .. }
             | Command::Evaluate { manifest, .. }
             | Command::Predict { manifest, .. } => manifest,
+            Command::Checkpoints { .. } => {
+                return Err(Error::Usage(
+                    "--print-config needs a command that reads a manifest".into(),
+                ))
+            }
         };
         let est = Estimator::new(load(manifest)?, PluginRegistry::from_env());
         print!("{}", est.resolved_config()?);
@@ -162,6 +180,30 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                     obj.insert(k, value);
                 }
                 println!("{}", serde_json::Value::Object(obj));
+            }
+        }
+        Command::Checkpoints {
+            model_dir,
+            variables,
+            value,
+            checkpoint,
+        } => {
+            if !variables && value.is_none() {
+                print!("{}", inspect::list(&model_dir)?);
+                return Ok(Outcome::Done);
+            }
+            let ckpt = match checkpoint {
+                Some(path) => checkpoint::read(&path)?,
+                None => checkpoint::read_latest_whole(&model_dir)?.ok_or_else(|| {
+                    Error::Usage(format!(
+                        "Could not find trained model in model_dir: {}",
+                        model_dir.display()
+                    ))
+                })?,
+            };
+            match value {
+                Some(name) => println!("{}", inspect::value(&ckpt, &name)?),
+                None => print!("{}", inspect::variables(&ckpt)),
             }
         }
         Command::Predict {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::optim::OptimizerConfig;
 use crate::run_config::RunConfig;
+use crate::warm_start::WarmStartFrom;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +33,9 @@ pub struct Manifest {
     pub train: TrainSection,
     #[serde(default)]
     pub eval: EvalSection,
+    /// Initialise variables from another checkpoint when model_dir has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start_from: Option<WarmStartFrom>,
 
     /// The manifest file itself, for error messages.
     #[serde(skip)]

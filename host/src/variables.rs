@@ -45,6 +45,10 @@ impl VariableStore {
         Ok(VariableStore { vars })
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Variable> {
+        self.vars.iter_mut()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Variable> {
         self.vars.iter()
     }

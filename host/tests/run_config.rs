@@ -151,3 +151,102 @@ fn print_config_shows_the_resolved_manifest_that_train_writes() {
     std::fs::write(&copy, &written).expect("write");
     assert_eq!(ok(&["train", p(&copy), "--print-config"]), printed);
 }
+
+#[test]
+fn warm_start_initialises_the_variables_a_regex_selects() {
+    let source_dir = tempfile::tempdir().expect("temp dir");
+    let source = config_in(source_dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&source), "--max-steps", "100"]);
+    let trained = checkpoint::read(
+        &source_dir
+            .path()
+            .join("model")
+            .join(checkpoint::file_name(100)),
+    )
+    .expect("source checkpoint");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from = source_dir.path().join("model");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        format!(
+            "{t}warm_start_from:\n  ckpt_to_initialize_from: {}\n  vars_to_warm_start: dense_1/.*\n",
+            from.display()
+        )
+    });
+    ok(&["train", p(&manifest), "--max-steps", "1"]);
+    // The first checkpoint holds the variables as they were before the first update.
+    let start = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(0)))
+        .expect("first checkpoint");
+    assert_eq!(
+        start.tensors["dense_1/kernel"],
+        trained.tensors["dense_1/kernel"]
+    );
+    assert_eq!(
+        start.tensors["dense_1/bias"],
+        trained.tensors["dense_1/bias"]
+    );
+    assert_ne!(
+        start.tensors["dense/kernel"], trained.tensors["dense/kernel"],
+        "not selected"
+    );
+    assert_ne!(
+        start.tensors["training/Adagrad/dense_1/kernel/accumulator"],
+        trained.tensors["training/Adagrad/dense_1/kernel/accumulator"],
+        "a single regex selects trainable variables only, as TF"
+    );
+    assert_eq!(start.global_step, 0);
+    // A model_dir with a checkpoint is not warm-started again: it resumes.
+    ok(&["train", p(&manifest), "--max-steps", "2"]);
+}
+
+#[test]
+fn a_damaged_latest_checkpoint_is_skipped_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "300"]);
+    let damaged = dir.path().join("model").join(checkpoint::file_name(300));
+    std::fs::write(&damaged, b"\x08\x00\x00\x00").expect("damage");
+    let out = estimator(&["evaluate", p(&manifest), "--json"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: not a valid checkpoint", damaged.display())),
+        "{stderr}"
+    );
+    let metrics: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(metrics["global_step"], 200);
+    // Training resumes from the whole one, and rewrites the damaged step.
+    ok(&["train", p(&manifest), "--max-steps", "400"]);
+    assert_eq!(
+        checkpoint::read(&damaged).expect("rewritten").global_step,
+        300
+    );
+}
+
+#[test]
+fn checkpoints_lists_a_model_dir_and_shows_variables_and_values() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "200"]);
+    let model_dir = dir.path().join("model");
+    let listing = ok(&["checkpoints", p(&model_dir)]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    assert!(
+        lines[0].starts_with("model.ckpt-0.safetensors  step 0  written 20"),
+        "{listing}"
+    );
+    assert!(
+        lines[2].ends_with("(latest)") && lines[2].contains("step 200"),
+        "{listing}"
+    );
+    let vars = ok(&["checkpoints", p(&model_dir), "--variables"]);
+    assert!(
+        vars.starts_with("global_step  []  200\ndense/bias  [10]\ndense/kernel  [4, 10]\n"),
+        "{vars}"
+    );
+    let value = ok(&["checkpoints", p(&model_dir), "--value", "dense_2/bias"]);
+    let bias: Vec<f32> = serde_json::from_str(&value).expect("JSON list");
+    let saved = checkpoint::read(&model_dir.join(checkpoint::file_name(200))).expect("reads");
+    assert_eq!(bias, saved.tensors["dense_2/bias"].1);
+}
