@@ -25,6 +25,10 @@ use crate::data::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
+use crate::hooks::{
+    Hook, HookConfig, HookSet, LoggingTensorHook, LoggingTensorSettings, NanTensorHook, RunInfo,
+    RunValues, StepCounterHook, StepTimings,
+};
 use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
 use crate::optim::{Optimizer, Slot};
@@ -40,6 +44,8 @@ pub const RESOLVED_CONFIG: &str = "resolved_config.yaml";
 /// Checkpoint metadata: where the training input stopped, and which input that was.
 const INPUT_POSITION: &str = "input.train.position";
 const INPUT_FINGERPRINT: &str = "input.train.fingerprint";
+/// Checkpoint metadata: the training hooks' states, by hook name.
+const HOOK_STATES: &str = "hooks.train";
 
 /// When `train` stops, besides the end of the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +74,42 @@ struct Session {
     global_step: i64,
 }
 
+/// TF's `Estimator`: trains, evaluates and predicts with the model a manifest names.
+///
+/// From Rust, with a hook of your own (the CLI does the same without the hook):
+///
+/// ```no_run
+/// use estimator_host::estimator::StopAt;
+/// use estimator_host::hooks::{Hook, HookContext, RunValues};
+/// use estimator_host::plugins::PluginRegistry;
+/// use estimator_host::{Estimator, Manifest, Result};
+///
+/// /// Stops training once the loss falls below a threshold.
+/// struct LossBelow(f32);
+///
+/// impl Hook for LossBelow {
+///     fn name(&self) -> &str {
+///         "loss_below"
+///     }
+///
+///     fn after_run(&mut self, values: &RunValues<'_>, ctx: &mut HookContext) -> Result<()> {
+///         if values.loss.is_some_and(|loss| loss < self.0) {
+///             ctx.request_stop();
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// fn main() -> Result<()> {
+///     let manifest = Manifest::load("configs/iris_custom.yaml".as_ref())?;
+///     let mut estimator = Estimator::new(manifest, PluginRegistry::from_env());
+///     let mut early = LossBelow(0.1);
+///     let outcome = estimator.train_with_hooks(Some(StopAt::MaxSteps(1000)), vec![&mut early])?;
+///     let metrics = estimator.evaluate(None)?;
+///     println!("global step {}: accuracy {}", outcome.global_step, metrics["accuracy"]);
+///     Ok(())
+/// }
+/// ```
 pub struct Estimator {
     manifest: Manifest,
     registry: PluginRegistry,
@@ -99,8 +141,17 @@ impl Estimator {
     }
 
     /// Trains until `stop` (or the manifest's `train:` section, or the end of the input,
-    /// or a stop request through [`Estimator::stop_flag`]).
+    /// or a hook's or [`Estimator::stop_flag`]'s stop request).
     pub fn train(&mut self, stop: Option<StopAt>) -> Result<TrainOutcome> {
+        self.train_with_hooks(stop, Vec::new())
+    }
+
+    /// [`Estimator::train`] with the caller's hooks running after the built-in ones.
+    pub fn train_with_hooks(
+        &mut self,
+        stop: Option<StopAt>,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<TrainOutcome> {
         let model_dir = self.model_dir();
         // Locked before reading, so the checkpoint we resume from stays the latest.
         let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
@@ -124,69 +175,125 @@ impl Estimator {
         self.plugin_metrics()?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
         let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
+        let mut hooks = HookSet::new(self.train_hooks()?, user_hooks);
+        hooks.begin(&RunInfo {
+            mode: ModeKeys::Train,
+            start_step,
+        })?;
         match restored.as_mut() {
             Some(ckpt) => {
                 for slot in optimizer.slots_mut() {
                     slot.data = ckpt.take(&slot.name, &slot.shape)?;
                 }
                 self.resume_input(&mut pipeline, ckpt)?;
+                hooks.restore(&saved_hook_states(ckpt)?)?;
             }
             None => self.warm_start(&mut session, optimizer.slots_mut())?,
         }
+        hooks.after_create_session(session.global_step)?;
         // The first checkpoint holds the starting step, so the input from before its batch.
         let start_position = pipeline.position();
         let trainable = optimizer.trainable().to_vec();
         let mut saver: Option<CheckpointSaver> = None;
-        let mut logger = StepLogger::new(self.manifest.run_config.log_step_count_steps, start_step);
-        let (mut steps_run, mut final_loss, mut interrupted) = (0u64, None, false);
+        let mut clock = StepClock::new(hooks.wants_timings());
+        let (mut steps_run, mut interrupted) = (0u64, false);
+        let mut last_spec: Option<(i64, usize, EstimatorSpec)> = None;
 
         loop {
-            if last_step.is_some_and(|last| session.global_step >= last) {
+            if last_step.is_some_and(|last| session.global_step >= last) || hooks.stop_requested() {
                 break;
             }
             if self.stop.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
             }
+            clock.start();
+            hooks.before_run(session.global_step)?;
+            clock.lap(Part::Hooks);
             let Some(batch) = pipeline.next_batch()? else {
                 break;
             };
+            clock.lap(Part::Input);
             let spec = run_model_fn(&mut session, &batch, ModeKeys::Train, self.seed)?;
             spec_check::check(&spec, ModeKeys::Train, &session.vars, &trainable, batch.len)
                 .map_err(|message| Error::Spec {
                     plugin: session.lib.name.clone(),
                     message,
                 })?;
-            // model_dir is touched only once a step has been validated, so a bad model or
-            // input leaves it as it was.
-            if steps_run == 0 {
+            let batch_len = batch.len;
+            clock.lap(Part::ModelFn);
+            // A step whose loss is not finite is never applied: the nan_tensor hook then
+            // fails the run or stops it, and the last checkpoint stays finite.
+            let step = session.global_step;
+            let finite = spec.loss.into_option().is_some_and(f32::is_finite);
+            // model_dir is touched only once a step has been validated and is finite, so a
+            // bad model or input leaves it as it was.
+            if finite && steps_run == 0 && saver.is_none() {
                 if lock.is_none() {
                     lock = Some(self.create_model_dir(&model_dir)?);
                 }
                 self.write_resolved_config(&model_dir)?;
                 saver = self.checkpoint_saver(&model_dir, start_step)?;
                 if let Some(s) = saver.as_mut() {
-                    self.save(s, &session, &optimizer, &start_position)?;
+                    let states = hooks.states();
+                    self.save(s, &session, &optimizer, &start_position, states)?;
                 }
             }
-            optimizer.apply(&mut session.vars, &spec.gradients, session.global_step);
-            final_loss = spec.loss.into_option();
-            logger.after_step(session.global_step, final_loss);
-            session.global_step += 1;
-            steps_run += 1;
+            if finite {
+                optimizer.apply(&mut session.vars, &spec.gradients, step);
+                session.global_step += 1;
+                steps_run += 1;
+            }
+            clock.lap(Part::Optimizer);
+            let values = RunValues {
+                step,
+                global_step: session.global_step,
+                loss: spec.loss.into_option(),
+                predictions: &spec.predictions,
+                batch_len,
+                timings: clock.take(),
+            };
+            hooks
+                .after_run(&values)
+                .map_err(|e| self.hook_error(&session, e))?;
+            clock.lap(Part::Hooks);
+            if !finite {
+                if !hooks.stop_requested() {
+                    return Err(self.hook_error(
+                        &session,
+                        Error::Usage(format!("loss is not finite at global step {step}")),
+                    ));
+                }
+                break;
+            }
+            last_spec = Some((step, batch_len, spec));
             if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
-                self.save(s, &session, &optimizer, &pipeline.position())?;
+                let states = hooks.states();
+                self.save(s, &session, &optimizer, &pipeline.position(), states)?;
             }
         }
 
-        if steps_run == 0 && !interrupted {
+        if steps_run == 0 && !interrupted && !hooks.stop_requested() {
             return Err(self
                 .manifest
                 .error("input.train produced no examples: training made no steps"));
         }
+        let final_loss = last_spec
+            .as_ref()
+            .and_then(|(_, _, s)| s.loss.into_option());
+        let last_values = last_spec.as_ref().map(|(step, batch_len, spec)| RunValues {
+            step: *step,
+            global_step: session.global_step,
+            loss: spec.loss.into_option(),
+            predictions: &spec.predictions,
+            batch_len: *batch_len,
+            timings: None,
+        });
+        hooks.end(last_values.as_ref())?;
         if let Some(mut s) = saver {
             if s.last_saved_step() != session.global_step {
-                self.save(&mut s, &session, &optimizer, &pipeline.position())?;
+                let states = hooks.states();
+                self.save(&mut s, &session, &optimizer, &pipeline.position(), states)?;
             }
             s.finish()?;
         }
@@ -200,6 +307,68 @@ impl Estimator {
             final_loss,
             interrupted,
         })
+    }
+
+    /// The built-in training hooks: TF's defaults (nan_tensor; logging_tensor and
+    /// step_counter every `log_step_count_steps`), each replaced by a manifest hook of the
+    /// same kind, then the manifest's others.
+    fn train_hooks(&self) -> Result<Vec<Box<dyn Hook>>> {
+        let configured = &self.manifest.hooks.train;
+        let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
+        let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
+        if !has("nan_tensor") {
+            hooks.push(Box::new(NanTensorHook::new(true)));
+        }
+        if let Some(n) = self.manifest.run_config.log_step_count_steps {
+            if !has("logging_tensor") {
+                let settings = LoggingTensorSettings {
+                    tensors: vec!["loss".into(), "step".into()],
+                    every_n_iter: Some(n),
+                    every_n_secs: None,
+                    at_end: false,
+                };
+                let hook = LoggingTensorHook::new(settings).map_err(|m| self.manifest.error(m))?;
+                hooks.push(Box::new(hook));
+            }
+            if !has("step_counter") {
+                let settings = crate::hooks::StepCounterSettings {
+                    every_n_steps: Some(n),
+                    every_n_secs: None,
+                };
+                let hook = StepCounterHook::new(&settings).map_err(|m| self.manifest.error(m))?;
+                hooks.push(Box::new(hook));
+            }
+        }
+        for config in configured {
+            hooks.push(
+                config
+                    .build()
+                    .map_err(|m| self.manifest.error(format!("hooks.train: {m}")))?,
+            );
+        }
+        Ok(hooks)
+    }
+
+    /// The manifest's hooks for the `eval` or `predict` loop.
+    fn loop_hooks(&self, name: &str, configs: &[HookConfig]) -> Result<Vec<Box<dyn Hook>>> {
+        configs
+            .iter()
+            .map(|c| {
+                c.build()
+                    .map_err(|m| self.manifest.error(format!("hooks.{name}: {m}")))
+            })
+            .collect()
+    }
+
+    /// A hook's error about the model's output, naming the model's plugin and model_fn.
+    fn hook_error(&self, session: &Session, e: Error) -> Error {
+        match e {
+            Error::Usage(message) => Error::Spec {
+                plugin: session.lib.name.clone(),
+                message,
+            },
+            other => other,
+        }
     }
 
     /// Applies `warm_start_from`, if set, to a model that has no checkpoint.
@@ -289,6 +458,16 @@ impl Estimator {
 
     /// Evaluates the latest checkpoint (or `checkpoint`) on `input.eval`; returns TF's dict.
     pub fn evaluate(&mut self, checkpoint: Option<&Path>) -> Result<BTreeMap<String, f64>> {
+        self.evaluate_with_hooks(checkpoint, Vec::new())
+    }
+
+    /// [`Estimator::evaluate`] with the caller's hooks after the manifest's `hooks.eval`.
+    /// In EVAL, [`RunValues::step`] counts batches from 0.
+    pub fn evaluate_with_hooks(
+        &mut self,
+        checkpoint: Option<&Path>,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<BTreeMap<String, f64>> {
         let mut ckpt = self.checkpoint_for("evaluate", checkpoint)?;
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
@@ -297,14 +476,22 @@ impl Estimator {
         }
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
+        let mut hooks = HookSet::new(
+            self.loop_hooks("eval", &self.manifest.hooks.eval)?,
+            user_hooks,
+        );
+        let global_step = session.global_step;
+        hooks.begin(&RunInfo {
+            mode: ModeKeys::Eval,
+            start_step: global_step,
+        })?;
+        hooks.after_create_session(global_step)?;
         let started = Instant::now();
-        info!("Starting evaluation at global step {}", session.global_step);
-        while self
-            .manifest
-            .eval
-            .steps
-            .is_none_or(|n| metrics.batches() < n)
-        {
+        info!("Starting evaluation at global step {global_step}");
+        let mut last: Option<(usize, EstimatorSpec)> = None;
+        let mut step = 0;
+        while self.manifest.eval.steps.is_none_or(|n| step < n) && !hooks.stop_requested() {
+            hooks.before_run(global_step)?;
             let Some(batch) = pipeline.next_batch()? else {
                 break;
             };
@@ -316,7 +503,14 @@ impl Estimator {
                 },
             )?;
             metrics.update(&spec, batch.labels.as_ref())?;
+            hooks.after_run(&loop_values(step as i64, global_step, batch.len, &spec))?;
+            last = Some((batch.len, spec));
+            step += 1;
         }
+        let last_values = last
+            .as_ref()
+            .map(|(len, spec)| loop_values(step as i64 - 1, global_step, *len, spec));
+        hooks.end(last_values.as_ref())?;
         if metrics.batches() == 0 {
             return Err(self.manifest.error("input.eval produced no examples"));
         }
@@ -339,6 +533,17 @@ impl Estimator {
     pub fn predict(
         &mut self,
         checkpoint: Option<&Path>,
+        sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<usize> {
+        self.predict_with_hooks(checkpoint, Vec::new(), sink)
+    }
+
+    /// [`Estimator::predict`] with the caller's hooks after the manifest's
+    /// `hooks.predict`. In PREDICT, [`RunValues::step`] counts batches from 0.
+    pub fn predict_with_hooks(
+        &mut self,
+        checkpoint: Option<&Path>,
+        user_hooks: Vec<&mut dyn Hook>,
         mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
     ) -> Result<usize> {
         let mut ckpt = self.checkpoint_for("predict", checkpoint)?;
@@ -348,8 +553,23 @@ impl Estimator {
             self.warm_start(&mut session, &mut [])?;
         }
         let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
-        let mut examples = 0;
-        while let Some(mut batch) = pipeline.next_batch()? {
+        let mut hooks = HookSet::new(
+            self.loop_hooks("predict", &self.manifest.hooks.predict)?,
+            user_hooks,
+        );
+        let global_step = session.global_step;
+        hooks.begin(&RunInfo {
+            mode: ModeKeys::Predict,
+            start_step: global_step,
+        })?;
+        hooks.after_create_session(global_step)?;
+        let (mut examples, mut step) = (0, 0i64);
+        let mut last: Option<(usize, EstimatorSpec)> = None;
+        while !hooks.stop_requested() {
+            hooks.before_run(global_step)?;
+            let Some(mut batch) = pipeline.next_batch()? else {
+                break;
+            };
             batch.labels = None;
             let spec = run_model_fn(&mut session, &batch, ModeKeys::Predict, self.seed)?;
             spec_check::check(&spec, ModeKeys::Predict, &session.vars, &[], batch.len).map_err(
@@ -362,7 +582,14 @@ impl Estimator {
                 sink(example_json(&spec, row))?;
             }
             examples += batch.len;
+            hooks.after_run(&loop_values(step, global_step, batch.len, &spec))?;
+            last = Some((batch.len, spec));
+            step += 1;
         }
+        let last_values = last
+            .as_ref()
+            .map(|(len, spec)| loop_values(step - 1, global_step, *len, spec));
+        hooks.end(last_values.as_ref())?;
         Ok(examples)
     }
 
@@ -571,6 +798,7 @@ impl Estimator {
         session: &Session,
         optimizer: &Optimizer,
         input: &PipelinePosition,
+        hook_states: serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
         let mut tensors: Vec<SavedTensor<'_>> = session
             .vars
@@ -600,6 +828,10 @@ impl Estimator {
                 INPUT_FINGERPRINT.to_owned(),
                 self.input_fingerprint("train")?,
             ),
+            (
+                HOOK_STATES.to_owned(),
+                serde_json::Value::Object(hook_states).to_string(),
+            ),
         ]);
         let bytes = checkpoint::encode(&tensors, session.global_step, &metadata)?;
         info!(
@@ -613,40 +845,85 @@ impl Estimator {
     }
 }
 
-/// TF's step logging (`log_step_count_steps`): `loss = …, step = …` with the step before
-/// the update, and `global_step/sec` since the last log line, every N steps of this call.
-struct StepLogger {
-    every: Option<u64>,
-    start_step: i64,
-    last: (i64, Instant),
+/// What an EVAL or PREDICT step shows its hooks.
+fn loop_values(
+    step: i64,
+    global_step: i64,
+    batch_len: usize,
+    spec: &EstimatorSpec,
+) -> RunValues<'_> {
+    RunValues {
+        step,
+        global_step,
+        loss: spec.loss.into_option(),
+        predictions: &spec.predictions,
+        batch_len,
+        timings: None,
+    }
 }
 
-impl StepLogger {
-    fn new(every: Option<u64>, start_step: i64) -> Self {
-        StepLogger {
-            every,
-            start_step,
-            last: (start_step, Instant::now()),
+/// The parts of a step the profiler reports.
+#[derive(Clone, Copy)]
+enum Part {
+    Input,
+    ModelFn,
+    Optimizer,
+    Hooks,
+}
+
+/// Times the parts of each step, only when a hook asks for it.
+struct StepClock {
+    on: bool,
+    last: Instant,
+    current: StepTimings,
+}
+
+impl StepClock {
+    fn new(on: bool) -> Self {
+        StepClock {
+            on,
+            last: Instant::now(),
+            current: StepTimings::default(),
         }
     }
 
-    /// Called with the global step the finished step ran at.
-    fn after_step(&mut self, step: i64, loss: Option<f32>) {
-        let Some(n) = self.every else {
+    fn start(&mut self) {
+        if self.on {
+            self.last = Instant::now();
+        }
+    }
+
+    /// Adds the time since the last lap to `part`.
+    fn lap(&mut self, part: Part) {
+        if !self.on {
             return;
+        }
+        let now = Instant::now();
+        let spent = now - self.last;
+        self.last = now;
+        let slot = match part {
+            Part::Input => &mut self.current.input,
+            Part::ModelFn => &mut self.current.model_fn,
+            Part::Optimizer => &mut self.current.optimizer,
+            Part::Hooks => &mut self.current.hooks,
         };
-        if (step - self.start_step) % n as i64 != 0 {
-            return;
-        }
-        if step > self.last.0 {
-            let elapsed = self.last.1.elapsed().as_secs_f64().max(1e-9);
-            info!(
-                "global_step/sec: {:.1}",
-                (step - self.last.0) as f64 / elapsed
-            );
-        }
-        info!("loss = {}, step = {step}", loss.unwrap_or(f32::NAN));
-        self.last = (step, Instant::now());
+        *slot += spent;
+    }
+
+    /// This step's timings so far, starting the next step's.
+    fn take(&mut self) -> Option<StepTimings> {
+        self.on.then(|| std::mem::take(&mut self.current))
+    }
+}
+
+/// The hooks' states a checkpoint holds; none for checkpoints written before hooks had any.
+fn saved_hook_states(ckpt: &Checkpoint) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match ckpt.metadata.get(HOOK_STATES) {
+        None => Ok(serde_json::Map::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| Error::Checkpoint {
+            path: ckpt.path.clone(),
+            message: format!("{HOOK_STATES}: {e}"),
+        }),
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hooks::HooksSection;
 use crate::optim::OptimizerConfig;
 use crate::run_config::RunConfig;
 use crate::warm_start::WarmStartFrom;
@@ -33,6 +34,9 @@ pub struct Manifest {
     pub train: TrainSection,
     #[serde(default)]
     pub eval: EvalSection,
+    /// Built-in hooks for the train, eval and predict loops.
+    #[serde(default, skip_serializing_if = "HooksSection::is_empty")]
+    pub hooks: HooksSection,
     /// Initialise variables from another checkpoint when model_dir has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_start_from: Option<WarmStartFrom>,
@@ -226,6 +230,18 @@ impl Manifest {
     }
 
     fn check(&self) -> Result<()> {
+        let sections = [
+            ("train", &self.hooks.train),
+            ("eval", &self.hooks.eval),
+            ("predict", &self.hooks.predict),
+        ];
+        for (loop_name, configs) in sections {
+            for config in configs {
+                config
+                    .build()
+                    .map_err(|m| self.error(format!("hooks.{loop_name}: {m}")))?;
+            }
+        }
         self.optimizer.validate().map_err(|m| self.error(m))?;
         if let (Some(_), Some(_)) = (self.train.steps, self.train.max_steps) {
             return Err(self.error("train: steps and max_steps cannot be both set"));

@@ -290,7 +290,7 @@ fn a_nan_loss_is_refused_naming_plugin_function_and_tensor() {
     let line = fails(&["train", p(&manifest)]);
     assert_eq!(
         line,
-        "error: plugin `faulty` model_fn: mode train: loss is NaN; it must be a finite scalar"
+        "error: plugin `faulty` model_fn: loss is NaN at global step 0; it must be finite (nan_tensor: fail_on_nan_loss)"
     );
     assert!(!dir.path().join("model").exists());
 }
@@ -301,7 +301,9 @@ fn an_infinite_loss_is_refused() {
     let manifest = nan_loss_manifest(dir.path(), "{ infinite: true }");
     let line = fails(&["train", p(&manifest)]);
     assert!(
-        line.ends_with("mode train: loss is inf; it must be a finite scalar"),
+        line.ends_with(
+            "loss is inf at global step 0; it must be finite (nan_tensor: fail_on_nan_loss)"
+        ),
         "{line}"
     );
 }

@@ -145,3 +145,16 @@ pub fn wait_for(path: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Runs a command that must succeed, with info logs on; returns its stderr.
+pub fn ok_logs(args: &[&str]) -> String {
+    ensure_plugins_built();
+    let out = Command::new(env!("CARGO_BIN_EXE_estimator"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("estimator runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "estimator {args:?} failed: {stderr}");
+    stderr
+}

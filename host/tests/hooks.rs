@@ -1,0 +1,201 @@
+//! The built-in hooks through the real binary, and a user's hook through the library.
+
+mod common;
+
+use common::{config_in, ok, ok_logs, p};
+use estimator_host::checkpoint;
+use estimator_host::hooks::{Hook, HookContext, RunValues};
+use estimator_host::plugins::PluginRegistry;
+use estimator_host::{Estimator, Manifest};
+
+/// The Iris manifest with `hooks:` for training, and checkpoints every 10 steps.
+fn with_train_hooks(dir: &std::path::Path, hooks: &str) -> std::path::PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        format!(
+            "{}hooks:\n  train:\n{hooks}",
+            t.replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 10")
+        )
+    })
+}
+
+fn latest_step(dir: &std::path::Path) -> i64 {
+    let latest = checkpoint::latest(&dir.join("model"))
+        .expect("state")
+        .expect("a checkpoint");
+    checkpoint::read(&latest).expect("whole").global_step
+}
+
+fn lines_with<'a>(logs: &'a str, text: &str) -> Vec<&'a str> {
+    logs.lines().filter(|l| l.contains(text)).collect()
+}
+
+#[test]
+fn logging_tensor_logs_the_named_values_every_n_iterations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = with_train_hooks(
+        dir.path(),
+        "    - logging_tensor: { tensors: [loss, global_step], every_n_iter: 10 }\n",
+    );
+    let logs = ok_logs(&["train", p(&manifest), "--max-steps", "30"]);
+    let lines = lines_with(&logs, ", global_step = ");
+    assert_eq!(lines.len(), 3, "steps 0, 10 and 20:\n{logs}");
+    assert!(
+        lines[0].contains("global_step = 1") && !lines[0].contains(" sec)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("global_step = 11 (") && lines[1].ends_with(" sec)"),
+        "{}",
+        lines[1]
+    );
+    // It replaced the default logging hook (`loss = …, step = …`).
+    assert!(lines_with(&logs, ", step = ").is_empty(), "{logs}");
+}
+
+#[test]
+fn stop_at_step_stops_and_a_resumed_run_keeps_its_last_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = with_train_hooks(dir.path(), "    - stop_at_step: { num_steps: 25 }\n");
+    ok(&["train", p(&manifest)]);
+    assert_eq!(latest_step(dir.path()), 25);
+    // Its last step is part of the checkpoint: running again does not add 25 more.
+    ok(&["train", p(&manifest)]);
+    assert_eq!(latest_step(dir.path()), 25);
+    let manifest = with_train_hooks(dir.path(), "    - stop_at_step: { last_step: 40 }\n");
+    ok(&["train", p(&manifest)]);
+    assert_eq!(latest_step(dir.path()), 40);
+}
+
+#[test]
+fn nan_tensor_without_fail_stops_cleanly_at_the_last_finite_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        let start = t.find("model:\n").expect("model");
+        let end = t.find("optimizer:").expect("optimizer");
+        format!(
+            "{}model: {{ plugin: faulty, name: nan_loss, params: {{ at_step: 25 }} }}\n{}hooks:\n  train:\n    - nan_tensor: {{ fail_on_nan_loss: false }}\n",
+            &t[..start],
+            &t[end..].replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 10")
+        )
+    });
+    let logs = ok_logs(&["train", p(&manifest)]);
+    assert!(
+        logs.contains("loss is NaN at global step 25; stopping training"),
+        "{logs}"
+    );
+    assert_eq!(latest_step(dir.path()), 25);
+    let latest = checkpoint::latest(&dir.path().join("model"))
+        .expect("ok")
+        .expect("some");
+    let ckpt = checkpoint::read(&latest).expect("whole");
+    assert!(ckpt
+        .tensors
+        .values()
+        .all(|(_, v)| v.iter().all(|x| x.is_finite())));
+}
+
+#[test]
+fn final_ops_profiler_and_step_counter_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = with_train_hooks(
+        dir.path(),
+        "    - final_ops: { tensors: [loss, global_step] }\n    - profiler: { every_n_steps: 20 }\n    - step_counter: { every_n_steps: 5 }\n",
+    );
+    let logs = ok_logs(&["train", p(&manifest), "--max-steps", "40"]);
+    let finals = lines_with(&logs, "Final values: loss = ");
+    assert_eq!(finals.len(), 1, "{logs}");
+    assert!(finals[0].ends_with(", global_step = 40"), "{}", finals[0]);
+    let profiles = lines_with(&logs, "profile over ");
+    assert_eq!(
+        profiles.len(),
+        3,
+        "steps 20 and the end, plus the whole run:\n{logs}"
+    );
+    for part in ["input ", "model_fn ", "optimizer ", "hooks "] {
+        assert!(profiles[0].contains(part), "{}", profiles[0]);
+    }
+    assert!(profiles[2].contains("profile over 40 steps") && profiles[2].ends_with("(whole run)"));
+    assert_eq!(
+        lines_with(&logs, "global_step/sec: ").len(),
+        7,
+        "every 5 steps after the first:\n{logs}"
+    );
+}
+
+/// A hook written by a library user: counts steps and stops the run at step 12.
+#[derive(Default)]
+struct StopAtTwelve {
+    runs: usize,
+    began: bool,
+    ended_at: Option<i64>,
+}
+
+impl Hook for StopAtTwelve {
+    fn name(&self) -> &str {
+        "stop_at_twelve"
+    }
+    fn begin(&mut self, _run: &estimator_host::hooks::RunInfo) -> estimator_host::Result<()> {
+        self.began = true;
+        Ok(())
+    }
+    fn after_run(
+        &mut self,
+        values: &RunValues<'_>,
+        ctx: &mut HookContext,
+    ) -> estimator_host::Result<()> {
+        self.runs += 1;
+        if values.global_step >= 12 {
+            ctx.request_stop();
+        }
+        Ok(())
+    }
+    fn end(&mut self, last: Option<&RunValues<'_>>) -> estimator_host::Result<()> {
+        self.ended_at = last.map(|v| v.global_step);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_library_users_hook_sees_every_step_and_can_stop_the_run() {
+    common::ensure_plugins_built();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    let registry = PluginRegistry::with_search_dirs(vec![common::bin_dir()]);
+    let mut estimator = Estimator::new(Manifest::load(&manifest).expect("valid"), registry);
+    let mut hook = StopAtTwelve::default();
+    let outcome = estimator
+        .train_with_hooks(None, vec![&mut hook])
+        .expect("trains");
+    assert_eq!(outcome.global_step, 12);
+    assert!(hook.began);
+    assert_eq!((hook.runs, hook.ended_at), (12, Some(12)));
+    assert_eq!(latest_step(dir.path()), 12);
+}
+
+#[test]
+fn eval_and_predict_hooks_see_each_batch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        format!(
+            "{t}hooks:\n  eval:\n    - logging_tensor: {{ tensors: [step, loss, class_ids], every_n_iter: 1 }}\n  predict:\n    - final_ops: {{ tensors: [step, class_ids] }}\n"
+        )
+    });
+    ok(&["train", p(&manifest), "--max-steps", "50"]);
+    // 30 test examples in batches of 100: one batch, step 0.
+    let logs = ok_logs(&["evaluate", p(&manifest)]);
+    let lines = lines_with(&logs, "step = 0, loss = ");
+    assert_eq!(lines.len(), 1, "{logs}");
+    assert!(lines[0].contains(", class_ids = "), "{}", lines[0]);
+    let logs = ok_logs(&[
+        "predict",
+        p(&manifest),
+        "--output",
+        p(&dir.path().join("p.jsonl")),
+    ]);
+    assert_eq!(
+        lines_with(&logs, "Final values: step = 0, class_ids = ").len(),
+        1,
+        "{logs}"
+    );
+}
