@@ -25,9 +25,10 @@ use crate::data::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, PluginMetric};
+use crate::events::SummaryWriter;
 use crate::hooks::{
     Hook, HookConfig, HookSet, LoggingTensorHook, LoggingTensorSettings, NanTensorHook, RunInfo,
-    RunValues, StepCounterHook, StepTimings,
+    RunValues, StepCounterHook, StepTimings, SummarySaverHook, SummarySaverSettings,
 };
 use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
@@ -196,6 +197,7 @@ impl Estimator {
         let trainable = optimizer.trainable().to_vec();
         let mut saver: Option<CheckpointSaver> = None;
         let mut clock = StepClock::new(hooks.wants_timings());
+        let learning_rate = self.manifest.optimizer.learning_rate();
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last_spec: Option<(i64, usize, EstimatorSpec)> = None;
 
@@ -251,6 +253,7 @@ impl Estimator {
                 loss: spec.loss.into_option(),
                 predictions: &spec.predictions,
                 batch_len,
+                learning_rate: Some(learning_rate),
                 timings: clock.take(),
             };
             hooks
@@ -287,6 +290,7 @@ impl Estimator {
             loss: spec.loss.into_option(),
             predictions: &spec.predictions,
             batch_len: *batch_len,
+            learning_rate: Some(learning_rate),
             timings: None,
         });
         hooks.end(last_values.as_ref())?;
@@ -315,9 +319,21 @@ impl Estimator {
     fn train_hooks(&self) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
+        let summaries = SummaryWriter::new(&self.model_dir());
         let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
+        // First, so that a NaN fails or stops the run before anything records it.
         if !has("nan_tensor") {
             hooks.push(Box::new(NanTensorHook::new(true)));
+        }
+        let every = self.manifest.run_config.save_summary_steps;
+        if every > 0 && !has("summary_saver") {
+            let settings = SummarySaverSettings {
+                save_steps: Some(every),
+                save_secs: None,
+            };
+            let hook = SummarySaverHook::new(&settings, summaries.clone())
+                .map_err(|m| self.manifest.error(m))?;
+            hooks.push(Box::new(hook));
         }
         if let Some(n) = self.manifest.run_config.log_step_count_steps {
             if !has("logging_tensor") {
@@ -336,13 +352,13 @@ impl Estimator {
                     every_n_secs: None,
                 };
                 let hook = StepCounterHook::new(&settings).map_err(|m| self.manifest.error(m))?;
-                hooks.push(Box::new(hook));
+                hooks.push(Box::new(hook.writing_to(summaries.clone())));
             }
         }
         for config in configured {
             hooks.push(
                 config
-                    .build()
+                    .build(&summaries)
                     .map_err(|m| self.manifest.error(format!("hooks.train: {m}")))?,
             );
         }
@@ -351,10 +367,14 @@ impl Estimator {
 
     /// The manifest's hooks for the `eval` or `predict` loop.
     fn loop_hooks(&self, name: &str, configs: &[HookConfig]) -> Result<Vec<Box<dyn Hook>>> {
+        let summaries = match name {
+            "eval" => SummaryWriter::new(&self.eval_dir()),
+            _ => SummaryWriter::new(&self.model_dir().join(name)),
+        };
         configs
             .iter()
             .map(|c| {
-                c.build()
+                c.build(&summaries)
                     .map_err(|m| self.manifest.error(format!("hooks.{name}: {m}")))
             })
             .collect()
@@ -525,7 +545,21 @@ impl Estimator {
             session.global_step,
             line.join(", ")
         );
+        let scalars: Vec<(&str, f32)> = results
+            .iter()
+            .filter(|(k, _)| k.as_str() != "global_step")
+            .map(|(k, v)| (k.as_str(), *v as f32))
+            .collect();
+        SummaryWriter::new(&self.eval_dir()).scalars(session.global_step, &scalars)?;
         Ok(results)
+    }
+
+    /// Where evaluation summaries go: `eval/`, or `eval_<name>/` for a named evaluation.
+    pub fn eval_dir(&self) -> PathBuf {
+        match &self.manifest.eval.name {
+            Some(name) => self.model_dir().join(format!("eval_{name}")),
+            None => self.model_dir().join("eval"),
+        }
     }
 
     /// Runs PREDICT over `input.predict` (or `input.eval` without labels), handing each
@@ -858,6 +892,7 @@ fn loop_values(
         loss: spec.loss.into_option(),
         predictions: &spec.predictions,
         batch_len,
+        learning_rate: None,
         timings: None,
     }
 }

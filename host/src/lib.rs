@@ -8,6 +8,7 @@ pub mod denormals;
 pub mod error;
 pub mod estimator;
 pub mod eval_metrics;
+pub mod events;
 pub mod hooks;
 pub mod inspect;
 pub mod lock;

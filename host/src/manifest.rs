@@ -181,6 +181,9 @@ pub struct EvalSection {
     /// Evaluate at most this many batches; absent means until the input ends.
     #[serde(default)]
     pub steps: Option<u64>,
+    /// Names the evaluation: its summaries go to `eval_<name>/` instead of `eval/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Manifest {
@@ -236,9 +239,10 @@ impl Manifest {
             ("predict", &self.hooks.predict),
         ];
         for (loop_name, configs) in sections {
+            let summaries = crate::events::SummaryWriter::new(Path::new("."));
             for config in configs {
                 config
-                    .build()
+                    .build(&summaries)
                     .map_err(|m| self.error(format!("hooks.{loop_name}: {m}")))?;
             }
         }

@@ -75,6 +75,14 @@ impl OptimizerConfig {
         }
     }
 
+    pub fn learning_rate(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Sgd { learning_rate }
+            | OptimizerConfig::Adagrad { learning_rate, .. }
+            | OptimizerConfig::Adam { learning_rate, .. } => learning_rate,
+        }
+    }
+
     /// TF's argument checks: a positive learning rate and epsilon, betas in [0, 1), a
     /// non-negative initial accumulator.
     pub fn validate(&self) -> Result<(), String> {

@@ -29,6 +29,8 @@ pub struct RunConfig {
     pub keep_checkpoint_every_n_hours: f64,
     /// Log loss and global_step/sec every this many steps; `None` turns it off.
     pub log_step_count_steps: Option<u64>,
+    /// Write TensorBoard summaries every this many steps; 0 turns them off.
+    pub save_summary_steps: u64,
 }
 
 impl Default for RunConfig {
@@ -39,6 +41,7 @@ impl Default for RunConfig {
             keep_checkpoint_max: 5,
             keep_checkpoint_every_n_hours: 10000.0,
             log_step_count_steps: Some(100),
+            save_summary_steps: 100,
         })
     }
 }
@@ -63,6 +66,8 @@ pub struct RunConfigSpec {
     pub keep_checkpoint_every_n_hours: Option<f64>,
     #[serde(default, deserialize_with = "given")]
     pub log_step_count_steps: Option<Option<u64>>,
+    #[serde(default)]
+    pub save_summary_steps: Option<u64>,
 }
 
 /// Tells a key given as `null` (`Some(None)`) from one left out (`None`, via `default`).
@@ -113,6 +118,7 @@ impl TryFrom<RunConfigSpec> for RunConfig {
             keep_checkpoint_max: spec.keep_checkpoint_max.unwrap_or(Some(5)).unwrap_or(0),
             keep_checkpoint_every_n_hours: hours,
             log_step_count_steps,
+            save_summary_steps: spec.save_summary_steps.unwrap_or(100),
         })
     }
 }
@@ -132,6 +138,7 @@ impl From<RunConfig> for RunConfigSpec {
             keep_checkpoint_max: Some(Some(rc.keep_checkpoint_max)),
             keep_checkpoint_every_n_hours: Some(rc.keep_checkpoint_every_n_hours),
             log_step_count_steps: Some(rc.log_step_count_steps),
+            save_summary_steps: Some(rc.save_summary_steps),
         }
     }
 }

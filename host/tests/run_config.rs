@@ -74,7 +74,14 @@ fn null_checkpoint_frequency_turns_checkpoints_off() {
         "run_config.save_checkpoints_steps=null",
     ]);
     let model_dir = dir.path().join("model");
-    assert_eq!(files(&model_dir), vec!["resolved_config.yaml".to_owned()]);
+    // As TF: only the event file, and our resolved configuration.
+    let written = files(&model_dir);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("events.out.tfevents."),
+        "{written:?}"
+    );
+    assert_eq!(written[1], "resolved_config.yaml");
     // As TF: evaluate then starts from fresh variables, at global step 0.
     let out = ok(&["evaluate", p(&manifest), "--json"]);
     let metrics: serde_json::Value = serde_json::from_str(&out).expect("JSON");

@@ -15,6 +15,7 @@ mod nan_tensor;
 mod profiler;
 mod step_counter;
 mod stop_at_step;
+mod summary_saver;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use estimator_plugin_api::abi::{ModeKeys, NamedTensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::events::SummaryWriter;
 
 pub use final_ops::FinalOpsHook;
 pub use logging_tensor::{LoggingTensorHook, LoggingTensorSettings};
@@ -29,6 +31,7 @@ pub use nan_tensor::NanTensorHook;
 pub use profiler::ProfilerHook;
 pub use step_counter::{Settings as StepCounterSettings, StepCounterHook};
 pub use stop_at_step::StopAtStepHook;
+pub use summary_saver::{Settings as SummarySaverSettings, SummarySaverHook};
 
 /// What a loop tells its hooks about itself.
 #[derive(Clone, Debug)]
@@ -51,6 +54,8 @@ pub struct RunValues<'a> {
     pub predictions: &'a [NamedTensor],
     /// The examples in the step's batch.
     pub batch_len: usize,
+    /// The optimizer's learning rate for the step (TRAIN).
+    pub learning_rate: Option<f32>,
     /// Where the step's time went; present when a hook asks for it (the profiler).
     pub timings: Option<StepTimings>,
 }
@@ -162,14 +167,19 @@ pub enum HookConfig {
     NanTensor(nan_tensor::Settings),
     FinalOps(final_ops::Settings),
     Profiler(profiler::Settings),
+    SummarySaver(summary_saver::Settings),
 }
 
 impl HookConfig {
-    pub fn build(&self) -> Result<Box<dyn Hook>, String> {
+    /// The hook, writing any summaries through `summaries`.
+    pub fn build(&self, summaries: &SummaryWriter) -> Result<Box<dyn Hook>, String> {
         Ok(match self {
             HookConfig::LoggingTensor(s) => Box::new(LoggingTensorHook::new(s.clone())?),
             HookConfig::StopAtStep(s) => Box::new(StopAtStepHook::new(s)?),
-            HookConfig::StepCounter(s) => Box::new(StepCounterHook::new(s)?),
+            HookConfig::StepCounter(s) => {
+                Box::new(StepCounterHook::new(s)?.writing_to(summaries.clone()))
+            }
+            HookConfig::SummarySaver(s) => Box::new(SummarySaverHook::new(s, summaries.clone())?),
             HookConfig::NanTensor(s) => Box::new(NanTensorHook::new(s.fail_on_nan_loss)),
             HookConfig::FinalOps(s) => Box::new(FinalOpsHook::new(s.clone())),
             HookConfig::Profiler(s) => Box::new(ProfilerHook::new(s)?),
@@ -186,6 +196,7 @@ impl HookConfig {
             HookConfig::NanTensor(_) => "nan_tensor",
             HookConfig::FinalOps(_) => "final_ops",
             HookConfig::Profiler(_) => "profiler",
+            HookConfig::SummarySaver(_) => "summary_saver",
         }
     }
 }

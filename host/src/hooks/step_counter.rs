@@ -5,6 +5,7 @@ use tracing::info;
 
 use super::{one_period, Hook, HookContext, RunValues, Timer};
 use crate::error::Result;
+use crate::events::SummaryWriter;
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -17,8 +18,9 @@ pub struct Settings {
 
 pub struct StepCounterHook {
     timer: Timer,
-    /// The last rate measured, for summaries and tests.
+    /// The last rate measured.
     pub last_rate: Option<f64>,
+    summaries: Option<SummaryWriter>,
 }
 
 impl StepCounterHook {
@@ -27,7 +29,14 @@ impl StepCounterHook {
         Ok(StepCounterHook {
             timer: Timer::new(s.every_n_steps, s.every_n_secs),
             last_rate: None,
+            summaries: None,
         })
+    }
+
+    /// Also writes `global_step/sec` to TensorBoard, as TF's does.
+    pub fn writing_to(mut self, summaries: SummaryWriter) -> Self {
+        self.summaries = Some(summaries);
+        self
     }
 }
 
@@ -42,6 +51,9 @@ impl Hook for StepCounterHook {
                 let rate = steps as f64 / secs.max(1e-9);
                 self.last_rate = Some(rate);
                 info!("global_step/sec: {rate:.1}");
+                if let Some(w) = &self.summaries {
+                    w.scalars(values.global_step, &[("global_step/sec", rate as f32)])?;
+                }
             }
         }
         Ok(())

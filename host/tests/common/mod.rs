@@ -158,3 +158,37 @@ pub fn ok_logs(args: &[&str]) -> String {
     assert!(out.status.success(), "estimator {args:?} failed: {stderr}");
     stderr
 }
+
+/// A Python with TensorBoard installed: `$ESTIMATOR_TEST_PYTHON`, else a virtualenv in
+/// `target/tensorboard-venv`, created with `pip install tensorboard` on first use.
+pub fn python_with_tensorboard() -> PathBuf {
+    static ONCE: Once = Once::new();
+    if let Some(python) = std::env::var_os("ESTIMATOR_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let venv = repo_root().join("target").join("tensorboard-venv");
+    let python = venv.join("bin").join("python");
+    ONCE.call_once(|| {
+        let has_tensorboard = |python: &Path| {
+            Command::new(python)
+                .args(["-c", "import tensorboard"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if python.exists() && has_tensorboard(&python) {
+            return;
+        }
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "tensorboard"])
+            .status()
+            .expect("pip runs");
+        assert!(status.success(), "pip install tensorboard failed");
+    });
+    python
+}

@@ -1,0 +1,323 @@
+//! TensorBoard event files: `events.out.tfevents.<time>.<host>`, a TFRecord stream of
+//! `Event` protocol buffers carrying scalar summaries.
+//!
+//! Each record is `length (u64 LE) · masked CRC32C of length · data · masked CRC32C of
+//! data`. The few protobuf fields TensorBoard needs are written by hand: `Event` {1:
+//! wall_time double, 2: step int64, 3: file_version string, 5: summary}, `Summary` {1:
+//! repeated value}, `Summary.Value` {1: tag string, 2: simple_value float}.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+/// Appends events to one new file in a folder.
+pub struct EventWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl EventWriter {
+    /// Creates `dir` if needed and a new event file in it, starting with TF's version event.
+    pub fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("{}: cannot create", dir.display()), e))?;
+        let now = wall_time();
+        let mut name = format!("events.out.tfevents.{}.{}", now as u64, hostname());
+        // Two writers in the same second (train then evaluate) must not share a file.
+        let mut n = 1;
+        while dir.join(&name).exists() {
+            n += 1;
+            name = format!("events.out.tfevents.{}.{}.{n}", now as u64, hostname());
+        }
+        let path = dir.join(name);
+        let file = File::create(&path)
+            .map_err(|e| Error::io(format!("{}: cannot create", path.display()), e))?;
+        let mut writer = EventWriter {
+            path,
+            out: BufWriter::new(file),
+        };
+        let mut event = Vec::new();
+        put_double(&mut event, 1, now);
+        put_bytes(&mut event, 3, b"brain.Event:2");
+        writer.record(&event)?;
+        Ok(writer)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one event holding `scalars` at `step`.
+    pub fn scalars(&mut self, step: i64, scalars: &[(&str, f32)]) -> Result<()> {
+        let mut summary = Vec::new();
+        for (tag, value) in scalars {
+            let mut v = Vec::new();
+            put_bytes(&mut v, 1, tag.as_bytes());
+            put_float(&mut v, 2, *value);
+            put_bytes(&mut summary, 1, &v);
+        }
+        let mut event = Vec::new();
+        put_double(&mut event, 1, wall_time());
+        put_varint_field(&mut event, 2, step as u64);
+        put_bytes(&mut event, 5, &summary);
+        self.record(&event)
+    }
+
+    /// Makes what was written visible to readers (TensorBoard reads files as they grow).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io(format!("{}: cannot write", self.path.display()), e))
+    }
+
+    fn record(&mut self, data: &[u8]) -> Result<()> {
+        let len = (data.len() as u64).to_le_bytes();
+        let mut frame = Vec::with_capacity(data.len() + 16);
+        frame.extend_from_slice(&len);
+        frame.extend_from_slice(&masked_crc(&len).to_le_bytes());
+        frame.extend_from_slice(data);
+        frame.extend_from_slice(&masked_crc(data).to_le_bytes());
+        self.out
+            .write_all(&frame)
+            .map_err(|e| Error::io(format!("{}: cannot write", self.path.display()), e))
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// TFRecord's CRC: CRC32C, rotated and offset so that CRCs of CRCs stay distinct.
+pub fn masked_crc(data: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+fn wall_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_varint_field(out: &mut Vec<u8>, field: u32, v: u64) {
+    put_varint(out, u64::from(field << 3));
+    put_varint(out, v);
+}
+
+fn put_double(out: &mut Vec<u8>, field: u32, v: f64) {
+    put_varint(out, u64::from(field << 3 | 1));
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_float(out: &mut Vec<u8>, field: u32, v: f32) {
+    put_varint(out, u64::from(field << 3 | 5));
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_varint(out, u64::from(field << 3 | 2));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A handle to one event file that several hooks write to, created on the first write so
+/// that a run refused before its first step leaves no file behind.
+#[derive(Clone)]
+pub struct SummaryWriter {
+    inner: std::sync::Arc<std::sync::Mutex<(PathBuf, Option<EventWriter>)>>,
+}
+
+impl SummaryWriter {
+    pub fn new(dir: &Path) -> Self {
+        SummaryWriter {
+            inner: std::sync::Arc::new(std::sync::Mutex::new((dir.to_path_buf(), None))),
+        }
+    }
+
+    /// Writes `scalars` at `step` and flushes, so TensorBoard sees them while training runs.
+    pub fn scalars(&self, step: i64, scalars: &[(&str, f32)]) -> Result<()> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| Error::Usage("a summary writer panicked".into()))?;
+        let (dir, writer) = &mut *guard;
+        if writer.is_none() {
+            *writer = Some(EventWriter::create(dir)?);
+        }
+        match writer.as_mut() {
+            Some(w) => {
+                w.scalars(step, scalars)?;
+                w.flush()
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads records back, checking both CRCs: the framing as TensorBoard checks it.
+    fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let len_bytes = &bytes[at..at + 8];
+            let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().expect("4 bytes"));
+            assert_eq!(crc, masked_crc(len_bytes));
+            let data = &bytes[at + 12..at + 12 + len];
+            let crc =
+                u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().expect("4"));
+            assert_eq!(crc, masked_crc(data));
+            out.push(data.to_vec());
+            at += 16 + len;
+        }
+        out
+    }
+
+    #[test]
+    fn crc32c_and_its_mask_match_known_values() {
+        // CRC32C("123456789") is the standard check value 0xE3069283.
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(
+            masked_crc(b""),
+            0u32.rotate_right(15).wrapping_add(0xa282_ead8)
+        );
+    }
+
+    #[test]
+    fn a_scalar_event_is_framed_and_encoded_as_tensorflow_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut w = EventWriter::create(dir.path()).expect("creates");
+        w.scalars(300, &[("loss", 0.5)]).expect("writes");
+        w.flush().expect("flushes");
+        let name = w
+            .path()
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with("events.out.tfevents."), "{name}");
+        let recs = records(&std::fs::read(w.path()).expect("file"));
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            &recs[0][9..],
+            b"\x1a\x0dbrain.Event:2",
+            "version after wall_time"
+        );
+        // wall_time (9 bytes), step 300 = varint ac 02, summary {value {tag "loss", simple_value 0.5}}.
+        assert_eq!(
+            &recs[1][9..],
+            b"\x10\xac\x02\x2a\x0d\x0a\x0b\x0a\x04loss\x15\x00\x00\x00\x3f"
+        );
+    }
+
+    /// Decodes the fields of one protobuf message: (field number, wire value).
+    fn fields(mut b: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        fn varint(b: &mut &[u8]) -> u64 {
+            let (mut v, mut shift) = (0u64, 0);
+            loop {
+                let byte = b[0];
+                *b = &b[1..];
+                v |= u64::from(byte & 0x7f) << shift;
+                shift += 7;
+                if byte < 0x80 {
+                    return v;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let key = varint(&mut b);
+            let value = match key & 7 {
+                0 => varint(&mut b).to_le_bytes().to_vec(),
+                1 => {
+                    let (v, rest) = b.split_at(8);
+                    b = rest;
+                    v.to_vec()
+                }
+                2 => {
+                    let len = varint(&mut b) as usize;
+                    let (v, rest) = b.split_at(len);
+                    b = rest;
+                    v.to_vec()
+                }
+                5 => {
+                    let (v, rest) = b.split_at(4);
+                    b = rest;
+                    v.to_vec()
+                }
+                other => panic!("wire type {other}"),
+            };
+            out.push((key >> 3, value));
+        }
+        out
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any scalars at any steps come back, in order, from valid frames.
+            #[test]
+            fn scalar_events_round_trip(
+                events in proptest::collection::vec(
+                    (any::<i64>(), proptest::collection::vec(("[ -~]{0,20}", any::<f32>()), 0..4)),
+                    0..6,
+                ),
+            ) {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let mut w = EventWriter::create(dir.path()).expect("creates");
+                for (step, scalars) in &events {
+                    let refs: Vec<(&str, f32)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+                    w.scalars(*step, &refs).expect("writes");
+                }
+                w.flush().expect("flushes");
+                let recs = records(&std::fs::read(w.path()).expect("file"));
+                prop_assert_eq!(recs.len(), events.len() + 1);
+                for (rec, (step, scalars)) in recs[1..].iter().zip(&events) {
+                    let f = fields(rec);
+                    prop_assert_eq!(f[1].0, 2);
+                    prop_assert_eq!(u64::from_le_bytes(f[1].1.clone().try_into().expect("8")), *step as u64);
+                    let values: Vec<(String, u32)> = fields(&f[2].1)
+                        .into_iter()
+                        .map(|(_, v)| {
+                            let vf = fields(&v);
+                            let tag = String::from_utf8(vf[0].1.clone()).expect("utf-8");
+                            let bits = u32::from_le_bytes(vf[1].1.clone().try_into().expect("4"));
+                            (tag, bits)
+                        })
+                        .collect();
+                    let expected: Vec<(String, u32)> = scalars.iter().map(|(t, v)| (t.clone(), v.to_bits())).collect();
+                    prop_assert_eq!(values, expected);
+                }
+            }
+        }
+    }
+}
