@@ -20,7 +20,7 @@ use estimator_plugin_api::abi::{
 use tracing::info;
 
 use crate::checkpoint::{self, Checkpoint, RetentionPolicy, SavedTensor, Saver};
-use crate::checkpoint_saver::CheckpointSaver;
+use crate::checkpoint_saver::{CheckpointSaver, CheckpointSaverListener};
 use crate::data::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
@@ -36,6 +36,7 @@ use crate::optim::{Optimizer, Slot};
 use crate::plugins::{PluginLibrary, PluginRegistry};
 use crate::seed;
 use crate::spec_check;
+use crate::train_and_evaluate::{EvalListener, TrainAndEvaluateOutcome};
 use crate::variables::VariableStore;
 use crate::warm_start::{self, Target};
 
@@ -153,6 +154,23 @@ impl Estimator {
         stop: Option<StopAt>,
         user_hooks: Vec<&mut dyn Hook>,
     ) -> Result<TrainOutcome> {
+        self.train_with(stop, user_hooks, Vec::new())
+    }
+
+    /// [`Estimator::train_with_hooks`] with listeners told of every checkpoint saved (TF's
+    /// `saving_listeners`); they need checkpoints to be on.
+    pub fn train_with(
+        &mut self,
+        stop: Option<StopAt>,
+        user_hooks: Vec<&mut dyn Hook>,
+        listeners: Vec<&mut dyn CheckpointSaverListener>,
+    ) -> Result<TrainOutcome> {
+        if !listeners.is_empty() && self.manifest.run_config.checkpoint_every.is_none() {
+            return Err(self.manifest.error(
+                "checkpoint listeners need checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs",
+            ));
+        }
+        let mut listeners = Some(listeners);
         let model_dir = self.model_dir();
         // Locked before reading, so the checkpoint we resume from stays the latest.
         let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
@@ -195,14 +213,16 @@ impl Estimator {
         // The first checkpoint holds the starting step, so the input from before its batch.
         let start_position = pipeline.position();
         let trainable = optimizer.trainable().to_vec();
-        let mut saver: Option<CheckpointSaver> = None;
+        let mut saver: Option<CheckpointSaver<'_>> = None;
+        let mut listener_stop = false;
         let mut clock = StepClock::new(hooks.wants_timings());
         let learning_rate = self.manifest.optimizer.learning_rate();
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last_spec: Option<(i64, usize, EstimatorSpec)> = None;
 
         loop {
-            if last_step.is_some_and(|last| session.global_step >= last) || hooks.stop_requested() {
+            let done = last_step.is_some_and(|last| session.global_step >= last);
+            if done || hooks.stop_requested() || listener_stop {
                 break;
             }
             if self.stop.load(Ordering::Relaxed) {
@@ -235,10 +255,11 @@ impl Estimator {
                     lock = Some(self.create_model_dir(&model_dir)?);
                 }
                 self.write_resolved_config(&model_dir)?;
-                saver = self.checkpoint_saver(&model_dir, start_step)?;
+                let listeners = listeners.take().unwrap_or_default();
+                saver = self.checkpoint_saver(&model_dir, start_step, listeners)?;
                 if let Some(s) = saver.as_mut() {
                     let states = hooks.states();
-                    self.save(s, &session, &optimizer, &start_position, states)?;
+                    listener_stop |= self.save(s, &session, &optimizer, &start_position, states)?;
                 }
             }
             if finite {
@@ -272,11 +293,12 @@ impl Estimator {
             last_spec = Some((step, batch_len, spec));
             if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
                 let states = hooks.states();
-                self.save(s, &session, &optimizer, &pipeline.position(), states)?;
+                listener_stop |=
+                    self.save(s, &session, &optimizer, &pipeline.position(), states)?;
             }
         }
 
-        if steps_run == 0 && !interrupted && !hooks.stop_requested() {
+        if steps_run == 0 && !interrupted && !hooks.stop_requested() && !listener_stop {
             return Err(self
                 .manifest
                 .error("input.train produced no examples: training made no steps"));
@@ -299,7 +321,7 @@ impl Estimator {
                 let states = hooks.states();
                 self.save(&mut s, &session, &optimizer, &pipeline.position(), states)?;
             }
-            s.finish()?;
+            s.finish(session.global_step)?;
         }
         info!(
             "Loss for final step: {}.",
@@ -425,6 +447,56 @@ impl Estimator {
         Ok(())
     }
 
+    /// TF's `train_and_evaluate` (local mode): trains as `train_spec` says, evaluating each
+    /// new checkpoint as `eval_spec` says (see [`crate::train_and_evaluate`]). Returns the
+    /// training's outcome and the last evaluation's metrics.
+    pub fn train_and_evaluate(&mut self) -> Result<TrainAndEvaluateOutcome> {
+        let train_spec = self.manifest.train_spec.clone().unwrap_or_default();
+        let eval_spec = self.manifest.eval_spec.clone().unwrap_or_default();
+        let every = self.manifest.run_config.checkpoint_every.ok_or_else(|| {
+            self.manifest.error("train-and-evaluate evaluates checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs")
+        })?;
+        let mut eval_manifest = self.manifest.clone();
+        eval_manifest.eval.steps = eval_spec.steps;
+        eval_manifest.eval.name = eval_spec.name.clone();
+        eval_manifest
+            .hooks
+            .eval
+            .extend(eval_spec.hooks.iter().cloned());
+        eval_manifest.run_config.random_seed = Some(self.seed);
+        let registry = PluginRegistry::with_search_dirs(self.registry.search_dirs().to_vec());
+        let mut listener = EvalListener::new(
+            Estimator::new(eval_manifest, registry),
+            eval_spec.throttle_secs,
+        );
+        let summaries = SummaryWriter::new(&self.model_dir());
+        let mut spec_hooks: Vec<Box<dyn Hook>> = train_spec
+            .hooks
+            .iter()
+            .map(|c| {
+                c.build(&summaries)
+                    .map_err(|m| self.manifest.error(format!("train_spec.hooks: {m}")))
+            })
+            .collect::<Result<_>>()?;
+        info!("Start train and evaluate loop. The evaluate will happen after every checkpoint. Checkpoint frequency is determined based on RunConfig arguments: {every:?}");
+        let hooks: Vec<&mut dyn Hook> = spec_hooks
+            .iter_mut()
+            .map(|h| &mut **h as &mut dyn Hook)
+            .collect();
+        let stop = train_spec.max_steps.map(StopAt::MaxSteps);
+        let train = self.train_with(stop, hooks, vec![&mut listener])?;
+        let metrics = match (listener.metrics.take(), train.interrupted) {
+            (Some(m), _) => m,
+            (None, true) => BTreeMap::new(),
+            (None, false) => {
+                return Err(self.manifest.error(
+                    "there was no new checkpoint after the training, so nothing to evaluate",
+                ))
+            }
+        };
+        Ok(TrainAndEvaluateOutcome { train, metrics })
+    }
+
     /// The global step to stop at: the CLI's, else the manifest's `train:`, else none.
     fn last_step(&self, stop: Option<StopAt>, start_step: i64) -> Option<i64> {
         let train = &self.manifest.train;
@@ -446,11 +518,12 @@ impl Estimator {
     }
 
     /// The checkpoint writer for this run, or `None` when run_config turns checkpoints off.
-    fn checkpoint_saver(
+    fn checkpoint_saver<'l>(
         &self,
         model_dir: &Path,
         start_step: i64,
-    ) -> Result<Option<CheckpointSaver>> {
+        listeners: Vec<&'l mut dyn CheckpointSaverListener>,
+    ) -> Result<Option<CheckpointSaver<'l>>> {
         let rc = &self.manifest.run_config;
         let Some(every) = rc.checkpoint_every else {
             return Ok(None);
@@ -460,7 +533,9 @@ impl Estimator {
             keep_every_secs: rc.keep_checkpoint_every_n_hours * 3600.0,
         };
         let saver = Saver::new(model_dir, policy, checkpoint::system_clock())?;
-        Ok(Some(CheckpointSaver::new(saver, every, start_step)))
+        Ok(Some(CheckpointSaver::new(
+            saver, every, start_step, listeners,
+        )?))
     }
 
     /// Writes the manifest with every default filled in, and the seed this run uses.
@@ -828,12 +903,12 @@ impl Estimator {
 
     fn save(
         &self,
-        saver: &mut CheckpointSaver,
+        saver: &mut CheckpointSaver<'_>,
         session: &Session,
         optimizer: &Optimizer,
         input: &PipelinePosition,
         hook_states: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tensors: Vec<SavedTensor<'_>> = session
             .vars
             .iter()

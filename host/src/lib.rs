@@ -18,6 +18,7 @@ pub mod plugins;
 pub mod run_config;
 pub mod seed;
 pub mod spec_check;
+pub mod train_and_evaluate;
 pub mod variables;
 pub mod warm_start;
 

@@ -41,6 +41,14 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_steps: Option<u64>,
     },
+    /// Train as train_spec says, evaluating new checkpoints as eval_spec says (TF's
+    /// train_and_evaluate, local mode).
+    TrainAndEvaluate {
+        manifest: PathBuf,
+        /// Print the last evaluation's metrics as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate the latest checkpoint (or --checkpoint) on input.eval.
     Evaluate {
         manifest: PathBuf,
@@ -131,6 +139,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
     if cli.print_config {
         let manifest = match &cli.command {
             Command::Train { manifest, .. }
+            | Command::TrainAndEvaluate { manifest, .. }
             | Command::Evaluate { manifest, .. }
             | Command::Predict { manifest, .. } => manifest,
             Command::Checkpoints { .. } => {
@@ -162,6 +171,22 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 return Ok(Outcome::Interrupted(signal));
             }
         }
+        Command::TrainAndEvaluate { manifest, json } => {
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let signals = Signals::watch(&est.stop_flag())?;
+            let outcome = est.train_and_evaluate()?;
+            if json {
+                println!("{}", metrics_json(&outcome.metrics));
+            }
+            if outcome.train.interrupted {
+                let signal = signals.received();
+                tracing::warn!(
+                    "Stopped by signal {signal} at global step {}; checkpoint saved.",
+                    outcome.train.global_step
+                );
+                return Ok(Outcome::Interrupted(signal));
+            }
+        }
         Command::Evaluate {
             manifest,
             checkpoint,
@@ -170,16 +195,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
             let results = est.evaluate(checkpoint.as_deref())?;
             if json {
-                let mut obj = serde_json::Map::new();
-                for (k, v) in results {
-                    let value = if k == "global_step" {
-                        serde_json::Value::from(v as i64)
-                    } else {
-                        serde_json::json!(v)
-                    };
-                    obj.insert(k, value);
-                }
-                println!("{}", serde_json::Value::Object(obj));
+                println!("{}", metrics_json(&results));
             }
         }
         Command::Checkpoints {
@@ -233,6 +249,21 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// TF's metrics dict as one JSON object, `global_step` as an integer.
+fn metrics_json(metrics: &std::collections::BTreeMap<String, f64>) -> serde_json::Value {
+    let object = metrics
+        .iter()
+        .map(|(k, &v)| {
+            let value = match k.as_str() {
+                "global_step" => serde_json::Value::from(v as i64),
+                _ => serde_json::json!(v),
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    serde_json::Value::Object(object)
 }
 
 /// SIGINT and SIGTERM ask training to stop, save and exit; a second one ends the process

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::hooks::HooksSection;
 use crate::optim::OptimizerConfig;
 use crate::run_config::RunConfig;
+use crate::train_and_evaluate::{EvalSpec, TrainSpec};
 use crate::warm_start::WarmStartFrom;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -37,6 +38,12 @@ pub struct Manifest {
     /// Built-in hooks for the train, eval and predict loops.
     #[serde(default, skip_serializing_if = "HooksSection::is_empty")]
     pub hooks: HooksSection,
+    /// `train-and-evaluate`'s training: TF's `TrainSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_spec: Option<TrainSpec>,
+    /// `train-and-evaluate`'s evaluations: TF's `EvalSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_spec: Option<EvalSpec>,
     /// Initialise variables from another checkpoint when model_dir has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_start_from: Option<WarmStartFrom>,
@@ -233,20 +240,31 @@ impl Manifest {
     }
 
     fn check(&self) -> Result<()> {
+        let no_hooks = Vec::new();
+        let train_spec_hooks = self.train_spec.as_ref().map_or(&no_hooks, |t| &t.hooks);
+        let eval_spec_hooks = self.eval_spec.as_ref().map_or(&no_hooks, |e| &e.hooks);
         let sections = [
-            ("train", &self.hooks.train),
-            ("eval", &self.hooks.eval),
-            ("predict", &self.hooks.predict),
+            ("hooks.train", &self.hooks.train),
+            ("hooks.eval", &self.hooks.eval),
+            ("hooks.predict", &self.hooks.predict),
+            ("train_spec.hooks", train_spec_hooks),
+            ("eval_spec.hooks", eval_spec_hooks),
         ];
         for (loop_name, configs) in sections {
             let summaries = crate::events::SummaryWriter::new(Path::new("."));
             for config in configs {
                 config
                     .build(&summaries)
-                    .map_err(|m| self.error(format!("hooks.{loop_name}: {m}")))?;
+                    .map_err(|m| self.error(format!("{loop_name}: {m}")))?;
             }
         }
         self.optimizer.validate().map_err(|m| self.error(m))?;
+        if let Some(spec) = &self.eval_spec {
+            spec.validate().map_err(|m| self.error(m))?;
+        }
+        if self.train_spec.as_ref().and_then(|t| t.max_steps) == Some(0) {
+            return Err(self.error("train_spec: max_steps must be > 0"));
+        }
         if let (Some(_), Some(_)) = (self.train.steps, self.train.max_steps) {
             return Err(self.error("train: steps and max_steps cannot be both set"));
         }

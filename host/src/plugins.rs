@@ -50,6 +50,11 @@ impl PluginRegistry {
         Self::with_search_dirs(dirs)
     }
 
+    /// Where this registry looks for plugins by name.
+    pub fn search_dirs(&self) -> &[PathBuf] {
+        &self.search_dirs
+    }
+
     pub fn with_search_dirs(search_dirs: Vec<PathBuf>) -> Self {
         PluginRegistry {
             search_dirs,

@@ -1,0 +1,158 @@
+//! TF's `train_and_evaluate` in local mode: one training run whose checkpoint listener
+//! evaluates each new checkpoint, at most once every `throttle_secs`, and the final one.
+//!
+//! As TF: the first save (step 0, or the step a resumed run starts from) is not
+//! evaluated; the first later save always is; `start_delay_secs` only matters to a
+//! separate evaluator process and is accepted but unused here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::checkpoint_saver::CheckpointSaverListener;
+use crate::error::Result;
+use crate::estimator::{Estimator, TrainOutcome};
+use crate::hooks::HookConfig;
+
+/// `train_spec:` — TF's `TrainSpec`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Train until this global step; absent means `train:`'s setting (or forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u64>,
+    /// Hooks for this training, after `hooks.train`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "serde_yaml::with::singleton_map_recursive"
+    )]
+    pub hooks: Vec<HookConfig>,
+}
+
+/// `eval_spec:` — TF's `EvalSpec`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Batches per evaluation; TF's default is 100, `null` runs to the end of the input.
+    #[serde(default = "default_eval_steps")]
+    pub steps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Hooks for each evaluation, after `hooks.eval`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "serde_yaml::with::singleton_map_recursive"
+    )]
+    pub hooks: Vec<HookConfig>,
+    #[serde(default = "default_start_delay")]
+    pub start_delay_secs: u64,
+    #[serde(default = "default_throttle")]
+    pub throttle_secs: u64,
+}
+
+fn default_eval_steps() -> Option<u64> {
+    Some(100)
+}
+fn default_start_delay() -> u64 {
+    120
+}
+fn default_throttle() -> u64 {
+    600
+}
+
+impl Default for EvalSpec {
+    fn default() -> Self {
+        EvalSpec {
+            steps: default_eval_steps(),
+            name: None,
+            hooks: Vec::new(),
+            start_delay_secs: default_start_delay(),
+            throttle_secs: default_throttle(),
+        }
+    }
+}
+
+impl EvalSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps == Some(0) {
+            return Err("eval_spec: steps must be > 0 (null evaluates the whole input)".into());
+        }
+        Ok(())
+    }
+}
+
+/// What `train_and_evaluate` did: the training, and the last evaluation's metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainAndEvaluateOutcome {
+    pub train: TrainOutcome,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Evaluates checkpoints as training saves them.
+pub struct EvalListener {
+    evaluator: Estimator,
+    throttle_secs: u64,
+    seen_first_save: bool,
+    last_eval: Option<Instant>,
+    last: Option<(i64, PathBuf)>,
+    pub evaluated_steps: Vec<i64>,
+    pub metrics: Option<BTreeMap<String, f64>>,
+}
+
+impl EvalListener {
+    /// `evaluator` is an Estimator over the same model_dir with the eval spec applied.
+    pub fn new(evaluator: Estimator, throttle_secs: u64) -> Self {
+        EvalListener {
+            evaluator,
+            throttle_secs,
+            seen_first_save: false,
+            last_eval: None,
+            last: None,
+            evaluated_steps: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    fn evaluate(&mut self, global_step: i64, path: &Path) -> Result<()> {
+        self.metrics = Some(self.evaluator.evaluate(Some(path))?);
+        self.evaluated_steps.push(global_step);
+        self.last_eval = Some(Instant::now());
+        Ok(())
+    }
+}
+
+impl CheckpointSaverListener for EvalListener {
+    fn after_save(&mut self, global_step: i64, path: &Path) -> Result<bool> {
+        self.last = Some((global_step, path.to_path_buf()));
+        if !self.seen_first_save {
+            self.seen_first_save = true;
+            return Ok(false);
+        }
+        let due = self
+            .last_eval
+            .is_none_or(|t| t.elapsed().as_secs() >= self.throttle_secs);
+        match due {
+            true => self.evaluate(global_step, path)?,
+            false => info!(
+                "Skip the current checkpoint eval due to throttle secs ({} secs).",
+                self.throttle_secs
+            ),
+        }
+        Ok(false)
+    }
+
+    fn end(&mut self, global_step: i64) -> Result<()> {
+        let Some((step, path)) = self.last.clone() else {
+            return Ok(());
+        };
+        if step == global_step && self.evaluated_steps.last() != Some(&step) {
+            self.evaluate(step, &path)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! `estimator train-and-evaluate` as TF's local `train_and_evaluate`: evaluations after
+//! new checkpoints, throttled, and at the end.
+
+mod common;
+
+use common::{config_in, ok, p, spawn, wait_for};
+use estimator_host::checkpoint;
+
+/// The Iris manifest with checkpoints every 20 steps and the given train/eval specs.
+fn manifest(dir: &std::path::Path, specs: &str) -> std::path::PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        format!(
+            "{}{specs}",
+            t.replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 20")
+        )
+    })
+}
+
+/// The global steps of the evaluations recorded in `eval/`, in order.
+fn evaluated_steps(model_dir: &std::path::Path) -> Vec<i64> {
+    let out = std::process::Command::new(common::python_with_tensorboard())
+        .arg(common::repo_root().join("scripts/read_events.py"))
+        .arg(model_dir)
+        .arg("eval")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scalars: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    scalars["eval"]["accuracy"]
+        .as_array()
+        .expect("accuracy series")
+        .iter()
+        .map(|point| point[0].as_i64().expect("step"))
+        .collect()
+}
+
+#[test]
+fn without_throttle_every_new_checkpoint_is_evaluated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = manifest(
+        dir.path(),
+        "train_spec: { max_steps: 100 }\neval_spec: { throttle_secs: 0, steps: null }\n",
+    );
+    let out = ok(&["train-and-evaluate", p(&m), "--json"]);
+    let metrics: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(metrics["global_step"], 100);
+    // TF's observed run: evaluations at 20, 40, 60, 80, 100 (not at the first save, 0).
+    assert_eq!(
+        evaluated_steps(&dir.path().join("model")),
+        vec![20, 40, 60, 80, 100]
+    );
+}
+
+#[test]
+fn with_tfs_default_throttle_the_first_and_the_final_checkpoints_are_evaluated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = manifest(dir.path(), "train_spec: { max_steps: 100 }\n");
+    ok(&["train-and-evaluate", p(&m)]);
+    assert_eq!(evaluated_steps(&dir.path().join("model")), vec![20, 100]);
+    let latest = checkpoint::latest(&dir.path().join("model"))
+        .expect("ok")
+        .expect("some");
+    assert_eq!(checkpoint::read(&latest).expect("whole").global_step, 100);
+}
+
+#[test]
+fn train_and_evaluate_needs_checkpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = manifest(dir.path(), "train_spec: { max_steps: 100 }\n");
+    let line = common::fails(&[
+        "train-and-evaluate",
+        p(&m),
+        "--set",
+        "run_config.save_checkpoints_steps=null",
+    ]);
+    assert!(
+        line.contains("train-and-evaluate evaluates checkpoints"),
+        "{line}"
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn sigkill_during_train_and_evaluate_never_breaks_the_model_dir() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model_dir = dir.path().join("model");
+    let m = manifest(
+        dir.path(),
+        "train_spec: { max_steps: 2000 }\neval_spec: { throttle_secs: 0 }\n",
+    );
+    let text = std::fs::read_to_string(&m)
+        .expect("read")
+        .replace("save_checkpoints_steps: 20", "save_checkpoints_steps: 3");
+    std::fs::write(&m, text).expect("write");
+    let mut seed = 7u64;
+    for kill in 0..20 {
+        let mut child = spawn(&["train-and-evaluate", p(&m)]);
+        if kill == 0 {
+            wait_for(&model_dir.join("checkpoint"));
+        }
+        // A small xorshift: random moments, the same on every run of the test.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_millis(5 + seed % 150));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        let state = checkpoint::read_state(&model_dir)
+            .expect("state readable")
+            .expect("state");
+        for (name, _) in &state.all {
+            checkpoint::read(&model_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    ok(&["train-and-evaluate", p(&m)]);
+    let latest = checkpoint::latest(&model_dir).expect("ok").expect("some");
+    assert_eq!(checkpoint::read(&latest).expect("whole").global_step, 2000);
+}
