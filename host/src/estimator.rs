@@ -341,6 +341,7 @@ impl Estimator {
     fn train_hooks(&self) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
+        let hooks_model_dir = self.model_dir();
         let summaries = SummaryWriter::new(&self.model_dir());
         let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
         // First, so that a NaN fails or stops the run before anything records it.
@@ -380,7 +381,7 @@ impl Estimator {
         for config in configured {
             hooks.push(
                 config
-                    .build(&summaries)
+                    .build(&summaries, &hooks_model_dir)
                     .map_err(|m| self.manifest.error(format!("hooks.train: {m}")))?,
             );
         }
@@ -389,6 +390,7 @@ impl Estimator {
 
     /// The manifest's hooks for the `eval` or `predict` loop.
     fn loop_hooks(&self, name: &str, configs: &[HookConfig]) -> Result<Vec<Box<dyn Hook>>> {
+        let hooks_model_dir = self.model_dir();
         let summaries = match name {
             "eval" => SummaryWriter::new(&self.eval_dir()),
             _ => SummaryWriter::new(&self.model_dir().join(name)),
@@ -396,7 +398,7 @@ impl Estimator {
         configs
             .iter()
             .map(|c| {
-                c.build(&summaries)
+                c.build(&summaries, &hooks_model_dir)
                     .map_err(|m| self.manifest.error(format!("hooks.{name}: {m}")))
             })
             .collect()
@@ -469,12 +471,13 @@ impl Estimator {
             Estimator::new(eval_manifest, registry),
             eval_spec.throttle_secs,
         );
+        let hooks_model_dir = self.model_dir();
         let summaries = SummaryWriter::new(&self.model_dir());
         let mut spec_hooks: Vec<Box<dyn Hook>> = train_spec
             .hooks
             .iter()
             .map(|c| {
-                c.build(&summaries)
+                c.build(&summaries, &hooks_model_dir)
                     .map_err(|m| self.manifest.error(format!("train_spec.hooks: {m}")))
             })
             .collect::<Result<_>>()?;

@@ -143,6 +143,130 @@ fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Every scalar in the event files of `dir` (files in name order, records in file order):
+/// tag → (step, value) in the order written. Missing folder: none. A record cut short at
+/// the end of a file (a writer still at work) ends that file; a bad CRC is an error.
+pub fn read_scalars(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<(i64, f64)>>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(i64, f64)>> = Default::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("events.out.tfevents."))
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::io(format!("{}: cannot read", path.display()), e))?;
+        let bad = |m: &str| Error::Usage(format!("{}: {m}", path.display()));
+        let mut at = 0;
+        while let Some(header) = bytes.get(at..at + 12) {
+            let (len_bytes, crc) = header.split_at(8);
+            if u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) != masked_crc(len_bytes) {
+                return Err(bad("a record's length fails its CRC"));
+            }
+            let len = u64::from_le_bytes(len_bytes.try_into().unwrap_or_default()) as usize;
+            let Some(record) = bytes.get(at + 12..(at + 16).saturating_add(len)) else {
+                break;
+            };
+            let (data, crc) = record.split_at(len);
+            if u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) != masked_crc(data) {
+                return Err(bad("a record fails its CRC"));
+            }
+            decode_event(data, &mut out).ok_or_else(|| bad("a record is not an Event"))?;
+            at += 16 + len;
+        }
+    }
+    Ok(out)
+}
+
+/// Adds an Event's scalar summaries to `out`; `None` if the bytes are not protobuf.
+fn decode_event(
+    data: &[u8],
+    out: &mut std::collections::BTreeMap<String, Vec<(i64, f64)>>,
+) -> Option<()> {
+    let mut step = 0i64;
+    let mut summary = None;
+    for (field, value) in fields(data)? {
+        match (field, value) {
+            (2, Field::Varint(v)) => step = v as i64,
+            (5, Field::Bytes(b)) => summary = Some(b),
+            _ => {}
+        }
+    }
+    for (field, value) in fields(summary.unwrap_or_default())? {
+        let (1, Field::Bytes(v)) = (field, value) else {
+            continue;
+        };
+        let (mut tag, mut simple) = (None, None);
+        for (f, value) in fields(v)? {
+            match (f, value) {
+                (1, Field::Bytes(t)) => tag = Some(String::from_utf8_lossy(t).into_owned()),
+                (2, Field::Fixed32(bits)) => simple = Some(f64::from(f32::from_bits(bits))),
+                _ => {}
+            }
+        }
+        if let (Some(tag), Some(value)) = (tag, simple) {
+            out.entry(tag).or_default().push((step, value));
+        }
+    }
+    Some(())
+}
+
+enum Field<'a> {
+    Varint(u64),
+    Fixed64,
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// The (field number, value) pairs of one protobuf message.
+fn fields(mut b: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+    fn varint(b: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first()?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        let value = match key & 7 {
+            0 => Field::Varint(varint(&mut b)?),
+            1 => {
+                b = b.get(8..)?;
+                Field::Fixed64
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut b)?).ok()?;
+                let (v, rest) = (b.get(..len)?, b.get(len..)?);
+                b = rest;
+                Field::Bytes(v)
+            }
+            5 => {
+                let v = b.get(..4)?;
+                b = b.get(4..)?;
+                Field::Fixed32(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+            }
+            _ => return None,
+        };
+        out.push((key >> 3, value));
+    }
+    Some(out)
+}
+
 /// A handle to one event file that several hooks write to, created on the first write so
 /// that a run refused before its first step leaves no file behind.
 #[derive(Clone)]
@@ -198,6 +322,38 @@ mod tests {
             at += 16 + len;
         }
         out
+    }
+
+    #[test]
+    fn read_scalars_reads_back_what_the_writer_wrote_and_tolerates_a_cut_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut w = EventWriter::create(dir.path()).expect("creates");
+        w.scalars(5, &[("loss", 0.5), ("accuracy", 0.75)])
+            .expect("writes");
+        w.scalars(9, &[("loss", 0.25)]).expect("writes");
+        w.flush().expect("flushes");
+        let path = w.path().to_path_buf();
+        drop(w);
+        let scalars = read_scalars(dir.path()).expect("reads");
+        assert_eq!(scalars["loss"], vec![(5, 0.5), (9, 0.25)]);
+        assert_eq!(scalars["accuracy"], vec![(5, 0.75)]);
+        let mut bytes = std::fs::read(&path).expect("file");
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&path, &bytes).expect("cut");
+        assert_eq!(
+            read_scalars(dir.path()).expect("reads")["loss"],
+            vec![(5, 0.5)]
+        );
+        let last = bytes.len() - 1;
+        bytes[last - 10] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("damage");
+        assert!(
+            read_scalars(dir.path()).is_ok(),
+            "damage inside the cut record is not read"
+        );
+        assert!(read_scalars(&dir.path().join("none"))
+            .expect("none")
+            .is_empty());
     }
 
     #[test]

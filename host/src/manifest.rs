@@ -251,10 +251,11 @@ impl Manifest {
             ("eval_spec.hooks", eval_spec_hooks),
         ];
         for (loop_name, configs) in sections {
+            let hooks_model_dir = self.model_dir();
             let summaries = crate::events::SummaryWriter::new(Path::new("."));
             for config in configs {
                 config
-                    .build(&summaries)
+                    .build(&summaries, &hooks_model_dir)
                     .map_err(|m| self.error(format!("{loop_name}: {m}")))?;
             }
         }

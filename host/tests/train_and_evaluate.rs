@@ -120,3 +120,40 @@ fn sigkill_during_train_and_evaluate_never_breaks_the_model_dir() {
     let latest = checkpoint::latest(&model_dir).expect("ok").expect("some");
     assert_eq!(checkpoint::read(&latest).expect("whole").global_step, 2000);
 }
+
+#[test]
+fn early_stopping_reads_the_evaluations_and_stops_training() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = manifest(
+        dir.path(),
+        "train_spec:\n  max_steps: 2000\n  hooks:\n    - stop_if_higher: { metric_name: accuracy, threshold: 0.9, run_every_steps: 1 }\neval_spec: { throttle_secs: 0, steps: null }\n",
+    );
+    let out = ok(&["train-and-evaluate", p(&m), "--json"]);
+    let metrics: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let model_dir = dir.path().join("model");
+    let evaluated = evaluated_steps(&model_dir);
+    let last_eval = *evaluated.last().expect("evaluations ran");
+    let stopped_at = metrics["global_step"].as_i64().expect("step");
+    assert!(
+        stopped_at < 2000,
+        "early stopping ended training at {stopped_at}"
+    );
+    // The first evaluation above 0.9 stops training one step after it.
+    assert!(
+        metrics["accuracy"].as_f64().expect("accuracy") > 0.9,
+        "{metrics}"
+    );
+    assert_eq!(
+        stopped_at,
+        evaluated[evaluated.len() - 2] + 1,
+        "{evaluated:?}"
+    );
+    assert_eq!(last_eval, stopped_at, "the final checkpoint is evaluated");
+    // The decision is in the checkpoint: running again stops at once.
+    ok(&["train", p(&m), "--set", "hooks.train=[{stop_if_higher: {metric_name: accuracy, threshold: 0.9, run_every_steps: 1}}]"]);
+    let latest = checkpoint::latest(&model_dir).expect("ok").expect("some");
+    assert_eq!(
+        checkpoint::read(&latest).expect("whole").global_step,
+        stopped_at
+    );
+}

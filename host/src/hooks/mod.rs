@@ -9,6 +9,7 @@
 //! The built-in hooks are configured in the manifest's `hooks:` (see `docs/manifest.md`);
 //! a library user passes their own as `Box<dyn Hook>`.
 
+mod early_stopping;
 mod final_ops;
 mod logging_tensor;
 mod nan_tensor;
@@ -17,6 +18,7 @@ mod step_counter;
 mod stop_at_step;
 mod summary_saver;
 
+use std::path::Path;
 use std::time::Duration;
 
 use estimator_plugin_api::abi::{ModeKeys, NamedTensor};
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::events::SummaryWriter;
 
+pub use early_stopping::{EarlyStoppingHook, Rule as EarlyStoppingRule};
 pub use final_ops::FinalOpsHook;
 pub use logging_tensor::{LoggingTensorHook, LoggingTensorSettings};
 pub use nan_tensor::NanTensorHook;
@@ -168,12 +171,33 @@ pub enum HookConfig {
     FinalOps(final_ops::Settings),
     Profiler(profiler::Settings),
     SummarySaver(summary_saver::Settings),
+    StopIfHigher(early_stopping::Settings),
+    StopIfLower(early_stopping::Settings),
+    StopIfNoDecrease(early_stopping::Settings),
+    StopIfNoIncrease(early_stopping::Settings),
 }
 
 impl HookConfig {
-    /// The hook, writing any summaries through `summaries`.
-    pub fn build(&self, summaries: &SummaryWriter) -> Result<Box<dyn Hook>, String> {
+    /// The hook, writing any summaries through `summaries`; `model_dir` anchors the
+    /// early-stopping hooks' eval folder.
+    pub fn build(
+        &self,
+        summaries: &SummaryWriter,
+        model_dir: &Path,
+    ) -> Result<Box<dyn Hook>, String> {
+        use early_stopping::Rule;
+        let stop = |rule, s: &early_stopping::Settings| -> Result<Box<dyn Hook>, String> {
+            Ok(Box::new(EarlyStoppingHook::new(
+                rule,
+                s.clone(),
+                model_dir,
+            )?))
+        };
         Ok(match self {
+            HookConfig::StopIfHigher(s) => stop(Rule::Higher, s)?,
+            HookConfig::StopIfLower(s) => stop(Rule::Lower, s)?,
+            HookConfig::StopIfNoDecrease(s) => stop(Rule::NoDecrease, s)?,
+            HookConfig::StopIfNoIncrease(s) => stop(Rule::NoIncrease, s)?,
             HookConfig::LoggingTensor(s) => Box::new(LoggingTensorHook::new(s.clone())?),
             HookConfig::StopAtStep(s) => Box::new(StopAtStepHook::new(s)?),
             HookConfig::StepCounter(s) => {
@@ -197,6 +221,10 @@ impl HookConfig {
             HookConfig::FinalOps(_) => "final_ops",
             HookConfig::Profiler(_) => "profiler",
             HookConfig::SummarySaver(_) => "summary_saver",
+            HookConfig::StopIfHigher(_) => "stop_if_higher",
+            HookConfig::StopIfLower(_) => "stop_if_lower",
+            HookConfig::StopIfNoDecrease(_) => "stop_if_no_decrease",
+            HookConfig::StopIfNoIncrease(_) => "stop_if_no_increase",
         }
     }
 }
