@@ -198,6 +198,7 @@ impl Estimator {
         hooks.begin(&RunInfo {
             mode: ModeKeys::Train,
             start_step,
+            last_step,
         })?;
         match restored.as_mut() {
             Some(ckpt) => {
@@ -453,6 +454,14 @@ impl Estimator {
     /// new checkpoint as `eval_spec` says (see [`crate::train_and_evaluate`]). Returns the
     /// training's outcome and the last evaluation's metrics.
     pub fn train_and_evaluate(&mut self) -> Result<TrainAndEvaluateOutcome> {
+        self.train_and_evaluate_with_hooks(Vec::new())
+    }
+
+    /// [`Estimator::train_and_evaluate`] with the caller's training hooks.
+    pub fn train_and_evaluate_with_hooks(
+        &mut self,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<TrainAndEvaluateOutcome> {
         let train_spec = self.manifest.train_spec.clone().unwrap_or_default();
         let eval_spec = self.manifest.eval_spec.clone().unwrap_or_default();
         let every = self.manifest.run_config.checkpoint_every.ok_or_else(|| {
@@ -482,10 +491,11 @@ impl Estimator {
             })
             .collect::<Result<_>>()?;
         info!("Start train and evaluate loop. The evaluate will happen after every checkpoint. Checkpoint frequency is determined based on RunConfig arguments: {every:?}");
-        let hooks: Vec<&mut dyn Hook> = spec_hooks
+        let mut hooks: Vec<&mut dyn Hook> = spec_hooks
             .iter_mut()
             .map(|h| &mut **h as &mut dyn Hook)
             .collect();
+        hooks.extend(user_hooks.into_iter().map(|h| h as &mut dyn Hook));
         let stop = train_spec.max_steps.map(StopAt::MaxSteps);
         let train = self.train_with(stop, hooks, vec![&mut listener])?;
         let metrics = match (listener.metrics.take(), train.interrupted) {
@@ -582,6 +592,7 @@ impl Estimator {
         hooks.begin(&RunInfo {
             mode: ModeKeys::Eval,
             start_step: global_step,
+            last_step: self.manifest.eval.steps.map(|n| n as i64),
         })?;
         hooks.after_create_session(global_step)?;
         let started = Instant::now();
@@ -673,6 +684,7 @@ impl Estimator {
         hooks.begin(&RunInfo {
             mode: ModeKeys::Predict,
             start_step: global_step,
+            last_step: None,
         })?;
         hooks.after_create_session(global_step)?;
         let (mut examples, mut step) = (0, 0i64);

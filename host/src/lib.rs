@@ -15,6 +15,7 @@ pub mod lock;
 pub mod manifest;
 pub mod optim;
 pub mod plugins;
+pub mod progress;
 pub mod run_config;
 pub mod seed;
 pub mod spec_check;

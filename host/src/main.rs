@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use estimator_host::estimator::StopAt;
+use estimator_host::hooks::Hook;
 use estimator_host::plugins::PluginRegistry;
+use estimator_host::progress::{LogWriter, ProgressHook};
 use estimator_host::{checkpoint, inspect, Error, Estimator, Manifest};
 
 #[derive(Parser)]
@@ -27,6 +29,9 @@ struct Cli {
     /// Print the manifest with every default filled in, and exit without running.
     #[arg(long, global = true)]
     print_config: bool,
+    /// No progress bar, and only warnings and errors in the log (RUST_LOG still applies).
+    #[arg(long, short, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    init_logging();
+    init_logging(cli.quiet);
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
@@ -113,12 +118,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter::default)
         .with_target(false)
         .init();
 }
@@ -136,6 +142,12 @@ enum Outcome {
 
 fn run(cli: Cli) -> Result<Outcome, Error> {
     let load = |path: &std::path::Path| Manifest::load_with(path, &cli.overrides);
+    // Draws only when stderr is a terminal.
+    let mut progress = ProgressHook::new();
+    let mut hooks: Vec<&mut dyn Hook> = Vec::new();
+    if !cli.quiet {
+        hooks.push(&mut progress);
+    }
     if cli.print_config {
         let manifest = match &cli.command {
             Command::Train { manifest, .. }
@@ -161,7 +173,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             let stop = steps.map(StopAt::Steps).or(max_steps.map(StopAt::MaxSteps));
             let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
             let signals = Signals::watch(&est.stop_flag())?;
-            let outcome = est.train(stop)?;
+            let outcome = est.train_with_hooks(stop, hooks)?;
             if outcome.interrupted {
                 let signal = signals.received();
                 tracing::warn!(
@@ -174,7 +186,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::TrainAndEvaluate { manifest, json } => {
             let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
             let signals = Signals::watch(&est.stop_flag())?;
-            let outcome = est.train_and_evaluate()?;
+            let outcome = est.train_and_evaluate_with_hooks(hooks)?;
             if json {
                 println!("{}", metrics_json(&outcome.metrics));
             }
@@ -193,7 +205,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             json,
         } => {
             let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
-            let results = est.evaluate(checkpoint.as_deref())?;
+            let results = est.evaluate_with_hooks(checkpoint.as_deref(), hooks)?;
             if json {
                 println!("{}", metrics_json(&results));
             }
@@ -241,7 +253,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let write_err = |e| Error::io("cannot write predictions", e);
-            est.predict(checkpoint.as_deref(), |example| {
+            est.predict_with_hooks(checkpoint.as_deref(), hooks, |example| {
                 serde_json::to_writer(&mut out, &example).map_err(|e| write_err(e.into()))?;
                 out.write_all(b"\n").map_err(write_err)
             })?;

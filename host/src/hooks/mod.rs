@@ -42,6 +42,9 @@ pub struct RunInfo {
     pub mode: ModeKeys,
     /// The global step the loop starts at.
     pub start_step: i64,
+    /// Where it will stop if nothing stops it sooner: the last global step in TRAIN, the
+    /// number of batches in EVAL; `None` when only the input's end will tell.
+    pub last_step: Option<i64>,
 }
 
 /// What a step produced, for `after_run`.

@@ -1,0 +1,131 @@
+//! Progress bars on a terminal: steps, rate, loss and ETA while training; batches while
+//! evaluating; examples while predicting. Off a terminal they draw nothing and the logs
+//! stay plain. Log lines printed while a bar is up go above it instead of through it.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use estimator_plugin_api::abi::ModeKeys;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Result;
+use crate::hooks::{Hook, HookContext, RunInfo, RunValues};
+
+/// The bar on screen, if any, for [`LogWriter`] to print around.
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// A hook that draws the loop's progress bar on stderr when it is a terminal.
+#[derive(Default)]
+pub struct ProgressHook {
+    bar: Option<ProgressBar>,
+    mode: Option<ModeKeys>,
+    start: i64,
+    /// Examples seen, for PREDICT's count.
+    examples: u64,
+}
+
+impl ProgressHook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+impl Hook for ProgressHook {
+    fn name(&self) -> &str {
+        "progress"
+    }
+
+    fn begin(&mut self, run: &RunInfo) -> Result<()> {
+        let total = run.last_step.map(|last| match run.mode {
+            ModeKeys::Train => (last - run.start_step).max(0) as u64,
+            _ => last.max(0) as u64,
+        });
+        let bar = match total {
+            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        let template = match (run.mode, total.is_some()) {
+            (ModeKeys::Train, true) => {
+                "train {bar:30} {pos}/{len} steps · {per_sec} · {msg} · ETA {eta}"
+            }
+            (ModeKeys::Train, false) => "train {spinner} {pos} steps · {per_sec} · {msg}",
+            (ModeKeys::Eval, true) => "evaluate {bar:30} {pos}/{len} batches · {msg}",
+            (ModeKeys::Eval, false) => "evaluate {spinner} {pos} batches · {msg}",
+            (ModeKeys::Predict, _) => "predict {spinner} {pos} examples · {per_sec}",
+        };
+        bar.set_style(style(template));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.start = run.start_step;
+        self.mode = Some(run.mode);
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = Some(bar.clone());
+        }
+        self.bar = Some(bar);
+        Ok(())
+    }
+
+    fn after_run(&mut self, values: &RunValues<'_>, _ctx: &mut HookContext) -> Result<()> {
+        let Some(bar) = &self.bar else {
+            return Ok(());
+        };
+        let position = match self.mode {
+            Some(ModeKeys::Train) => (values.global_step - self.start).max(0) as u64,
+            Some(ModeKeys::Predict) => {
+                self.examples += values.batch_len as u64;
+                self.examples
+            }
+            _ => values.step as u64 + 1,
+        };
+        bar.set_position(position);
+        // A new message allocates: a few times a second is plenty.
+        if position % 64 == 1 || bar.length() == Some(position) {
+            if let Some(loss) = values.loss {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, _last: Option<&RunValues<'_>>) -> Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if let Ok(mut active) = ACTIVE.lock() {
+            *active = None;
+        }
+        Ok(())
+    }
+}
+
+/// A `tracing` writer that prints above the progress bar while one is up.
+#[derive(Default)]
+pub struct LogWriter {
+    line: Vec<u8>,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let line = std::mem::take(&mut self.line);
+        let bar = ACTIVE.lock().ok().and_then(|a| a.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(&line)),
+            None => std::io::stderr().write_all(&line),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
