@@ -194,7 +194,7 @@ impl Estimator {
         self.plugin_metrics()?;
         let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
         let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
-        let mut hooks = HookSet::new(self.train_hooks()?, user_hooks);
+        let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
         hooks.begin(&RunInfo {
             mode: ModeKeys::Train,
             start_step,
@@ -339,7 +339,7 @@ impl Estimator {
     /// The built-in training hooks: TF's defaults (nan_tensor; logging_tensor and
     /// step_counter every `log_step_count_steps`), each replaced by a manifest hook of the
     /// same kind, then the manifest's others.
-    fn train_hooks(&self) -> Result<Vec<Box<dyn Hook>>> {
+    fn train_hooks(&self, session: &Session) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
         let hooks_model_dir = self.model_dir();
@@ -386,11 +386,47 @@ impl Estimator {
                     .map_err(|m| self.manifest.error(format!("hooks.train: {m}")))?,
             );
         }
+        hooks.extend(self.requested_hooks(session, ModeKeys::Train, &summaries)?);
         Ok(hooks)
     }
 
+    /// The hooks the model asks for in `mode` (TF's training, evaluation and prediction
+    /// hooks in an EstimatorSpec), after the manifest's.
+    fn requested_hooks(
+        &self,
+        session: &Session,
+        mode: ModeKeys,
+        summaries: &SummaryWriter,
+    ) -> Result<Vec<Box<dyn Hook>>> {
+        let refuse = |why: String| Error::Spec {
+            plugin: session.lib.name.clone(),
+            message: format!("requested_hooks in mode {mode}: {why}"),
+        };
+        let json = session
+            .model
+            .requested_hooks(mode)
+            .into_result()
+            .map_err(|e| refuse(e.to_string()))?;
+        if json.is_empty() {
+            return Ok(Vec::new());
+        }
+        let configs: Vec<HookConfig> =
+            serde_json::from_str(&json).map_err(|e| refuse(e.to_string()))?;
+        let model_dir = self.model_dir();
+        configs
+            .iter()
+            .map(|c| c.build(summaries, &model_dir).map_err(&refuse))
+            .collect()
+    }
+
     /// The manifest's hooks for the `eval` or `predict` loop.
-    fn loop_hooks(&self, name: &str, configs: &[HookConfig]) -> Result<Vec<Box<dyn Hook>>> {
+    fn loop_hooks(
+        &self,
+        name: &str,
+        configs: &[HookConfig],
+        session: &Session,
+        mode: ModeKeys,
+    ) -> Result<Vec<Box<dyn Hook>>> {
         let hooks_model_dir = self.model_dir();
         let summaries = match name {
             "eval" => SummaryWriter::new(&self.eval_dir()),
@@ -402,7 +438,11 @@ impl Estimator {
                 c.build(&summaries, &hooks_model_dir)
                     .map_err(|m| self.manifest.error(format!("hooks.{name}: {m}")))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()
+            .and_then(|mut hooks| {
+                hooks.extend(self.requested_hooks(session, mode, &summaries)?);
+                Ok(hooks)
+            })
     }
 
     /// A hook's error about the model's output, naming the model's plugin and model_fn.
@@ -585,7 +625,7 @@ impl Estimator {
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
         let mut hooks = HookSet::new(
-            self.loop_hooks("eval", &self.manifest.hooks.eval)?,
+            self.loop_hooks("eval", &self.manifest.hooks.eval, &session, ModeKeys::Eval)?,
             user_hooks,
         );
         let global_step = session.global_step;
@@ -677,7 +717,12 @@ impl Estimator {
         }
         let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
         let mut hooks = HookSet::new(
-            self.loop_hooks("predict", &self.manifest.hooks.predict)?,
+            self.loop_hooks(
+                "predict",
+                &self.manifest.hooks.predict,
+                &session,
+                ModeKeys::Predict,
+            )?,
             user_hooks,
         );
         let global_step = session.global_step;

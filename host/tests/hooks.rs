@@ -199,3 +199,54 @@ fn eval_and_predict_hooks_see_each_batch() {
         "{logs}"
     );
 }
+
+/// The Iris manifest with the faulty plugin's `with_hooks` model and these params.
+fn model_with_hooks(dir: &std::path::Path, params: &str) -> std::path::PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        let start = t.find("model:\n").expect("model");
+        let end = t.find("optimizer:").expect("optimizer");
+        format!(
+            "{}model: {{ plugin: faulty, name: with_hooks, params: {params} }}\n{}",
+            &t[..start],
+            // The noop model returns no class ids for the accuracy metric.
+            t[end..]
+                .lines()
+                .filter(|l| !l.starts_with("metrics:") && !l.starts_with("  accuracy:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
+}
+
+#[test]
+fn a_model_can_ask_for_hooks_in_each_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = model_with_hooks(
+        dir.path(),
+        "{ train: [{ stop_at_step: { last_step: 7 } }], eval: [{ final_ops: { tensors: [loss] } }] }",
+    );
+    ok(&["train", p(&manifest)]);
+    assert_eq!(
+        latest_step(dir.path()),
+        7,
+        "the model's stop_at_step ended training"
+    );
+    let logs = ok_logs(&["evaluate", p(&manifest)]);
+    assert_eq!(
+        lines_with(&logs, "Final values: loss = 0").len(),
+        1,
+        "{logs}"
+    );
+}
+
+#[test]
+fn hooks_a_model_asks_for_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = model_with_hooks(dir.path(), "{ train: [{ stop_at_step: {} }] }");
+    let line = common::fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        "error: plugin `faulty` model_fn: requested_hooks in mode train: stop_at_step: exactly one of num_steps and last_step must be set"
+    );
+    assert!(!dir.path().join("model").exists());
+}

@@ -8,7 +8,7 @@
 
 use abi_stable::{
     sabi_trait,
-    std_types::{RBox, ROption, RResult, RSlice, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RString, RVec},
 };
 
 use super::error::PluginError;
@@ -33,6 +33,14 @@ pub trait ModelFn: Send {
         variables: RSlice<'_, NamedView<'_>>,
         ctx: StepContext,
     ) -> RResult<EstimatorSpec, PluginError>;
+
+    /// The built-in hooks the model asks for in a mode's loop (TF's `training_hooks`
+    /// and `training_chief_hooks` in TRAIN, `evaluation_hooks`, `prediction_hooks`), as
+    /// a JSON list in the manifest's `hooks:` form; empty for none. Appended after the
+    /// last prefix field: a library built before it has none (this default).
+    fn requested_hooks(&self, _mode: ModeKeys) -> RResult<RString, PluginError> {
+        RResult::ROk(RString::new())
+    }
 }
 
 /// A streaming metric, like a `tf.metrics` (value, update_op) pair.

@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
@@ -104,6 +104,18 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
                 ctx,
             };
             self.model.model_fn(&inputs)
+        })
+    }
+
+    fn requested_hooks(&self, mode: ModeKeys) -> RResult<RString, PluginError> {
+        guard(|| {
+            let hooks = self.model.requested_hooks(mode);
+            if hooks.is_empty() {
+                return Ok(RString::new());
+            }
+            serde_json::to_string(&hooks)
+                .map(RString::from)
+                .map_err(|e| PluginError::other(format!("requested_hooks: {e}")))
         })
     }
 }

@@ -59,6 +59,13 @@ pub trait Model: Send + Sized + 'static {
     fn variables(&self) -> Vec<VarSpec>;
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError>;
+
+    /// Built-in hooks the model wants in `mode`'s loop (TF's `training_hooks`,
+    /// `evaluation_hooks`, `prediction_hooks`), each in the manifest's form:
+    /// `json!({"logging_tensor": {"tensors": ["loss"], "every_n_iter": 10}})`.
+    fn requested_hooks(&self, _mode: ModeKeys) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
 }
 
 /// A streaming metric. `state` is a flat vector that `merge` accepts from another instance.

@@ -172,6 +172,40 @@ impl Model for Noop {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksParams {
+    /// The hooks requested in TRAIN, as JSON in the manifest's form.
+    #[serde(default)]
+    pub train: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub eval: Vec<serde_json::Value>,
+}
+
+/// `noop` that asks for the hooks its params list (TF's `training_hooks`,
+/// `evaluation_hooks` in an EstimatorSpec).
+pub struct WithHooks(HooksParams);
+
+impl Model for WithHooks {
+    type Params = HooksParams;
+    fn new(params: HooksParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(WithHooks(params))
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        Vec::new()
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        Noop.model_fn(inputs)
+    }
+    fn requested_hooks(&self, mode: ModeKeys) -> Vec<serde_json::Value> {
+        match mode {
+            ModeKeys::Train => self.0.train.clone(),
+            ModeKeys::Eval => self.0.eval.clone(),
+            ModeKeys::Predict => Vec::new(),
+        }
+    }
+}
+
 estimator_plugin_api::export_plugin! {
     models: [
         "panics" => Panics,
@@ -180,6 +214,7 @@ estimator_plugin_api::export_plugin! {
         "noop" => Noop,
         "nan_loss" => NanLoss,
         "wrong_batch_predictions" => WrongBatchPredictions,
+        "with_hooks" => WithHooks,
     ],
     metrics: [],
     inputs: [],
