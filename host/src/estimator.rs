@@ -34,6 +34,7 @@ use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
 use crate::optim::{Optimizer, Slot};
 use crate::plugins::{PluginLibrary, PluginRegistry};
+use crate::run_config::CheckpointEvery;
 use crate::seed;
 use crate::spec_check;
 use crate::train_and_evaluate::{EvalListener, TrainAndEvaluateOutcome};
@@ -165,7 +166,7 @@ impl Estimator {
         user_hooks: Vec<&mut dyn Hook>,
         listeners: Vec<&mut dyn CheckpointSaverListener>,
     ) -> Result<TrainOutcome> {
-        if !listeners.is_empty() && self.manifest.run_config.checkpoint_every.is_none() {
+        if !listeners.is_empty() && self.checkpoint_every().is_none() {
             return Err(self.manifest.error(
                 "checkpoint listeners need checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs",
             ));
@@ -354,6 +355,7 @@ impl Estimator {
             let settings = SummarySaverSettings {
                 save_steps: Some(every),
                 save_secs: None,
+                tensors: Vec::new(),
             };
             let hook = SummarySaverHook::new(&settings, summaries.clone())
                 .map_err(|m| self.manifest.error(m))?;
@@ -504,7 +506,7 @@ impl Estimator {
     ) -> Result<TrainAndEvaluateOutcome> {
         let train_spec = self.manifest.train_spec.clone().unwrap_or_default();
         let eval_spec = self.manifest.eval_spec.clone().unwrap_or_default();
-        let every = self.manifest.run_config.checkpoint_every.ok_or_else(|| {
+        let every = self.checkpoint_every().ok_or_else(|| {
             self.manifest.error("train-and-evaluate evaluates checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs")
         })?;
         let mut eval_manifest = self.manifest.clone();
@@ -550,6 +552,24 @@ impl Estimator {
         Ok(TrainAndEvaluateOutcome { train, metrics })
     }
 
+    /// When training writes checkpoints: a `checkpoint_saver` hook's schedule (in
+    /// `hooks.train` or `train_spec.hooks`), else run_config's; `None` for never.
+    fn checkpoint_every(&self) -> Option<CheckpointEvery> {
+        let spec_hooks = self.manifest.train_spec.iter().flat_map(|t| &t.hooks);
+        let configured = self.manifest.hooks.train.iter().chain(spec_hooks);
+        // The last one listed wins, as later settings do.
+        let schedules: Vec<CheckpointEvery> = configured
+            .filter_map(|c| match c {
+                HookConfig::CheckpointSaver(s) => s.every().ok(),
+                _ => None,
+            })
+            .collect();
+        schedules
+            .last()
+            .copied()
+            .or(self.manifest.run_config.checkpoint_every)
+    }
+
     /// The global step to stop at: the CLI's, else the manifest's `train:`, else none.
     fn last_step(&self, stop: Option<StopAt>, start_step: i64) -> Option<i64> {
         let train = &self.manifest.train;
@@ -578,7 +598,7 @@ impl Estimator {
         listeners: Vec<&'l mut dyn CheckpointSaverListener>,
     ) -> Result<Option<CheckpointSaver<'l>>> {
         let rc = &self.manifest.run_config;
-        let Some(every) = rc.checkpoint_every else {
+        let Some(every) = self.checkpoint_every() else {
             return Ok(None);
         };
         let policy = RetentionPolicy {

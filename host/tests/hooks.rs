@@ -250,3 +250,33 @@ fn hooks_a_model_asks_for_are_checked() {
     );
     assert!(!dir.path().join("model").exists());
 }
+
+#[test]
+fn a_checkpoint_saver_hook_sets_when_checkpoints_are_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = with_train_hooks(dir.path(), "    - checkpoint_saver: { save_steps: 7 }\n");
+    ok(&["train", p(&manifest), "--max-steps", "30"]);
+    let state = checkpoint::read_state(&dir.path().join("model"))
+        .expect("ok")
+        .expect("state");
+    let listed: Vec<i64> = state
+        .all
+        .iter()
+        .filter_map(|(n, _)| checkpoint::step_of(n))
+        .collect();
+    // Every 7 steps instead of run_config's 10, and at the end; the newest 5 are kept.
+    assert_eq!(listed, vec![7, 14, 21, 28, 30]);
+}
+
+#[test]
+fn a_model_can_ask_for_its_values_in_tensorboard() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = model_with_hooks(
+        dir.path(),
+        "{ train: [{ summary_saver: { save_steps: 5, tensors: [row] } }] }",
+    );
+    ok(&["train", p(&manifest), "--max-steps", "12"]);
+    let scalars = estimator_host::events::read_scalars(&dir.path().join("model")).expect("reads");
+    // `row` is 0..99 in each batch of 100: its mean is 49.5, after steps 1, 6 and 11.
+    assert_eq!(scalars["row"], vec![(1, 49.5), (6, 49.5), (11, 49.5)]);
+}

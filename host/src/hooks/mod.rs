@@ -178,6 +178,42 @@ pub enum HookConfig {
     StopIfLower(early_stopping::Settings),
     StopIfNoDecrease(early_stopping::Settings),
     StopIfNoIncrease(early_stopping::Settings),
+    CheckpointSaver(CheckpointSaverSettings),
+}
+
+/// `checkpoint_saver` in `hooks.train`: when the loop writes checkpoints, instead of
+/// run_config's frequency. The loop's checkpoint writer does the writing (and tells
+/// [`crate::checkpoint_saver::CheckpointSaverListener`]s); this only sets its schedule.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSaverSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_steps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_secs: Option<u64>,
+}
+
+impl CheckpointSaverSettings {
+    pub fn every(&self) -> Result<crate::run_config::CheckpointEvery, String> {
+        use crate::run_config::CheckpointEvery;
+        match (self.save_steps, self.save_secs) {
+            (Some(n), None) if n > 0 => Ok(CheckpointEvery::Steps(n)),
+            (None, Some(s)) if s > 0 => Ok(CheckpointEvery::Secs(s)),
+            _ => Err(
+                "checkpoint_saver: exactly one of save_steps and save_secs must be set, > 0".into(),
+            ),
+        }
+    }
+}
+
+/// What `checkpoint_saver` builds: its schedule is read by the loop, so the hook itself
+/// has nothing to do at each step.
+struct CheckpointSchedule;
+
+impl Hook for CheckpointSchedule {
+    fn name(&self) -> &str {
+        "checkpoint_saver"
+    }
 }
 
 impl HookConfig {
@@ -197,6 +233,10 @@ impl HookConfig {
             )?))
         };
         Ok(match self {
+            HookConfig::CheckpointSaver(s) => {
+                s.every()?;
+                Box::new(CheckpointSchedule)
+            }
             HookConfig::StopIfHigher(s) => stop(Rule::Higher, s)?,
             HookConfig::StopIfLower(s) => stop(Rule::Lower, s)?,
             HookConfig::StopIfNoDecrease(s) => stop(Rule::NoDecrease, s)?,
@@ -228,6 +268,7 @@ impl HookConfig {
             HookConfig::StopIfLower(_) => "stop_if_lower",
             HookConfig::StopIfNoDecrease(_) => "stop_if_no_decrease",
             HookConfig::StopIfNoIncrease(_) => "stop_if_no_increase",
+            HookConfig::CheckpointSaver(_) => "checkpoint_saver",
         }
     }
 }

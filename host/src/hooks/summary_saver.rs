@@ -15,11 +15,16 @@ pub struct Settings {
     pub save_steps: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub save_secs: Option<f64>,
+    /// More scalars to write: predictions by name (their mean over the batch), as a
+    /// plugin asks for values it wants to see in TensorBoard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tensors: Vec<String>,
 }
 
 pub struct SummarySaverHook {
     timer: Timer,
     writer: SummaryWriter,
+    tensors: Vec<String>,
 }
 
 impl SummarySaverHook {
@@ -28,6 +33,7 @@ impl SummarySaverHook {
         Ok(SummarySaverHook {
             timer: Timer::new(s.save_steps, s.save_secs),
             writer,
+            tensors: s.tensors.clone(),
         })
     }
 }
@@ -44,12 +50,17 @@ impl Hook for SummarySaverHook {
             return Ok(());
         }
         self.timer.fired(values.global_step);
-        let mut scalars = Vec::with_capacity(2);
+        let mut scalars = Vec::with_capacity(2 + self.tensors.len());
         if let Some(loss) = values.loss {
             scalars.push(("loss", loss));
         }
         if let Some(lr) = values.learning_rate {
             scalars.push(("learning_rate", lr));
+        }
+        for name in &self.tensors {
+            if let Some(v) = values.scalar(name) {
+                scalars.push((name.as_str(), v as f32));
+            }
         }
         self.writer.scalars(values.global_step, &scalars)
     }

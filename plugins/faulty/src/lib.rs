@@ -145,8 +145,8 @@ impl Model for WrongBatchPredictions {
     }
 }
 
-/// No variables and no work: a valid spec with loss 0 in TRAIN and EVAL and the batch's
-/// row numbers as predictions.
+/// No variables and no work: a valid spec with loss 0 in TRAIN and EVAL, and the batch's
+/// row numbers as the prediction `row` in every mode.
 pub struct Noop;
 
 impl Model for Noop {
@@ -159,13 +159,12 @@ impl Model for Noop {
     }
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut spec = EstimatorSpec::new(inputs.mode);
-        if inputs.mode == ModeKeys::Predict {
-            let n = batch_len(inputs);
-            spec.predictions.push(NamedTensor::new(
-                "row",
-                Tensor::i64(vec![n], (0..n as i64).collect()),
-            ));
-        } else {
+        let n = batch_len(inputs);
+        spec.predictions.push(NamedTensor::new(
+            "row",
+            Tensor::i64(vec![n], (0..n as i64).collect()),
+        ));
+        if inputs.mode != ModeKeys::Predict {
             spec.loss = ROption::RSome(0.0);
         }
         Ok(spec)
