@@ -263,6 +263,8 @@ impl Estimator {
                     let states = hooks.states();
                     listener_stop |= self.save(s, &session, &optimizer, &start_position, states)?;
                 }
+                // Setting up model_dir is not part of the step the profiler reports.
+                clock.start();
             }
             if finite {
                 optimizer.apply(&mut session.vars, &spec.gradients, step);
