@@ -614,9 +614,15 @@ impl Estimator {
     }
 
     /// Writes the manifest with every default filled in, and the seed this run uses.
+    /// Replaced whole (temp file and rename) but not synced to disk: it is a record for
+    /// people, not something a resumed run needs.
     fn write_resolved_config(&self, model_dir: &Path) -> Result<()> {
         let text = self.resolved_config()?;
-        checkpoint::write_atomic(&model_dir.join(RESOLVED_CONFIG), text.as_bytes())
+        let path = model_dir.join(RESOLVED_CONFIG);
+        let temp = model_dir.join(format!(".tmp-{RESOLVED_CONFIG}"));
+        let context = |e| Error::io(format!("{}: cannot write", path.display()), e);
+        std::fs::write(&temp, text).map_err(context)?;
+        std::fs::rename(&temp, &path).map_err(context)
     }
 
     /// The manifest as this run sees it: defaults filled in, the seed fixed, as YAML.
