@@ -11,9 +11,24 @@ use crate::variables::VariableStore;
 #[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
 #[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OptimizerConfig {
+    /// Keras' SGD: with `momentum`, `v = momentum·v − lr·g; w += v` (Nesterov:
+    /// `w += momentum·v − lr·g`).
     Sgd {
         #[serde(default = "lr_sgd")]
         learning_rate: f32,
+        #[serde(default)]
+        momentum: f32,
+        #[serde(default)]
+        nesterov: bool,
+    },
+    /// SGD with momentum 0.9 unless given (TF's MomentumOptimizer, Keras' update).
+    Momentum {
+        #[serde(default = "lr_sgd")]
+        learning_rate: f32,
+        #[serde(default = "momentum")]
+        momentum: f32,
+        #[serde(default)]
+        nesterov: bool,
     },
     Adagrad {
         #[serde(default = "lr_001")]
@@ -33,6 +48,44 @@ pub enum OptimizerConfig {
         #[serde(default = "epsilon")]
         epsilon: f32,
     },
+    /// Keras' RMSprop.
+    Rmsprop {
+        #[serde(default = "lr_001")]
+        learning_rate: f32,
+        #[serde(default = "rho")]
+        rho: f32,
+        #[serde(default)]
+        momentum: f32,
+        #[serde(default = "epsilon")]
+        epsilon: f32,
+        #[serde(default)]
+        centered: bool,
+    },
+    /// Keras' Ftrl (TF's linear estimators' default, learning rate 0.2 there).
+    Ftrl {
+        #[serde(default = "lr_001")]
+        learning_rate: f32,
+        #[serde(default = "lr_power")]
+        learning_rate_power: f32,
+        #[serde(default = "initial_accumulator")]
+        initial_accumulator_value: f32,
+        #[serde(default)]
+        l1_regularization_strength: f32,
+        #[serde(default)]
+        l2_regularization_strength: f32,
+        #[serde(default)]
+        beta: f32,
+    },
+}
+
+fn momentum() -> f32 {
+    0.9
+}
+fn rho() -> f32 {
+    0.9
+}
+fn lr_power() -> f32 {
+    -0.5
 }
 
 fn lr_sgd() -> f32 {
@@ -69,15 +122,20 @@ impl OptimizerConfig {
     /// TF 2's class name, used in slot names.
     pub fn tf_name(&self) -> &'static str {
         match self {
-            OptimizerConfig::Sgd { .. } => "SGD",
+            OptimizerConfig::Sgd { .. } | OptimizerConfig::Momentum { .. } => "SGD",
             OptimizerConfig::Adagrad { .. } => "Adagrad",
+            OptimizerConfig::Rmsprop { .. } => "RMSprop",
+            OptimizerConfig::Ftrl { .. } => "Ftrl",
             OptimizerConfig::Adam { .. } => "Adam",
         }
     }
 
     pub fn learning_rate(&self) -> f32 {
         match *self {
-            OptimizerConfig::Sgd { learning_rate }
+            OptimizerConfig::Sgd { learning_rate, .. }
+            | OptimizerConfig::Momentum { learning_rate, .. }
+            | OptimizerConfig::Rmsprop { learning_rate, .. }
+            | OptimizerConfig::Ftrl { learning_rate, .. }
             | OptimizerConfig::Adagrad { learning_rate, .. }
             | OptimizerConfig::Adam { learning_rate, .. } => learning_rate,
         }
@@ -90,8 +148,59 @@ impl OptimizerConfig {
             true => Ok(()),
             false => Err(format!("optimizer: {name} must be > 0, got {v}")),
         };
+        let unit = |name: &str, v: f32| match (0.0..1.0).contains(&v) {
+            true => Ok(()),
+            false => Err(format!("optimizer: {name} must be in [0, 1), got {v}")),
+        };
+        let non_negative = |name: &str, v: f32| match v.is_finite() && v >= 0.0 {
+            true => Ok(()),
+            false => Err(format!("optimizer: {name} must be >= 0, got {v}")),
+        };
         match *self {
-            OptimizerConfig::Sgd { learning_rate } => positive("learning_rate", learning_rate),
+            OptimizerConfig::Sgd {
+                learning_rate,
+                momentum,
+                ..
+            }
+            | OptimizerConfig::Momentum {
+                learning_rate,
+                momentum,
+                ..
+            } => {
+                positive("learning_rate", learning_rate)?;
+                unit("momentum", momentum)
+            }
+            OptimizerConfig::Rmsprop {
+                learning_rate,
+                rho,
+                momentum,
+                epsilon,
+                ..
+            } => {
+                positive("learning_rate", learning_rate)?;
+                positive("epsilon", epsilon)?;
+                unit("rho", rho)?;
+                unit("momentum", momentum)
+            }
+            OptimizerConfig::Ftrl {
+                learning_rate,
+                learning_rate_power,
+                initial_accumulator_value,
+                l1_regularization_strength,
+                l2_regularization_strength,
+                beta,
+            } => {
+                positive("learning_rate", learning_rate)?;
+                if learning_rate_power.is_nan() || learning_rate_power > 0.0 {
+                    return Err(format!(
+                        "optimizer: learning_rate_power must be <= 0, got {learning_rate_power}"
+                    ));
+                }
+                non_negative("initial_accumulator_value", initial_accumulator_value)?;
+                non_negative("l1_regularization_strength", l1_regularization_strength)?;
+                non_negative("l2_regularization_strength", l2_regularization_strength)?;
+                non_negative("beta", beta)
+            }
             OptimizerConfig::Adagrad {
                 learning_rate,
                 initial_accumulator_value,
@@ -124,20 +233,38 @@ impl OptimizerConfig {
         }
     }
 
+    /// Keras' slot names, in the order `apply` uses them.
     fn slot_names(&self) -> &'static [&'static str] {
-        match self {
-            OptimizerConfig::Sgd { .. } => &[],
+        match *self {
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => &[],
+            OptimizerConfig::Sgd { .. } | OptimizerConfig::Momentum { .. } => &["momentum"],
             OptimizerConfig::Adagrad { .. } => &["accumulator"],
             OptimizerConfig::Adam { .. } => &["m", "v"],
+            OptimizerConfig::Rmsprop {
+                momentum, centered, ..
+            } => match (momentum > 0.0, centered) {
+                (false, false) => &["rms"],
+                (true, false) => &["rms", "momentum"],
+                (false, true) => &["rms", "mg"],
+                (true, true) => &["rms", "momentum", "mg"],
+            },
+            OptimizerConfig::Ftrl { .. } => &["accumulator", "linear"],
         }
     }
 
-    fn slot_initial_value(&self) -> f32 {
-        match self {
-            OptimizerConfig::Adagrad {
-                initial_accumulator_value,
-                ..
-            } => *initial_accumulator_value,
+    fn slot_initial_value(&self, slot: &str) -> f32 {
+        match (self, slot) {
+            (
+                OptimizerConfig::Adagrad {
+                    initial_accumulator_value,
+                    ..
+                }
+                | OptimizerConfig::Ftrl {
+                    initial_accumulator_value,
+                    ..
+                },
+                "accumulator",
+            ) => *initial_accumulator_value,
             _ => 0.0,
         }
     }
@@ -172,7 +299,7 @@ impl Optimizer {
                     name: format!("training/{}/{}/{slot}", config.tf_name(), var.name),
                     variable: index,
                     shape: var.shape.clone(),
-                    data: vec![config.slot_initial_value(); var.data.len()],
+                    data: vec![config.slot_initial_value(slot); var.data.len()],
                 });
             }
         }
@@ -207,9 +334,78 @@ impl Optimizer {
             let var = &mut vars.get_mut(index).data;
             let slots = &mut self.slots[i * per_var..(i + 1) * per_var];
             match self.config {
-                OptimizerConfig::Sgd { learning_rate } => {
-                    for (w, g) in var.iter_mut().zip(grad.iter()) {
-                        *w -= learning_rate * g;
+                OptimizerConfig::Sgd {
+                    learning_rate,
+                    momentum,
+                    nesterov,
+                }
+                | OptimizerConfig::Momentum {
+                    learning_rate,
+                    momentum,
+                    nesterov,
+                } => match slots.first_mut() {
+                    None => {
+                        for (w, g) in var.iter_mut().zip(grad.iter()) {
+                            *w -= learning_rate * g;
+                        }
+                    }
+                    Some(velocity) => {
+                        for ((w, g), v) in var
+                            .iter_mut()
+                            .zip(grad.iter())
+                            .zip(velocity.data.iter_mut())
+                        {
+                            *v = momentum * *v - learning_rate * g;
+                            *w += match nesterov {
+                                true => momentum * *v - learning_rate * g,
+                                false => *v,
+                            };
+                        }
+                    }
+                },
+                OptimizerConfig::Rmsprop {
+                    learning_rate,
+                    rho,
+                    momentum,
+                    epsilon,
+                    centered,
+                } => rmsprop(
+                    var,
+                    grad,
+                    slots,
+                    learning_rate,
+                    rho,
+                    momentum,
+                    epsilon,
+                    centered,
+                ),
+                OptimizerConfig::Ftrl {
+                    learning_rate,
+                    learning_rate_power,
+                    l1_regularization_strength,
+                    l2_regularization_strength,
+                    beta,
+                    ..
+                } => {
+                    // Keras folds beta into l2, as its Ftrl does.
+                    let l2 = l2_regularization_strength + beta / (2.0 * learning_rate);
+                    let (accumulators, linears) = slots.split_at_mut(1);
+                    let (acc, lin) = (&mut accumulators[0].data, &mut linears[0].data);
+                    for (((w, g), a), l) in var
+                        .iter_mut()
+                        .zip(grad.iter())
+                        .zip(acc.iter_mut())
+                        .zip(lin.iter_mut())
+                    {
+                        let new_a = *a + g * g;
+                        let power = |x: f32| x.powf(-learning_rate_power);
+                        *l += g - (power(new_a) - power(*a)) / learning_rate * *w;
+                        let quadratic = power(new_a) / learning_rate + 2.0 * l2;
+                        *w = match l.abs() > l1_regularization_strength {
+                            true => (l.signum() * l1_regularization_strength - *l) / quadratic,
+                            false => 0.0,
+                        };
+                        *a = new_a;
                     }
                 }
                 OptimizerConfig::Adagrad {
@@ -250,6 +446,47 @@ impl Optimizer {
     }
 }
 
+/// Keras' RMSprop: `rms` always; `momentum` when momentum > 0 (TF's ApplyRMSProp, epsilon
+/// inside the root); `mg` when centered.
+#[allow(clippy::too_many_arguments)]
+fn rmsprop(
+    var: &mut [f32],
+    grad: &[f32],
+    slots: &mut [Slot],
+    lr: f32,
+    rho: f32,
+    momentum: f32,
+    epsilon: f32,
+    centered: bool,
+) {
+    let (rms, rest) = slots.split_at_mut(1);
+    let (mut mom, mut mg) = match (momentum > 0.0, centered) {
+        (true, true) => {
+            let (m, g) = rest.split_at_mut(1);
+            (Some(&mut m[0].data), Some(&mut g[0].data))
+        }
+        (true, false) => (rest.first_mut().map(|s| &mut s.data), None),
+        (false, true) => (None, rest.first_mut().map(|s| &mut s.data)),
+        (false, false) => (None, None),
+    };
+    for (i, (w, g)) in var.iter_mut().zip(grad.iter()).enumerate() {
+        let ms = &mut rms[0].data[i];
+        *ms = rho * *ms + (1.0 - rho) * g * g;
+        let mut denominator = *ms;
+        if let Some(mg) = mg.as_deref_mut() {
+            mg[i] = rho * mg[i] + (1.0 - rho) * g;
+            denominator -= mg[i] * mg[i];
+        }
+        match mom.as_deref_mut() {
+            Some(mom) => {
+                mom[i] = momentum * mom[i] + lr * g / (denominator + epsilon).sqrt();
+                *w -= mom[i];
+            }
+            None => *w -= lr * g / (denominator.sqrt() + epsilon),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +508,12 @@ mod tests {
     #[test]
     fn sgd_steps_against_the_gradient() {
         let mut vars = store(1.0);
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { learning_rate: 0.1 }, &vars);
+        let config = OptimizerConfig::Sgd {
+            learning_rate: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let mut opt = Optimizer::new(config, &vars);
         opt.apply(&mut vars, &grad(2.0), 0);
         assert!((value(&vars) - 0.8).abs() < 1e-7);
     }
@@ -303,6 +545,97 @@ mod tests {
         assert!((value(&vars) - 0.99).abs() < 1e-5, "{}", value(&vars));
     }
 
+    /// Runs `config` for the given gradients on w = 1; returns w and the slots.
+    fn run(config: &str, grads: &[f32]) -> (f32, Vec<Slot>) {
+        let config: OptimizerConfig = serde_yaml::from_str(config).expect("valid");
+        config.validate().expect("valid values");
+        let mut vars = store(1.0);
+        let mut opt = Optimizer::new(config, &vars);
+        for (step, &g) in grads.iter().enumerate() {
+            opt.apply(&mut vars, &grad(g), step as i64);
+        }
+        (value(&vars), opt.slots().to_vec())
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() < 1e-6
+    }
+
+    #[test]
+    fn momentum_and_nesterov_match_keras() {
+        // v1 = -0.1·2 = -0.2, w = 0.8; v2 = 0.9·-0.2 - 0.1·1 = -0.28, w = 0.52.
+        let (w, slots) = run("{ name: momentum, learning_rate: 0.1 }", &[2.0, 1.0]);
+        assert!(close(w, 0.52), "{w}");
+        assert_eq!(slots[0].name, "training/SGD/w/momentum");
+        assert!(close(slots[0].data[0], -0.28));
+        // Nesterov: w1 = 1 + 0.9·-0.2 - 0.2 = 0.62.
+        let (w, _) = run(
+            "{ name: sgd, learning_rate: 0.1, momentum: 0.9, nesterov: true }",
+            &[2.0],
+        );
+        assert!(close(w, 0.62), "{w}");
+        // Plain SGD keeps no slot.
+        assert!(run("{ name: sgd }", &[1.0]).1.is_empty());
+    }
+
+    #[test]
+    fn rmsprop_matches_keras() {
+        // rms = 0.1·4 = 0.4; w = 1 - 0.01·2 / (sqrt(0.4) + 1e-7).
+        let (w, slots) = run("{ name: rmsprop, learning_rate: 0.01 }", &[2.0]);
+        assert!(close(w, 1.0 - 0.02 / (0.4f32.sqrt() + 1e-7)), "{w}");
+        assert_eq!(slots[0].name, "training/RMSprop/w/rms");
+        // Centered: mg = 0.2, denominator 0.4 - 0.04 = 0.36.
+        let (w, _) = run(
+            "{ name: rmsprop, learning_rate: 0.01, centered: true }",
+            &[2.0],
+        );
+        assert!(close(w, 1.0 - 0.02 / (0.36f32.sqrt() + 1e-7)), "{w}");
+        // With momentum: mom = 0.01·2 / sqrt(0.4 + 1e-7); w -= mom.
+        let (w, slots) = run(
+            "{ name: rmsprop, learning_rate: 0.01, momentum: 0.5 }",
+            &[2.0],
+        );
+        assert!(close(w, 1.0 - 0.02 / (0.4f32 + 1e-7).sqrt()), "{w}");
+        assert_eq!(slots[1].name, "training/RMSprop/w/momentum");
+    }
+
+    #[test]
+    fn ftrl_matches_tf_apply_ftrl() {
+        // accum 0.1 → 4.1; linear = 2 - (sqrt(4.1) - sqrt(0.1)) / 0.1 · 1;
+        // quadratic = sqrt(4.1) / 0.1 + 2·0.5; |linear| > l1 → w = (sign·0.1 - linear) / quadratic.
+        let (w, slots) = run(
+            "{ name: ftrl, learning_rate: 0.1, l1_regularization_strength: 0.1, l2_regularization_strength: 0.5 }",
+            &[2.0],
+        );
+        let linear = 2.0 - (4.1f32.sqrt() - 0.1f32.sqrt()) / 0.1;
+        let quadratic = 4.1f32.sqrt() / 0.1 + 1.0;
+        assert!(
+            close(w, (linear.signum() * 0.1 - linear) / quadratic),
+            "{w}"
+        );
+        assert_eq!(slots[0].name, "training/Ftrl/w/accumulator");
+        assert!(close(slots[0].data[0], 4.1) && close(slots[1].data[0], linear));
+        // A large l1 zeroes the weight.
+        let (w, _) = run(
+            "{ name: ftrl, learning_rate: 0.1, l1_regularization_strength: 100 }",
+            &[2.0],
+        );
+        assert_eq!(w, 0.0);
+    }
+
+    #[test]
+    fn out_of_range_arguments_are_refused() {
+        for yaml in [
+            "{ name: momentum, momentum: 1.0 }",
+            "{ name: rmsprop, rho: 1.5 }",
+            "{ name: ftrl, learning_rate_power: 0.5 }",
+            "{ name: ftrl, l1_regularization_strength: -1 }",
+        ] {
+            let config: OptimizerConfig = serde_yaml::from_str(yaml).expect("parses");
+            assert!(config.validate().is_err(), "{yaml}");
+        }
+    }
+
     #[test]
     fn manifest_names_and_defaults() {
         let c: OptimizerConfig = serde_yaml::from_str("{ name: adam }").expect("valid");
@@ -315,11 +648,7 @@ mod tests {
                 epsilon: 1e-7
             }
         );
-        let err =
-            serde_yaml::from_str::<OptimizerConfig>("{ name: sgd, momentum: 1 }").unwrap_err();
-        assert!(
-            err.to_string().contains("unknown field `momentum`"),
-            "{err}"
-        );
+        let err = serde_yaml::from_str::<OptimizerConfig>("{ name: sgd, decay: 1 }").unwrap_err();
+        assert!(err.to_string().contains("unknown field `decay`"), "{err}");
     }
 }

@@ -195,3 +195,47 @@ fn training_interrupted_and_resumed_ends_with_the_same_bytes() {
         "model.ckpt-300 differs between a straight run and one stopped at 7 and 130"
     );
 }
+
+#[test]
+fn every_optimizer_trains_iris_and_checkpoints_its_slots() {
+    let cases = [
+        (
+            "{name: sgd, learning_rate: 0.01, momentum: 0.9, nesterov: true}",
+            "training/SGD/dense/kernel/momentum",
+        ),
+        (
+            "{name: momentum, learning_rate: 0.01}",
+            "training/SGD/dense/kernel/momentum",
+        ),
+        (
+            "{name: rmsprop, learning_rate: 0.01, centered: true, momentum: 0.5}",
+            "training/RMSprop/dense/kernel/mg",
+        ),
+        (
+            "{name: ftrl, learning_rate: 0.1, l2_regularization_strength: 0.001}",
+            "training/Ftrl/dense/kernel/linear",
+        ),
+        (
+            "{name: adam, learning_rate: 0.01}",
+            "training/Adam/dense/kernel/v",
+        ),
+    ];
+    for (optimizer, slot) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+        let set = format!("optimizer={optimizer}");
+        ok(&["train", p(&manifest), "--max-steps", "300", "--set", &set]);
+        let ckpt = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(300)))
+            .expect("checkpoint");
+        assert!(ckpt.tensors.contains_key(slot), "{optimizer}: no {slot}");
+        let out = ok(&["evaluate", p(&manifest), "--json", "--set", &set]);
+        let metrics: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        let accuracy = metrics["accuracy"].as_f64().expect("accuracy");
+        assert!(
+            accuracy >= 0.9,
+            "{optimizer}: accuracy {accuracy} after 300 steps"
+        );
+        // Slots are restored: resuming continues without error.
+        ok(&["train", p(&manifest), "--max-steps", "310", "--set", &set]);
+    }
+}
