@@ -65,9 +65,10 @@ fn timed_runs(
         let mut vars = VariableStore::initialise(specs, 42).expect("vars");
         let mut opt = Optimizer::new(
             OptimizerConfig::Adagrad {
-                learning_rate: 0.1,
+                learning_rate: 0.1.into(),
                 initial_accumulator_value: 0.1,
                 epsilon: 1e-7,
+                global_clipnorm: None,
             },
             &vars,
         );

@@ -218,7 +218,6 @@ impl Estimator {
         let mut saver: Option<CheckpointSaver<'_>> = None;
         let mut listener_stop = false;
         let mut clock = StepClock::new(hooks.wants_timings());
-        let learning_rate = self.manifest.optimizer.learning_rate();
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last_spec: Option<(i64, usize, EstimatorSpec)> = None;
 
@@ -278,7 +277,7 @@ impl Estimator {
                 loss: spec.loss.into_option(),
                 predictions: &spec.predictions,
                 batch_len,
-                learning_rate: Some(learning_rate),
+                learning_rate: Some(self.manifest.optimizer.learning_rate_at(step)),
                 timings: clock.take(),
             };
             hooks
@@ -316,7 +315,7 @@ impl Estimator {
             loss: spec.loss.into_option(),
             predictions: &spec.predictions,
             batch_len: *batch_len,
-            learning_rate: Some(learning_rate),
+            learning_rate: Some(self.manifest.optimizer.learning_rate_at(*step)),
             timings: None,
         });
         hooks.end(last_values.as_ref())?;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod hooks;
 pub mod inspect;
 pub mod lock;
+pub mod lr_schedule;
 pub mod manifest;
 pub mod optim;
 pub mod plugins;

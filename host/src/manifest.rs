@@ -22,7 +22,7 @@ pub struct Manifest {
     /// Where checkpoints go, relative to the manifest's folder.
     pub model_dir: PathBuf,
     pub model: ModelEntry,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optimizer_in_context")]
     pub optimizer: OptimizerConfig,
     #[serde(default)]
     pub input: InputSection,
@@ -360,6 +360,17 @@ fn set(tree: &mut serde_yaml::Value, assignment: &str) -> std::result::Result<()
     Ok(())
 }
 
+/// `optimizer:` is an internally tagged enum, which serde reads from a buffer that has
+/// lost positions and key paths; reading it from a YAML value and failing here puts the
+/// key, and the position serde_yaml has for the whole mapping, back into the message.
+fn optimizer_in_context<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<OptimizerConfig, D::Error> {
+    let value = serde_yaml::Value::deserialize(d)?;
+    OptimizerConfig::deserialize(value)
+        .map_err(|e| serde::de::Error::custom(format!("optimizer: {e}")))
+}
+
 /// serde_yaml's message with its position moved to the front as `file:line:column`.
 fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
     let mut message = e.to_string();
@@ -373,15 +384,28 @@ fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
             if line.chars().nth(loc.column().saturating_sub(1)) == Some('\t') {
                 message.push_str(" (a tab: YAML indents with spaces only)");
             }
-            Error::Manifest(format!(
-                "{}:{}:{}: {message}",
-                path.display(),
-                loc.line(),
-                loc.column()
-            ))
+            let (line, column) = match (loc.line(), loc.column()) {
+                (1, 1) => top_level_key_line(text, &message).unwrap_or((1, 1)),
+                other => other,
+            };
+            Error::Manifest(format!("{}:{line}:{column}: {message}", path.display()))
         }
         None => Error::Manifest(format!("{}: {message}", path.display())),
     }
+}
+
+/// Where the top-level key a message starts with (`optimizer: …`) is written. serde
+/// places errors from values it had to buffer at 1:1; the key's line is more use.
+fn top_level_key_line(text: &str, message: &str) -> Option<(usize, usize)> {
+    let (key, _) = message.split_once(": ")?;
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let index = text.lines().position(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })?;
+    Some((index + 1, 1))
 }
 
 /// A params subtree as the JSON text plugins receive.

@@ -5,6 +5,7 @@
 use estimator_plugin_api::abi::NamedTensor;
 use serde::Deserialize;
 
+use crate::lr_schedule::LearningRate;
 use crate::variables::VariableStore;
 
 /// `optimizer:` in the manifest. Defaults follow Keras' legacy optimizers (TF 2 Estimator).
@@ -15,43 +16,59 @@ pub enum OptimizerConfig {
     /// `w += momentum·v − lr·g`).
     Sgd {
         #[serde(default = "lr_sgd")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default)]
         momentum: f32,
         #[serde(default)]
         nesterov: bool,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
     /// SGD with momentum 0.9 unless given (TF's MomentumOptimizer, Keras' update).
     Momentum {
         #[serde(default = "lr_sgd")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default = "momentum")]
         momentum: f32,
         #[serde(default)]
         nesterov: bool,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
     Adagrad {
         #[serde(default = "lr_001")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default = "initial_accumulator")]
         initial_accumulator_value: f32,
         #[serde(default = "epsilon")]
         epsilon: f32,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
     Adam {
         #[serde(default = "lr_001")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default = "beta_1")]
         beta_1: f32,
         #[serde(default = "beta_2")]
         beta_2: f32,
         #[serde(default = "epsilon")]
         epsilon: f32,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
     /// Keras' RMSprop.
     Rmsprop {
         #[serde(default = "lr_001")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default = "rho")]
         rho: f32,
         #[serde(default)]
@@ -60,11 +77,15 @@ pub enum OptimizerConfig {
         epsilon: f32,
         #[serde(default)]
         centered: bool,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
     /// Keras' Ftrl (TF's linear estimators' default, learning rate 0.2 there).
     Ftrl {
         #[serde(default = "lr_001")]
-        learning_rate: f32,
+        learning_rate: LearningRate,
         #[serde(default = "lr_power")]
         learning_rate_power: f32,
         #[serde(default = "initial_accumulator")]
@@ -75,6 +96,10 @@ pub enum OptimizerConfig {
         l2_regularization_strength: f32,
         #[serde(default)]
         beta: f32,
+        /// Scales all gradients together so their global norm is at most this (Keras'
+        /// `global_clipnorm`, TF's `clip_by_global_norm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        global_clipnorm: Option<f32>,
     },
 }
 
@@ -88,11 +113,11 @@ fn lr_power() -> f32 {
     -0.5
 }
 
-fn lr_sgd() -> f32 {
-    0.01
+fn lr_sgd() -> LearningRate {
+    LearningRate::Constant(0.01)
 }
-fn lr_001() -> f32 {
-    0.001
+fn lr_001() -> LearningRate {
+    LearningRate::Constant(0.001)
 }
 fn initial_accumulator() -> f32 {
     0.1
@@ -114,6 +139,7 @@ impl Default for OptimizerConfig {
             learning_rate: lr_001(),
             initial_accumulator_value: initial_accumulator(),
             epsilon: epsilon(),
+            global_clipnorm: None,
         }
     }
 }
@@ -130,14 +156,38 @@ impl OptimizerConfig {
         }
     }
 
-    pub fn learning_rate(&self) -> f32 {
-        match *self {
+    pub fn global_clipnorm(&self) -> Option<f32> {
+        match self {
+            OptimizerConfig::Sgd {
+                global_clipnorm, ..
+            }
+            | OptimizerConfig::Momentum {
+                global_clipnorm, ..
+            }
+            | OptimizerConfig::Rmsprop {
+                global_clipnorm, ..
+            }
+            | OptimizerConfig::Ftrl {
+                global_clipnorm, ..
+            }
+            | OptimizerConfig::Adagrad {
+                global_clipnorm, ..
+            }
+            | OptimizerConfig::Adam {
+                global_clipnorm, ..
+            } => *global_clipnorm,
+        }
+    }
+
+    /// The learning rate for the update made at global step `step`.
+    pub fn learning_rate_at(&self, step: i64) -> f32 {
+        match self {
             OptimizerConfig::Sgd { learning_rate, .. }
             | OptimizerConfig::Momentum { learning_rate, .. }
             | OptimizerConfig::Rmsprop { learning_rate, .. }
             | OptimizerConfig::Ftrl { learning_rate, .. }
             | OptimizerConfig::Adagrad { learning_rate, .. }
-            | OptimizerConfig::Adam { learning_rate, .. } => learning_rate,
+            | OptimizerConfig::Adam { learning_rate, .. } => learning_rate.at(step),
         }
     }
 
@@ -156,7 +206,10 @@ impl OptimizerConfig {
             true => Ok(()),
             false => Err(format!("optimizer: {name} must be >= 0, got {v}")),
         };
-        match *self {
+        if let Some(c) = self.global_clipnorm() {
+            positive("global_clipnorm", c)?;
+        }
+        match self {
             OptimizerConfig::Sgd {
                 learning_rate,
                 momentum,
@@ -167,8 +220,8 @@ impl OptimizerConfig {
                 momentum,
                 ..
             } => {
-                positive("learning_rate", learning_rate)?;
-                unit("momentum", momentum)
+                learning_rate.validate()?;
+                unit("momentum", *momentum)
             }
             OptimizerConfig::Rmsprop {
                 learning_rate,
@@ -177,10 +230,10 @@ impl OptimizerConfig {
                 epsilon,
                 ..
             } => {
-                positive("learning_rate", learning_rate)?;
-                positive("epsilon", epsilon)?;
-                unit("rho", rho)?;
-                unit("momentum", momentum)
+                learning_rate.validate()?;
+                positive("epsilon", *epsilon)?;
+                unit("rho", *rho)?;
+                unit("momentum", *momentum)
             }
             OptimizerConfig::Ftrl {
                 learning_rate,
@@ -189,26 +242,28 @@ impl OptimizerConfig {
                 l1_regularization_strength,
                 l2_regularization_strength,
                 beta,
+                ..
             } => {
-                positive("learning_rate", learning_rate)?;
-                if learning_rate_power.is_nan() || learning_rate_power > 0.0 {
+                learning_rate.validate()?;
+                if learning_rate_power.is_nan() || *learning_rate_power > 0.0 {
                     return Err(format!(
                         "optimizer: learning_rate_power must be <= 0, got {learning_rate_power}"
                     ));
                 }
-                non_negative("initial_accumulator_value", initial_accumulator_value)?;
-                non_negative("l1_regularization_strength", l1_regularization_strength)?;
-                non_negative("l2_regularization_strength", l2_regularization_strength)?;
-                non_negative("beta", beta)
+                non_negative("initial_accumulator_value", *initial_accumulator_value)?;
+                non_negative("l1_regularization_strength", *l1_regularization_strength)?;
+                non_negative("l2_regularization_strength", *l2_regularization_strength)?;
+                non_negative("beta", *beta)
             }
             OptimizerConfig::Adagrad {
                 learning_rate,
                 initial_accumulator_value,
                 epsilon,
+                ..
             } => {
-                positive("learning_rate", learning_rate)?;
-                positive("epsilon", epsilon)?;
-                match initial_accumulator_value.is_finite() && initial_accumulator_value >= 0.0 {
+                learning_rate.validate()?;
+                positive("epsilon", *epsilon)?;
+                match initial_accumulator_value.is_finite() && *initial_accumulator_value >= 0.0 {
                     true => Ok(()),
                     false => Err(format!(
                         "optimizer: initial_accumulator_value must be >= 0, got {initial_accumulator_value}"
@@ -220,10 +275,11 @@ impl OptimizerConfig {
                 beta_1,
                 beta_2,
                 epsilon,
+                ..
             } => {
-                positive("learning_rate", learning_rate)?;
-                positive("epsilon", epsilon)?;
-                for (name, beta) in [("beta_1", beta_1), ("beta_2", beta_2)] {
+                learning_rate.validate()?;
+                positive("epsilon", *epsilon)?;
+                for (name, beta) in [("beta_1", *beta_1), ("beta_2", *beta_2)] {
                     if !(0.0..1.0).contains(&beta) {
                         return Err(format!("optimizer: {name} must be in [0, 1), got {beta}"));
                     }
@@ -329,24 +385,44 @@ impl Optimizer {
     /// `iterations`).
     pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[NamedTensor], step: i64) {
         let per_var = self.config.slot_names().len();
+        let lr = self.config.learning_rate_at(step);
+        // Scaled copies only when clipping changes something.
+        let scale = self
+            .config
+            .global_clipnorm()
+            .map(|c| clip_scale(gradients, c))
+            .filter(|&s| s < 1.0);
+        let scaled: Vec<Vec<f32>> = match scale {
+            Some(s) => gradients
+                .iter()
+                .map(|g| {
+                    g.tensor
+                        .as_f32()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|v| v * s)
+                        .collect()
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         for (i, (&index, gradient)) in self.trainable.iter().zip(gradients).enumerate() {
-            let grad = gradient.tensor.as_f32().unwrap_or_default();
+            let grad = match scaled.get(i) {
+                Some(clipped) => clipped.as_slice(),
+                None => gradient.tensor.as_f32().unwrap_or_default(),
+            };
             let var = &mut vars.get_mut(index).data;
             let slots = &mut self.slots[i * per_var..(i + 1) * per_var];
-            match self.config {
+            match &self.config {
                 OptimizerConfig::Sgd {
-                    learning_rate,
-                    momentum,
-                    nesterov,
+                    momentum, nesterov, ..
                 }
                 | OptimizerConfig::Momentum {
-                    learning_rate,
-                    momentum,
-                    nesterov,
+                    momentum, nesterov, ..
                 } => match slots.first_mut() {
                     None => {
                         for (w, g) in var.iter_mut().zip(grad.iter()) {
-                            *w -= learning_rate * g;
+                            *w -= lr * g;
                         }
                     }
                     Some(velocity) => {
@@ -355,32 +431,22 @@ impl Optimizer {
                             .zip(grad.iter())
                             .zip(velocity.data.iter_mut())
                         {
-                            *v = momentum * *v - learning_rate * g;
+                            *v = momentum * *v - lr * g;
                             *w += match nesterov {
-                                true => momentum * *v - learning_rate * g,
+                                true => momentum * *v - lr * g,
                                 false => *v,
                             };
                         }
                     }
                 },
                 OptimizerConfig::Rmsprop {
-                    learning_rate,
                     rho,
                     momentum,
                     epsilon,
                     centered,
-                } => rmsprop(
-                    var,
-                    grad,
-                    slots,
-                    learning_rate,
-                    rho,
-                    momentum,
-                    epsilon,
-                    centered,
-                ),
+                    ..
+                } => rmsprop(var, grad, slots, lr, *rho, *momentum, *epsilon, *centered),
                 OptimizerConfig::Ftrl {
-                    learning_rate,
                     learning_rate_power,
                     l1_regularization_strength,
                     l2_regularization_strength,
@@ -388,7 +454,7 @@ impl Optimizer {
                     ..
                 } => {
                     // Keras folds beta into l2, as its Ftrl does.
-                    let l2 = l2_regularization_strength + beta / (2.0 * learning_rate);
+                    let l2 = l2_regularization_strength + beta / (2.0 * lr);
                     let (accumulators, linears) = slots.split_at_mut(1);
                     let (acc, lin) = (&mut accumulators[0].data, &mut linears[0].data);
                     for (((w, g), a), l) in var
@@ -399,35 +465,30 @@ impl Optimizer {
                     {
                         let new_a = *a + g * g;
                         let power = |x: f32| x.powf(-learning_rate_power);
-                        *l += g - (power(new_a) - power(*a)) / learning_rate * *w;
-                        let quadratic = power(new_a) / learning_rate + 2.0 * l2;
-                        *w = match l.abs() > l1_regularization_strength {
+                        *l += g - (power(new_a) - power(*a)) / lr * *w;
+                        let quadratic = power(new_a) / lr + 2.0 * l2;
+                        *w = match l.abs() > *l1_regularization_strength {
                             true => (l.signum() * l1_regularization_strength - *l) / quadratic,
                             false => 0.0,
                         };
                         *a = new_a;
                     }
                 }
-                OptimizerConfig::Adagrad {
-                    learning_rate,
-                    epsilon,
-                    ..
-                } => {
+                OptimizerConfig::Adagrad { epsilon, .. } => {
                     let acc = &mut slots[0].data;
                     for ((w, g), a) in var.iter_mut().zip(grad.iter()).zip(acc.iter_mut()) {
                         *a += g * g;
-                        *w -= learning_rate * g / (a.sqrt() + epsilon);
+                        *w -= lr * g / (a.sqrt() + epsilon);
                     }
                 }
                 OptimizerConfig::Adam {
-                    learning_rate,
                     beta_1,
                     beta_2,
                     epsilon,
+                    ..
                 } => {
                     let t = (step + 1) as i32;
-                    let lr_t =
-                        learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+                    let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
                     let (m_slot, v_slot) = slots.split_at_mut(1);
                     let (m, v) = (&mut m_slot[0].data, &mut v_slot[0].data);
                     for (((w, g), m), v) in var
@@ -444,6 +505,18 @@ impl Optimizer {
             }
         }
     }
+}
+
+/// TF's `clip_by_global_norm`: `clip_norm / max(global_norm, clip_norm)`, where the
+/// global norm is that of all gradients together.
+fn clip_scale(gradients: &[NamedTensor], clip_norm: f32) -> f32 {
+    let squares: f64 = gradients
+        .iter()
+        .flat_map(|g| g.tensor.as_f32().unwrap_or_default())
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    let norm = squares.sqrt();
+    (f64::from(clip_norm) / norm.max(f64::from(clip_norm))) as f32
 }
 
 /// Keras' RMSprop: `rms` always; `momentum` when momentum > 0 (TF's ApplyRMSProp, epsilon
@@ -509,9 +582,10 @@ mod tests {
     fn sgd_steps_against_the_gradient() {
         let mut vars = store(1.0);
         let config = OptimizerConfig::Sgd {
-            learning_rate: 0.1,
+            learning_rate: 0.1.into(),
             momentum: 0.0,
             nesterov: false,
+            global_clipnorm: None,
         };
         let mut opt = Optimizer::new(config, &vars);
         opt.apply(&mut vars, &grad(2.0), 0);
@@ -534,10 +608,11 @@ mod tests {
     fn adam_first_step_moves_by_the_learning_rate() {
         let mut vars = store(1.0);
         let config = OptimizerConfig::Adam {
-            learning_rate: 0.01,
+            learning_rate: 0.01.into(),
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
+            global_clipnorm: None,
         };
         let mut opt = Optimizer::new(config, &vars);
         opt.apply(&mut vars, &grad(0.5), 0);
@@ -624,6 +699,38 @@ mod tests {
     }
 
     #[test]
+    fn global_clipnorm_scales_all_gradients_together() {
+        let specs = [
+            VarSpec::new("a", &[1], Initializer::Constant(1.0)),
+            VarSpec::new("b", &[1], Initializer::Constant(1.0)),
+        ];
+        let mut vars = VariableStore::initialise(&specs, 0).expect("valid");
+        let config: OptimizerConfig =
+            serde_yaml::from_str("{ name: sgd, learning_rate: 1.0, global_clipnorm: 1.0 }")
+                .expect("valid");
+        let mut opt = Optimizer::new(config, &vars);
+        // Global norm of (3, 4) is 5: both scale by 1/5, to (0.6, 0.8).
+        let grads = vec![
+            NamedTensor::new("a", Tensor::f32(vec![1], vec![3.0])),
+            NamedTensor::new("b", Tensor::f32(vec![1], vec![4.0])),
+        ];
+        opt.apply(&mut vars, &grads, 0);
+        let values: Vec<f32> = vars.iter().map(|v| v.data[0]).collect();
+        assert!(close(values[0], 0.4) && close(values[1], 0.2), "{values:?}");
+        // Under the norm: untouched.
+        let small = vec![
+            NamedTensor::new("a", Tensor::f32(vec![1], vec![0.3])),
+            NamedTensor::new("b", Tensor::f32(vec![1], vec![0.4])),
+        ];
+        opt.apply(&mut vars, &small, 1);
+        let values: Vec<f32> = vars.iter().map(|v| v.data[0]).collect();
+        assert!(
+            close(values[0], 0.1) && close(values[1], -0.2),
+            "{values:?}"
+        );
+    }
+
+    #[test]
     fn out_of_range_arguments_are_refused() {
         for yaml in [
             "{ name: momentum, momentum: 1.0 }",
@@ -642,10 +749,11 @@ mod tests {
         assert_eq!(
             c,
             OptimizerConfig::Adam {
-                learning_rate: 0.001,
+                learning_rate: 0.001.into(),
                 beta_1: 0.9,
                 beta_2: 0.999,
-                epsilon: 1e-7
+                epsilon: 1e-7,
+                global_clipnorm: None,
             }
         );
         let err = serde_yaml::from_str::<OptimizerConfig>("{ name: sgd, decay: 1 }").unwrap_err();

@@ -239,3 +239,42 @@ fn every_optimizer_trains_iris_and_checkpoints_its_slots() {
         ok(&["train", p(&manifest), "--max-steps", "310", "--set", &set]);
     }
 }
+
+#[test]
+fn a_learning_rate_schedule_follows_the_global_step_across_restarts() {
+    let schedule = "optimizer={name: sgd, learning_rate: {exponential_decay: {initial_learning_rate: 0.1, decay_steps: 100, decay_rate: 0.5}}}";
+    let run = |stops: &[&str]| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+            t.replace(
+                "log_step_count_steps: 100",
+                "log_step_count_steps: 100\n  save_summary_steps: 50",
+            )
+        });
+        for stop in stops {
+            ok(&[
+                "train",
+                p(&manifest),
+                "--max-steps",
+                stop,
+                "--set",
+                schedule,
+            ]);
+        }
+        let bytes = std::fs::read(dir.path().join("model").join(checkpoint::file_name(300)))
+            .expect("checkpoint 300");
+        (dir, bytes)
+    };
+    let (straight_dir, straight) = run(&["300"]);
+    let (_resumed_dir, resumed) = run(&["130", "300"]);
+    assert!(straight == resumed, "a resumed run is on the same curve");
+    // The rate in TensorBoard is the schedule's at the step of each update.
+    let scalars =
+        estimator_host::events::read_scalars(&straight_dir.path().join("model")).expect("events");
+    let rates: Vec<(i64, f64)> = scalars["learning_rate"].iter().take(3).copied().collect();
+    let expected = [(1, 0.1), (51, 0.1 * 0.5f64.sqrt()), (101, 0.05)];
+    for ((step, rate), (want_step, want)) in rates.iter().zip(expected) {
+        assert_eq!(*step, want_step);
+        assert!((rate - want).abs() < 1e-6, "step {step}: {rate} vs {want}");
+    }
+}
