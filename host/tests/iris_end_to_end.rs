@@ -278,3 +278,26 @@ fn a_learning_rate_schedule_follows_the_global_step_across_restarts() {
         assert!((rate - want).abs() < 1e-6, "step {step}: {rate} vs {want}");
     }
 }
+
+#[test]
+fn metrics_from_the_plugin_agree_with_each_other_on_iris() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace(
+            "  accuracy: { plugin: metrics, kind: accuracy, predictions: class_ids }",
+            "  accuracy: { plugin: metrics, kind: accuracy, predictions: class_ids }\n  top_1: { plugin: metrics, kind: recall_at_k, predictions: probabilities, params: { k: 1 } }\n  top_3: { plugin: metrics, kind: recall_at_k, predictions: probabilities, params: { k: 3 } }\n  top_1_precision: { plugin: metrics, kind: precision_at_k, predictions: probabilities, params: { k: 1 } }",
+        )
+    });
+    ok(&["train", p(&manifest), "--max-steps", "300"]);
+    let out = ok(&["evaluate", p(&manifest), "--json"]);
+    let m: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let accuracy = m["accuracy"].as_f64().expect("accuracy");
+    // The top class is the predicted class: recall@1 and precision@1 are the accuracy.
+    assert_eq!(m["top_1"].as_f64(), Some(accuracy), "{m}");
+    assert_eq!(m["top_1_precision"].as_f64(), Some(accuracy), "{m}");
+    assert_eq!(
+        m["top_3"].as_f64(),
+        Some(1.0),
+        "three classes: always in the top 3"
+    );
+}

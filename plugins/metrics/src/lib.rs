@@ -2,10 +2,20 @@
 //! `update` grows batch by batch and `merge` combines across workers.
 
 mod accuracy;
+mod auc;
+mod confusion;
 mod mean;
+mod regression;
+mod top_k;
 
 pub use accuracy::Accuracy;
+pub use auc::Auc;
+pub use confusion::{
+    FalseNegatives, FalsePositives, Precision, Recall, TrueNegatives, TruePositives,
+};
 pub use mean::Mean;
+pub use regression::{MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError};
+pub use top_k::{PrecisionAtK, RecallAtK};
 
 use estimator_plugin_api::abi::{PluginError, TensorData, TensorView};
 
@@ -18,6 +28,22 @@ fn values(name: &str, view: &TensorView<'_>) -> Result<Vec<f64>, PluginError> {
             "{name} must be numeric, got strings"
         ))),
     }
+}
+
+/// The positive class's score per example: the predictions themselves when there is one
+/// per example, or the second column of `[batch, 2]` (a binary head's probabilities).
+fn positive_scores(view: &TensorView<'_>, examples: usize) -> Result<Vec<f64>, PluginError> {
+    let scores = values("predictions", view)?;
+    if scores.len() == examples {
+        return Ok(scores);
+    }
+    if scores.len() == 2 * examples && view.shape.get(1) == Some(&2) {
+        return Ok(scores.chunks_exact(2).map(|row| row[1]).collect());
+    }
+    Err(PluginError::bad_data(format!(
+        "predictions must be one score per example or [batch, 2] probabilities for {examples} labels, got shape {:?}",
+        view.shape.as_slice()
+    )))
 }
 
 /// Per-example weights (1 when absent), checked to have one value per example.
@@ -54,6 +80,33 @@ fn merge_state(total: &mut f64, count: &mut f64, other: &[f64]) -> Result<(), Pl
 
 estimator_plugin_api::export_plugin! {
     models: [],
-    metrics: ["accuracy" => Accuracy, "mean" => Mean],
+    metrics: [
+        "accuracy" => Accuracy,
+        "mean" => Mean,
+        "precision" => Precision,
+        "recall" => Recall,
+        "true_positives" => TruePositives,
+        "false_positives" => FalsePositives,
+        "true_negatives" => TrueNegatives,
+        "false_negatives" => FalseNegatives,
+        "auc" => Auc,
+        "mean_squared_error" => MeanSquaredError,
+        "root_mean_squared_error" => RootMeanSquaredError,
+        "mean_absolute_error" => MeanAbsoluteError,
+        "precision_at_k" => PrecisionAtK,
+        "recall_at_k" => RecallAtK,
+    ],
     inputs: [],
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use estimator_plugin_api::abi::FactoryContext;
+
+    pub fn ctx() -> FactoryContext<'static> {
+        FactoryContext {
+            base_dir: ".".into(),
+            seed: 0,
+        }
+    }
 }

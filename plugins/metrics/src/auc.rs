@@ -1,0 +1,183 @@
+//! Area under the ROC or precision-recall curve, as `tf.compat.v1.metrics.auc`: counts of
+//! true/false positives/negatives at `num_thresholds` thresholds spread over [0, 1]
+//! (plus one just below 0 and one just above 1), and the curve's area by trapezoids.
+//! Predictions are the positive class's probability (with two columns, the second).
+
+use estimator_plugin_api::abi::{FactoryContext, PluginError, TensorView};
+use estimator_plugin_api::sdk::StreamingMetric;
+use serde::Deserialize;
+
+use crate::{positive_scores, values, weights};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Curve {
+    #[default]
+    Roc,
+    Pr,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AucParams {
+    #[serde(default = "default_thresholds")]
+    pub num_thresholds: usize,
+    #[serde(default)]
+    pub curve: Curve,
+}
+
+fn default_thresholds() -> usize {
+    200
+}
+
+pub struct Auc {
+    curve: Curve,
+    thresholds: Vec<f64>,
+    /// Per threshold: tp, fp, tn, fn.
+    counts: Vec<[f64; 4]>,
+}
+
+impl StreamingMetric for Auc {
+    type Params = AucParams;
+
+    fn new(p: AucParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        if p.num_thresholds < 2 {
+            return Err(PluginError::bad_params("num_thresholds must be at least 2"));
+        }
+        let n = p.num_thresholds;
+        let eps = 1e-7;
+        let thresholds = std::iter::once(-eps)
+            .chain((1..n - 1).map(|i| i as f64 / (n - 1) as f64))
+            .chain(std::iter::once(1.0 + eps))
+            .collect();
+        Ok(Auc {
+            curve: p.curve,
+            thresholds,
+            counts: vec![[0.0; 4]; n],
+        })
+    }
+
+    fn update(
+        &mut self,
+        labels: &TensorView<'_>,
+        predictions: &TensorView<'_>,
+        weight: Option<&TensorView<'_>>,
+    ) -> Result<(), PluginError> {
+        let labels = values("labels", labels)?;
+        let scores = positive_scores(predictions, labels.len())?;
+        let weights = weights(weight, labels.len())?;
+        for (t, counts) in self.thresholds.iter().zip(self.counts.iter_mut()) {
+            for ((l, s), w) in labels.iter().zip(&scores).zip(&weights) {
+                let slot = match (*l != 0.0, *s > *t) {
+                    (true, true) => 0,
+                    (false, true) => 1,
+                    (false, false) => 2,
+                    (true, false) => 3,
+                };
+                counts[slot] += w;
+            }
+        }
+        Ok(())
+    }
+
+    fn result(&self) -> f64 {
+        let rate = |a: f64, b: f64| if a + b > 0.0 { a / (a + b) } else { 0.0 };
+        let points: Vec<(f64, f64)> = self
+            .counts
+            .iter()
+            .map(|[tp, fp, tn, fn_]| match self.curve {
+                // (x, y) = (false positive rate, true positive rate)
+                Curve::Roc => (rate(*fp, *tn), rate(*tp, *fn_)),
+                // (x, y) = (recall, precision); no positive prediction counts as precision 1.
+                Curve::Pr => (
+                    rate(*tp, *fn_),
+                    if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
+                ),
+            })
+            .collect();
+        points
+            .windows(2)
+            .map(|w| (w[0].0 - w[1].0) * (w[0].1 + w[1].1) / 2.0)
+            .sum()
+    }
+
+    fn reset(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = [0.0; 4]);
+    }
+
+    fn state(&self) -> Vec<f64> {
+        self.counts.iter().flatten().copied().collect()
+    }
+
+    fn merge(&mut self, other: &[f64]) -> Result<(), PluginError> {
+        if other.len() != self.counts.len() * 4 {
+            return Err(PluginError::bad_data(format!(
+                "state must hold 4 counts for each of {} thresholds, got {} values",
+                self.counts.len(),
+                other.len()
+            )));
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(other.chunks_exact(4)) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                *m += t;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::ctx;
+
+    fn auc(curve: Curve, labels: &[i64], scores: &[f32]) -> Auc {
+        let mut m = Auc::new(
+            AucParams {
+                num_thresholds: 200,
+                curve,
+            },
+            &ctx(),
+        )
+        .expect("params");
+        let shape = [labels.len()];
+        m.update(
+            &TensorView::i64(&shape, labels),
+            &TensorView::f32(&shape, scores),
+            None,
+        )
+        .expect("valid");
+        m
+    }
+
+    #[test]
+    fn roc_auc_matches_the_pairwise_count() {
+        // Positives 0.35, 0.8; negatives 0.1, 0.4: 3 of 4 pairs ordered → 0.75.
+        let m = auc(Curve::Roc, &[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]);
+        assert!((m.result() - 0.75).abs() < 1e-9, "{}", m.result());
+        let perfect = auc(Curve::Roc, &[0, 1], &[0.2, 0.9]);
+        assert!((perfect.result() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pr_auc_matches_hand_computation() {
+        // Scores 0.9 (pos), 0.6 (neg), 0.3 (pos). Points by falling threshold:
+        // recall 0 (precision 1), 0.5 @ 1, 0.5 @ 0.5, 1 @ 2/3:
+        // area = 0.5·(1+1)/2 + 0 + 0.5·(0.5+2/3)/2 = 0.5 + 0.291666…
+        let m = auc(Curve::Pr, &[1, 0, 1], &[0.9, 0.6, 0.3]);
+        assert!(
+            (m.result() - (0.5 + 0.5 * (0.5 + 2.0 / 3.0) / 2.0)).abs() < 1e-9,
+            "{}",
+            m.result()
+        );
+    }
+
+    #[test]
+    fn partial_states_merge() {
+        let mut a = auc(Curve::Roc, &[0, 1], &[0.1, 0.35]);
+        let b = auc(Curve::Roc, &[0, 1], &[0.4, 0.8]);
+        a.merge(&b.state()).expect("same thresholds");
+        assert!((a.result() - 0.75).abs() < 1e-9, "{}", a.result());
+        assert!(a.merge(&[1.0]).is_err());
+    }
+}
