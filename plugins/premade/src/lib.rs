@@ -1,12 +1,15 @@
 //! Premade estimators, as `tf.estimator`'s canned models, driven by the manifest alone.
 
 mod dnn_classifier;
+mod dnn_regressor;
 mod multi_class_head;
+mod regression_head;
 
 pub use dnn_classifier::DnnClassifier;
+pub use dnn_regressor::DnnRegressor;
 
 estimator_plugin_api::export_plugin! {
-    models: ["dnn_classifier" => DnnClassifier],
+    models: ["dnn_classifier" => DnnClassifier, "dnn_regressor" => DnnRegressor],
     metrics: [],
     inputs: [],
 }
