@@ -20,7 +20,10 @@ fn each_library_exports_its_own_models() {
     assert_eq!(custom.package, "estimator-plugin-iris-custom");
     assert_eq!(premade.package, "estimator-plugin-premade");
     assert_eq!(custom.model_names(), ["iris_custom"]);
-    assert_eq!(premade.model_names(), ["dnn_classifier", "dnn_regressor"]);
+    assert_eq!(
+        premade.model_names(),
+        ["dnn_classifier", "dnn_regressor", "baseline_classifier", "baseline_regressor"]
+    );
 
     let ctx = FactoryContext {
         base_dir: ".".into(),

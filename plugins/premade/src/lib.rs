@@ -1,15 +1,22 @@
 //! Premade estimators, as `tf.estimator`'s canned models, driven by the manifest alone.
 
+mod baseline;
 mod dnn_classifier;
 mod dnn_regressor;
 mod multi_class_head;
 mod regression_head;
 
+pub use baseline::{BaselineClassifier, BaselineRegressor};
 pub use dnn_classifier::DnnClassifier;
 pub use dnn_regressor::DnnRegressor;
 
 estimator_plugin_api::export_plugin! {
-    models: ["dnn_classifier" => DnnClassifier, "dnn_regressor" => DnnRegressor],
+    models: [
+        "dnn_classifier" => DnnClassifier,
+        "dnn_regressor" => DnnRegressor,
+        "baseline_classifier" => BaselineClassifier,
+        "baseline_regressor" => BaselineRegressor,
+    ],
     metrics: [],
     inputs: [],
 }
