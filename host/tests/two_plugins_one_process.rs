@@ -22,7 +22,12 @@ fn each_library_exports_its_own_models() {
     assert_eq!(custom.model_names(), ["iris_custom"]);
     assert_eq!(
         premade.model_names(),
-        ["dnn_classifier", "dnn_regressor", "baseline_classifier", "baseline_regressor"]
+        [
+            "dnn_classifier",
+            "dnn_regressor",
+            "baseline_classifier",
+            "baseline_regressor"
+        ]
     );
 
     let ctx = FactoryContext {
