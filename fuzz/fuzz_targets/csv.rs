@@ -14,6 +14,8 @@ fuzz_target!(|bytes: &[u8]| {
         label: Some("y".into()),
         label_dtype: LabelDType::Int64,
         chunk_rows: 4,
+        defaults: Default::default(),
+        string_columns: Vec::new(),
     };
     let source = Box::new(std::io::Cursor::new(bytes.to_vec()));
     let mut input =

@@ -27,6 +27,13 @@ pub struct CsvParams {
     /// Rows per chunk handed to the host.
     #[serde(default = "default_chunk_rows")]
     pub chunk_rows: usize,
+    /// Values for empty numeric cells, by column (TF's `column_defaults`); without one,
+    /// an empty cell is an error.
+    #[serde(default)]
+    pub defaults: std::collections::BTreeMap<String, f32>,
+    /// Columns read as strings rather than numbers (for categorical feature columns).
+    #[serde(default)]
+    pub string_columns: Vec<String>,
 }
 
 fn default_chunk_rows() -> usize {
@@ -42,10 +49,24 @@ pub enum LabelDType {
     Float32,
 }
 
+/// How one feature column is read.
+#[derive(Debug, Clone, PartialEq)]
+enum ColumnKind {
+    /// A number; the default fills empty cells.
+    Number(Option<f32>),
+    Text,
+}
+
+/// One chunk's values of one feature column.
+enum Values {
+    Numbers(Vec<f32>),
+    Texts(Vec<abi_stable::std_types::RString>),
+}
+
 pub struct CsvInput {
     path: PathBuf,
     reader: csv::Reader<Box<dyn Read + Send>>,
-    features: Vec<(usize, String)>,
+    features: Vec<(usize, String, ColumnKind)>,
     label: Option<(usize, LabelDType)>,
     width: usize,
     chunk_rows: usize,
@@ -113,11 +134,30 @@ impl CsvInput {
             },
         };
         let label_name = params.label.as_deref();
+        let known = |name: &String| header.iter().any(|h| h == name && Some(h) != label_name);
+        let named = params.defaults.keys().chain(&params.string_columns);
+        if let Some(unknown) = named.into_iter().find(|n| !known(n)) {
+            return Err(PluginError::bad_params(format!(
+                "`{unknown}` (in defaults or string_columns) is not a feature column of {}",
+                path.display()
+            )));
+        }
+        if let Some((name, v)) = params.defaults.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(PluginError::bad_params(format!(
+                "the default for `{name}` must be a finite number, got {v}"
+            )));
+        }
         let features = header
             .iter()
             .enumerate()
             .filter(|(_, name)| Some(*name) != label_name)
-            .map(|(i, name)| (i, name.to_owned()))
+            .map(|(i, name)| {
+                let kind = match params.string_columns.iter().any(|s| s == name) {
+                    true => ColumnKind::Text,
+                    false => ColumnKind::Number(params.defaults.get(name).copied()),
+                };
+                (i, name.to_owned(), kind)
+            })
             .collect();
         Ok(CsvInput {
             path,
@@ -132,7 +172,14 @@ impl CsvInput {
 
     /// The next chunk of up to `chunk_rows` rows, or `None` at the end of the file.
     pub fn read_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
-        let mut columns: Vec<Vec<f32>> = vec![Vec::new(); self.features.len()];
+        let mut columns: Vec<Values> = self
+            .features
+            .iter()
+            .map(|(_, _, kind)| match kind {
+                ColumnKind::Text => Values::Texts(Vec::new()),
+                ColumnKind::Number(_) => Values::Numbers(Vec::new()),
+            })
+            .collect();
         let mut labels = Labels::new(self.label.map(|(_, dtype)| dtype));
         let mut rows = 0;
         while rows < self.chunk_rows {
@@ -153,8 +200,15 @@ impl CsvInput {
             .features
             .iter()
             .zip(columns)
-            .map(|((_, name), values)| {
-                NamedTensor::new(name.clone(), Tensor::f32(vec![rows], values))
+            .map(|((_, name, _), values)| {
+                let tensor = match values {
+                    Values::Numbers(v) => Tensor::f32(vec![rows], v),
+                    Values::Texts(v) => Tensor {
+                        shape: vec![rows].into(),
+                        data: estimator_plugin_api::abi::TensorBuf::Str(v.into()),
+                    },
+                };
+                NamedTensor::new(name.clone(), tensor)
             })
             .collect();
         Ok(Some(Batch {
@@ -163,7 +217,7 @@ impl CsvInput {
         }))
     }
 
-    fn read_row(&self, columns: &mut [Vec<f32>], labels: &mut Labels) -> Result<(), PluginError> {
+    fn read_row(&self, columns: &mut [Values], labels: &mut Labels) -> Result<(), PluginError> {
         let line = self.record.position().map_or(0, |p| p.line());
         let at = || format!("{}:{line}", self.path.display());
         if self.record.len() != self.width {
@@ -174,20 +228,26 @@ impl CsvInput {
                 self.record.len()
             )));
         }
-        for ((index, name), column) in self.features.iter().zip(columns.iter_mut()) {
+        for ((index, name, kind), column) in self.features.iter().zip(columns.iter_mut()) {
             let cell = self.record[*index].trim();
-            // NaN and infinities parse as f32 but would only surface later as a NaN loss.
-            let value = cell
-                .parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    PluginError::bad_data(format!(
-                        "{}: column `{name}`: `{cell}` is not a finite number",
-                        at()
-                    ))
-                })?;
-            column.push(value);
+            match (column, kind) {
+                (Values::Texts(texts), _) => texts.push(cell.into()),
+                (Values::Numbers(numbers), ColumnKind::Number(default)) => {
+                    // NaN and infinities parse as f32 but would only surface later as a
+                    // NaN loss.
+                    let value = match (cell, default) {
+                        ("", Some(d)) => Some(*d),
+                        _ => cell.parse::<f32>().ok().filter(|v| v.is_finite()),
+                    };
+                    numbers.push(value.ok_or_else(|| {
+                        PluginError::bad_data(format!(
+                            "{}: column `{name}`: `{cell}` is not a finite number",
+                            at()
+                        ))
+                    })?);
+                }
+                (Values::Numbers(_), ColumnKind::Text) => {}
+            }
         }
         if let Some((index, _)) = self.label {
             labels.push(self.record[index].trim()).map_err(|why| {
@@ -273,6 +333,8 @@ mod tests {
             label: Some("y".into()),
             label_dtype: LabelDType::Int64,
             chunk_rows,
+            defaults: Default::default(),
+            string_columns: Vec::new(),
         };
         let input = CsvInput::open(params, &ctx, mode);
         (dir, input)
@@ -338,6 +400,68 @@ mod tests {
             .expect("refused")
             .message
             .ends_with("d.csv: empty file, no header row"));
+    }
+
+    fn open_with(
+        text: &str,
+        defaults: &[(&str, f32)],
+        string_columns: &[&str],
+    ) -> Result<CsvInput, PluginError> {
+        let source = Box::new(std::io::Cursor::new(text.as_bytes().to_vec()));
+        let params = CsvParams {
+            path: "d.csv".into(),
+            label: Some("y".into()),
+            label_dtype: LabelDType::Int64,
+            chunk_rows: 10,
+            defaults: defaults.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            string_columns: string_columns.iter().map(|c| c.to_string()).collect(),
+        };
+        CsvInput::from_reader(source, PathBuf::from("d.csv"), params, ModeKeys::Train)
+    }
+
+    #[test]
+    fn defaults_fill_empty_cells_and_string_columns_stay_text() {
+        let mut input =
+            open_with("a,b,y\n1,red,0\n,blue,1\n", &[("a", -1.0)], &["b"]).expect("valid params");
+        let chunk = input.read_chunk().expect("valid rows").expect("a chunk");
+        assert_eq!(
+            chunk.features[0].tensor,
+            Tensor::f32(vec![2], vec![1.0, -1.0])
+        );
+        let TensorBuf::Str(colours) = &chunk.features[1].tensor.data else {
+            panic!("strings")
+        };
+        let colours: Vec<&str> = colours.iter().map(|c| c.as_str()).collect();
+        assert_eq!(colours, ["red", "blue"]);
+        // Without a default an empty cell is still an error naming file and line.
+        let mut input = open_with("a,b,y\n,red,0\n", &[], &["b"]).expect("valid params");
+        let err = input.read_chunk().unwrap_err();
+        assert!(
+            err.message
+                .ends_with("d.csv:2: column `a`: `` is not a finite number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_and_string_columns_must_name_feature_columns() {
+        let err = open_with("a,y\n1,0\n", &[("z", 0.0)], &[])
+            .err()
+            .expect("refused");
+        assert!(
+            err.message
+                .contains("`z` (in defaults or string_columns) is not a feature column"),
+            "{err}"
+        );
+        let err = open_with("a,y\n1,0\n", &[], &["y"]).err().expect("refused");
+        assert!(
+            err.message.contains("`y`"),
+            "the label is not a feature column: {err}"
+        );
+        let err = open_with("a,y\n1,0\n", &[("a", f32::NAN)], &[])
+            .err()
+            .expect("refused");
+        assert!(err.message.contains("must be a finite number"), "{err}");
     }
 
     mod properties {
