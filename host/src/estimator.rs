@@ -344,7 +344,6 @@ impl Estimator {
     fn train_hooks(&self, session: &Session) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
-        let hooks_model_dir = self.model_dir();
         let summaries = SummaryWriter::new(&self.model_dir());
         let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
         // First, so that a NaN fails or stops the run before anything records it.
@@ -382,13 +381,7 @@ impl Estimator {
                 hooks.push(Box::new(hook.writing_to(summaries.clone())));
             }
         }
-        for config in configured {
-            hooks.push(
-                config
-                    .build(&summaries, &hooks_model_dir)
-                    .map_err(|m| self.manifest.error(format!("hooks.train: {m}")))?,
-            );
-        }
+        hooks.extend(self.build_hooks("hooks.train", configured, &summaries)?);
         hooks.extend(self.requested_hooks(session, ModeKeys::Train, &summaries)?);
         Ok(hooks)
     }
@@ -430,22 +423,31 @@ impl Estimator {
         session: &Session,
         mode: ModeKeys,
     ) -> Result<Vec<Box<dyn Hook>>> {
-        let hooks_model_dir = self.model_dir();
         let summaries = match name {
             "eval" => SummaryWriter::new(&self.eval_dir()),
             _ => SummaryWriter::new(&self.model_dir().join(name)),
         };
+        let mut hooks = self.build_hooks(&format!("hooks.{name}"), configs, &summaries)?;
+        hooks.extend(self.requested_hooks(session, mode, &summaries)?);
+        Ok(hooks)
+    }
+
+    /// Builds the hooks a manifest lists under `key`, writing summaries through
+    /// `summaries`; an error names the manifest and the key.
+    fn build_hooks(
+        &self,
+        key: &str,
+        configs: &[HookConfig],
+        summaries: &SummaryWriter,
+    ) -> Result<Vec<Box<dyn Hook>>> {
+        let model_dir = self.model_dir();
         configs
             .iter()
             .map(|c| {
-                c.build(&summaries, &hooks_model_dir)
-                    .map_err(|m| self.manifest.error(format!("hooks.{name}: {m}")))
+                c.build(summaries, &model_dir)
+                    .map_err(|m| self.manifest.error(format!("{key}: {m}")))
             })
-            .collect::<Result<Vec<_>>>()
-            .and_then(|mut hooks| {
-                hooks.extend(self.requested_hooks(session, mode, &summaries)?);
-                Ok(hooks)
-            })
+            .collect()
     }
 
     /// A hook's error about the model's output, naming the model's plugin and model_fn.
@@ -523,16 +525,8 @@ impl Estimator {
             Estimator::new(eval_manifest, registry),
             eval_spec.throttle_secs,
         );
-        let hooks_model_dir = self.model_dir();
         let summaries = SummaryWriter::new(&self.model_dir());
-        let mut spec_hooks: Vec<Box<dyn Hook>> = train_spec
-            .hooks
-            .iter()
-            .map(|c| {
-                c.build(&summaries, &hooks_model_dir)
-                    .map_err(|m| self.manifest.error(format!("train_spec.hooks: {m}")))
-            })
-            .collect::<Result<_>>()?;
+        let mut spec_hooks = self.build_hooks("train_spec.hooks", &train_spec.hooks, &summaries)?;
         info!("Start train and evaluate loop. The evaluate will happen after every checkpoint. Checkpoint frequency is determined based on RunConfig arguments: {every:?}");
         let mut hooks: Vec<&mut dyn Hook> = spec_hooks
             .iter_mut()
