@@ -2,7 +2,7 @@ use estimator_plugin_api::abi::{FactoryContext, PluginError, TensorView};
 use estimator_plugin_api::sdk::StreamingMetric;
 use serde::Deserialize;
 
-use crate::{merge_state, values, weights};
+use crate::{merge_state, paired, weights};
 
 /// Fraction of examples whose prediction equals the label, weighted.
 #[derive(Debug, Default, PartialEq)]
@@ -28,15 +28,7 @@ impl StreamingMetric for Accuracy {
         predictions: &TensorView<'_>,
         weight: Option<&TensorView<'_>>,
     ) -> Result<(), PluginError> {
-        let labels = values("labels", labels)?;
-        let predictions = values("predictions", predictions)?;
-        if labels.len() != predictions.len() {
-            return Err(PluginError::bad_data(format!(
-                "accuracy: {} labels but {} predictions",
-                labels.len(),
-                predictions.len()
-            )));
-        }
+        let (labels, predictions) = paired("accuracy: ", labels, predictions)?;
         for ((l, p), w) in labels
             .iter()
             .zip(&predictions)

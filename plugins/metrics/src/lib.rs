@@ -46,6 +46,25 @@ fn positive_scores(view: &TensorView<'_>, examples: usize) -> Result<Vec<f64>, P
     )))
 }
 
+/// Labels and predictions as f64, one prediction per label; `context` starts the message
+/// when the counts differ.
+fn paired(
+    context: &str,
+    labels: &TensorView<'_>,
+    predictions: &TensorView<'_>,
+) -> Result<(Vec<f64>, Vec<f64>), PluginError> {
+    let labels = values("labels", labels)?;
+    let predictions = values("predictions", predictions)?;
+    if labels.len() != predictions.len() {
+        return Err(PluginError::bad_data(format!(
+            "{context}{} labels but {} predictions",
+            labels.len(),
+            predictions.len()
+        )));
+    }
+    Ok((labels, predictions))
+}
+
 /// Per-example weights (1 when absent), checked to have one value per example.
 fn weights(view: Option<&TensorView<'_>>, examples: usize) -> Result<Vec<f64>, PluginError> {
     match view {

@@ -5,7 +5,7 @@ use estimator_plugin_api::abi::{FactoryContext, PluginError, TensorView};
 use estimator_plugin_api::sdk::StreamingMetric;
 
 use crate::accuracy::NoParams;
-use crate::{merge_state, values, weights};
+use crate::{merge_state, paired, weights};
 
 /// Weighted sum of `f(prediction - label)` and of the weights.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -22,15 +22,7 @@ impl Sums {
         weight: Option<&TensorView<'_>>,
         f: fn(f64) -> f64,
     ) -> Result<(), PluginError> {
-        let labels = values("labels", labels)?;
-        let predictions = values("predictions", predictions)?;
-        if labels.len() != predictions.len() {
-            return Err(PluginError::bad_data(format!(
-                "{} labels but {} predictions",
-                labels.len(),
-                predictions.len()
-            )));
-        }
+        let (labels, predictions) = paired("", labels, predictions)?;
         for ((l, p), w) in labels
             .iter()
             .zip(&predictions)
