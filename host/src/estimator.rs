@@ -684,7 +684,7 @@ impl Estimator {
         if metrics.batches() == 0 {
             return Err(self.manifest.error("input.eval produced no examples"));
         }
-        let results = metrics.results(session.global_step);
+        let results = metrics.results(session.global_step, &session.model, &session.lib.name)?;
         info!("Inference Time : {:.5}s", started.elapsed().as_secs_f64());
         let line: Vec<String> = results
             .iter()

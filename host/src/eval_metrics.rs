@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use estimator_plugin_api::abi::{EstimatorSpec, MetricBox, TensorView};
+use abi_stable::std_types::RVec;
+use estimator_plugin_api::abi::{EstimatorSpec, MetricBox, MetricPartial, ModelFnBox, TensorView};
 
 use crate::error::{Error, Result};
 
@@ -40,17 +41,6 @@ impl EvalMetrics {
         self.loss_sum += f64::from(spec.loss.into_option().unwrap_or(f32::NAN));
         self.batches += 1;
         for m in spec.eval_metric_ops.iter() {
-            if self
-                .plugin_metrics
-                .iter()
-                .any(|p| p.name == m.name.as_str())
-                || matches!(m.name.as_str(), "loss" | "global_step")
-            {
-                return Err(Error::Usage(format!(
-                    "metric `{}` is reported by the model's eval_metric_ops and also by the estimator or the manifest's metrics",
-                    m.name
-                )));
-            }
             let entry = self.model_metrics.entry(m.name.to_string()).or_default();
             entry.0 += m.total;
             entry.1 += m.count;
@@ -83,8 +73,14 @@ impl EvalMetrics {
         Ok(())
     }
 
-    /// The evaluate() dict: `loss`, `global_step` and every metric, sorted by key.
-    pub fn results(&self, global_step: i64) -> BTreeMap<String, f64> {
+    /// The evaluate() dict: `loss`, `global_step` and every metric, sorted by key. The
+    /// model turns the sums of its `eval_metric_ops` into its metrics' values.
+    pub fn results(
+        &self,
+        global_step: i64,
+        model: &ModelFnBox,
+        plugin: &str,
+    ) -> Result<BTreeMap<String, f64>> {
         let mut out = BTreeMap::new();
         out.insert(
             "loss".to_owned(),
@@ -95,15 +91,31 @@ impl EvalMetrics {
             },
         );
         out.insert("global_step".to_owned(), global_step as f64);
-        for (name, (total, count)) in &self.model_metrics {
-            out.insert(
-                name.clone(),
-                if *count == 0.0 { 0.0 } else { total / count },
-            );
-        }
         for pm in &self.plugin_metrics {
             out.insert(pm.name.clone(), pm.metric.result());
         }
-        out
+        let sums: RVec<MetricPartial> = self
+            .model_metrics
+            .iter()
+            .map(|(name, &(total, count))| MetricPartial::new(name.as_str(), total, count))
+            .collect();
+        let values = model
+            .eval_metric_results(sums.as_slice().into())
+            .into_result()
+            .map_err(|e| Error::PluginCall {
+                plugin: plugin.to_owned(),
+                call: "eval_metric_results".to_owned(),
+                source: e,
+            })?;
+        for metric in values {
+            if out.contains_key(metric.name.as_str()) {
+                return Err(Error::Usage(format!(
+                    "metric `{}` is reported by the model's eval_metric_ops and also by the estimator or the manifest's metrics",
+                    metric.name
+                )));
+            }
+            out.insert(metric.name.into_string(), metric.value);
+        }
+        Ok(out)
     }
 }

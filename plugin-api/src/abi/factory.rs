@@ -12,7 +12,9 @@ use abi_stable::{
 };
 
 use super::error::PluginError;
-use super::spec::{Batch, EstimatorSpec, ModeKeys, StepContext, VarSpec};
+use super::spec::{
+    Batch, EstimatorSpec, MetricPartial, MetricValue, ModeKeys, StepContext, VarSpec,
+};
 use super::tensor::{NamedView, TensorView};
 
 /// A model: its variables and its model_fn.
@@ -40,6 +42,25 @@ pub trait ModelFn: Send {
     /// last prefix field: a library built before it has none (this default).
     fn requested_hooks(&self, _mode: ModeKeys) -> RResult<RString, PluginError> {
         RResult::ROk(RString::new())
+    }
+
+    /// Turns the sums of `eval_metric_ops` over one evaluation (per name, every batch's
+    /// `total` and `count` added) into the values reported, TF's metric value ops. Sums
+    /// may be sufficient statistics no user sees (an AUC's confusion counts). Appended
+    /// after the last prefix field: a library built before it reports each sum's ratio
+    /// (this default).
+    fn eval_metric_results(
+        &self,
+        sums: RSlice<'_, MetricPartial>,
+    ) -> RResult<RVec<MetricValue>, PluginError> {
+        RResult::ROk(
+            sums.iter()
+                .map(|s| MetricValue {
+                    name: s.name.clone(),
+                    value: s.ratio(),
+                })
+                .collect(),
+        )
     }
 }
 

@@ -97,14 +97,52 @@ pub struct StepContext {
     pub seed: u64,
 }
 
-/// Partial sums of a streaming metric computed inside model_fn: the host adds
-/// `total` and `count` over all batches and reports `total / count`.
+/// Partial sums of a streaming metric computed inside model_fn, like the local variables
+/// a `tf.metrics` update_op adds to: the host adds `total` and `count` per name over all
+/// batches, then the model turns the sums into values (`ModelFn::eval_metric_results`;
+/// by default `total / count`).
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct MetricPartial {
     pub name: RString,
     pub total: f64,
     pub count: f64,
+}
+
+impl MetricPartial {
+    pub fn new(name: impl Into<String>, total: f64, count: f64) -> Self {
+        MetricPartial {
+            name: RString::from(name.into()),
+            total,
+            count,
+        }
+    }
+
+    /// `total / count`, or 0 when nothing was counted (TF's `divide_no_nan`).
+    pub fn ratio(&self) -> f64 {
+        if self.count == 0.0 {
+            0.0
+        } else {
+            self.total / self.count
+        }
+    }
+}
+
+/// A metric's value at the end of an evaluation, reported under `name`.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct MetricValue {
+    pub name: RString,
+    pub value: f64,
+}
+
+impl MetricValue {
+    pub fn new(name: impl Into<String>, value: f64) -> Self {
+        MetricValue {
+            name: RString::from(name.into()),
+            value,
+        }
+    }
 }
 
 /// What model_fn returns, TF's `EstimatorSpec`.

@@ -14,8 +14,9 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    self, Batch, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox, MetricBox, ModeKeys,
-    ModelFnBox, NamedView, PluginError, StepContext, TensorView, VarSpec,
+    self, Batch, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox, MetricBox,
+    MetricPartial, MetricValue, ModeKeys, ModelFnBox, NamedView, PluginError, StepContext,
+    TensorView, VarSpec,
 };
 
 use super::plugin::{Input, Model, ModelInputs, StreamingMetric};
@@ -116,6 +117,17 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
             serde_json::to_string(&hooks)
                 .map(RString::from)
                 .map_err(|e| PluginError::other(format!("requested_hooks: {e}")))
+        })
+    }
+
+    fn eval_metric_results(
+        &self,
+        sums: RSlice<'_, MetricPartial>,
+    ) -> RResult<RVec<MetricValue>, PluginError> {
+        guard(|| {
+            self.model
+                .eval_metric_results(sums.as_slice())
+                .map(RVec::from)
         })
     }
 }

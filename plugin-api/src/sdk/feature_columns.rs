@@ -103,6 +103,28 @@ impl From<NumericSpec> for NumericColumn {
     }
 }
 
+impl NumericColumn {
+    /// This column's `[batch, shape]` values in a batch, normalized.
+    pub fn values(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
+        let raw = f32_matrix(&self.key, inputs.feature(&self.key)?)?;
+        if raw.ncols() != self.shape {
+            return Err(PluginError::bad_data(format!(
+                "feature `{}` has shape {:?}, expected [{}, {}]",
+                self.key,
+                raw.shape(),
+                raw.nrows(),
+                self.shape
+            )));
+        }
+        let mut values = raw.to_owned();
+        if let Some(n) = &self.normalizer {
+            n.check(&self.key)?;
+            values.mapv_inplace(|x| n.apply(x));
+        }
+        Ok(values)
+    }
+}
+
 impl FeatureColumn {
     pub fn name(&self) -> &str {
         match self {

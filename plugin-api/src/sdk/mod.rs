@@ -2,6 +2,7 @@
 //! views of the tensors the host passes, a reverse-mode tape with layers and losses, and the
 //! [`export_plugin!`](crate::export_plugin) macro that turns it all into a plugin library.
 
+pub mod auc;
 pub mod export;
 pub mod feature_columns;
 pub mod layers;

@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    Batch, EstimatorSpec, FactoryContext, ModeKeys, NamedView, PluginError, StepContext,
-    TensorView, VarSpec,
+    Batch, EstimatorSpec, FactoryContext, MetricPartial, MetricValue, ModeKeys, NamedView,
+    PluginError, StepContext, TensorView, VarSpec,
 };
 
 /// Everything model_fn receives for one batch, borrowed from the host for the call.
@@ -65,6 +65,17 @@ pub trait Model: Send + Sized + 'static {
     /// `json!({"logging_tensor": {"tensors": ["loss"], "every_n_iter": 10}})`.
     fn requested_hooks(&self, _mode: ModeKeys) -> Vec<serde_json::Value> {
         Vec::new()
+    }
+
+    /// The reported metrics from the sums of `eval_metric_ops` over a whole evaluation
+    /// (each name's totals and counts added up): TF's metric value ops. By default each
+    /// sum's `total / count`; override it for metrics that are not ratios (an AUC from
+    /// confusion counts, a baseline from a label mean).
+    fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
+        Ok(sums
+            .iter()
+            .map(|s| MetricValue::new(s.name.as_str(), s.ratio()))
+            .collect())
     }
 }
 

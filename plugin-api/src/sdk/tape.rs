@@ -8,6 +8,7 @@
 //! buffer, so a step allocates little beyond the values themselves.
 
 use ndarray::{Array2, ArrayView2, Zip};
+use serde::Deserialize;
 
 use crate::abi::PluginError;
 
@@ -28,17 +29,83 @@ enum Op {
     Relu(Var),
     Tanh(Var),
     Sigmoid(Var),
-    /// Mean over the batch of sparse softmax cross-entropy; keeps the softmax for backward.
+    /// Reduced sparse softmax cross-entropy; keeps the softmax for backward.
     SparseSoftmaxCrossEntropy {
         logits: Var,
         labels: Vec<usize>,
         probabilities: Array2<f32>,
+        loss: Loss,
     },
-    /// Mean over all elements of the squared difference to a constant target.
-    MeanSquaredError {
+    /// Reduced sigmoid cross-entropy of `[batch, 1]` logits against targets in [0, 1].
+    SigmoidCrossEntropy {
+        logits: Var,
+        targets: Vec<f32>,
+        loss: Loss,
+    },
+    /// Reduced squared difference to a constant target.
+    SquaredError {
         predictions: Var,
         targets: Array2<f32>,
+        loss: Loss,
     },
+}
+
+/// How per-example losses become the scalar loss, TF's `tf.losses.Reduction`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossReduction {
+    /// `Σ weight·loss / number of loss elements` (not / Σ weight, as TF).
+    #[default]
+    #[serde(alias = "auto")]
+    SumOverBatchSize,
+    /// `Σ weight·loss`.
+    Sum,
+}
+
+/// Example weights (TF's `weight_column`) and the reduction for a loss op.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Weighting<'w> {
+    /// One weight per example; all 1 when absent.
+    pub weights: Option<&'w [f32]>,
+    pub reduction: LossReduction,
+}
+
+impl Weighting<'_> {
+    /// The factor of each example's loss in the scalar loss, for `rows` examples of
+    /// `per_row` loss elements each.
+    fn scales(&self, rows: usize, per_row: usize) -> Result<Vec<f32>, PluginError> {
+        let divisor = match self.reduction {
+            LossReduction::SumOverBatchSize => (rows * per_row).max(1) as f32,
+            LossReduction::Sum => 1.0,
+        };
+        match self.weights {
+            None => Ok(vec![1.0 / divisor; rows]),
+            Some(w) if w.len() == rows => Ok(w.iter().map(|w| w / divisor).collect()),
+            Some(w) => Err(PluginError::bad_data(format!(
+                "{} example weights for a batch of {rows}",
+                w.len()
+            ))),
+        }
+    }
+}
+
+/// What a loss op keeps: each example's factor in the scalar loss and the unweighted
+/// per-element losses (for metrics such as `average_loss`).
+struct Loss {
+    scales: Vec<f32>,
+    elements: Vec<f32>,
+}
+
+impl Loss {
+    fn new(scales: Vec<f32>, elements: Vec<f32>) -> (Array2<f32>, Loss) {
+        let per_row = elements.len().checked_div(scales.len()).unwrap_or(0).max(1);
+        let total: f32 = elements
+            .chunks(per_row)
+            .zip(&scales)
+            .map(|(row, s)| row.iter().sum::<f32>() * s)
+            .sum();
+        (Array2::from_elem((1, 1), total), Loss { scales, elements })
+    }
 }
 
 struct Node {
@@ -84,7 +151,8 @@ impl Tape {
             Op::MatMul(a, b) | Op::AddBias(a, b) => needs(a) || needs(b),
             Op::Relu(x) | Op::Tanh(x) | Op::Sigmoid(x) => needs(x),
             Op::SparseSoftmaxCrossEntropy { logits: x, .. }
-            | Op::MeanSquaredError { predictions: x, .. } => needs(x),
+            | Op::SigmoidCrossEntropy { logits: x, .. }
+            | Op::SquaredError { predictions: x, .. } => needs(x),
         };
         self.nodes.push(Node {
             value,
@@ -161,12 +229,34 @@ impl Tape {
         self.push(value, Op::Sigmoid(x))
     }
 
+    /// The unweighted loss of each element behind a loss op (`[batch]` for the
+    /// cross-entropies, `[batch · width]` for the squared error); empty for other nodes.
+    pub fn element_losses(&self, loss: Var) -> &[f32] {
+        match &self.nodes[loss.0].op {
+            Op::SparseSoftmaxCrossEntropy { loss, .. }
+            | Op::SigmoidCrossEntropy { loss, .. }
+            | Op::SquaredError { loss, .. } => &loss.elements,
+            _ => &[],
+        }
+    }
+
     /// Mean sparse softmax cross-entropy of `logits` `[batch, classes]` against class ids.
     /// An id outside `[0, classes)` is an error naming it, as TF's label range assertion.
     pub fn sparse_softmax_cross_entropy(
         &mut self,
         logits: Var,
         labels: &[i64],
+    ) -> Result<Var, PluginError> {
+        self.weighted_softmax_cross_entropy(logits, labels, Weighting::default())
+    }
+
+    /// Sparse softmax cross-entropy, each example's loss weighted and reduced as `weighting`
+    /// says.
+    pub fn weighted_softmax_cross_entropy(
+        &mut self,
+        logits: Var,
+        labels: &[i64],
+        weighting: Weighting<'_>,
     ) -> Result<Var, PluginError> {
         let lv = &self.nodes[logits.0].value;
         let (rows, classes) = lv.dim();
@@ -188,18 +278,52 @@ impl Tape {
             }
         }
         let probabilities = softmax_rows(lv.view());
-        let total: f32 = ids
+        let elements = ids
             .iter()
             .enumerate()
             .map(|(row, &id)| -probabilities[[row, id]].max(f32::MIN_POSITIVE).ln())
-            .sum();
-        let loss = if rows == 0 { 0.0 } else { total / rows as f32 };
+            .collect();
+        let (value, loss) = Loss::new(weighting.scales(rows, 1)?, elements);
         Ok(self.push(
-            Array2::from_elem((1, 1), loss),
+            value,
             Op::SparseSoftmaxCrossEntropy {
                 logits,
                 labels: ids,
                 probabilities,
+                loss,
+            },
+        ))
+    }
+
+    /// Sigmoid cross-entropy of `[batch, 1]` logits against targets in [0, 1], TF's
+    /// `sigmoid_cross_entropy_with_logits` (`max(x, 0) − x·z + log(1 + e^−|x|)`), weighted
+    /// and reduced as `weighting` says.
+    pub fn sigmoid_cross_entropy(
+        &mut self,
+        logits: Var,
+        targets: Vec<f32>,
+        weighting: Weighting<'_>,
+    ) -> Result<Var, PluginError> {
+        let lv = &self.nodes[logits.0].value;
+        if lv.ncols() != 1 || targets.len() != lv.nrows() {
+            return Err(PluginError::bad_data(format!(
+                "sigmoid_cross_entropy: {} targets for logits of shape {:?}",
+                targets.len(),
+                lv.shape()
+            )));
+        }
+        let elements = lv
+            .iter()
+            .zip(&targets)
+            .map(|(&x, &z)| x.max(0.0) - x * z + (-x.abs()).exp().ln_1p())
+            .collect();
+        let (value, loss) = Loss::new(weighting.scales(targets.len(), 1)?, elements);
+        Ok(self.push(
+            value,
+            Op::SigmoidCrossEntropy {
+                logits,
+                targets,
+                loss,
             },
         ))
     }
@@ -210,21 +334,38 @@ impl Tape {
         predictions: Var,
         targets: Array2<f32>,
     ) -> Result<Var, PluginError> {
+        self.squared_error(predictions, targets, Weighting::default())
+    }
+
+    /// `(predictions - targets)^2` per element, each row weighted and reduced as
+    /// `weighting` says.
+    pub fn squared_error(
+        &mut self,
+        predictions: Var,
+        targets: Array2<f32>,
+        weighting: Weighting<'_>,
+    ) -> Result<Var, PluginError> {
         let pv = &self.nodes[predictions.0].value;
         if pv.dim() != targets.dim() {
             return Err(PluginError::bad_data(format!(
-                "mean_squared_error: predictions {:?} and targets {:?} differ in shape",
+                "squared_error: predictions {:?} and targets {:?} differ in shape",
                 pv.shape(),
                 targets.shape()
             )));
         }
-        let n = pv.len().max(1) as f32;
-        let loss = (pv - &targets).mapv(|d| d * d).sum() / n;
+        let elements = Zip::from(pv)
+            .and(&targets)
+            .map_collect(|p, t| (p - t) * (p - t))
+            .into_iter()
+            .collect();
+        let scales = weighting.scales(pv.nrows(), pv.ncols())?;
+        let (value, loss) = Loss::new(scales, elements);
         Ok(self.push(
-            Array2::from_elem((1, 1), loss),
-            Op::MeanSquaredError {
+            value,
+            Op::SquaredError {
                 predictions,
                 targets,
+                loss,
             },
         ))
     }
@@ -287,22 +428,44 @@ impl Tape {
                 logits,
                 labels,
                 probabilities,
+                loss,
             } => {
-                let scale = g[[0, 0]] / labels.len().max(1) as f32;
+                let upstream = g[[0, 0]];
                 let mut dx = probabilities.clone();
                 for (row, &id) in labels.iter().enumerate() {
                     dx[[row, id]] -= 1.0;
+                    let scale = upstream * loss.scales[row];
+                    dx.row_mut(row).mapv_inplace(|v| v * scale);
                 }
-                dx.mapv_inplace(|v| v * scale);
                 self.accumulate(grads, *logits, dx);
             }
-            Op::MeanSquaredError {
+            Op::SigmoidCrossEntropy {
+                logits,
+                targets,
+                loss,
+            } => {
+                let upstream = g[[0, 0]];
+                let lv = &self.nodes[logits.0].value;
+                let dx = lv
+                    .iter()
+                    .zip(targets)
+                    .zip(&loss.scales)
+                    .map(|((&x, &z), &s)| (1.0 / (1.0 + (-x).exp()) - z) * s * upstream)
+                    .collect();
+                let dx = Array2::from_shape_vec(lv.raw_dim(), dx).expect("one gradient per logit");
+                self.accumulate(grads, *logits, dx);
+            }
+            Op::SquaredError {
                 predictions,
                 targets,
+                loss,
             } => {
+                let upstream = 2.0 * g[[0, 0]];
                 let pv = &self.nodes[predictions.0].value;
-                let scale = 2.0 * g[[0, 0]] / pv.len().max(1) as f32;
-                let dx = (pv - targets).mapv(|d| d * scale);
+                let mut dx = pv - targets;
+                for (mut row, &s) in dx.rows_mut().into_iter().zip(&loss.scales) {
+                    row.mapv_inplace(|d| d * s * upstream);
+                }
                 self.accumulate(grads, *predictions, dx);
             }
         }
@@ -408,6 +571,81 @@ mod tests {
             t.mean_squared_error(y, array![[1.0], [0.0], [0.5], [0.2]])
                 .expect("same shape")
         });
+    }
+
+    #[test]
+    fn weighted_losses_match_finite_differences() {
+        let x = inputs();
+        static WEIGHTS: [f32; 4] = [0.5, 2.0, 0.0, 1.0];
+        for reduction in [LossReduction::SumOverBatchSize, LossReduction::Sum] {
+            let w = Weighting {
+                weights: Some(&WEIGHTS),
+                reduction,
+            };
+            let xs = x.clone();
+            check_gradients(&[kernel()], &move |t, v| {
+                let xi = t.constant(xs.clone());
+                let h = t.matmul(xi, v[0]).expect("shapes fit");
+                t.weighted_softmax_cross_entropy(h, &[0, 1, 1, 0], w)
+                    .expect("labels in range")
+            });
+            let xs = x.clone();
+            check_gradients(&[array![[0.3], [-0.6], [0.2]]], &move |t, v| {
+                let xi = t.constant(xs.clone());
+                let h = t.matmul(xi, v[0]).expect("shapes fit");
+                t.sigmoid_cross_entropy(h, vec![1.0, 0.0, 1.0, 0.25], w)
+                    .expect("one target per row")
+            });
+            let xs = x.clone();
+            check_gradients(&[kernel()], &move |t, v| {
+                let xi = t.constant(xs.clone());
+                let h = t.matmul(xi, v[0]).expect("shapes fit");
+                t.squared_error(h, Array2::ones((4, 2)), w)
+                    .expect("same shape")
+            });
+        }
+    }
+
+    #[test]
+    fn losses_reduce_as_tf_and_keep_unweighted_element_losses() {
+        let mut t = Tape::new();
+        // Logits 0 and ln 3: sigmoid losses against 1 are ln 2 and ln(4/3).
+        let logits = t.constant(array![[0.0], [3f32.ln()]]);
+        let weights = [2.0f32, 2.0];
+        let weighted = Weighting {
+            weights: Some(&weights),
+            reduction: LossReduction::SumOverBatchSize,
+        };
+        let loss = t
+            .sigmoid_cross_entropy(logits, vec![1.0, 1.0], weighted)
+            .expect("valid");
+        let (a, b) = (2f32.ln(), (4f32 / 3.0).ln());
+        assert!((t.element_losses(loss)[0] - a).abs() < 1e-6);
+        assert!((t.element_losses(loss)[1] - b).abs() < 1e-6);
+        // TF: with all weights 2, loss = 2 × average_loss (divided by the count, not Σw).
+        assert!((t.scalar(loss) - (a + b)).abs() < 1e-6);
+        let summed = t
+            .sigmoid_cross_entropy(
+                logits,
+                vec![1.0, 1.0],
+                Weighting {
+                    weights: None,
+                    reduction: LossReduction::Sum,
+                },
+            )
+            .expect("valid");
+        assert!((t.scalar(summed) - (a + b)).abs() < 1e-6);
+        let err = t
+            .sigmoid_cross_entropy(logits, vec![1.0], Weighting::default())
+            .unwrap_err();
+        assert!(err.message.contains("1 targets"), "{err}");
+        let none = serde_json::from_str::<LossReduction>(r#""none""#).unwrap_err();
+        assert!(
+            none.to_string().contains("unknown variant `none`"),
+            "{none}"
+        );
+        let auto: LossReduction = serde_json::from_str(r#""auto""#).expect("TF's auto");
+        assert_eq!(auto, LossReduction::SumOverBatchSize);
     }
 
     #[test]

@@ -40,13 +40,15 @@ fn default_chunk_rows() -> usize {
     4096
 }
 
-/// The label's type: class ids (`int64`, the default) or real values (`float32`).
+/// The label's type: class ids (`int64`, the default), real values (`float32`) or class
+/// names (`string`, for a model's `label_vocabulary`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LabelDType {
     #[default]
     Int64,
     Float32,
+    String,
 }
 
 /// How one feature column is read.
@@ -266,6 +268,7 @@ enum Labels {
     None,
     Int(Vec<i64>),
     Float(Vec<f32>),
+    Text(Vec<abi_stable::std_types::RString>),
 }
 
 impl Labels {
@@ -274,6 +277,7 @@ impl Labels {
             None => Labels::None,
             Some(LabelDType::Int64) => Labels::Int(Vec::new()),
             Some(LabelDType::Float32) => Labels::Float(Vec::new()),
+            Some(LabelDType::String) => Labels::Text(Vec::new()),
         }
     }
 
@@ -281,14 +285,18 @@ impl Labels {
         match self {
             Labels::None => Ok(()),
             Labels::Int(v) => {
-                v.push(
-                    cell.parse()
-                        .map_err(|_| "not an integer class id (label_dtype is int64)")?,
-                );
+                v.push(cell.parse().map_err(|_| {
+                    "not an integer class id (label_dtype is int64; \
+                             `label_dtype: string` reads class names)"
+                })?);
                 Ok(())
             }
             Labels::Float(v) => {
                 v.push(cell.parse().map_err(|_| "not a number")?);
+                Ok(())
+            }
+            Labels::Text(v) => {
+                v.push(cell.into());
                 Ok(())
             }
         }
@@ -299,6 +307,10 @@ impl Labels {
             Labels::None => None,
             Labels::Int(v) => Some(Tensor::i64(vec![rows], v)),
             Labels::Float(v) => Some(Tensor::f32(vec![rows], v)),
+            Labels::Text(v) => Some(Tensor {
+                shape: vec![rows].into(),
+                data: estimator_plugin_api::abi::TensorBuf::Str(v.into()),
+            }),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Predictions are the positive class's probability (with two columns, the second).
 
 use estimator_plugin_api::abi::{FactoryContext, PluginError, TensorView};
+use estimator_plugin_api::sdk::auc::{ThresholdCounts, DEFAULT_NUM_THRESHOLDS};
 use estimator_plugin_api::sdk::StreamingMetric;
 use serde::Deserialize;
 
@@ -27,14 +28,12 @@ pub struct AucParams {
 }
 
 fn default_thresholds() -> usize {
-    200
+    DEFAULT_NUM_THRESHOLDS
 }
 
 pub struct Auc {
     curve: Curve,
-    thresholds: Vec<f64>,
-    /// Per threshold: tp, fp, tn, fn.
-    counts: Vec<[f64; 4]>,
+    counts: ThresholdCounts,
 }
 
 impl StreamingMetric for Auc {
@@ -44,16 +43,9 @@ impl StreamingMetric for Auc {
         if p.num_thresholds < 2 {
             return Err(PluginError::bad_params("num_thresholds must be at least 2"));
         }
-        let n = p.num_thresholds;
-        let eps = 1e-7;
-        let thresholds = std::iter::once(-eps)
-            .chain((1..n - 1).map(|i| i as f64 / (n - 1) as f64))
-            .chain(std::iter::once(1.0 + eps))
-            .collect();
         Ok(Auc {
             curve: p.curve,
-            thresholds,
-            counts: vec![[0.0; 4]; n],
+            counts: ThresholdCounts::new(p.num_thresholds),
         })
     }
 
@@ -66,63 +58,36 @@ impl StreamingMetric for Auc {
         let labels = values("labels", labels)?;
         let scores = positive_scores(predictions, labels.len())?;
         let weights = weights(weight, labels.len())?;
-        for (t, counts) in self.thresholds.iter().zip(self.counts.iter_mut()) {
-            for ((l, s), w) in labels.iter().zip(&scores).zip(&weights) {
-                let slot = match (*l != 0.0, *s > *t) {
-                    (true, true) => 0,
-                    (false, true) => 1,
-                    (false, false) => 2,
-                    (true, false) => 3,
-                };
-                counts[slot] += w;
-            }
+        for ((l, s), w) in labels.iter().zip(&scores).zip(&weights) {
+            self.counts.add(*l != 0.0, *s, *w);
         }
         Ok(())
     }
 
     fn result(&self) -> f64 {
-        let rate = |a: f64, b: f64| if a + b > 0.0 { a / (a + b) } else { 0.0 };
-        let points: Vec<(f64, f64)> = self
-            .counts
-            .iter()
-            .map(|[tp, fp, tn, fn_]| match self.curve {
-                // (x, y) = (false positive rate, true positive rate)
-                Curve::Roc => (rate(*fp, *tn), rate(*tp, *fn_)),
-                // (x, y) = (recall, precision); no positive prediction counts as precision 1.
-                Curve::Pr => (
-                    rate(*tp, *fn_),
-                    if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 },
-                ),
-            })
-            .collect();
-        points
-            .windows(2)
-            .map(|w| (w[0].0 - w[1].0) * (w[0].1 + w[1].1) / 2.0)
-            .sum()
+        match self.curve {
+            Curve::Roc => self.counts.roc_auc(),
+            Curve::Pr => self.counts.pr_auc_trapezoidal(),
+        }
     }
 
     fn reset(&mut self) {
-        self.counts.iter_mut().for_each(|c| *c = [0.0; 4]);
+        self.counts.reset();
     }
 
     fn state(&self) -> Vec<f64> {
-        self.counts.iter().flatten().copied().collect()
+        self.counts.state()
     }
 
     fn merge(&mut self, other: &[f64]) -> Result<(), PluginError> {
-        if other.len() != self.counts.len() * 4 {
-            return Err(PluginError::bad_data(format!(
+        match self.counts.merge(other) {
+            true => Ok(()),
+            false => Err(PluginError::bad_data(format!(
                 "state must hold 4 counts for each of {} thresholds, got {} values",
-                self.counts.len(),
+                self.counts.num_thresholds(),
                 other.len()
-            )));
+            ))),
         }
-        for (mine, theirs) in self.counts.iter_mut().zip(other.chunks_exact(4)) {
-            for (m, t) in mine.iter_mut().zip(theirs) {
-                *m += t;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -2,15 +2,17 @@
 //! features, so they learn the label distribution (the classes' log-odds, or the mean).
 //! A model to beat: any useful model does better than its baseline.
 
-use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, Initializer, PluginError, VarSpec};
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, PluginError, VarSpec,
+};
+use estimator_plugin_api::sdk::feature_columns::NumericColumn;
 use estimator_plugin_api::sdk::layers::Params;
-use estimator_plugin_api::sdk::tape::{Tape, Var};
+use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var};
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use ndarray::Array2;
 use serde::Deserialize;
 
-use crate::multi_class_head::MultiClassHead;
-use crate::regression_head::RegressionHead;
+use crate::head::{Head, LossArgs};
 
 const BIAS: &str = "baseline/bias";
 
@@ -31,6 +33,13 @@ fn logits(
 pub struct BaselineClassifierParams {
     #[serde(default = "two")]
     pub n_classes: usize,
+    /// Class names in id order, for string labels.
+    #[serde(default)]
+    pub label_vocabulary: Option<Vec<String>>,
+    #[serde(default)]
+    pub weight_column: Option<NumericColumn>,
+    #[serde(default)]
+    pub loss_reduction: LossReduction,
 }
 
 fn two() -> usize {
@@ -38,7 +47,7 @@ fn two() -> usize {
 }
 
 pub struct BaselineClassifier {
-    head: MultiClassHead,
+    head: Head,
 }
 
 impl Model for BaselineClassifier {
@@ -48,32 +57,25 @@ impl Model for BaselineClassifier {
         params: BaselineClassifierParams,
         _ctx: &FactoryContext<'_>,
     ) -> Result<Self, PluginError> {
-        if params.n_classes <= 2 {
-            return Err(PluginError::bad_params(format!(
-                "n_classes {}: this version supports the multi-class head (n_classes > 2) only",
-                params.n_classes
-            )));
-        }
+        let args = LossArgs {
+            weight_column: params.weight_column,
+            loss_reduction: params.loss_reduction,
+        };
         Ok(BaselineClassifier {
-            head: MultiClassHead {
-                n_classes: params.n_classes,
-            },
+            head: Head::classifier(params.n_classes, params.label_vocabulary, args)?,
         })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        vec![VarSpec::new(
-            BIAS,
-            &[self.head.n_classes],
-            Initializer::Zeros,
-        )]
+        bias(&self.head)
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
-        let mut tape = Tape::new();
-        let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let logits = logits(&mut tape, &params, inputs, self.head.n_classes)?;
-        self.head.spec(&mut tape, &params, logits, inputs)
+        baseline_fn(&self.head, inputs)
+    }
+
+    fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
+        Ok(self.head.eval_metric_results(sums))
     }
 }
 
@@ -82,6 +84,10 @@ impl Model for BaselineClassifier {
 pub struct BaselineRegressorParams {
     #[serde(default = "one")]
     pub label_dimension: usize,
+    #[serde(default)]
+    pub weight_column: Option<NumericColumn>,
+    #[serde(default)]
+    pub loss_reduction: LossReduction,
 }
 
 fn one() -> usize {
@@ -89,7 +95,7 @@ fn one() -> usize {
 }
 
 pub struct BaselineRegressor {
-    head: RegressionHead,
+    head: Head,
 }
 
 impl Model for BaselineRegressor {
@@ -99,28 +105,36 @@ impl Model for BaselineRegressor {
         params: BaselineRegressorParams,
         _ctx: &FactoryContext<'_>,
     ) -> Result<Self, PluginError> {
-        if params.label_dimension == 0 {
-            return Err(PluginError::bad_params("label_dimension must be > 0"));
-        }
+        let args = LossArgs {
+            weight_column: params.weight_column,
+            loss_reduction: params.loss_reduction,
+        };
         Ok(BaselineRegressor {
-            head: RegressionHead {
-                label_dimension: params.label_dimension,
-            },
+            head: Head::regressor(params.label_dimension, args)?,
         })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        vec![VarSpec::new(
-            BIAS,
-            &[self.head.label_dimension],
-            Initializer::Zeros,
-        )]
+        bias(&self.head)
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
-        let mut tape = Tape::new();
-        let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let outputs = logits(&mut tape, &params, inputs, self.head.label_dimension)?;
-        self.head.spec(&mut tape, &params, outputs, inputs)
+        baseline_fn(&self.head, inputs)
     }
+}
+
+/// The one variable: a bias per logit.
+fn bias(head: &Head) -> Vec<VarSpec> {
+    vec![VarSpec::new(
+        BIAS,
+        &[head.logits_dimension()],
+        Initializer::Zeros,
+    )]
+}
+
+fn baseline_fn(head: &Head, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+    let mut tape = Tape::new();
+    let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
+    let logits = logits(&mut tape, &params, inputs, head.logits_dimension())?;
+    head.spec(&mut tape, &params, logits, inputs)
 }

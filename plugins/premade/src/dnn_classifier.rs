@@ -1,13 +1,17 @@
-//! `tf.estimator.DNNClassifier`: dense features → hidden layers → logits → head.
+//! `tf.estimator.DNNClassifier`: dense features → hidden layers → logits → a binary
+//! (`n_classes: 2`, the default) or multi-class head.
 
-use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, PluginError, VarSpec};
-use estimator_plugin_api::sdk::feature_columns::{DenseFeatures, FeatureColumn};
-use estimator_plugin_api::sdk::layers::{Activation, Mlp, Params};
-use estimator_plugin_api::sdk::tape::Tape;
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, MetricPartial, MetricValue, PluginError, VarSpec,
+};
+use estimator_plugin_api::sdk::feature_columns::{FeatureColumn, NumericColumn};
+use estimator_plugin_api::sdk::layers::{Activation, Params};
+use estimator_plugin_api::sdk::tape::{LossReduction, Tape};
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use serde::Deserialize;
 
-use crate::multi_class_head::MultiClassHead;
+use crate::dnn::DnnBody;
+use crate::head::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]
@@ -17,6 +21,13 @@ pub struct DnnClassifierParams {
     pub feature_columns: Vec<FeatureColumn>,
     #[serde(default = "two")]
     pub n_classes: usize,
+    /// Class names in id order, for string labels.
+    #[serde(default)]
+    pub label_vocabulary: Option<Vec<String>>,
+    #[serde(default)]
+    pub weight_column: Option<NumericColumn>,
+    #[serde(default)]
+    pub loss_reduction: LossReduction,
     /// TF's `activation_fn`; `linear` is TF's `None`.
     #[serde(default, alias = "activation")]
     pub activation_fn: Activation,
@@ -27,50 +38,43 @@ fn two() -> usize {
 }
 
 pub struct DnnClassifier {
-    input: DenseFeatures,
-    mlp: Mlp,
-    head: MultiClassHead,
+    body: DnnBody,
+    head: Head,
 }
 
 impl Model for DnnClassifier {
     type Params = DnnClassifierParams;
 
     fn new(params: DnnClassifierParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
-        if params.n_classes <= 2 {
-            return Err(PluginError::bad_params(format!(
-                "n_classes {}: this version supports the multi-class head (n_classes > 2) only",
-                params.n_classes
-            )));
-        }
-        if params.hidden_units.contains(&0) {
-            return Err(PluginError::bad_params("hidden_units must all be > 0"));
-        }
-        let input = DenseFeatures::new(params.feature_columns)?;
-        let mlp = Mlp::new(
-            "dnn",
-            input.width(),
-            &params.hidden_units,
+        let head = Head::classifier(
             params.n_classes,
-            params.activation_fn,
-        );
-        Ok(DnnClassifier {
-            input,
-            mlp,
-            head: MultiClassHead {
-                n_classes: params.n_classes,
+            params.label_vocabulary,
+            LossArgs {
+                weight_column: params.weight_column,
+                loss_reduction: params.loss_reduction,
             },
-        })
+        )?;
+        let body = DnnBody::new(
+            &params.hidden_units,
+            params.feature_columns,
+            params.activation_fn,
+            head.logits_dimension(),
+        )?;
+        Ok(DnnClassifier { body, head })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        self.mlp.variables()
+        self.body.variables()
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut tape = Tape::new();
         let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let x = tape.constant(self.input.build(inputs)?);
-        let logits = self.mlp.apply(&mut tape, &params, x)?;
+        let logits = self.body.logits(&mut tape, &params, inputs)?;
         self.head.spec(&mut tape, &params, logits, inputs)
+    }
+
+    fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
+        Ok(self.head.eval_metric_results(sums))
     }
 }

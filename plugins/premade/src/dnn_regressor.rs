@@ -2,13 +2,14 @@
 //! outputs → regression head.
 
 use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, PluginError, VarSpec};
-use estimator_plugin_api::sdk::feature_columns::{DenseFeatures, FeatureColumn};
-use estimator_plugin_api::sdk::layers::{Activation, Mlp, Params};
-use estimator_plugin_api::sdk::tape::Tape;
+use estimator_plugin_api::sdk::feature_columns::{FeatureColumn, NumericColumn};
+use estimator_plugin_api::sdk::layers::{Activation, Params};
+use estimator_plugin_api::sdk::tape::{LossReduction, Tape};
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use serde::Deserialize;
 
-use crate::regression_head::RegressionHead;
+use crate::dnn::DnnBody;
+use crate::head::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]
@@ -18,6 +19,10 @@ pub struct DnnRegressorParams {
     pub feature_columns: Vec<FeatureColumn>,
     #[serde(default = "one")]
     pub label_dimension: usize,
+    #[serde(default)]
+    pub weight_column: Option<NumericColumn>,
+    #[serde(default)]
+    pub loss_reduction: LossReduction,
     /// TF's `activation_fn`; `linear` is TF's `None`.
     #[serde(default, alias = "activation")]
     pub activation_fn: Activation,
@@ -28,47 +33,38 @@ fn one() -> usize {
 }
 
 pub struct DnnRegressor {
-    input: DenseFeatures,
-    mlp: Mlp,
-    head: RegressionHead,
+    body: DnnBody,
+    head: Head,
 }
 
 impl Model for DnnRegressor {
     type Params = DnnRegressorParams;
 
     fn new(params: DnnRegressorParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
-        if params.hidden_units.contains(&0) {
-            return Err(PluginError::bad_params("hidden_units must all be > 0"));
-        }
-        if params.label_dimension == 0 {
-            return Err(PluginError::bad_params("label_dimension must be > 0"));
-        }
-        let input = DenseFeatures::new(params.feature_columns)?;
-        let mlp = Mlp::new(
-            "dnn",
-            input.width(),
-            &params.hidden_units,
+        let head = Head::regressor(
             params.label_dimension,
-            params.activation_fn,
-        );
-        Ok(DnnRegressor {
-            input,
-            mlp,
-            head: RegressionHead {
-                label_dimension: params.label_dimension,
+            LossArgs {
+                weight_column: params.weight_column,
+                loss_reduction: params.loss_reduction,
             },
-        })
+        )?;
+        let body = DnnBody::new(
+            &params.hidden_units,
+            params.feature_columns,
+            params.activation_fn,
+            head.logits_dimension(),
+        )?;
+        Ok(DnnRegressor { body, head })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        self.mlp.variables()
+        self.body.variables()
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut tape = Tape::new();
         let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let x = tape.constant(self.input.build(inputs)?);
-        let outputs = self.mlp.apply(&mut tape, &params, x)?;
+        let outputs = self.body.logits(&mut tape, &params, inputs)?;
         self.head.spec(&mut tape, &params, outputs, inputs)
     }
 }

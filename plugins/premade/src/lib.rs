@@ -1,8 +1,12 @@
 //! Premade estimators, as `tf.estimator`'s canned models, driven by the manifest alone.
 
 mod baseline;
+mod binary_class_head;
+mod class_names;
+mod dnn;
 mod dnn_classifier;
 mod dnn_regressor;
+mod head;
 mod multi_class_head;
 mod regression_head;
 

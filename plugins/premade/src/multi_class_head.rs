@@ -5,18 +5,20 @@ use estimator_plugin_api::abi::{
 };
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{Tape, Var};
-use estimator_plugin_api::sdk::{
-    argmax_rows, i64_column, softmax_rows, tensor_from_array2, ModelInputs,
-};
+use estimator_plugin_api::sdk::{argmax_rows, softmax_rows, tensor_from_array2, ModelInputs};
+
+use crate::class_names::ClassNames;
+use crate::head::{weight_at, weighting, LossArgs};
 
 pub struct MultiClassHead {
-    pub n_classes: usize,
+    pub classes: ClassNames,
+    pub args: LossArgs,
 }
 
 impl MultiClassHead {
-    /// Builds the spec from the logits: TF's predictions in every mode, the mean loss
-    /// (`sum_over_batch_size`) in TRAIN and EVAL, `accuracy` and `average_loss` in EVAL,
-    /// and the gradients in TRAIN.
+    /// Builds the spec from the logits: TF's predictions in every mode, the reduced loss
+    /// in TRAIN and EVAL, `accuracy` and `average_loss` in EVAL, and the gradients in
+    /// TRAIN.
     pub fn spec(
         &self,
         tape: &mut Tape,
@@ -24,20 +26,20 @@ impl MultiClassHead {
         logits: Var,
         inputs: &ModelInputs<'_>,
     ) -> Result<EstimatorSpec, PluginError> {
+        let n = self.classes.len();
         let logit_values = tape.value(logits);
         let batch = logit_values.nrows();
         let class_ids = argmax_rows(logit_values);
-        let probabilities = softmax_rows(logit_values);
         let mut spec = EstimatorSpec::new(inputs.mode);
-        let all_ids: Vec<i64> = (0..self.n_classes as i64)
-            .cycle()
-            .take(batch * self.n_classes)
-            .collect();
-        let classes = class_ids.iter().map(|id| id.to_string().into()).collect();
-        let all_classes = all_ids.iter().map(|id| id.to_string().into()).collect();
+        let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
+        let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
+        let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
         spec.predictions = vec![
             NamedTensor::new("logits", tensor_from_array2(logit_values.to_owned())),
-            NamedTensor::new("probabilities", tensor_from_array2(probabilities)),
+            NamedTensor::new(
+                "probabilities",
+                tensor_from_array2(softmax_rows(logit_values)),
+            ),
             NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.clone())),
             NamedTensor::new(
                 "classes",
@@ -46,14 +48,11 @@ impl MultiClassHead {
                     data: TensorBuf::Str(classes),
                 },
             ),
-            NamedTensor::new(
-                "all_class_ids",
-                Tensor::i64(vec![batch, self.n_classes], all_ids),
-            ),
+            NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
             NamedTensor::new(
                 "all_classes",
                 Tensor {
-                    shape: vec![batch, self.n_classes].into(),
+                    shape: vec![batch, n].into(),
                     data: TensorBuf::Str(all_classes),
                 },
             ),
@@ -63,33 +62,32 @@ impl MultiClassHead {
             return Ok(spec);
         }
 
-        let labels = i64_column("labels", inputs.labels()?)?;
-        let loss = tape.sparse_softmax_cross_entropy(logits, labels)?;
-        let mean_loss = tape.scalar(loss);
-        spec.loss = Some(mean_loss).into();
-        match inputs.mode {
-            ModeKeys::Train => spec.gradients = params.gradients(tape.backward(loss)),
-            _ => {
-                let correct = labels
-                    .iter()
-                    .zip(&class_ids)
-                    .filter(|(l, p)| l == p)
-                    .count();
-                spec.eval_metric_ops = vec![
-                    MetricPartial {
-                        name: "accuracy".into(),
-                        total: correct as f64,
-                        count: batch as f64,
-                    },
-                    MetricPartial {
-                        name: "average_loss".into(),
-                        total: f64::from(mean_loss) * batch as f64,
-                        count: batch as f64,
-                    },
-                ]
-                .into();
-            }
+        let labels = self.classes.ids(inputs.labels()?)?;
+        let weights = self.args.weights(inputs)?;
+        let loss = tape.weighted_softmax_cross_entropy(
+            logits,
+            &labels,
+            weighting(&self.args, weights.as_deref()),
+        )?;
+        spec.loss = Some(tape.scalar(loss)).into();
+        if inputs.mode == ModeKeys::Train {
+            spec.gradients = params.gradients(tape.backward(loss));
+            return Ok(spec);
         }
+        let (mut correct, mut loss_sum, mut weight_sum) = (0.0, 0.0, 0.0);
+        for (row, element_loss) in tape.element_losses(loss).iter().enumerate() {
+            let w = weight_at(weights.as_deref(), row);
+            if labels[row] == class_ids[row] {
+                correct += w;
+            }
+            loss_sum += w * f64::from(*element_loss);
+            weight_sum += w;
+        }
+        spec.eval_metric_ops = vec![
+            MetricPartial::new("accuracy", correct, weight_sum),
+            MetricPartial::new("average_loss", loss_sum, weight_sum),
+        ]
+        .into();
         Ok(spec)
     }
 }

@@ -1,13 +1,16 @@
-//! TF's `RegressionHead`: the logits are the predictions; the loss is the mean squared
-//! error over the batch and the label dimensions (`sum_over_batch_size`).
+//! TF's `RegressionHead`: the logits are the predictions; the loss is the squared error,
+//! by default averaged over the batch and the label dimensions (`sum_over_batch_size`).
 
 use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError};
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{Tape, Var};
 use estimator_plugin_api::sdk::{f32_matrix, tensor_from_array2, ModelInputs};
 
+use crate::head::{weight_at, weighting, LossArgs};
+
 pub struct RegressionHead {
     pub label_dimension: usize,
+    pub args: LossArgs,
 }
 
 impl RegressionHead {
@@ -40,30 +43,37 @@ impl RegressionHead {
                 self.label_dimension
             )));
         }
-        let loss = tape.mean_squared_error(logits, labels.to_owned())?;
-        let mean_loss = tape.scalar(loss);
-        spec.loss = Some(mean_loss).into();
+        let weights = self.args.weights(inputs)?;
+        let loss = tape.squared_error(
+            logits,
+            labels.to_owned(),
+            weighting(&self.args, weights.as_deref()),
+        )?;
+        spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
             spec.gradients = params.gradients(tape.backward(loss));
             return Ok(spec);
         }
-        let values = (batch * self.label_dimension) as f64;
+        // Each example's weight counts once per label dimension, as TF broadcasts it.
+        let dim = self.label_dimension;
+        let (mut loss_sum, mut label_sum, mut prediction_sum, mut weight_sum) =
+            (0.0, 0.0, 0.0, 0.0);
+        let rows = tape
+            .element_losses(loss)
+            .chunks(dim)
+            .zip(labels.rows())
+            .zip(predictions.rows());
+        for (row, ((losses, label), prediction)) in rows.enumerate() {
+            let w = weight_at(weights.as_deref(), row);
+            loss_sum += w * losses.iter().map(|&l| f64::from(l)).sum::<f64>();
+            label_sum += w * label.iter().map(|&v| f64::from(v)).sum::<f64>();
+            prediction_sum += w * prediction.iter().map(|&v| f64::from(v)).sum::<f64>();
+            weight_sum += w * dim as f64;
+        }
         spec.eval_metric_ops = vec![
-            MetricPartial {
-                name: "average_loss".into(),
-                total: f64::from(mean_loss) * values,
-                count: values,
-            },
-            MetricPartial {
-                name: "label/mean".into(),
-                total: labels.iter().map(|&v| f64::from(v)).sum(),
-                count: values,
-            },
-            MetricPartial {
-                name: "prediction/mean".into(),
-                total: predictions.iter().map(|&v| f64::from(v)).sum(),
-                count: values,
-            },
+            MetricPartial::new("average_loss", loss_sum, weight_sum),
+            MetricPartial::new("label/mean", label_sum, weight_sum),
+            MetricPartial::new("prediction/mean", prediction_sum, weight_sum),
         ]
         .into();
         spec.predictions.push(NamedTensor::new(

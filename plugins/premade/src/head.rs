@@ -1,0 +1,124 @@
+//! TF's heads: what turns a model's logits into predictions, a loss and eval metrics.
+//! Every premade model ends in one; the model supplies logits of the head's width.
+
+use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError};
+use estimator_plugin_api::sdk::feature_columns::NumericColumn;
+use estimator_plugin_api::sdk::layers::Params;
+use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var, Weighting};
+use estimator_plugin_api::sdk::ModelInputs;
+
+use crate::binary_class_head::BinaryClassHead;
+use crate::class_names::ClassNames;
+use crate::multi_class_head::MultiClassHead;
+use crate::regression_head::RegressionHead;
+
+/// The constructor arguments every head takes (each model's params list them).
+#[derive(Clone, Debug, Default)]
+pub struct LossArgs {
+    /// TF's `weight_column`: a feature key, or a numeric column (its normalizer applied),
+    /// whose values weight each example's loss and metrics.
+    pub weight_column: Option<NumericColumn>,
+    pub loss_reduction: LossReduction,
+}
+
+impl LossArgs {
+    /// Each example's weight for this batch, or `None` without a weight column.
+    pub fn weights(&self, inputs: &ModelInputs<'_>) -> Result<Option<Vec<f32>>, PluginError> {
+        let Some(column) = &self.weight_column else {
+            return Ok(None);
+        };
+        let values = column.values(inputs)?;
+        if values.ncols() != 1 {
+            return Err(PluginError::bad_data(format!(
+                "weight_column `{}` must hold one value per example, got {}",
+                column.key,
+                values.ncols()
+            )));
+        }
+        Ok(Some(values.iter().copied().collect()))
+    }
+}
+
+/// One example weight per row, 1 when there is no weight column.
+pub fn weight_at(weights: Option<&[f32]>, row: usize) -> f64 {
+    weights.map_or(1.0, |w| f64::from(w[row]))
+}
+
+/// The weighting a loss op needs.
+pub fn weighting<'w>(args: &LossArgs, weights: Option<&'w [f32]>) -> Weighting<'w> {
+    Weighting {
+        weights,
+        reduction: args.loss_reduction,
+    }
+}
+
+/// A head, chosen as TF's `binary_or_multi_class_head` does for classifiers.
+pub enum Head {
+    Binary(BinaryClassHead),
+    MultiClass(MultiClassHead),
+    Regression(RegressionHead),
+}
+
+impl Head {
+    /// `n_classes == 2` gives the binary head, more the multi-class head; fewer is TF's
+    /// error.
+    pub fn classifier(
+        n_classes: usize,
+        label_vocabulary: Option<Vec<String>>,
+        args: LossArgs,
+    ) -> Result<Head, PluginError> {
+        if n_classes < 2 {
+            return Err(PluginError::bad_params(format!(
+                "n_classes must be > 2: {n_classes} (2 for a binary classifier)"
+            )));
+        }
+        let classes = ClassNames::new(n_classes, label_vocabulary)?;
+        Ok(match n_classes {
+            2 => Head::Binary(BinaryClassHead { classes, args }),
+            _ => Head::MultiClass(MultiClassHead { classes, args }),
+        })
+    }
+
+    pub fn regressor(label_dimension: usize, args: LossArgs) -> Result<Head, PluginError> {
+        if label_dimension == 0 {
+            return Err(PluginError::bad_params("Invalid label_dimension 0."));
+        }
+        Ok(Head::Regression(RegressionHead {
+            label_dimension,
+            args,
+        }))
+    }
+
+    /// Width of the logits the model must produce.
+    pub fn logits_dimension(&self) -> usize {
+        match self {
+            Head::Binary(_) => 1,
+            Head::MultiClass(h) => h.classes.len(),
+            Head::Regression(h) => h.label_dimension,
+        }
+    }
+
+    pub fn spec(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        logits: Var,
+        inputs: &ModelInputs<'_>,
+    ) -> Result<EstimatorSpec, PluginError> {
+        match self {
+            Head::Binary(h) => h.spec(tape, params, logits, inputs),
+            Head::MultiClass(h) => h.spec(tape, params, logits, inputs),
+            Head::Regression(h) => h.spec(tape, params, logits, inputs),
+        }
+    }
+
+    pub fn eval_metric_results(&self, sums: &[MetricPartial]) -> Vec<MetricValue> {
+        match self {
+            Head::Binary(_) => BinaryClassHead::eval_metric_results(sums),
+            _ => sums
+                .iter()
+                .map(|s| MetricValue::new(s.name.as_str(), s.ratio()))
+                .collect(),
+        }
+    }
+}
