@@ -32,7 +32,8 @@ use crate::hooks::{
 };
 use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
-use crate::optim::{Optimizer, Slot};
+use crate::optim::Slot;
+use crate::optimizers::{DeclaredPart, Optimizers};
 use crate::plugins::{PluginLibrary, PluginRegistry};
 use crate::run_config::CheckpointEvery;
 use crate::seed;
@@ -193,7 +194,7 @@ impl Estimator {
         let mut session = self.open_session(restored.as_mut())?;
         // Created only to refuse bad metric entries now, not after hours of training.
         self.plugin_metrics()?;
-        let mut optimizer = Optimizer::new(self.manifest.optimizer.clone(), &session.vars);
+        let mut optimizer = self.optimizers(&session)?;
         let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
         let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
         hooks.begin(&RunInfo {
@@ -277,7 +278,7 @@ impl Estimator {
                 loss: spec.loss.into_option(),
                 predictions: &spec.predictions,
                 batch_len,
-                learning_rate: Some(self.manifest.optimizer.learning_rate_at(step)),
+                learning_rate: optimizer.learning_rate_at(step),
                 timings: clock.take(),
             };
             hooks
@@ -315,7 +316,7 @@ impl Estimator {
             loss: spec.loss.into_option(),
             predictions: &spec.predictions,
             batch_len: *batch_len,
-            learning_rate: Some(self.manifest.optimizer.learning_rate_at(*step)),
+            learning_rate: optimizer.learning_rate_at(*step),
             timings: None,
         });
         hooks.end(last_values.as_ref())?;
@@ -462,7 +463,31 @@ impl Estimator {
     }
 
     /// Applies `warm_start_from`, if set, to a model that has no checkpoint.
-    fn warm_start(&self, session: &mut Session, slots: &mut [Slot]) -> Result<()> {
+    /// The run's optimizers: the model's parts with TF's defaults, overridden by the
+    /// manifest's `optimizer:`.
+    fn optimizers(&self, session: &Session) -> Result<Optimizers> {
+        let refuse = |why: String| Error::Spec {
+            plugin: session.lib.name.clone(),
+            message: format!("optimizer_parts: {why}"),
+        };
+        let json = session
+            .model
+            .optimizer_parts()
+            .into_result()
+            .map_err(|e| refuse(e.to_string()))?;
+        let declared: Vec<DeclaredPart> = match json.is_empty() {
+            true => Vec::new(),
+            false => serde_json::from_str(&json).map_err(|e| refuse(e.to_string()))?,
+        };
+        Optimizers::resolve(&self.manifest.optimizer, declared, &session.vars)
+            .map_err(|m| self.manifest.error(m))
+    }
+
+    fn warm_start<'s>(
+        &self,
+        session: &mut Session,
+        slots: impl Iterator<Item = &'s mut Slot>,
+    ) -> Result<()> {
         let Some(from) = &self.manifest.warm_start_from else {
             return Ok(());
         };
@@ -475,7 +500,7 @@ impl Estimator {
                 data: &mut v.data,
                 trainable: v.trainable,
             })
-            .chain(slots.iter_mut().map(|s| Target {
+            .chain(slots.map(|s| Target {
                 name: &s.name,
                 shape: &s.shape,
                 data: &mut s.data,
@@ -641,7 +666,7 @@ impl Estimator {
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
         if ckpt.is_none() {
-            self.warm_start(&mut session, &mut [])?;
+            self.warm_start(&mut session, std::iter::empty())?;
         }
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let mut pipeline = self.pipeline("eval", ModeKeys::Eval)?;
@@ -734,7 +759,7 @@ impl Estimator {
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
         if ckpt.is_none() {
-            self.warm_start(&mut session, &mut [])?;
+            self.warm_start(&mut session, std::iter::empty())?;
         }
         let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
         let mut hooks = HookSet::new(
@@ -986,7 +1011,7 @@ impl Estimator {
         &self,
         saver: &mut CheckpointSaver<'_>,
         session: &Session,
-        optimizer: &Optimizer,
+        optimizer: &Optimizers,
         input: &PipelinePosition,
         hook_states: serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool> {
@@ -999,7 +1024,7 @@ impl Estimator {
                 data: &v.data,
             })
             .collect();
-        tensors.extend(optimizer.slots().iter().map(|s| SavedTensor {
+        tensors.extend(optimizer.slots().map(|s| SavedTensor {
             name: &s.name,
             shape: &s.shape,
             data: &s.data,

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod lr_schedule;
 pub mod manifest;
 pub mod optim;
+pub mod optimizers;
 pub mod plugins;
 pub mod progress;
 pub mod run_config;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hooks::HooksSection;
-use crate::optim::OptimizerConfig;
+use crate::optimizers::OptimizerSection;
 use crate::run_config::RunConfig;
 use crate::train_and_evaluate::{EvalSpec, TrainSpec};
 use crate::warm_start::WarmStartFrom;
@@ -22,8 +22,13 @@ pub struct Manifest {
     /// Where checkpoints go, relative to the manifest's folder.
     pub model_dir: PathBuf,
     pub model: ModelEntry,
-    #[serde(default, deserialize_with = "optimizer_in_context")]
-    pub optimizer: OptimizerConfig,
+    /// The optimizers; absent, each of the model's parts gets TF's default for it.
+    #[serde(
+        default,
+        deserialize_with = "optimizer_in_context",
+        skip_serializing_if = "OptimizerSection::is_model_default"
+    )]
+    pub optimizer: OptimizerSection,
     #[serde(default)]
     pub input: InputSection,
     /// Metrics computed by metric plugins during evaluation, by the name they report under.
@@ -360,15 +365,14 @@ fn set(tree: &mut serde_yaml::Value, assignment: &str) -> std::result::Result<()
     Ok(())
 }
 
-/// `optimizer:` is an internally tagged enum, which serde reads from a buffer that has
+/// `optimizer:` holds internally tagged enums, which serde reads from a buffer that has
 /// lost positions and key paths; reading it from a YAML value and failing here puts the
 /// key, and the position serde_yaml has for the whole mapping, back into the message.
 fn optimizer_in_context<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> std::result::Result<OptimizerConfig, D::Error> {
+) -> std::result::Result<OptimizerSection, D::Error> {
     let value = serde_yaml::Value::deserialize(d)?;
-    OptimizerConfig::deserialize(value)
-        .map_err(|e| serde::de::Error::custom(format!("optimizer: {e}")))
+    OptimizerSection::from_yaml(value).map_err(serde::de::Error::custom)
 }
 
 /// serde_yaml's message with its position moved to the front as `file:line:column`.

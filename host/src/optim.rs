@@ -335,17 +335,33 @@ pub struct Slot {
     pub data: Vec<f32>,
 }
 
+/// One optimizer and the trainable variables it updates.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     config: OptimizerConfig,
     /// Slots grouped per trainable variable, in the order of `trainable`.
     slots: Vec<Slot>,
     trainable: Vec<usize>,
+    /// Where each of `trainable`'s gradients is in the model's list of gradients.
+    positions: Vec<usize>,
 }
 
 impl Optimizer {
+    /// An optimizer for every trainable variable.
     pub fn new(config: OptimizerConfig, vars: &VariableStore) -> Self {
         let trainable = vars.trainable_indices();
+        let positions = (0..trainable.len()).collect();
+        Self::for_variables(config, vars, trainable, positions)
+    }
+
+    /// An optimizer for the variables `trainable`, whose gradients come at `positions` of
+    /// the model's gradient list.
+    pub fn for_variables(
+        config: OptimizerConfig,
+        vars: &VariableStore,
+        trainable: Vec<usize>,
+        positions: Vec<usize>,
+    ) -> Self {
         let all: Vec<_> = vars.iter().collect();
         let mut slots = Vec::new();
         for &index in &trainable {
@@ -363,7 +379,12 @@ impl Optimizer {
             config,
             slots,
             trainable,
+            positions,
         }
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
     }
 
     pub fn slots(&self) -> &[Slot] {
@@ -379,37 +400,32 @@ impl Optimizer {
         &self.trainable
     }
 
-    /// Applies one gradient per trainable variable, as a model_fn returned them (checked by
-    /// `spec_check`: F32, in declaration order, with the variables' shapes). `step` is the
-    /// global step before this update (Adam's bias correction uses `step + 1`, as Keras'
-    /// `iterations`).
+    /// Applies its variables' gradients from the model's list (checked by `spec_check`:
+    /// F32, one per trainable variable in declaration order, with the variables' shapes).
+    /// `step` is the global step before this update (Adam's bias correction uses
+    /// `step + 1`, as Keras' `iterations`).
     pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[NamedTensor], step: i64) {
         let per_var = self.config.slot_names().len();
         let lr = self.config.learning_rate_at(step);
+        let own = |p: &usize| gradients[*p].tensor.as_f32().unwrap_or_default();
         // Scaled copies only when clipping changes something.
         let scale = self
             .config
             .global_clipnorm()
-            .map(|c| clip_scale(gradients, c))
+            .map(|c| clip_scale(self.positions.iter().map(own), c))
             .filter(|&s| s < 1.0);
         let scaled: Vec<Vec<f32>> = match scale {
-            Some(s) => gradients
+            Some(s) => self
+                .positions
                 .iter()
-                .map(|g| {
-                    g.tensor
-                        .as_f32()
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|v| v * s)
-                        .collect()
-                })
+                .map(|p| own(p).iter().map(|v| v * s).collect())
                 .collect(),
             None => Vec::new(),
         };
-        for (i, (&index, gradient)) in self.trainable.iter().zip(gradients).enumerate() {
+        for (i, (&index, position)) in self.trainable.iter().zip(&self.positions).enumerate() {
             let grad = match scaled.get(i) {
                 Some(clipped) => clipped.as_slice(),
-                None => gradient.tensor.as_f32().unwrap_or_default(),
+                None => own(position),
             };
             let var = &mut vars.get_mut(index).data;
             let slots = &mut self.slots[i * per_var..(i + 1) * per_var];
@@ -508,11 +524,10 @@ impl Optimizer {
 }
 
 /// TF's `clip_by_global_norm`: `clip_norm / max(global_norm, clip_norm)`, where the
-/// global norm is that of all gradients together.
-fn clip_scale(gradients: &[NamedTensor], clip_norm: f32) -> f32 {
+/// global norm is that of all the optimizer's gradients together.
+fn clip_scale<'g>(gradients: impl Iterator<Item = &'g [f32]>, clip_norm: f32) -> f32 {
     let squares: f64 = gradients
-        .iter()
-        .flat_map(|g| g.tensor.as_f32().unwrap_or_default())
+        .flatten()
         .map(|&v| f64::from(v) * f64::from(v))
         .sum();
     let norm = squares.sqrt();

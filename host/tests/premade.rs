@@ -268,3 +268,40 @@ fn weights_scale_the_loss_but_not_the_metrics_as_tf() {
         get(&summed, "loss")
     );
 }
+
+/// Trains `config` with its `optimizer:` line removed for `steps` steps; returns the
+/// checkpoint's variable listing and the logged learning rates.
+fn train_with_the_models_default_optimizer(config: &str, steps: &str) -> (String, Vec<f64>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), config, |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("optimizer:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    ok(&["train", p(&manifest), "--max-steps", steps]);
+    let model = dir.path().join("model");
+    let listing = ok(&["checkpoints", p(&model), "--variables"]);
+    let scalars = estimator_host::events::read_scalars(&model).expect("events");
+    let rates = scalars["learning_rate"].iter().map(|&(_, v)| v).collect();
+    (listing, rates)
+}
+
+#[test]
+fn each_premade_model_defaults_to_tfs_optimizer() {
+    // DNN: Adagrad with learning rate 0.001.
+    let (listing, rates) = train_with_the_models_default_optimizer("wine_dnn_classifier.yaml", "5");
+    assert!(
+        listing.contains("training/Adagrad/dnn/logits/kernel/accumulator"),
+        "{listing}"
+    );
+    assert!(rates.iter().all(|&r| (r - 0.001).abs() < 1e-9), "{rates:?}");
+    // Baseline: Ftrl with learning rate 0.3.
+    let (listing, rates) =
+        train_with_the_models_default_optimizer("diabetes_baseline_regressor.yaml", "5");
+    assert!(
+        listing.contains("training/Ftrl/baseline/bias/linear"),
+        "{listing}"
+    );
+    assert!(rates.iter().all(|&r| (r - 0.3).abs() < 1e-7), "{rates:?}");
+}

@@ -44,6 +44,16 @@ pub trait ModelFn: Send {
         RResult::ROk(RString::new())
     }
 
+    /// The optimizers the model's variables want, TF's per-estimator defaults: a JSON
+    /// list of `{"name", "variables", "optimizer"}` — a part's name (the key the
+    /// manifest's `optimizer:` uses to override it), the prefix of the variable names it
+    /// updates, and its default optimizer in the manifest's form. Empty for one part with
+    /// the host's default. Appended after the last prefix field: a library built before it
+    /// declares none (this default).
+    fn optimizer_parts(&self) -> RResult<RString, PluginError> {
+        RResult::ROk(RString::new())
+    }
+
     /// Turns the sums of `eval_metric_ops` over one evaluation (per name, every batch's
     /// `total` and `count` added) into the values reported, TF's metric value ops. Sums
     /// may be sufficient statistics no user sees (an AUC's confusion counts). Appended

@@ -120,6 +120,18 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
         })
     }
 
+    fn optimizer_parts(&self) -> RResult<RString, PluginError> {
+        guard(|| {
+            let parts = self.model.optimizer_parts();
+            if parts.is_empty() {
+                return Ok(RString::new());
+            }
+            serde_json::to_string(&parts)
+                .map(RString::from)
+                .map_err(|e| PluginError::other(format!("optimizer_parts: {e}")))
+        })
+    }
+
     fn eval_metric_results(
         &self,
         sums: RSlice<'_, MetricPartial>,

@@ -10,5 +10,5 @@ mod plugin;
 pub mod tape;
 mod view;
 
-pub use plugin::{Input, Model, ModelInputs, StreamingMetric};
+pub use plugin::{Input, Model, ModelInputs, OptimizerPart, StreamingMetric};
 pub use view::{argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2};

@@ -67,6 +67,13 @@ pub trait Model: Send + Sized + 'static {
         Vec::new()
     }
 
+    /// Which optimizer updates which variables, with TF's default for each part (a DNN's
+    /// Adagrad 0.001, a linear model's Ftrl 0.2). The manifest's `optimizer:` overrides a
+    /// part's default. Empty (the default): one part, the host's default optimizer.
+    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        Vec::new()
+    }
+
     /// The reported metrics from the sums of `eval_metric_ops` over a whole evaluation
     /// (each name's totals and counts added up): TF's metric value ops. By default each
     /// sum's `total / count`; override it for metrics that are not ratios (an AUC from
@@ -77,6 +84,18 @@ pub trait Model: Send + Sized + 'static {
             .map(|s| MetricValue::new(s.name.as_str(), s.ratio()))
             .collect())
     }
+}
+
+/// A group of variables one optimizer updates, and its default optimizer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OptimizerPart {
+    /// The part's name: the key under the manifest's `optimizer:` that overrides it.
+    pub name: String,
+    /// The prefix of the variable names this part's optimizer updates.
+    pub variables: String,
+    /// The default optimizer in the manifest's form:
+    /// `json!({"name": "ftrl", "learning_rate": 0.2})`.
+    pub optimizer: serde_json::Value,
 }
 
 /// A streaming metric. `state` is a flat vector that `merge` accepts from another instance.

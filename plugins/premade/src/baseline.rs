@@ -8,11 +8,11 @@ use estimator_plugin_api::abi::{
 use estimator_plugin_api::sdk::feature_columns::NumericColumn;
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var};
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
 use ndarray::Array2;
 use serde::Deserialize;
 
-use crate::head::{Head, LossArgs};
+use crate::head::{optimizer_part, Head, LossArgs};
 
 const BIAS: &str = "baseline/bias";
 
@@ -70,6 +70,10 @@ impl Model for BaselineClassifier {
         bias(&self.head)
     }
 
+    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        baseline_optimizer()
+    }
+
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         baseline_fn(&self.head, inputs)
     }
@@ -118,9 +122,18 @@ impl Model for BaselineRegressor {
         bias(&self.head)
     }
 
+    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        baseline_optimizer()
+    }
+
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         baseline_fn(&self.head, inputs)
     }
+}
+
+/// TF's baseline default: Ftrl with learning rate 0.3.
+fn baseline_optimizer() -> Vec<OptimizerPart> {
+    vec![optimizer_part("baseline", "ftrl", 0.3)]
 }
 
 /// The one variable: a bias per logit.

@@ -5,11 +5,11 @@ use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, PluginError, VarS
 use estimator_plugin_api::sdk::feature_columns::{FeatureColumn, NumericColumn};
 use estimator_plugin_api::sdk::layers::{Activation, Params};
 use estimator_plugin_api::sdk::tape::{LossReduction, Tape};
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
 use serde::Deserialize;
 
 use crate::dnn::DnnBody;
-use crate::head::{Head, LossArgs};
+use crate::head::{optimizer_part, Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]
@@ -59,6 +59,11 @@ impl Model for DnnRegressor {
 
     fn variables(&self) -> Vec<VarSpec> {
         self.body.variables()
+    }
+
+    /// TF's DNN default: Adagrad with learning rate 0.001.
+    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        vec![optimizer_part("dnn", "adagrad", 0.001)]
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {

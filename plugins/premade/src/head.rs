@@ -5,7 +5,7 @@ use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, MetricValue, Plugi
 use estimator_plugin_api::sdk::feature_columns::NumericColumn;
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var, Weighting};
-use estimator_plugin_api::sdk::ModelInputs;
+use estimator_plugin_api::sdk::{ModelInputs, OptimizerPart};
 
 use crate::binary_class_head::BinaryClassHead;
 use crate::class_names::ClassNames;
@@ -36,6 +36,16 @@ impl LossArgs {
             )));
         }
         Ok(Some(values.iter().copied().collect()))
+    }
+}
+
+/// A part of the model's variables (those named `<name>/…`) and TF's default optimizer
+/// for it.
+pub fn optimizer_part(name: &str, optimizer: &str, learning_rate: f64) -> OptimizerPart {
+    OptimizerPart {
+        name: name.to_owned(),
+        variables: format!("{name}/"),
+        optimizer: serde_json::json!({ "name": optimizer, "learning_rate": learning_rate }),
     }
 }
 
