@@ -25,6 +25,10 @@ fn each_library_exports_its_own_models() {
         [
             "dnn_classifier",
             "dnn_regressor",
+            "linear_classifier",
+            "linear_regressor",
+            "dnn_linear_combined_classifier",
+            "dnn_linear_combined_regressor",
             "baseline_classifier",
             "baseline_regressor"
         ]

@@ -7,6 +7,7 @@ pub mod export;
 pub mod feature_columns;
 pub mod layers;
 mod plugin;
+pub mod sparse;
 pub mod tape;
 mod view;
 

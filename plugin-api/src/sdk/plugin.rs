@@ -35,6 +35,15 @@ impl<'a> ModelInputs<'a> {
             })
     }
 
+    /// The number of examples in the batch.
+    pub fn batch_len(&self) -> usize {
+        self.features
+            .first()
+            .map(|f| f.tensor.batch_len())
+            .or_else(|| self.labels.as_ref().map(TensorView::batch_len))
+            .unwrap_or(0)
+    }
+
     /// The labels, or an error naming the mode when the input has none.
     pub fn labels(&self) -> Result<&TensorView<'a>, PluginError> {
         self.labels.as_ref().ok_or_else(|| {

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::abi::PluginError;
 
+use super::sparse::{Combiner, SparseIds};
+
 use super::view::softmax_rows;
 
 /// A handle to a value on the tape.
@@ -26,6 +28,17 @@ enum Op {
     MatMul(Var, Var),
     /// `[batch, n] + [1, n]`, the bias broadcast over rows.
     AddBias(Var, Var),
+    /// Elementwise sum of two values of one shape.
+    Add(Var, Var),
+    /// Values placed side by side: `[batch, a] ‖ [batch, b] ‖ …`.
+    Concat(Vec<Var>),
+    /// Per row, the combined rows of a table picked by sparse ids.
+    EmbeddingLookup {
+        table: Var,
+        ids: SparseIds,
+        /// Each row's factor from the combiner.
+        scales: Vec<f32>,
+    },
     Relu(Var),
     Tanh(Var),
     Sigmoid(Var),
@@ -148,7 +161,9 @@ impl Tape {
         let needs_grad = match &op {
             Op::Constant => false,
             Op::Param => true,
-            Op::MatMul(a, b) | Op::AddBias(a, b) => needs(a) || needs(b),
+            Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Add(a, b) => needs(a) || needs(b),
+            Op::Concat(parts) => parts.iter().any(needs),
+            Op::EmbeddingLookup { table, .. } => needs(table),
             Op::Relu(x) | Op::Tanh(x) | Op::Sigmoid(x) => needs(x),
             Op::SparseSoftmaxCrossEntropy { logits: x, .. }
             | Op::SigmoidCrossEntropy { logits: x, .. }
@@ -212,6 +227,73 @@ impl Tape {
             }
         }
         Ok(self.push(value, Op::AddBias(x, bias)))
+    }
+
+    /// `a + b`, elementwise; both must have one shape.
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var, PluginError> {
+        let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
+        if av.dim() != bv.dim() {
+            return Err(PluginError::bad_data(format!(
+                "add: shapes {:?} and {:?} differ",
+                av.shape(),
+                bv.shape()
+            )));
+        }
+        let value = av + bv;
+        Ok(self.push(value, Op::Add(a, b)))
+    }
+
+    /// The values side by side, in order; all must have the same number of rows.
+    pub fn concat(&mut self, parts: &[Var]) -> Result<Var, PluginError> {
+        let rows = parts.first().map_or(0, |p| self.nodes[p.0].value.nrows());
+        let views: Vec<ArrayView2<'_, f32>> =
+            parts.iter().map(|p| self.nodes[p.0].value.view()).collect();
+        if let Some(bad) = views.iter().find(|v| v.nrows() != rows) {
+            return Err(PluginError::bad_data(format!(
+                "concat: {} rows next to {rows}",
+                bad.nrows()
+            )));
+        }
+        let value = ndarray::concatenate(ndarray::Axis(1), &views)
+            .map_err(|e| PluginError::bad_data(format!("concat: {e}")))?;
+        Ok(self.push(value, Op::Concat(parts.to_vec())))
+    }
+
+    /// Per example, the rows of `table` `[buckets, dim]` its ids pick, weighted and
+    /// combined as TF's `safe_embedding_lookup_sparse`: `sum`, `mean` (divided by the sum
+    /// of weights) or `sqrtn` (by the root of the sum of squared weights). An example with
+    /// no ids gets zeros. The table's gradient touches only the rows looked up.
+    pub fn embedding_lookup(
+        &mut self,
+        table: Var,
+        ids: &SparseIds,
+        combiner: Combiner,
+    ) -> Result<Var, PluginError> {
+        let tv = &self.nodes[table.0].value;
+        let (buckets, dim) = tv.dim();
+        if let Some(&id) = ids.ids().iter().find(|&&id| id >= buckets) {
+            return Err(PluginError::bad_data(format!(
+                "embedding_lookup: id {id} is outside a table of {buckets} rows"
+            )));
+        }
+        let scales: Vec<f32> = (0..ids.rows())
+            .map(|r| combiner.scale(ids.row(r).1))
+            .collect();
+        let mut value = Array2::zeros((ids.rows(), dim));
+        for (r, mut out) in value.rows_mut().into_iter().enumerate() {
+            let (row_ids, weights) = ids.row(r);
+            for (&id, &w) in row_ids.iter().zip(weights) {
+                out.scaled_add(w * scales[r], &tv.row(id));
+            }
+        }
+        Ok(self.push(
+            value,
+            Op::EmbeddingLookup {
+                table,
+                ids: ids.clone(),
+                scales,
+            },
+        ))
     }
 
     pub fn relu(&mut self, x: Var) -> Var {
@@ -406,6 +488,33 @@ impl Tape {
                 }
                 self.accumulate(grads, *x, g);
             }
+            Op::Add(a, b) => {
+                if self.needs_grad(*a) {
+                    self.accumulate(grads, *a, g.clone());
+                }
+                self.accumulate(grads, *b, g);
+            }
+            Op::Concat(parts) => {
+                let mut offset = 0;
+                for part in parts {
+                    let width = self.nodes[part.0].value.ncols();
+                    if self.needs_grad(*part) {
+                        let slice = g.slice(ndarray::s![.., offset..offset + width]);
+                        self.accumulate(grads, *part, slice.to_owned());
+                    }
+                    offset += width;
+                }
+            }
+            Op::EmbeddingLookup { table, ids, scales } => {
+                let mut dt = Array2::zeros(self.nodes[table.0].value.raw_dim());
+                for (r, upstream) in g.rows().into_iter().enumerate() {
+                    let (row_ids, weights) = ids.row(r);
+                    for (&id, &w) in row_ids.iter().zip(weights) {
+                        dt.row_mut(id).scaled_add(w * scales[r], &upstream);
+                    }
+                }
+                self.accumulate(grads, *table, dt);
+            }
             Op::Relu(x) => {
                 Zip::from(&mut g)
                     .and(&node.value)
@@ -432,10 +541,17 @@ impl Tape {
             } => {
                 let upstream = g[[0, 0]];
                 let mut dx = probabilities.clone();
-                for (row, &id) in labels.iter().enumerate() {
-                    dx[[row, id]] -= 1.0;
-                    let scale = upstream * loss.scales[row];
-                    dx.row_mut(row).mapv_inplace(|v| v * scale);
+                let classes = dx.ncols().max(1);
+                // Plain slices: rows are a handful of classes, too short for ndarray's
+                // per-row setup.
+                if let Some(values) = dx.as_slice_mut() {
+                    let rows = values.chunks_exact_mut(classes);
+                    for ((row, &id), &scale) in rows.zip(labels).zip(&loss.scales) {
+                        row[id] -= 1.0;
+                        for v in row.iter_mut() {
+                            *v *= upstream * scale;
+                        }
+                    }
                 }
                 self.accumulate(grads, *logits, dx);
             }

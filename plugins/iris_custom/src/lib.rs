@@ -44,14 +44,14 @@ pub struct IrisCustom {
 impl Model for IrisCustom {
     type Params = IrisParams;
 
-    fn new(params: IrisParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
+    fn new(params: IrisParams, ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
         if params.n_classes < 2 {
             return Err(PluginError::bad_params(format!(
                 "n_classes must be at least 2, got {}",
                 params.n_classes
             )));
         }
-        let input = DenseFeatures::new(params.feature_columns)?;
+        let input = DenseFeatures::new(params.feature_columns, "input_layer", ctx)?;
         let mut layers = Vec::new();
         let mut width = input.width();
         let widths = params.hidden_units.iter().map(|&u| (u, Activation::Relu));
@@ -71,13 +71,15 @@ impl Model for IrisCustom {
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        self.layers.iter().flat_map(Dense::variables).collect()
+        let mut vars = self.input.variables();
+        vars.extend(self.layers.iter().flat_map(Dense::variables));
+        vars
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut tape = Tape::new();
         let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let mut net = tape.constant(self.input.build(inputs)?);
+        let mut net = self.input.apply(&mut tape, &params, inputs)?;
         for layer in &self.layers {
             net = layer.apply(&mut tape, &params, net)?;
         }

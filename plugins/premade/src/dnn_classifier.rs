@@ -1,17 +1,15 @@
 //! `tf.estimator.DNNClassifier`: dense features → hidden layers → logits → a binary
 //! (`n_classes: 2`, the default) or multi-class head.
 
-use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, MetricPartial, MetricValue, PluginError, VarSpec,
-};
+use estimator_plugin_api::abi::{FactoryContext, PluginError};
 use estimator_plugin_api::sdk::feature_columns::{FeatureColumn, NumericColumn};
-use estimator_plugin_api::sdk::layers::{Activation, Params};
-use estimator_plugin_api::sdk::tape::{LossReduction, Tape};
-use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
+use estimator_plugin_api::sdk::layers::Activation;
+use estimator_plugin_api::sdk::tape::LossReduction;
 use serde::Deserialize;
 
-use crate::dnn::DnnBody;
-use crate::head::{optimizer_part, Head, LossArgs};
+use crate::canned::{Body, Canned, CannedParams};
+use crate::dnn::{dnn_optimizer, DnnBody};
+use crate::head::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]
@@ -37,49 +35,19 @@ fn two() -> usize {
     2
 }
 
-pub struct DnnClassifier {
-    body: DnnBody,
-    head: Head,
-}
-
-impl Model for DnnClassifier {
-    type Params = DnnClassifierParams;
-
-    fn new(params: DnnClassifierParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
-        let head = Head::classifier(
-            params.n_classes,
-            params.label_vocabulary,
-            LossArgs {
-                weight_column: params.weight_column,
-                loss_reduction: params.loss_reduction,
-            },
-        )?;
-        let body = DnnBody::new(
-            &params.hidden_units,
-            params.feature_columns,
-            params.activation_fn,
+impl CannedParams for DnnClassifierParams {
+    fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
+        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
+        let dnn = DnnBody::new(
+            &self.hidden_units,
+            self.feature_columns,
+            self.activation_fn,
             head.logits_dimension(),
+            ctx,
         )?;
-        Ok(DnnClassifier { body, head })
-    }
-
-    fn variables(&self) -> Vec<VarSpec> {
-        self.body.variables()
-    }
-
-    /// TF's DNN default: Adagrad with learning rate 0.001.
-    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
-        vec![optimizer_part("dnn", "adagrad", 0.001)]
-    }
-
-    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
-        let mut tape = Tape::new();
-        let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let logits = self.body.logits(&mut tape, &params, inputs)?;
-        self.head.spec(&mut tape, &params, logits, inputs)
-    }
-
-    fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
-        Ok(self.head.eval_metric_results(sums))
+        Ok(Canned::new(Body::Dnn(dnn), head, vec![dnn_optimizer()]))
     }
 }
+
+pub type DnnClassifier = Canned<DnnClassifierParams>;

@@ -1,15 +1,15 @@
 //! `tf.estimator.DNNRegressor`: dense features → hidden layers → `label_dimension`
 //! outputs → regression head.
 
-use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, PluginError, VarSpec};
+use estimator_plugin_api::abi::{FactoryContext, PluginError};
 use estimator_plugin_api::sdk::feature_columns::{FeatureColumn, NumericColumn};
-use estimator_plugin_api::sdk::layers::{Activation, Params};
-use estimator_plugin_api::sdk::tape::{LossReduction, Tape};
-use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
+use estimator_plugin_api::sdk::layers::Activation;
+use estimator_plugin_api::sdk::tape::LossReduction;
 use serde::Deserialize;
 
-use crate::dnn::DnnBody;
-use crate::head::{optimizer_part, Head, LossArgs};
+use crate::canned::{Body, Canned, CannedParams};
+use crate::dnn::{dnn_optimizer, DnnBody};
+use crate::head::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]
@@ -32,44 +32,19 @@ fn one() -> usize {
     1
 }
 
-pub struct DnnRegressor {
-    body: DnnBody,
-    head: Head,
-}
-
-impl Model for DnnRegressor {
-    type Params = DnnRegressorParams;
-
-    fn new(params: DnnRegressorParams, _ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
-        let head = Head::regressor(
-            params.label_dimension,
-            LossArgs {
-                weight_column: params.weight_column,
-                loss_reduction: params.loss_reduction,
-            },
-        )?;
-        let body = DnnBody::new(
-            &params.hidden_units,
-            params.feature_columns,
-            params.activation_fn,
+impl CannedParams for DnnRegressorParams {
+    fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
+        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let head = Head::regressor(self.label_dimension, args)?;
+        let dnn = DnnBody::new(
+            &self.hidden_units,
+            self.feature_columns,
+            self.activation_fn,
             head.logits_dimension(),
+            ctx,
         )?;
-        Ok(DnnRegressor { body, head })
-    }
-
-    fn variables(&self) -> Vec<VarSpec> {
-        self.body.variables()
-    }
-
-    /// TF's DNN default: Adagrad with learning rate 0.001.
-    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
-        vec![optimizer_part("dnn", "adagrad", 0.001)]
-    }
-
-    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
-        let mut tape = Tape::new();
-        let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let outputs = self.body.logits(&mut tape, &params, inputs)?;
-        self.head.spec(&mut tape, &params, outputs, inputs)
+        Ok(Canned::new(Body::Dnn(dnn), head, vec![dnn_optimizer()]))
     }
 }
+
+pub type DnnRegressor = Canned<DnnRegressorParams>;

@@ -22,6 +22,13 @@ pub struct LossArgs {
 }
 
 impl LossArgs {
+    pub fn new(weight_column: Option<NumericColumn>, loss_reduction: LossReduction) -> Self {
+        LossArgs {
+            weight_column,
+            loss_reduction,
+        }
+    }
+
     /// Each example's weight for this batch, or `None` without a weight column.
     pub fn weights(&self, inputs: &ModelInputs<'_>) -> Result<Option<Vec<f32>>, PluginError> {
         let Some(column) = &self.weight_column else {

@@ -2,22 +2,31 @@
 
 mod baseline;
 mod binary_class_head;
+mod canned;
 mod class_names;
 mod dnn;
 mod dnn_classifier;
+mod dnn_linear_combined;
 mod dnn_regressor;
 mod head;
+mod linear;
 mod multi_class_head;
 mod regression_head;
 
 pub use baseline::{BaselineClassifier, BaselineRegressor};
 pub use dnn_classifier::DnnClassifier;
+pub use dnn_linear_combined::{DnnLinearCombinedClassifier, DnnLinearCombinedRegressor};
 pub use dnn_regressor::DnnRegressor;
+pub use linear::{LinearClassifier, LinearRegressor};
 
 estimator_plugin_api::export_plugin! {
     models: [
         "dnn_classifier" => DnnClassifier,
         "dnn_regressor" => DnnRegressor,
+        "linear_classifier" => LinearClassifier,
+        "linear_regressor" => LinearRegressor,
+        "dnn_linear_combined_classifier" => DnnLinearCombinedClassifier,
+        "dnn_linear_combined_regressor" => DnnLinearCombinedRegressor,
         "baseline_classifier" => BaselineClassifier,
         "baseline_regressor" => BaselineRegressor,
     ],

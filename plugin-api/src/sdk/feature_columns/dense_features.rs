@@ -1,0 +1,244 @@
+//! TF's `DenseFeatures` (`input_layer`): dense columns, sorted by name, side by side in
+//! one `[batch, width]` input. Embedding columns add a trainable table each.
+
+use ndarray::{s, Array2};
+
+use crate::abi::{FactoryContext, Initializer, PluginError, VarSpec};
+use crate::sdk::layers::Params;
+use crate::sdk::plugin::ModelInputs;
+use crate::sdk::tape::{Tape, Var};
+
+use super::FeatureColumn;
+
+#[derive(Clone, Debug)]
+pub struct DenseFeatures {
+    columns: Vec<FeatureColumn>,
+    /// Prefix of the embedding tables' names.
+    scope: String,
+}
+
+impl DenseFeatures {
+    /// The input layer over `columns`; embedding tables are named
+    /// `<scope>/<column>/embedding_weights`, TF's names under a DNN's
+    /// `dnn/input_from_feature_columns/input_layer`.
+    pub fn new(
+        mut columns: Vec<FeatureColumn>,
+        scope: &str,
+        ctx: &FactoryContext<'_>,
+    ) -> Result<Self, PluginError> {
+        if columns.is_empty() {
+            return Err(PluginError::bad_params("feature_columns must not be empty"));
+        }
+        for column in &mut columns {
+            column.prepare(ctx)?;
+            if column.dense_width().is_none() {
+                return Err(PluginError::bad_params(format!(
+                    "Items of feature_columns must be a DenseColumn. You can wrap a categorical column with an embedding_column or indicator_column. Given: `{}`",
+                    column.name()
+                )));
+            }
+        }
+        columns.sort_by_key(FeatureColumn::name);
+        if let Some(pair) = columns.windows(2).find(|w| w[0].name() == w[1].name()) {
+            return Err(PluginError::bad_params(format!(
+                "feature column `{}` is listed twice",
+                pair[0].name()
+            )));
+        }
+        Ok(DenseFeatures {
+            columns,
+            scope: scope.to_owned(),
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.columns
+            .iter()
+            .filter_map(FeatureColumn::dense_width)
+            .sum()
+    }
+
+    fn table_name(&self, column: &FeatureColumn) -> String {
+        format!("{}/{}/embedding_weights", self.scope, column.name())
+    }
+
+    /// The embedding tables, initialised as TF's: truncated normal with standard
+    /// deviation `1/sqrt(dimension)`.
+    pub fn variables(&self) -> Vec<VarSpec> {
+        self.columns
+            .iter()
+            .filter_map(|column| match column {
+                FeatureColumn::Embedding(e) => Some(VarSpec::new(
+                    self.table_name(column),
+                    &[e.categorical_column.num_buckets().unwrap_or(0), e.dimension],
+                    Initializer::TruncatedNormal {
+                        stddev: 1.0 / (e.dimension as f32).sqrt(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The input for one batch: each run of columns without variables is written into
+    /// one constant; each embedding column looks its table up.
+    pub fn apply(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        inputs: &ModelInputs<'_>,
+    ) -> Result<Var, PluginError> {
+        let mut parts = Vec::new();
+        let mut run: Vec<&FeatureColumn> = Vec::new();
+        for column in &self.columns {
+            match column {
+                FeatureColumn::Embedding(e) => {
+                    if !run.is_empty() {
+                        parts.push(tape.constant(constant_block(&run, inputs)?));
+                        run.clear();
+                    }
+                    let ids = e.categorical_column.sparse_ids(inputs)?;
+                    let table = params.get(&self.table_name(column))?;
+                    parts.push(tape.embedding_lookup(table, &ids, e.combiner)?);
+                }
+                other => run.push(other),
+            }
+        }
+        if !run.is_empty() {
+            parts.push(tape.constant(constant_block(&run, inputs)?));
+        }
+        match parts.as_slice() {
+            [one] => Ok(*one),
+            many => tape.concat(many),
+        }
+    }
+}
+
+/// The columns' values side by side, each written straight into its slot.
+fn constant_block(
+    columns: &[&FeatureColumn],
+    inputs: &ModelInputs<'_>,
+) -> Result<Array2<f32>, PluginError> {
+    let width = columns.iter().filter_map(|c| c.dense_width()).sum();
+    let mut out = Array2::zeros((inputs.batch_len(), width));
+    let mut offset = 0;
+    for column in columns {
+        let w = column.dense_width().unwrap_or(0);
+        column.write_constant(inputs, out.slice_mut(s![.., offset..offset + w]))?;
+        offset += w;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::NamedView;
+    use crate::sdk::feature_columns::tests::{ctx, inputs_with};
+
+    fn columns(json: &str) -> Vec<FeatureColumn> {
+        serde_json::from_str(json).expect("valid columns")
+    }
+
+    #[test]
+    fn columns_are_sorted_by_name_and_normalized() {
+        let dense = DenseFeatures::new(
+            columns(
+                r#"[{"numeric": {"key": "b", "normalizer": {"min_max": {"min": 0, "max": 4}}}},
+                    {"numeric": {"key": "a", "normalizer": {"z_score": {"mean": 10, "std": 2}}}}]"#,
+            ),
+            "input_layer",
+            &ctx(),
+        )
+        .expect("valid");
+        assert_eq!(dense.width(), 2);
+        let (a, b) = ([12.0f32, 7.0], [1.0f32, 4.0]);
+        let x = inputs_with(&[("a", &a), ("b", &b)], |inputs| {
+            let mut tape = Tape::new();
+            let params = Params::load(&mut tape, &[], &[])?;
+            let x = dense.apply(&mut tape, &params, inputs)?;
+            Ok(tape.value(x).to_owned())
+        });
+        assert_eq!(x, ndarray::array![[1.0, 0.25], [-1.5, 1.0]]);
+    }
+
+    #[test]
+    fn a_bare_categorical_column_is_refused_as_tf() {
+        let err = DenseFeatures::new(
+            columns(r#"[{"hash_bucket": {"key": "h", "hash_bucket_size": 5}}]"#),
+            "input_layer",
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains(
+                "You can wrap a categorical column with an embedding_column or indicator_column"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn embeddings_combine_rows_as_tf_and_train_only_the_rows_looked_up() {
+        // TF: ids [a, b] with rows [1, 0], [0, 1] → sum [1, 1], mean [.5, .5],
+        // sqrtn [.7071, .7071].
+        for (combiner, expected) in [
+            ("sum", 1.0f32),
+            ("mean", 0.5),
+            ("sqrtn", std::f32::consts::FRAC_1_SQRT_2),
+        ] {
+            let json = format!(
+                r#"[{{"embedding": {{"categorical_column": {{"identity": {{"key": "i", "num_buckets": 3}}}},
+                     "dimension": 2, "combiner": "{combiner}"}}}}]"#
+            );
+            let dense = DenseFeatures::new(columns(&json), "input_layer", &ctx()).expect("valid");
+            let specs = dense.variables();
+            assert_eq!(
+                specs[0].name.as_str(),
+                "input_layer/i_embedding/embedding_weights"
+            );
+            assert_eq!(specs[0].shape.as_slice(), &[3, 2]);
+            let table = [1.0f32, 0.0, 0.0, 1.0, 5.0, 5.0];
+            let shape = [3usize, 2];
+            let vars = [NamedView {
+                name: specs[0].name.as_str().into(),
+                tensor: crate::abi::TensorView::f32(&shape, &table),
+            }];
+            // One example holding ids 0 and 1, as a [1, 2] feature.
+            let ids = [0.0f32, 1.0];
+            let id_shape = [1usize, 2];
+            let features = [NamedView {
+                name: "i".into(),
+                tensor: crate::abi::TensorView::f32(&id_shape, &ids),
+            }];
+            let inputs = ModelInputs {
+                features: &features,
+                labels: None,
+                mode: crate::abi::ModeKeys::Train,
+                variables: &vars,
+                specs: &specs,
+                ctx: crate::abi::StepContext {
+                    global_step: 0,
+                    seed: 0,
+                },
+            };
+            let mut tape = Tape::new();
+            let params = Params::load(&mut tape, &specs, &vars).expect("matching");
+            let x = dense.apply(&mut tape, &params, &inputs).expect("valid");
+            let got = tape.value(x).to_owned();
+            assert!(
+                got.iter().all(|v| (v - expected).abs() < 1e-6),
+                "{combiner}: {got}"
+            );
+            let loss = tape
+                .mean_squared_error(x, ndarray::Array2::zeros((1, 2)))
+                .expect("shape");
+            let grads = tape.backward(loss);
+            let g = grads
+                .of(params.get(specs[0].name.as_str()).expect("table"))
+                .expect("grad");
+            assert_eq!(g.row(2).to_vec(), vec![0.0, 0.0], "row 2 was not looked up");
+            assert!(g.row(0).iter().all(|v| *v != 0.0));
+        }
+    }
+}

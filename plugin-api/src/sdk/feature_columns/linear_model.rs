@@ -1,0 +1,234 @@
+//! TF's `LinearModel`: one zero-initialised weight per column and a bias; categorical
+//! columns are used directly, each example's ids picking rows of the column's weights.
+
+use serde::Deserialize;
+
+use crate::abi::{FactoryContext, Initializer, PluginError, VarSpec};
+use crate::sdk::layers::Params;
+use crate::sdk::plugin::ModelInputs;
+use crate::sdk::sparse::Combiner;
+use crate::sdk::tape::{Tape, Var};
+
+use super::FeatureColumn;
+
+/// TF's `sparse_combiner`: how an example's categorical weights combine (default `sum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseCombiner {
+    #[default]
+    Sum,
+    Mean,
+    Sqrtn,
+}
+
+impl From<SparseCombiner> for Combiner {
+    fn from(c: SparseCombiner) -> Self {
+        match c {
+            SparseCombiner::Sum => Combiner::Sum,
+            SparseCombiner::Mean => Combiner::Mean,
+            SparseCombiner::Sqrtn => Combiner::Sqrtn,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LinearModel {
+    columns: Vec<FeatureColumn>,
+    units: usize,
+    combiner: Combiner,
+    scope: String,
+}
+
+impl LinearModel {
+    /// A linear model over `columns` with `units` outputs; variables are named
+    /// `<scope>/<column>/weights` and `<scope>/bias_weights` (TF's scope is
+    /// `linear/linear_model`).
+    pub fn new(
+        mut columns: Vec<FeatureColumn>,
+        units: usize,
+        sparse_combiner: SparseCombiner,
+        scope: &str,
+        ctx: &FactoryContext<'_>,
+    ) -> Result<Self, PluginError> {
+        if columns.is_empty() {
+            return Err(PluginError::bad_params("feature_columns must not be empty"));
+        }
+        for column in &mut columns {
+            column.prepare(ctx)?;
+            if let FeatureColumn::Embedding(_) = column {
+                return Err(PluginError::bad_params(format!(
+                    "`{}`: a linear model takes categorical columns directly; an embedding column belongs in a DNN",
+                    column.name()
+                )));
+            }
+        }
+        columns.sort_by_key(FeatureColumn::name);
+        if let Some(pair) = columns.windows(2).find(|w| w[0].name() == w[1].name()) {
+            return Err(PluginError::bad_params(format!(
+                "feature column `{}` is listed twice",
+                pair[0].name()
+            )));
+        }
+        Ok(LinearModel {
+            columns,
+            units,
+            combiner: sparse_combiner.into(),
+            scope: scope.to_owned(),
+        })
+    }
+
+    fn weights_name(&self, column: &FeatureColumn) -> String {
+        format!("{}/{}/weights", self.scope, column.name())
+    }
+
+    fn bias_name(&self) -> String {
+        format!("{}/bias_weights", self.scope)
+    }
+
+    /// Rows of a column's weights: its buckets when categorical, else its dense width.
+    fn rows(column: &FeatureColumn) -> usize {
+        column
+            .num_buckets()
+            .or_else(|| column.dense_width())
+            .unwrap_or(0)
+    }
+
+    pub fn variables(&self) -> Vec<VarSpec> {
+        let mut vars: Vec<VarSpec> = self
+            .columns
+            .iter()
+            .map(|c| {
+                VarSpec::new(
+                    self.weights_name(c),
+                    &[Self::rows(c), self.units],
+                    Initializer::Zeros,
+                )
+            })
+            .collect();
+        vars.push(VarSpec::new(
+            self.bias_name(),
+            &[self.units],
+            Initializer::Zeros,
+        ));
+        vars
+    }
+
+    /// `[batch, units]`: the sum of every column's contribution, plus the bias.
+    pub fn apply(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        inputs: &ModelInputs<'_>,
+    ) -> Result<Var, PluginError> {
+        let mut sum: Option<Var> = None;
+        for column in &self.columns {
+            let weights = params.get(&self.weights_name(column))?;
+            let part = match column.num_buckets() {
+                Some(_) => {
+                    let ids = column.sparse_ids(inputs)?;
+                    tape.embedding_lookup(weights, &ids, self.combiner)?
+                }
+                None => {
+                    let x = tape.constant(column.constant_value(inputs)?);
+                    tape.matmul(x, weights)?
+                }
+            };
+            sum = Some(match sum {
+                Some(s) => tape.add(s, part)?,
+                None => part,
+            });
+        }
+        let sum =
+            sum.ok_or_else(|| PluginError::bad_params("feature_columns must not be empty"))?;
+        tape.add_bias(sum, params.get(&self.bias_name())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{ModeKeys, NamedView, StepContext, TensorData, TensorView};
+    use crate::sdk::feature_columns::tests::ctx;
+    use abi_stable::std_types::RString;
+
+    #[test]
+    fn logits_sum_the_weights_of_each_columns_ids_and_values() {
+        let columns: Vec<FeatureColumn> = serde_json::from_str(
+            r#"[{"vocabulary_list": {"key": "color", "vocabulary_list": ["red", "green", "blue"]}},
+                {"numeric": "size"}]"#,
+        )
+        .expect("valid");
+        let model = LinearModel::new(
+            columns,
+            1,
+            SparseCombiner::Sum,
+            "linear/linear_model",
+            &ctx(),
+        )
+        .expect("valid");
+        let specs = model.variables();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "linear/linear_model/color/weights",
+                "linear/linear_model/size/weights",
+                "linear/linear_model/bias_weights"
+            ]
+        );
+        let (color_w, size_w, bias) = ([1.0f32, 2.0, 3.0], [10.0f32], [0.5f32]);
+        let (cs, ss, bs) = ([3usize, 1], [1usize, 1], [1usize]);
+        let vars = [
+            NamedView {
+                name: names[0].into(),
+                tensor: TensorView::f32(&cs, &color_w),
+            },
+            NamedView {
+                name: names[1].into(),
+                tensor: TensorView::f32(&ss, &size_w),
+            },
+            NamedView {
+                name: names[2].into(),
+                tensor: TensorView::f32(&bs, &bias),
+            },
+        ];
+        let colors: Vec<RString> = ["blue", "purple"]
+            .iter()
+            .map(|s| RString::from(*s))
+            .collect();
+        let sizes = [2.0f32, 3.0];
+        let shape = [2usize];
+        let features = [
+            NamedView {
+                name: "color".into(),
+                tensor: TensorView {
+                    shape: shape.as_slice().into(),
+                    data: TensorData::Str(colors.as_slice().into()),
+                },
+            },
+            NamedView {
+                name: "size".into(),
+                tensor: TensorView::f32(&shape, &sizes),
+            },
+        ];
+        let inputs = ModelInputs {
+            features: &features,
+            labels: None,
+            mode: ModeKeys::Predict,
+            variables: &vars,
+            specs: &specs,
+            ctx: StepContext {
+                global_step: 0,
+                seed: 0,
+            },
+        };
+        let mut tape = Tape::new();
+        let params = Params::load(&mut tape, &specs, &vars).expect("matching");
+        let logits = model.apply(&mut tape, &params, &inputs).expect("valid");
+        // blue: 3 + 10·2 + 0.5; purple is out of vocabulary (dropped): 10·3 + 0.5.
+        assert_eq!(
+            tape.value(logits).to_owned(),
+            ndarray::array![[23.5], [30.5]]
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! What every premade model is: a body that turns features into logits, a head that turns
+//! logits into predictions, a loss and metrics, and TF's default optimizer for each part
+//! of the body. Each model's params (TF's constructor arguments) build the three.
+
+use std::marker::PhantomData;
+
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, PluginError, VarSpec,
+};
+use estimator_plugin_api::sdk::feature_columns::LinearModel;
+use estimator_plugin_api::sdk::layers::Params;
+use estimator_plugin_api::sdk::tape::{Tape, Var};
+use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
+use ndarray::Array2;
+use serde::de::DeserializeOwned;
+
+use crate::dnn::DnnBody;
+use crate::head::Head;
+
+/// The part of a model before its head.
+pub enum Body {
+    Dnn(DnnBody),
+    Linear(LinearModel),
+    /// TF's wide & deep: the sum of a DNN's and a linear model's logits, either optional.
+    Combined(Option<DnnBody>, Option<LinearModel>),
+    /// A learned bias per logit, the same for every example.
+    Baseline {
+        logits_dimension: usize,
+    },
+}
+
+const BASELINE_BIAS: &str = "baseline/bias";
+
+impl Body {
+    fn variables(&self) -> Vec<VarSpec> {
+        match self {
+            Body::Dnn(dnn) => dnn.variables(),
+            Body::Linear(linear) => linear.variables(),
+            Body::Combined(dnn, linear) => {
+                let mut vars = dnn.as_ref().map(DnnBody::variables).unwrap_or_default();
+                vars.extend(
+                    linear
+                        .as_ref()
+                        .map(LinearModel::variables)
+                        .unwrap_or_default(),
+                );
+                vars
+            }
+            Body::Baseline { logits_dimension } => vec![VarSpec::new(
+                BASELINE_BIAS,
+                &[*logits_dimension],
+                Initializer::Zeros,
+            )],
+        }
+    }
+
+    fn logits(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        inputs: &ModelInputs<'_>,
+    ) -> Result<Var, PluginError> {
+        match self {
+            Body::Dnn(dnn) => dnn.logits(tape, params, inputs),
+            Body::Linear(linear) => linear.apply(tape, params, inputs),
+            Body::Combined(dnn, linear) => {
+                let dnn = dnn
+                    .as_ref()
+                    .map(|d| d.logits(tape, params, inputs))
+                    .transpose()?;
+                let linear = linear
+                    .as_ref()
+                    .map(|l| l.apply(tape, params, inputs))
+                    .transpose()?;
+                match (dnn, linear) {
+                    (Some(d), Some(l)) => tape.add(d, l),
+                    (Some(one), None) | (None, Some(one)) => Ok(one),
+                    (None, None) => Err(PluginError::bad_params(
+                        "Either linear_feature_columns or dnn_feature_columns must be defined.",
+                    )),
+                }
+            }
+            Body::Baseline { logits_dimension } => {
+                let zeros = tape.constant(Array2::zeros((inputs.batch_len(), *logits_dimension)));
+                tape.add_bias(zeros, params.get(BASELINE_BIAS)?)
+            }
+        }
+    }
+}
+
+/// A premade model's params: TF's constructor arguments, which build the model.
+pub trait CannedParams: DeserializeOwned + Send + 'static {
+    fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError>;
+}
+
+/// A premade model, built from its params `P`.
+pub struct Canned<P> {
+    pub body: Body,
+    pub head: Head,
+    /// TF's default optimizer for each part of the body.
+    pub optimizers: Vec<OptimizerPart>,
+    pub params: PhantomData<fn() -> P>,
+}
+
+impl<P> Canned<P> {
+    pub fn new(body: Body, head: Head, optimizers: Vec<OptimizerPart>) -> Self {
+        Canned {
+            body,
+            head,
+            optimizers,
+            params: PhantomData,
+        }
+    }
+}
+
+impl<P: CannedParams> Model for Canned<P> {
+    type Params = P;
+
+    fn new(params: P, ctx: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        params.build(ctx)
+    }
+
+    fn variables(&self) -> Vec<VarSpec> {
+        self.body.variables()
+    }
+
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let mut tape = Tape::new();
+        let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
+        let logits = self.body.logits(&mut tape, &params, inputs)?;
+        self.head.spec(&mut tape, &params, logits, inputs)
+    }
+
+    fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        self.optimizers.clone()
+    }
+
+    fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
+        Ok(self.head.eval_metric_results(sums))
+    }
+}
