@@ -268,6 +268,7 @@ impl Estimator {
             }
             if finite {
                 optimizer.apply(&mut session.vars, &spec.gradients, step);
+                session.vars.assign(&spec.updates);
                 session.global_step += 1;
                 steps_run += 1;
             }

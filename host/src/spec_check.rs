@@ -36,6 +36,7 @@ pub fn check(
     }
     if mode == ModeKeys::Train {
         check_gradients(spec, vars, trainable, &requires)?;
+        check_updates(spec, vars)?;
     }
     for p in spec.predictions.iter() {
         let t = &p.tensor;
@@ -98,6 +99,41 @@ fn check_gradients(
     Ok(())
 }
 
+/// Updates (new values of non-trainable variables, such as batch norm's moving averages)
+/// must each name a declared non-trainable variable once, with its shape, and be finite.
+fn check_updates(spec: &EstimatorSpec, vars: &VariableStore) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for u in spec.updates.iter() {
+        let name = u.name.as_str();
+        let var = vars
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| format!("mode train: update `{name}` names no declared variable"))?;
+        if var.trainable {
+            return Err(format!(
+                "mode train: update `{name}` is for a trainable variable; the optimizer alone changes those"
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(format!("mode train: variable `{name}` is updated twice"));
+        }
+        let values = u.tensor.as_f32().unwrap_or_default();
+        if u.tensor.shape.as_slice() != var.shape.as_slice() || values.len() != var.data.len() {
+            return Err(format!(
+                "mode train: update `{name}` is {:?} {:?} with {} values; variable `{name}` is F32 {:?}",
+                u.tensor.dtype(),
+                u.tensor.shape.as_slice(),
+                u.tensor.data.len(),
+                var.shape
+            ));
+        }
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(format!("mode train: update `{name}` holds {bad}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +142,33 @@ mod tests {
 
     fn vars() -> VariableStore {
         VariableStore::initialise(&[VarSpec::new("w", &[2], Initializer::Zeros)], 0).expect("valid")
+    }
+
+    #[test]
+    fn updates_must_name_non_trainable_variables_with_their_shape() {
+        let specs = [
+            VarSpec::new("w", &[2], Initializer::Zeros),
+            VarSpec::new("moving_mean", &[2], Initializer::Zeros).non_trainable(),
+        ];
+        let vars = VariableStore::initialise(&specs, 0).expect("valid");
+        let spec_with = |name: &str, values: Vec<f32>| {
+            let mut spec = EstimatorSpec::new(ModeKeys::Train);
+            spec.loss = ROption::RSome(1.0);
+            spec.gradients = vec![NamedTensor::new("w", Tensor::f32(vec![2], vec![0.0; 2]))].into();
+            let n = values.len();
+            spec.updates = vec![NamedTensor::new(name, Tensor::f32(vec![n], values))].into();
+            spec
+        };
+        let check_one = |spec: &EstimatorSpec| check(spec, ModeKeys::Train, &vars, &[0], 1);
+        assert_eq!(check_one(&spec_with("moving_mean", vec![1.0, 2.0])), Ok(()));
+        let err = check_one(&spec_with("w", vec![1.0, 2.0])).unwrap_err();
+        assert!(err.contains("is for a trainable variable"), "{err}");
+        let err = check_one(&spec_with("moving_mean", vec![1.0])).unwrap_err();
+        assert!(err.contains("variable `moving_mean` is F32 [2]"), "{err}");
+        let err = check_one(&spec_with("other", vec![1.0])).unwrap_err();
+        assert!(err.contains("names no declared variable"), "{err}");
+        let err = check_one(&spec_with("moving_mean", vec![f32::NAN, 0.0])).unwrap_err();
+        assert!(err.contains("holds NaN"), "{err}");
     }
 
     #[test]

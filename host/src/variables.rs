@@ -65,6 +65,18 @@ impl VariableStore {
         &mut self.vars[index]
     }
 
+    /// Sets non-trainable variables to the values a model_fn returned in `updates`
+    /// (checked by `spec_check`: each names a variable, with its shape).
+    pub fn assign(&mut self, updates: &[estimator_plugin_api::abi::NamedTensor]) {
+        for u in updates {
+            if let (Some(var), Some(values)) = (self.find_mut(u.name.as_str()), u.tensor.as_f32()) {
+                if var.data.len() == values.len() {
+                    var.data.copy_from_slice(values);
+                }
+            }
+        }
+    }
+
     pub fn find_mut(&mut self, name: &str) -> Option<&mut Variable> {
         self.vars.iter_mut().find(|v| v.name == name)
     }

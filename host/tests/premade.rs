@@ -372,3 +372,60 @@ fn wide_and_deep_models_give_each_part_its_optimizer() {
     assert!(listing
         .contains("training/Ftrl/linear/linear_model/worst_radius_bucketized/weights/accumulator"));
 }
+
+#[test]
+fn dropout_and_batch_norm_train_repeatably_and_update_the_moving_averages() {
+    let run = || {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = config_in(dir.path(), "wine_dnn_classifier.yaml", |t| {
+            t.replace(
+                "    n_classes: 3\n",
+                "    n_classes: 3\n    dropout: 0.2\n    batch_norm: true\n",
+            )
+        });
+        ok(&["train", p(&manifest), "--quiet"]);
+        // On the training data, inference with the moving averages must agree with what
+        // training learned: a broken inference path would not fit the data it saw.
+        let train_data = common::repo_root().join("data/wine_training.csv");
+        let set = format!("input.eval.params.path={}", train_data.display());
+        let m: serde_json::Value = serde_json::from_str(&ok(&[
+            "evaluate",
+            p(&manifest),
+            "--json",
+            "--quiet",
+            "--set",
+            &set,
+        ]))
+        .expect("JSON");
+        let model = dir.path().join("model");
+        let value = |name: &str| -> Vec<f64> {
+            serde_json::from_str(&ok(&["checkpoints", p(&model), "--value", name])).expect("JSON")
+        };
+        let mean = value("dnn/hiddenlayer_0/batchnorm_0/moving_mean");
+        let variance = value("dnn/hiddenlayer_1/batchnorm_1/moving_variance");
+        let listing = ok(&["checkpoints", p(&model), "--variables"]);
+        let bytes = std::fs::read(model.join("model.ckpt-1000.safetensors")).expect("checkpoint");
+        (m, mean, variance, listing, bytes, dir)
+    };
+    let (m, mean, variance, listing, bytes, _dir) = run();
+    assert!(
+        m["accuracy"].as_f64() >= Some(0.99),
+        "training accuracy: {m}"
+    );
+    // The host assigned the model's updates: the averages left their initial 0 and 1.
+    assert_eq!(mean.len(), 16);
+    assert!(mean.iter().any(|&v| v.abs() > 1e-3), "{mean:?}");
+    assert!(
+        variance.iter().any(|&v| (v - 1.0).abs() > 1e-3),
+        "{variance:?}"
+    );
+    // Moving averages are not trained: no optimizer slots; gamma and beta are.
+    assert!(!listing.contains("moving_mean/accumulator") && !listing.contains("moving_mean/m "));
+    assert!(
+        listing.contains("training/Adam/dnn/hiddenlayer_0/batchnorm_0/gamma/m"),
+        "{listing}"
+    );
+    // Dropout masks come from the run's seed: a second run writes the same bytes.
+    let (_, _, _, _, again, _dir2) = run();
+    assert!(bytes == again, "the same seed gives the same checkpoint");
+}

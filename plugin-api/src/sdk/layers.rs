@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 use crate::abi::{Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
 
+use super::batch_norm::BatchNorm;
+use super::dropout::Dropout;
 use super::tape::{Gradients, Tape, Var};
 use super::view::f32_matrix;
 
@@ -91,10 +93,18 @@ impl Dense {
 
 /// A stack of dense layers followed by a linear logits layer, TF's DNN body.
 /// Layers are named `<prefix>/hiddenlayer_<i>` and `<prefix>/logits`, as TF's DNN estimators.
+/// Each hidden layer may be followed, as in TF, by dropout (training only) and batch
+/// normalization (`<prefix>/hiddenlayer_<i>/batchnorm_<i>`).
 #[derive(Clone, Debug)]
 pub struct Mlp {
     pub layers: Vec<Dense>,
+    dropout: Option<Dropout>,
+    /// One per hidden layer when batch normalization is on.
+    batch_norms: Vec<BatchNorm>,
 }
+
+/// TF's DNN estimators' batch normalization momentum.
+const DNN_BATCH_NORM_MOMENTUM: f32 = 0.999;
 
 impl Mlp {
     pub fn new(
@@ -121,17 +131,82 @@ impl Mlp {
             outputs,
             Activation::Linear,
         ));
-        Mlp { layers }
+        Mlp {
+            layers,
+            dropout: None,
+            batch_norms: Vec::new(),
+        }
+    }
+
+    /// TF's `dropout`: after each hidden layer, in training only.
+    pub fn with_dropout(mut self, dropout: Dropout) -> Self {
+        self.dropout = Some(dropout);
+        self
+    }
+
+    /// TF's `batch_norm=True`: batch normalization after each hidden layer.
+    pub fn with_batch_norm(mut self) -> Self {
+        let hidden = &self.layers[..self.layers.len().saturating_sub(1)];
+        self.batch_norms = hidden
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                BatchNorm::new(
+                    &format!("{}/batchnorm_{i}", layer.name),
+                    layer.units,
+                    DNN_BATCH_NORM_MOMENTUM,
+                )
+            })
+            .collect();
+        self
     }
 
     pub fn variables(&self) -> Vec<VarSpec> {
-        self.layers.iter().flat_map(Dense::variables).collect()
+        let mut vars = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            vars.extend(layer.variables());
+            if let Some(bn) = self.batch_norms.get(i) {
+                vars.extend(bn.variables());
+            }
+        }
+        vars
     }
 
+    /// The network as used for inference (no dropout; batch norm's moving averages).
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
-        self.layers
-            .iter()
-            .try_fold(x, |h, layer| layer.apply(tape, params, h))
+        self.forward(tape, params, x, false, 0).map(|(y, _)| y)
+    }
+
+    /// The network in training (`training`: dropout drawn from `seed`, batch norm on the
+    /// batch's statistics) or not. Returns the output and batch norm's new moving
+    /// averages, for the spec's `updates`.
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        params: &Params,
+        x: Var,
+        training: bool,
+        seed: u64,
+    ) -> Result<(Var, Vec<NamedTensor>), PluginError> {
+        let mut h = x;
+        let mut updates = Vec::new();
+        let hidden = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.apply(tape, params, h)?;
+            if i == hidden {
+                break;
+            }
+            if let Some(dropout) = &self.dropout {
+                let layer_seed = seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                h = dropout.apply(tape, h, training, layer_seed)?;
+            }
+            if let Some(bn) = self.batch_norms.get(i) {
+                let (normalized, moving) = bn.apply(tape, params, h, training)?;
+                h = normalized;
+                updates.extend(moving);
+            }
+        }
+        Ok((h, updates))
     }
 }
 

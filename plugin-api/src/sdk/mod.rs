@@ -3,6 +3,8 @@
 //! [`export_plugin!`](crate::export_plugin) macro that turns it all into a plugin library.
 
 pub mod auc;
+pub mod batch_norm;
+pub mod dropout;
 pub mod export;
 pub mod feature_columns;
 pub mod layers;

@@ -39,6 +39,21 @@ enum Op {
         /// Each row's factor from the combiner.
         scales: Vec<f32>,
     },
+    /// Elementwise product with a constant (a dropout mask).
+    Mask {
+        x: Var,
+        mask: Array2<f32>,
+    },
+    /// `gamma · (x − mean) / sqrt(var + ε) + beta` per column; with `batch_statistics`
+    /// the mean and variance are the batch's own, so the gradient flows through them.
+    Normalize {
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        normalized: Array2<f32>,
+        inv_std: Vec<f32>,
+        batch_statistics: bool,
+    },
     Relu(Var),
     Tanh(Var),
     Sigmoid(Var),
@@ -163,6 +178,8 @@ impl Tape {
             Op::Param => true,
             Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Add(a, b) => needs(a) || needs(b),
             Op::Concat(parts) => parts.iter().any(needs),
+            Op::Mask { x, .. } => needs(x),
+            Op::Normalize { x, gamma, beta, .. } => needs(x) || needs(gamma) || needs(beta),
             Op::EmbeddingLookup { table, .. } => needs(table),
             Op::Relu(x) | Op::Tanh(x) | Op::Sigmoid(x) => needs(x),
             Op::SparseSoftmaxCrossEntropy { logits: x, .. }
@@ -292,6 +309,74 @@ impl Tape {
                 table,
                 ids: ids.clone(),
                 scales,
+            },
+        ))
+    }
+
+    /// `x · mask`, elementwise, with a constant mask of `x`'s shape (dropout).
+    pub fn mask(&mut self, x: Var, mask: Array2<f32>) -> Result<Var, PluginError> {
+        let xv = &self.nodes[x.0].value;
+        if xv.dim() != mask.dim() {
+            return Err(PluginError::bad_data(format!(
+                "mask: shape {:?} does not fit {:?}",
+                mask.shape(),
+                xv.shape()
+            )));
+        }
+        let value = xv * &mask;
+        Ok(self.push(value, Op::Mask { x, mask }))
+    }
+
+    /// Batch normalization of `x` `[batch, n]` by column: `gamma · (x − mean) /
+    /// sqrt(variance + epsilon) + beta`, with `gamma` and `beta` `[1, n]`. With
+    /// `batch_statistics` (training), `mean` and `variance` must be the batch's own
+    /// (biased) statistics and the gradient accounts for them; otherwise they are
+    /// constants (the moving averages).
+    pub fn normalize(
+        &mut self,
+        x: Var,
+        (gamma, beta): (Var, Var),
+        (mean, variance): (&[f32], &[f32]),
+        epsilon: f32,
+        batch_statistics: bool,
+    ) -> Result<Var, PluginError> {
+        let xv = &self.nodes[x.0].value;
+        let n = xv.ncols();
+        let (gv, bv) = (&self.nodes[gamma.0].value, &self.nodes[beta.0].value);
+        if gv.dim() != (1, n) || bv.dim() != (1, n) || mean.len() != n || variance.len() != n {
+            return Err(PluginError::bad_data(format!(
+                "normalize: gamma {:?}, beta {:?}, {} means and {} variances for {n} columns",
+                gv.shape(),
+                bv.shape(),
+                mean.len(),
+                variance.len()
+            )));
+        }
+        let inv_std: Vec<f32> = variance
+            .iter()
+            .map(|v| 1.0 / (v + epsilon).sqrt())
+            .collect();
+        let mut normalized = xv.to_owned();
+        for mut row in normalized.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean[j]) * inv_std[j];
+            }
+        }
+        let mut value = normalized.clone();
+        for mut row in value.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = gv[[0, j]] * *v + bv[[0, j]];
+            }
+        }
+        Ok(self.push(
+            value,
+            Op::Normalize {
+                x,
+                gamma,
+                beta,
+                normalized,
+                inv_std,
+                batch_statistics,
             },
         ))
     }
@@ -515,6 +600,25 @@ impl Tape {
                 }
                 self.accumulate(grads, *table, dt);
             }
+            Op::Mask { x, mask } => {
+                g *= mask;
+                self.accumulate(grads, *x, g);
+            }
+            Op::Normalize {
+                x,
+                gamma,
+                beta,
+                normalized,
+                inv_std,
+                batch_statistics,
+            } => self.normalize_backward(
+                g,
+                (*x, *gamma, *beta),
+                normalized,
+                inv_std,
+                *batch_statistics,
+                grads,
+            ),
             Op::Relu(x) => {
                 Zip::from(&mut g)
                     .and(&node.value)
@@ -585,6 +689,47 @@ impl Tape {
                 self.accumulate(grads, *predictions, dx);
             }
         }
+    }
+
+    /// The gradients of a batch normalization: `dbeta = Σ g`, `dgamma = Σ g·x̂`, and
+    /// `dx = gamma·inv_std·g` with the batch's statistics constant, or with them
+    /// depending on x: `gamma·inv_std/N · (N·g − Σ g − x̂·Σ g·x̂)`.
+    fn normalize_backward(
+        &self,
+        g: Array2<f32>,
+        (x, gamma, beta): (Var, Var, Var),
+        normalized: &Array2<f32>,
+        inv_std: &[f32],
+        batch_statistics: bool,
+        grads: &mut [Option<Array2<f32>>],
+    ) {
+        let rows = g.nrows().max(1) as f32;
+        let sum_g = column_sums(&g);
+        let sum_g_xhat = column_sums(&(&g * normalized));
+        let gv = &self.nodes[gamma.0].value;
+        if self.needs_grad(x) {
+            let mut dx = g.clone();
+            for ((mut row, g_row), x_row) in dx
+                .rows_mut()
+                .into_iter()
+                .zip(g.rows())
+                .zip(normalized.rows())
+            {
+                for j in 0..row.len() {
+                    let scale = gv[[0, j]] * inv_std[j];
+                    row[j] = match batch_statistics {
+                        true => {
+                            scale / rows
+                                * (rows * g_row[j] - sum_g[[0, j]] - x_row[j] * sum_g_xhat[[0, j]])
+                        }
+                        false => scale * g_row[j],
+                    };
+                }
+            }
+            self.accumulate(grads, x, dx);
+        }
+        self.accumulate(grads, gamma, sum_g_xhat);
+        self.accumulate(grads, beta, sum_g);
     }
 
     fn needs_grad(&self, var: Var) -> bool {
@@ -762,6 +907,53 @@ mod tests {
         );
         let auto: LossReduction = serde_json::from_str(r#""auto""#).expect("TF's auto");
         assert_eq!(auto, LossReduction::SumOverBatchSize);
+    }
+
+    #[test]
+    fn batch_normalization_gradients_match_finite_differences() {
+        let x = inputs();
+        for batch_statistics in [true, false] {
+            let xs = x.clone();
+            check_gradients(
+                &[kernel(), array![[1.5, 0.5]], array![[0.1, -0.2]]],
+                &move |t, v| {
+                    let xi = t.constant(xs.clone());
+                    let h = t.matmul(xi, v[0]).expect("shapes fit");
+                    let hv = t.value(h).to_owned();
+                    // The batch's own statistics, or fixed ones standing for moving averages.
+                    let (mean, var): (Vec<f32>, Vec<f32>) = match batch_statistics {
+                        true => hv
+                            .columns()
+                            .into_iter()
+                            .map(|c| {
+                                let m = c.mean().unwrap_or(0.0);
+                                (m, c.mapv(|v| (v - m) * (v - m)).mean().unwrap_or(0.0))
+                            })
+                            .unzip(),
+                        false => (vec![0.2, -0.1], vec![0.5, 2.0]),
+                    };
+                    let y = t
+                        .normalize(h, (v[1], v[2]), (&mean, &var), 1e-3, batch_statistics)
+                        .expect("shapes fit");
+                    let y = t.tanh(y);
+                    t.mean_squared_error(y, Array2::ones((4, 2)))
+                        .expect("same shape")
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn masked_values_pass_gradients_through_the_mask_only() {
+        let mask = array![[2.0, 0.0], [0.0, 2.0], [2.0, 2.0], [0.0, 0.0]];
+        let x = inputs();
+        check_gradients(&[kernel()], &move |t, v| {
+            let xi = t.constant(x.clone());
+            let h = t.matmul(xi, v[0]).expect("shapes fit");
+            let h = t.mask(h, mask.clone()).expect("same shape");
+            t.mean_squared_error(h, Array2::ones((4, 2)))
+                .expect("same shape")
+        });
     }
 
     #[test]

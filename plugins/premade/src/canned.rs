@@ -5,7 +5,8 @@
 use std::marker::PhantomData;
 
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, PluginError, VarSpec,
+    EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, ModeKeys, NamedTensor,
+    PluginError, VarSpec,
 };
 use estimator_plugin_api::sdk::feature_columns::LinearModel;
 use estimator_plugin_api::sdk::layers::Params;
@@ -54,15 +55,17 @@ impl Body {
         }
     }
 
+    /// The logits, and the new values of non-trainable variables (batch norm's moving
+    /// averages) in TRAIN.
     fn logits(
         &self,
         tape: &mut Tape,
         params: &Params,
         inputs: &ModelInputs<'_>,
-    ) -> Result<Var, PluginError> {
+    ) -> Result<(Var, Vec<NamedTensor>), PluginError> {
         match self {
             Body::Dnn(dnn) => dnn.logits(tape, params, inputs),
-            Body::Linear(linear) => linear.apply(tape, params, inputs),
+            Body::Linear(linear) => Ok((linear.apply(tape, params, inputs)?, Vec::new())),
             Body::Combined(dnn, linear) => {
                 let dnn = dnn
                     .as_ref()
@@ -73,8 +76,9 @@ impl Body {
                     .map(|l| l.apply(tape, params, inputs))
                     .transpose()?;
                 match (dnn, linear) {
-                    (Some(d), Some(l)) => tape.add(d, l),
-                    (Some(one), None) | (None, Some(one)) => Ok(one),
+                    (Some((d, updates)), Some(l)) => Ok((tape.add(d, l)?, updates)),
+                    (Some(dnn), None) => Ok(dnn),
+                    (None, Some(l)) => Ok((l, Vec::new())),
                     (None, None) => Err(PluginError::bad_params(
                         "Either linear_feature_columns or dnn_feature_columns must be defined.",
                     )),
@@ -82,7 +86,8 @@ impl Body {
             }
             Body::Baseline { logits_dimension } => {
                 let zeros = tape.constant(Array2::zeros((inputs.batch_len(), *logits_dimension)));
-                tape.add_bias(zeros, params.get(BASELINE_BIAS)?)
+                let logits = tape.add_bias(zeros, params.get(BASELINE_BIAS)?)?;
+                Ok((logits, Vec::new()))
             }
         }
     }
@@ -127,8 +132,12 @@ impl<P: CannedParams> Model for Canned<P> {
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut tape = Tape::new();
         let params = Params::load(&mut tape, inputs.specs, inputs.variables)?;
-        let logits = self.body.logits(&mut tape, &params, inputs)?;
-        self.head.spec(&mut tape, &params, logits, inputs)
+        let (logits, updates) = self.body.logits(&mut tape, &params, inputs)?;
+        let mut spec = self.head.spec(&mut tape, &params, logits, inputs)?;
+        if inputs.mode == ModeKeys::Train {
+            spec.updates = updates.into();
+        }
+        Ok(spec)
     }
 
     fn optimizer_parts(&self) -> Vec<OptimizerPart> {

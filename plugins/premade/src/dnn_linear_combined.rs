@@ -13,7 +13,7 @@ use estimator_plugin_api::sdk::tape::LossReduction;
 use serde::Deserialize;
 
 use crate::canned::{Body, Canned, CannedParams};
-use crate::dnn::{dnn_optimizer, DnnBody};
+use crate::dnn::{dnn_optimizer, DnnArgs, DnnBody};
 use crate::head::{Head, LossArgs};
 use crate::linear::{linear_optimizer, LINEAR_SCOPE};
 
@@ -24,6 +24,8 @@ struct Parts {
     dnn_feature_columns: Vec<FeatureColumn>,
     dnn_hidden_units: Vec<usize>,
     dnn_activation_fn: Activation,
+    dnn_dropout: Option<f32>,
+    batch_norm: bool,
     linear_sparse_combiner: SparseCombiner,
 }
 
@@ -49,13 +51,14 @@ impl Parts {
             }
             false => {
                 optimizers.push(dnn_optimizer());
-                Some(DnnBody::new(
-                    &self.dnn_hidden_units,
-                    self.dnn_feature_columns,
-                    self.dnn_activation_fn,
-                    logits_dimension,
-                    ctx,
-                )?)
+                let args = DnnArgs {
+                    hidden_units: self.dnn_hidden_units,
+                    feature_columns: self.dnn_feature_columns,
+                    activation: self.dnn_activation_fn,
+                    dropout: self.dnn_dropout,
+                    batch_norm: self.batch_norm,
+                };
+                Some(DnnBody::new(args, logits_dimension, ctx)?)
             }
         };
         let linear = match self.linear_feature_columns.is_empty() {
@@ -90,6 +93,12 @@ pub struct DnnLinearCombinedClassifierParams {
     pub dnn_activation_fn: Activation,
     #[serde(default)]
     pub linear_sparse_combiner: SparseCombiner,
+    /// The fraction of each hidden layer's outputs dropped in training.
+    #[serde(default)]
+    pub dnn_dropout: Option<f32>,
+    /// Batch normalization after each hidden layer.
+    #[serde(default)]
+    pub batch_norm: bool,
     #[serde(default = "two")]
     pub n_classes: usize,
     #[serde(default)]
@@ -114,6 +123,8 @@ impl CannedParams for DnnLinearCombinedClassifierParams {
             dnn_hidden_units: self.dnn_hidden_units,
             dnn_activation_fn: self.dnn_activation_fn,
             linear_sparse_combiner: self.linear_sparse_combiner,
+            dnn_dropout: self.dnn_dropout,
+            batch_norm: self.batch_norm,
         };
         let (body, optimizers) = parts.build(head.logits_dimension(), ctx)?;
         Ok(Canned::new(body, head, optimizers))
@@ -136,6 +147,12 @@ pub struct DnnLinearCombinedRegressorParams {
     pub dnn_activation_fn: Activation,
     #[serde(default)]
     pub linear_sparse_combiner: SparseCombiner,
+    /// The fraction of each hidden layer's outputs dropped in training.
+    #[serde(default)]
+    pub dnn_dropout: Option<f32>,
+    /// Batch normalization after each hidden layer.
+    #[serde(default)]
+    pub batch_norm: bool,
     #[serde(default = "one")]
     pub label_dimension: usize,
     #[serde(default)]
@@ -158,6 +175,8 @@ impl CannedParams for DnnLinearCombinedRegressorParams {
             dnn_hidden_units: self.dnn_hidden_units,
             dnn_activation_fn: self.dnn_activation_fn,
             linear_sparse_combiner: self.linear_sparse_combiner,
+            dnn_dropout: self.dnn_dropout,
+            batch_norm: self.batch_norm,
         };
         let (body, optimizers) = parts.build(head.logits_dimension(), ctx)?;
         Ok(Canned::new(body, head, optimizers))

@@ -8,7 +8,7 @@ use estimator_plugin_api::sdk::tape::LossReduction;
 use serde::Deserialize;
 
 use crate::canned::{Body, Canned, CannedParams};
-use crate::dnn::{dnn_optimizer, DnnBody};
+use crate::dnn::{dnn_optimizer, DnnArgs, DnnBody};
 use crate::head::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
@@ -26,6 +26,12 @@ pub struct DnnRegressorParams {
     /// TF's `activation_fn`; `linear` is TF's `None`.
     #[serde(default, alias = "activation")]
     pub activation_fn: Activation,
+    /// The fraction of each hidden layer's outputs dropped in training.
+    #[serde(default)]
+    pub dropout: Option<f32>,
+    /// Batch normalization after each hidden layer.
+    #[serde(default)]
+    pub batch_norm: bool,
 }
 
 fn one() -> usize {
@@ -36,13 +42,14 @@ impl CannedParams for DnnRegressorParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
         let args = LossArgs::new(self.weight_column, self.loss_reduction);
         let head = Head::regressor(self.label_dimension, args)?;
-        let dnn = DnnBody::new(
-            &self.hidden_units,
-            self.feature_columns,
-            self.activation_fn,
-            head.logits_dimension(),
-            ctx,
-        )?;
+        let args = DnnArgs {
+            hidden_units: self.hidden_units,
+            feature_columns: self.feature_columns,
+            activation: self.activation_fn,
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+        };
+        let dnn = DnnBody::new(args, head.logits_dimension(), ctx)?;
         Ok(Canned::new(Body::Dnn(dnn), head, vec![dnn_optimizer()]))
     }
 }
