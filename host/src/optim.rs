@@ -2,7 +2,8 @@
 //! optimizer configured in the manifest applies them. Slots are named as TF 2 names them
 //! (`training/<Optimizer>/<variable>/<slot>`) and are checkpointed with the variables.
 
-use estimator_plugin_api::abi::NamedTensor;
+use abi_stable::std_types::RVec;
+use estimator_plugin_api::abi::Gradient;
 use serde::Deserialize;
 
 use crate::lr_schedule::LearningRate;
@@ -401,126 +402,186 @@ impl Optimizer {
     }
 
     /// Applies its variables' gradients from the model's list (checked by `spec_check`:
-    /// F32, one per trainable variable in declaration order, with the variables' shapes).
-    /// `step` is the global step before this update (Adam's bias correction uses
-    /// `step + 1`, as Keras' `iterations`).
-    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[NamedTensor], step: i64) {
+    /// F32, one per trainable variable in declaration order, dense with the variable's
+    /// shape or row-sparse within it). `step` is the global step before this update
+    /// (Adam's bias correction uses `step + 1`, as Keras' `iterations`).
+    ///
+    /// A row-sparse gradient updates only its rows, slots included, as Keras' sparse
+    /// updates do (repeated rows are summed first); Adam, whose Keras sparse update
+    /// decays every row's moments, applies it as the dense gradient it stands for.
+    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[Gradient], step: i64) {
         let per_var = self.config.slot_names().len();
         let lr = self.config.learning_rate_at(step);
-        let own = |p: &usize| gradients[*p].tensor.as_f32().unwrap_or_default();
-        // Scaled copies only when clipping changes something.
         let scale = self
             .config
             .global_clipnorm()
-            .map(|c| clip_scale(self.positions.iter().map(own), c))
-            .filter(|&s| s < 1.0);
-        let scaled: Vec<Vec<f32>> = match scale {
-            Some(s) => self
-                .positions
-                .iter()
-                .map(|p| own(p).iter().map(|v| v * s).collect())
-                .collect(),
-            None => Vec::new(),
-        };
+            .map(|c| {
+                let values = self.positions.iter().map(|p| values_of(&gradients[*p]));
+                clip_scale(values, c)
+            })
+            .unwrap_or(1.0);
         for (i, (&index, position)) in self.trainable.iter().zip(&self.positions).enumerate() {
-            let grad = match scaled.get(i) {
-                Some(clipped) => clipped.as_slice(),
-                None => own(position),
-            };
+            let gradient = &gradients[*position];
             let var = &mut vars.get_mut(index).data;
             let slots = &mut self.slots[i * per_var..(i + 1) * per_var];
-            match &self.config {
-                OptimizerConfig::Sgd {
-                    momentum, nesterov, ..
-                }
-                | OptimizerConfig::Momentum {
-                    momentum, nesterov, ..
-                } => match slots.first_mut() {
-                    None => {
-                        for (w, g) in var.iter_mut().zip(grad.iter()) {
-                            *w -= lr * g;
-                        }
-                    }
-                    Some(velocity) => {
-                        for ((w, g), v) in var
+            let rows = gradient.rows.as_ref().into_option();
+            match rows {
+                Some(rows) if !matches!(self.config, OptimizerConfig::Adam { .. }) => {
+                    for (range, g) in summed_rows(rows, values_of(gradient), var.len(), scale) {
+                        let mut slot_rows: Vec<&mut [f32]> = slots
                             .iter_mut()
-                            .zip(grad.iter())
-                            .zip(velocity.data.iter_mut())
-                        {
-                            *v = momentum * *v - lr * g;
-                            *w += match nesterov {
-                                true => momentum * *v - lr * g,
-                                false => *v,
-                            };
-                        }
-                    }
-                },
-                OptimizerConfig::Rmsprop {
-                    rho,
-                    momentum,
-                    epsilon,
-                    centered,
-                    ..
-                } => rmsprop(var, grad, slots, lr, *rho, *momentum, *epsilon, *centered),
-                OptimizerConfig::Ftrl {
-                    learning_rate_power,
-                    l1_regularization_strength,
-                    l2_regularization_strength,
-                    beta,
-                    ..
-                } => {
-                    // Keras folds beta into l2, as its Ftrl does.
-                    let l2 = l2_regularization_strength + beta / (2.0 * lr);
-                    let (accumulators, linears) = slots.split_at_mut(1);
-                    let (acc, lin) = (&mut accumulators[0].data, &mut linears[0].data);
-                    for (((w, g), a), l) in var
-                        .iter_mut()
-                        .zip(grad.iter())
-                        .zip(acc.iter_mut())
-                        .zip(lin.iter_mut())
-                    {
-                        let new_a = *a + g * g;
-                        let power = |x: f32| x.powf(-learning_rate_power);
-                        *l += g - (power(new_a) - power(*a)) / lr * *w;
-                        let quadratic = power(new_a) / lr + 2.0 * l2;
-                        *w = match l.abs() > *l1_regularization_strength {
-                            true => (l.signum() * l1_regularization_strength - *l) / quadratic,
-                            false => 0.0,
-                        };
-                        *a = new_a;
+                            .map(|s| &mut s.data[range.clone()])
+                            .collect();
+                        update(&self.config, &mut var[range], &g, &mut slot_rows, lr, step);
                     }
                 }
-                OptimizerConfig::Adagrad { epsilon, .. } => {
-                    let acc = &mut slots[0].data;
-                    for ((w, g), a) in var.iter_mut().zip(grad.iter()).zip(acc.iter_mut()) {
-                        *a += g * g;
-                        *w -= lr * g / (a.sqrt() + epsilon);
-                    }
-                }
-                OptimizerConfig::Adam {
-                    beta_1,
-                    beta_2,
-                    epsilon,
-                    ..
-                } => {
-                    let t = (step + 1) as i32;
-                    let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    let (m_slot, v_slot) = slots.split_at_mut(1);
-                    let (m, v) = (&mut m_slot[0].data, &mut v_slot[0].data);
-                    for (((w, g), m), v) in var
-                        .iter_mut()
-                        .zip(grad.iter())
-                        .zip(m.iter_mut())
-                        .zip(v.iter_mut())
-                    {
-                        *m = beta_1 * *m + (1.0 - beta_1) * g;
-                        *v = beta_2 * *v + (1.0 - beta_2) * g * g;
-                        *w -= lr_t * *m / (v.sqrt() + epsilon);
-                    }
+                _ => {
+                    let grad = dense_values(gradient, rows, var.len(), scale);
+                    let mut slot_data: Vec<&mut [f32]> =
+                        slots.iter_mut().map(|s| s.data.as_mut_slice()).collect();
+                    update(&self.config, var, &grad, &mut slot_data, lr, step);
                 }
             }
         }
     }
+}
+
+/// One update of weights `w` by gradient `g`, with the slots' values for the same
+/// elements (in `slot_names` order).
+fn update(
+    config: &OptimizerConfig,
+    w: &mut [f32],
+    g: &[f32],
+    slots: &mut [&mut [f32]],
+    lr: f32,
+    step: i64,
+) {
+    match config {
+        OptimizerConfig::Sgd {
+            momentum, nesterov, ..
+        }
+        | OptimizerConfig::Momentum {
+            momentum, nesterov, ..
+        } => match slots.first_mut() {
+            None => {
+                for (w, g) in w.iter_mut().zip(g) {
+                    *w -= lr * g;
+                }
+            }
+            Some(velocity) => {
+                for ((w, g), v) in w.iter_mut().zip(g).zip(velocity.iter_mut()) {
+                    *v = momentum * *v - lr * g;
+                    *w += match nesterov {
+                        true => momentum * *v - lr * g,
+                        false => *v,
+                    };
+                }
+            }
+        },
+        OptimizerConfig::Rmsprop {
+            rho,
+            momentum,
+            epsilon,
+            centered,
+            ..
+        } => rmsprop(w, g, slots, lr, *rho, *momentum, *epsilon, *centered),
+        OptimizerConfig::Ftrl {
+            learning_rate_power,
+            l1_regularization_strength,
+            l2_regularization_strength,
+            beta,
+            ..
+        } => {
+            // Keras folds beta into l2, as its Ftrl does.
+            let l2 = l2_regularization_strength + beta / (2.0 * lr);
+            let (accumulators, linears) = slots.split_at_mut(1);
+            let (acc, lin) = (&mut *accumulators[0], &mut *linears[0]);
+            for (((w, g), a), l) in w.iter_mut().zip(g).zip(acc.iter_mut()).zip(lin.iter_mut()) {
+                let new_a = *a + g * g;
+                let power = |x: f32| x.powf(-learning_rate_power);
+                *l += g - (power(new_a) - power(*a)) / lr * *w;
+                let quadratic = power(new_a) / lr + 2.0 * l2;
+                *w = match l.abs() > *l1_regularization_strength {
+                    true => (l.signum() * l1_regularization_strength - *l) / quadratic,
+                    false => 0.0,
+                };
+                *a = new_a;
+            }
+        }
+        OptimizerConfig::Adagrad { epsilon, .. } => {
+            for ((w, g), a) in w.iter_mut().zip(g).zip(slots[0].iter_mut()) {
+                *a += g * g;
+                *w -= lr * g / (a.sqrt() + epsilon);
+            }
+        }
+        OptimizerConfig::Adam {
+            beta_1,
+            beta_2,
+            epsilon,
+            ..
+        } => {
+            let t = (step + 1) as i32;
+            let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+            let (m_slot, v_slot) = slots.split_at_mut(1);
+            let (m, v) = (&mut *m_slot[0], &mut *v_slot[0]);
+            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = beta_1 * *m + (1.0 - beta_1) * g;
+                *v = beta_2 * *v + (1.0 - beta_2) * g * g;
+                *w -= lr_t * *m / (v.sqrt() + epsilon);
+            }
+        }
+    }
+}
+
+fn values_of(g: &Gradient) -> &[f32] {
+    g.values.as_f32().unwrap_or_default()
+}
+
+/// A gradient as the dense values of its whole variable (`len` of them), scaled:
+/// borrowed when nothing changes them.
+fn dense_values<'g>(
+    g: &'g Gradient,
+    rows: Option<&RVec<i64>>,
+    len: usize,
+    scale: f32,
+) -> std::borrow::Cow<'g, [f32]> {
+    let values = values_of(g);
+    match rows {
+        None if scale == 1.0 => std::borrow::Cow::Borrowed(values),
+        None => values.iter().map(|v| v * scale).collect(),
+        Some(rows) => {
+            let mut dense = vec![0.0; len];
+            for (range, g) in summed_rows(rows, values, len, scale) {
+                dense[range].copy_from_slice(&g);
+            }
+            std::borrow::Cow::Owned(dense)
+        }
+    }
+}
+
+/// A row-sparse gradient's rows, each once with its parts summed and scaled, in row
+/// order, as element ranges of a variable of `len` values.
+fn summed_rows(
+    rows: &[i64],
+    values: &[f32],
+    len: usize,
+    scale: f32,
+) -> Vec<(std::ops::Range<usize>, Vec<f32>)> {
+    let width = values.len().checked_div(rows.len()).unwrap_or(0);
+    let mut summed: std::collections::BTreeMap<usize, Vec<f32>> = Default::default();
+    for (&row, part) in rows.iter().zip(values.chunks(width.max(1))) {
+        let entry = summed
+            .entry(row as usize)
+            .or_insert_with(|| vec![0.0; width]);
+        for (s, v) in entry.iter_mut().zip(part) {
+            *s += v * scale;
+        }
+    }
+    summed
+        .into_iter()
+        .map(|(row, g)| (row * width..(row + 1) * width, g))
+        .filter(|(range, _)| range.end <= len)
+        .collect()
 }
 
 /// TF's `clip_by_global_norm`: `clip_norm / max(global_norm, clip_norm)`, where the
@@ -540,7 +601,7 @@ fn clip_scale<'g>(gradients: impl Iterator<Item = &'g [f32]>, clip_norm: f32) ->
 fn rmsprop(
     var: &mut [f32],
     grad: &[f32],
-    slots: &mut [Slot],
+    slots: &mut [&mut [f32]],
     lr: f32,
     rho: f32,
     momentum: f32,
@@ -551,14 +612,14 @@ fn rmsprop(
     let (mut mom, mut mg) = match (momentum > 0.0, centered) {
         (true, true) => {
             let (m, g) = rest.split_at_mut(1);
-            (Some(&mut m[0].data), Some(&mut g[0].data))
+            (Some(&mut *m[0]), Some(&mut *g[0]))
         }
-        (true, false) => (rest.first_mut().map(|s| &mut s.data), None),
-        (false, true) => (None, rest.first_mut().map(|s| &mut s.data)),
+        (true, false) => (rest.first_mut().map(|s| &mut **s), None),
+        (false, true) => (None, rest.first_mut().map(|s| &mut **s)),
         (false, false) => (None, None),
     };
     for (i, (w, g)) in var.iter_mut().zip(grad.iter()).enumerate() {
-        let ms = &mut rms[0].data[i];
+        let ms = &mut rms[0][i];
         *ms = rho * *ms + (1.0 - rho) * g * g;
         let mut denominator = *ms;
         if let Some(mg) = mg.as_deref_mut() {
@@ -580,8 +641,8 @@ mod tests {
     use super::*;
     use estimator_plugin_api::abi::{Initializer, Tensor, VarSpec};
 
-    fn grad(v: f32) -> Vec<NamedTensor> {
-        vec![NamedTensor::new("w", Tensor::f32(vec![1], vec![v]))]
+    fn grad(v: f32) -> Vec<Gradient> {
+        vec![Gradient::dense("w", Tensor::f32(vec![1], vec![v]))]
     }
 
     fn store(value: f32) -> VariableStore {
@@ -633,6 +694,68 @@ mod tests {
         opt.apply(&mut vars, &grad(0.5), 0);
         // m = 0.05, v = 0.00025, lr_t = 0.01 * sqrt(0.001) / 0.1; step = lr_t * m / sqrt(v) ~ 0.01
         assert!((value(&vars) - 0.99).abs() < 1e-5, "{}", value(&vars));
+    }
+
+    /// A `[3, 2]` table of ones and `config`'s optimizer for it.
+    fn table(config: &str) -> (VariableStore, Optimizer) {
+        let vars = VariableStore::initialise(&[VarSpec::new("t", &[3, 2], Initializer::Ones)], 0)
+            .expect("valid");
+        let config: OptimizerConfig = serde_yaml::from_str(config).expect("valid");
+        let opt = Optimizer::new(config, &vars);
+        (vars, opt)
+    }
+
+    fn data(vars: &VariableStore) -> Vec<f32> {
+        vars.iter().next().expect("one variable").data.clone()
+    }
+
+    #[test]
+    fn a_row_gradient_updates_only_its_rows_and_sums_repeats() {
+        // Rows 2, 0, 2: row 2 gets (1, 1) + (3, 3); row 1 is not touched, slots included.
+        let sparse = Gradient::sparse(
+            "t",
+            vec![2, 0, 2],
+            Tensor::f32(vec![3, 2], vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0]),
+        );
+        let (mut vars, mut opt) = table("{ name: adagrad, learning_rate: 0.1 }");
+        opt.apply(&mut vars, std::slice::from_ref(&sparse), 0);
+        let moved = |g: f32| 1.0 - 0.1 * g / ((0.1 + g * g).sqrt() + 1e-7);
+        let expected = [moved(2.0), moved(2.0), 1.0, 1.0, moved(4.0), moved(4.0)];
+        for (got, want) in data(&vars).iter().zip(expected) {
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{:?} vs {expected:?}",
+                data(&vars)
+            );
+        }
+        assert_eq!(
+            opt.slots()[0].data[2..4],
+            [0.1, 0.1],
+            "row 1's accumulator untouched"
+        );
+        // With momentum, untouched rows keep their velocity, as Keras' sparse update.
+        let (mut vars, mut opt) = table("{ name: momentum, learning_rate: 0.1 }");
+        opt.apply(&mut vars, &[sparse], 0);
+        assert_eq!(data(&vars)[2..4], [1.0, 1.0]);
+        assert_eq!(opt.slots()[0].data[2..4], [0.0, 0.0]);
+    }
+
+    #[test]
+    fn adam_applies_a_row_gradient_as_the_dense_gradient_it_stands_for() {
+        let sparse = Gradient::sparse("t", vec![1], Tensor::f32(vec![1, 2], vec![0.5, -0.5]));
+        let dense = Gradient::dense(
+            "t",
+            Tensor::f32(vec![3, 2], vec![0.0, 0.0, 0.5, -0.5, 0.0, 0.0]),
+        );
+        let adam = "{ name: adam, learning_rate: 0.01 }";
+        let (mut a, mut opt_a) = table(adam);
+        let (mut b, mut opt_b) = table(adam);
+        for step in 0..3 {
+            opt_a.apply(&mut a, std::slice::from_ref(&sparse), step);
+            opt_b.apply(&mut b, std::slice::from_ref(&dense), step);
+        }
+        assert_eq!(data(&a), data(&b));
+        assert_eq!(opt_a.slots(), opt_b.slots());
     }
 
     /// Runs `config` for the given gradients on w = 1; returns w and the slots.
@@ -726,16 +849,16 @@ mod tests {
         let mut opt = Optimizer::new(config, &vars);
         // Global norm of (3, 4) is 5: both scale by 1/5, to (0.6, 0.8).
         let grads = vec![
-            NamedTensor::new("a", Tensor::f32(vec![1], vec![3.0])),
-            NamedTensor::new("b", Tensor::f32(vec![1], vec![4.0])),
+            Gradient::dense("a", Tensor::f32(vec![1], vec![3.0])),
+            Gradient::dense("b", Tensor::f32(vec![1], vec![4.0])),
         ];
         opt.apply(&mut vars, &grads, 0);
         let values: Vec<f32> = vars.iter().map(|v| v.data[0]).collect();
         assert!(close(values[0], 0.4) && close(values[1], 0.2), "{values:?}");
         // Under the norm: untouched.
         let small = vec![
-            NamedTensor::new("a", Tensor::f32(vec![1], vec![0.3])),
-            NamedTensor::new("b", Tensor::f32(vec![1], vec![0.4])),
+            Gradient::dense("a", Tensor::f32(vec![1], vec![0.3])),
+            Gradient::dense("b", Tensor::f32(vec![1], vec![0.4])),
         ];
         opt.apply(&mut vars, &small, 1);
         let values: Vec<f32> = vars.iter().map(|v| v.data[0]).collect();

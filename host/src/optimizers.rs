@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use estimator_plugin_api::abi::NamedTensor;
+use estimator_plugin_api::abi::Gradient;
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{Optimizer, OptimizerConfig, Slot};
@@ -175,7 +175,7 @@ impl Optimizers {
     }
 
     /// Every part applies its variables' gradients; the global step advances once.
-    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[NamedTensor], step: i64) {
+    pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[Gradient], step: i64) {
         for part in &mut self.parts {
             part.apply(vars, gradients, step);
         }
@@ -227,10 +227,10 @@ mod tests {
         let by_part = section("{linear: {name: sgd, learning_rate: 0.25}}");
         let mut opt = Optimizers::resolve(&by_part, declared, &vars).expect("valid");
         assert_eq!(opt.trainable(), &[0, 2, 3]);
-        let grads: Vec<NamedTensor> = [1.0f32, 2.0, 4.0]
+        let grads: Vec<Gradient> = [1.0f32, 2.0, 4.0]
             .iter()
             .map(|&g| {
-                NamedTensor::new(
+                Gradient::dense(
                     "g",
                     estimator_plugin_api::abi::Tensor::f32(vec![1], vec![g]),
                 )

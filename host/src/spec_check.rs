@@ -1,9 +1,9 @@
 //! Checks an EstimatorSpec against its mode, as TF's `EstimatorSpec` constructor does, plus
 //! what only a host across an ABI must check: shapes, dtypes and finiteness.
 
-use estimator_plugin_api::abi::{DType, EstimatorSpec, ModeKeys};
+use estimator_plugin_api::abi::{DType, EstimatorSpec, Gradient, ModeKeys};
 
-use crate::variables::VariableStore;
+use crate::variables::{Variable, VariableStore};
 
 /// Why a spec is refused, in one line naming the mode and the field.
 pub fn check(
@@ -81,20 +81,59 @@ fn check_gradients(
         if g.name.as_str() != var.name {
             return Err(format!("mode train: gradient `{}` is where variable `{}`'s gradient belongs (declaration order)", g.name, var.name));
         }
-        if g.tensor.dtype() != DType::F32
-            || g.tensor.shape.as_slice() != var.shape.as_slice()
-            || g.tensor.data.len() != var.data.len()
-        {
-            return Err(format!(
-                "mode train: gradient `{}` is {:?} {:?} with {} values; variable `{}` is F32 {:?}",
-                g.name,
-                g.tensor.dtype(),
-                g.tensor.shape.as_slice(),
-                g.tensor.data.len(),
-                var.name,
-                var.shape
-            ));
+        match g.rows.as_ref().into_option() {
+            None => check_dense_gradient(g, var)?,
+            Some(rows) => check_row_gradient(g, rows, var)?,
         }
+    }
+    Ok(())
+}
+
+fn check_dense_gradient(g: &Gradient, var: &Variable) -> Result<(), String> {
+    if g.values.dtype() != DType::F32
+        || g.values.shape.as_slice() != var.shape.as_slice()
+        || g.values.data.len() != var.data.len()
+    {
+        return Err(format!(
+            "mode train: gradient `{}` is {:?} {:?} with {} values; variable `{}` is F32 {:?}",
+            g.name,
+            g.values.dtype(),
+            g.values.shape.as_slice(),
+            g.values.data.len(),
+            var.name,
+            var.shape
+        ));
+    }
+    Ok(())
+}
+
+/// A row-sparse gradient: `[rows, <the variable's row shape>]` values, each row index
+/// inside the variable.
+fn check_row_gradient(g: &Gradient, rows: &[i64], var: &Variable) -> Result<(), String> {
+    let row_shape = var.shape.get(1..).unwrap_or(&[]);
+    let row_len: usize = row_shape.iter().product();
+    let shape_ok = var.shape.len() >= 2
+        && g.values.shape.first() == Some(&rows.len())
+        && g.values.shape.get(1..) == Some(row_shape)
+        && g.values.data.len() == rows.len() * row_len;
+    if g.values.dtype() != DType::F32 || !shape_ok {
+        return Err(format!(
+            "mode train: row gradient `{}` is {:?} {:?} with {} values for {} rows; variable `{}` is F32 {:?} (a row gradient needs [rows, {row_shape:?}])",
+            g.name,
+            g.values.dtype(),
+            g.values.shape.as_slice(),
+            g.values.data.len(),
+            rows.len(),
+            var.name,
+            var.shape
+        ));
+    }
+    let height = var.shape[0] as i64;
+    if let Some(bad) = rows.iter().find(|&&r| !(0..height).contains(&r)) {
+        return Err(format!(
+            "mode train: row gradient `{}` names row {bad}; variable `{}` has {height} rows",
+            g.name, var.name
+        ));
     }
     Ok(())
 }
@@ -154,7 +193,7 @@ mod tests {
         let spec_with = |name: &str, values: Vec<f32>| {
             let mut spec = EstimatorSpec::new(ModeKeys::Train);
             spec.loss = ROption::RSome(1.0);
-            spec.gradients = vec![NamedTensor::new("w", Tensor::f32(vec![2], vec![0.0; 2]))].into();
+            spec.gradients = vec![Gradient::dense("w", Tensor::f32(vec![2], vec![0.0; 2]))].into();
             let n = values.len();
             spec.updates = vec![NamedTensor::new(name, Tensor::f32(vec![n], values))].into();
             spec
@@ -199,9 +238,36 @@ mod tests {
         let mut spec = EstimatorSpec::new(ModeKeys::Train);
         spec.loss = ROption::RSome(1.0);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::f32(vec![3], vec![0.0; 3])));
+            .push(Gradient::dense("w", Tensor::f32(vec![3], vec![0.0; 3])));
         let err = check(&spec, ModeKeys::Train, &vars(), &[0], 1).unwrap_err();
         assert!(err.contains("gradient `w` is F32 [3]"), "{err}");
+    }
+
+    #[test]
+    fn row_gradients_must_fit_the_variables_rows() {
+        let specs = [VarSpec::new("table", &[4, 2], Initializer::Zeros)];
+        let vars = VariableStore::initialise(&specs, 0).expect("valid");
+        let with = |rows: Vec<i64>, shape: Vec<usize>| {
+            let mut spec = EstimatorSpec::new(ModeKeys::Train);
+            spec.loss = ROption::RSome(1.0);
+            let n = shape.iter().product();
+            spec.gradients.push(Gradient::sparse(
+                "table",
+                rows,
+                Tensor::f32(shape, vec![0.5; n]),
+            ));
+            check(&spec, ModeKeys::Train, &vars, &[0], 1)
+        };
+        assert_eq!(with(vec![1, 3, 1], vec![3, 2]), Ok(()), "rows may repeat");
+        let err = with(vec![4], vec![1, 2]).unwrap_err();
+        assert!(
+            err.contains("names row 4; variable `table` has 4 rows"),
+            "{err}"
+        );
+        let err = with(vec![0, 1], vec![2, 3]).unwrap_err();
+        assert!(err.contains("needs [rows, [2]]"), "{err}");
+        let err = with(vec![0, 1], vec![1, 2]).unwrap_err();
+        assert!(err.contains("for 2 rows"), "{err}");
     }
 
     #[test]
@@ -226,7 +292,7 @@ mod tests {
         let mut spec = EstimatorSpec::new(ModeKeys::Train);
         spec.loss = ROption::RSome(1.0);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::i64(vec![2], vec![0; 2])));
+            .push(Gradient::dense("w", Tensor::i64(vec![2], vec![0; 2])));
         let err = check(&spec, ModeKeys::Train, &vars(), &[0], 1).unwrap_err();
         assert_eq!(
             err,
@@ -239,7 +305,7 @@ mod tests {
         let mut spec = EstimatorSpec::new(ModeKeys::Train);
         spec.loss = ROption::RSome(1.0);
         spec.gradients
-            .push(NamedTensor::new("v", Tensor::f32(vec![2], vec![0.0; 2])));
+            .push(Gradient::dense("v", Tensor::f32(vec![2], vec![0.0; 2])));
         let err = check(&spec, ModeKeys::Train, &vars(), &[0], 1).unwrap_err();
         assert!(
             err.contains("gradient `v` is where variable `w`'s gradient belongs"),

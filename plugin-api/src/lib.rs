@@ -14,7 +14,7 @@
 //! layout check passes (same layouts, compatible crate version) and the library's
 //! `abi_version` equals the host's. Within one ABI version, new root-module fields and
 //! trait methods may only be appended after the last prefix field, so a library built
-//! against an older 0.1.x of this crate still loads in a newer host.
+//! against an older 0.2.x of this crate still loads in a newer host.
 
 pub mod abi;
 pub mod sdk;
@@ -23,7 +23,7 @@ pub mod sdk;
 pub use abi_stable;
 
 /// The version of the ABI in [`abi`]. Bumped on any change that is not an append.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// This crate's version, which abi_stable compares with a library's at load time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -16,7 +16,7 @@ pub use factory::{
 };
 pub use root::{PluginModule, PluginModule_Ref};
 pub use spec::{
-    Batch, EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, ModeKeys,
-    StepContext, VarSpec,
+    Batch, EstimatorSpec, FactoryContext, Gradient, Initializer, MetricPartial, MetricValue,
+    ModeKeys, StepContext, VarSpec,
 };
 pub use tensor::{DType, NamedTensor, NamedView, Tensor, TensorBuf, TensorData, TensorView};

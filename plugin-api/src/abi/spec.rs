@@ -145,6 +145,40 @@ impl MetricValue {
     }
 }
 
+/// The gradient of one trainable variable: dense, or for some rows only (TF's
+/// `IndexedSlices`, the gradient of an embedding lookup), so that a large table's gradient
+/// costs what the batch touched.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Gradient {
+    /// The variable's name.
+    pub name: RString,
+    /// Dense: the variable's shape. Row-sparse: `[rows.len(), <the variable's row shape>]`.
+    pub values: Tensor,
+    /// For a row-sparse gradient, the row of the variable each row of `values` belongs
+    /// to; a row may repeat, and its parts add up.
+    pub rows: ROption<RVec<i64>>,
+}
+
+impl Gradient {
+    pub fn dense(name: impl Into<String>, values: Tensor) -> Self {
+        Gradient {
+            name: RString::from(name.into()),
+            values,
+            rows: ROption::RNone,
+        }
+    }
+
+    /// A row-sparse gradient: row `i` of `values` belongs to row `rows[i]` of the variable.
+    pub fn sparse(name: impl Into<String>, rows: Vec<i64>, values: Tensor) -> Self {
+        Gradient {
+            name: RString::from(name.into()),
+            values,
+            rows: ROption::RSome(rows.into()),
+        }
+    }
+}
+
 /// What model_fn returns, TF's `EstimatorSpec`.
 ///
 /// Required per mode, as TF: TRAIN needs `loss` and `gradients` (our `train_op`: the host's
@@ -158,7 +192,7 @@ pub struct EstimatorSpec {
     /// The scalar loss of this batch.
     pub loss: ROption<f32>,
     /// One gradient per trainable variable, in the order `variables()` declared them.
-    pub gradients: RVec<NamedTensor>,
+    pub gradients: RVec<Gradient>,
     /// New values for non-trainable variables (e.g. moving averages).
     pub updates: RVec<NamedTensor>,
     /// Streaming metrics the model computes itself.

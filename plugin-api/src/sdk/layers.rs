@@ -4,11 +4,11 @@ use abi_stable::std_types::RVec;
 use ndarray::Array2;
 use serde::Deserialize;
 
-use crate::abi::{Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
+use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
 
 use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
-use super::tape::{Gradients, Tape, Var};
+use super::tape::{Gradients, ParamGradient, Tape, Var};
 use super::view::f32_matrix;
 
 /// An elementwise activation, named as in the manifest (`relu`, `tanh`, `sigmoid`, `linear`).
@@ -252,20 +252,45 @@ impl<'s> Params<'s> {
             .ok_or_else(|| PluginError::other(format!("no variable named `{name}`")))
     }
 
-    /// One gradient per trainable variable, in declaration order and with the variable's
-    /// shape; zeros where the loss does not depend on it. Moves the gradients out of
+    /// One gradient per trainable variable, in declaration order: dense with the
+    /// variable's shape (zeros where the loss does not depend on it), or row-sparse for a
+    /// `[rows, width]` variable used only as a lookup table. Moves the gradients out of
     /// `grads` instead of copying them.
-    pub fn gradients(&self, mut grads: Gradients) -> RVec<NamedTensor> {
+    pub fn gradients(&self, mut grads: Gradients) -> RVec<Gradient> {
         self.vars
             .iter()
             .filter(|(spec, _)| spec.trainable)
             .map(|&(spec, var)| {
-                let data = match grads.take(var) {
-                    Some(g) if g.is_standard_layout() => g.into_raw_vec_and_offset().0,
-                    Some(g) => g.iter().copied().collect(),
-                    None => vec![0.0; spec.len()],
-                };
-                NamedTensor::new(spec.name.as_str(), Tensor::f32(spec.shape.to_vec(), data))
+                let name = spec.name.as_str();
+                match grads.take(var) {
+                    Some(ParamGradient::Rows(r)) if spec.shape.len() >= 2 => {
+                        let mut shape = vec![r.rows.len()];
+                        shape.extend_from_slice(&spec.shape[1..]);
+                        let rows = r.rows.iter().map(|&i| i as i64).collect();
+                        Gradient::sparse(name, rows, Tensor::f32(shape, r.values))
+                    }
+                    // A rank-1 variable sits on the tape as one row: its rows are all 0.
+                    Some(ParamGradient::Rows(r)) => {
+                        let mut dense = vec![0.0; spec.len()];
+                        for values in r.values.chunks(r.width.max(1)) {
+                            for (d, v) in dense.iter_mut().zip(values) {
+                                *d += v;
+                            }
+                        }
+                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), dense))
+                    }
+                    Some(ParamGradient::Dense(g)) => {
+                        let data = match g.is_standard_layout() {
+                            true => g.into_raw_vec_and_offset().0,
+                            false => g.iter().copied().collect(),
+                        };
+                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
+                    }
+                    None => Gradient::dense(
+                        name,
+                        Tensor::f32(spec.shape.to_vec(), vec![0.0; spec.len()]),
+                    ),
+                }
             })
             .collect()
     }

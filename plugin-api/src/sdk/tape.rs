@@ -149,21 +149,83 @@ pub struct Tape {
     nodes: Vec<Node>,
 }
 
+/// A gradient for some rows of a `[rows, width]` parameter, TF's `IndexedSlices`: what
+/// an embedding lookup gives its table. A row may appear more than once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowGradient {
+    pub rows: Vec<usize>,
+    /// `rows.len() × width` values, row after row.
+    pub values: Vec<f32>,
+    pub width: usize,
+}
+
+impl RowGradient {
+    /// Adds these rows into a dense gradient of the whole parameter.
+    fn add_to(&self, dense: &mut Array2<f32>) {
+        for (&row, values) in self.rows.iter().zip(self.values.chunks(self.width.max(1))) {
+            for (d, v) in dense.row_mut(row).iter_mut().zip(values) {
+                *d += v;
+            }
+        }
+    }
+}
+
+/// A parameter's gradient as backward leaves it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamGradient {
+    Dense(Array2<f32>),
+    /// The parameter was used only as a lookup table.
+    Rows(RowGradient),
+}
+
 /// Gradients of one scalar with respect to the parameters that led to it.
 pub struct Gradients {
     grads: Vec<Option<Array2<f32>>>,
+    rows: Vec<Option<RowGradient>>,
+    shapes: Vec<(usize, usize)>,
 }
 
 impl Gradients {
-    /// The gradient of parameter `var`, or `None` when the loss does not depend on it.
-    pub fn of(&self, var: Var) -> Option<&Array2<f32>> {
-        self.grads.get(var.0).and_then(Option::as_ref)
+    /// The gradient of parameter `var` as a dense matrix, or `None` when the loss does not
+    /// depend on it.
+    pub fn of(&self, var: Var) -> Option<Array2<f32>> {
+        let dense = self.grads.get(var.0).and_then(Option::as_ref);
+        let rows = self.rows.get(var.0).and_then(Option::as_ref);
+        match (dense, rows) {
+            (None, None) => None,
+            (Some(d), None) => Some(d.clone()),
+            (d, Some(r)) => {
+                let mut out = d
+                    .cloned()
+                    .unwrap_or_else(|| Array2::zeros(self.shapes[var.0]));
+                r.add_to(&mut out);
+                Some(out)
+            }
+        }
     }
 
-    /// Moves the gradient of parameter `var` out.
-    pub fn take(&mut self, var: Var) -> Option<Array2<f32>> {
-        self.grads.get_mut(var.0).and_then(Option::take)
+    /// Moves the gradient of parameter `var` out: row-sparse when the parameter was only
+    /// looked up, dense otherwise.
+    pub fn take(&mut self, var: Var) -> Option<ParamGradient> {
+        let dense = self.grads.get_mut(var.0).and_then(Option::take);
+        let rows = self.rows.get_mut(var.0).and_then(Option::take);
+        match (dense, rows) {
+            (None, None) => None,
+            (Some(d), None) => Some(ParamGradient::Dense(d)),
+            (None, Some(r)) => Some(ParamGradient::Rows(r)),
+            (Some(mut d), Some(r)) => {
+                r.add_to(&mut d);
+                Some(ParamGradient::Dense(d))
+            }
+        }
     }
+}
+
+/// Gradients while backward accumulates them: dense per node, and row-sparse for
+/// parameters looked up as tables.
+struct Accumulated {
+    dense: Vec<Option<Array2<f32>>>,
+    rows: Vec<Option<RowGradient>>,
 }
 
 impl Tape {
@@ -539,22 +601,35 @@ impl Tape {
 
     /// Gradients of the scalar `output` with respect to every parameter before it.
     pub fn backward(&self, output: Var) -> Gradients {
-        let mut grads: Vec<Option<Array2<f32>>> = Vec::with_capacity(output.0 + 1);
-        grads.resize_with(output.0 + 1, || None);
-        grads[output.0] = Some(Array2::ones(self.nodes[output.0].value.raw_dim()));
+        let n = output.0 + 1;
+        let mut grads = Accumulated {
+            dense: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+        };
+        grads.dense.resize_with(n, || None);
+        grads.rows.resize_with(n, || None);
+        grads.dense[output.0] = Some(Array2::ones(self.nodes[output.0].value.raw_dim()));
         for index in (0..=output.0).rev() {
             if matches!(self.nodes[index].op, Op::Param) {
                 continue;
             }
-            if let Some(g) = grads[index].take() {
+            if let Some(g) = grads.dense[index].take() {
                 self.propagate(index, g, &mut grads);
             }
         }
-        Gradients { grads }
+        let shapes = self.nodes[..n]
+            .iter()
+            .map(|node| node.value.dim())
+            .collect();
+        Gradients {
+            grads: grads.dense,
+            rows: grads.rows,
+            shapes,
+        }
     }
 
     /// Passes node `index`'s gradient `g` on to its inputs.
-    fn propagate(&self, index: usize, mut g: Array2<f32>, grads: &mut [Option<Array2<f32>>]) {
+    fn propagate(&self, index: usize, mut g: Array2<f32>, grads: &mut Accumulated) {
         let node = &self.nodes[index];
         match &node.op {
             Op::Constant | Op::Param => {}
@@ -591,14 +666,38 @@ impl Tape {
                 }
             }
             Op::EmbeddingLookup { table, ids, scales } => {
-                let mut dt = Array2::zeros(self.nodes[table.0].value.raw_dim());
+                if !self.needs_grad(*table) {
+                    return;
+                }
+                // A parameter's table gets the rows the batch touched, not a dense copy.
+                let width = self.nodes[table.0].value.ncols();
+                let mut part = RowGradient {
+                    rows: Vec::with_capacity(ids.ids().len()),
+                    values: Vec::with_capacity(ids.ids().len() * width),
+                    width,
+                };
                 for (r, upstream) in g.rows().into_iter().enumerate() {
                     let (row_ids, weights) = ids.row(r);
                     for (&id, &w) in row_ids.iter().zip(weights) {
-                        dt.row_mut(id).scaled_add(w * scales[r], &upstream);
+                        part.rows.push(id);
+                        part.values
+                            .extend(upstream.iter().map(|u| u * w * scales[r]));
                     }
                 }
-                self.accumulate(grads, *table, dt);
+                match self.nodes[table.0].op {
+                    Op::Param => match &mut grads.rows[table.0] {
+                        Some(existing) => {
+                            existing.rows.extend(part.rows);
+                            existing.values.extend(part.values);
+                        }
+                        slot @ None => *slot = Some(part),
+                    },
+                    _ => {
+                        let mut dense = Array2::zeros(self.nodes[table.0].value.raw_dim());
+                        part.add_to(&mut dense);
+                        self.accumulate(grads, *table, dense);
+                    }
+                }
             }
             Op::Mask { x, mask } => {
                 g *= mask;
@@ -701,7 +800,7 @@ impl Tape {
         normalized: &Array2<f32>,
         inv_std: &[f32],
         batch_statistics: bool,
-        grads: &mut [Option<Array2<f32>>],
+        grads: &mut Accumulated,
     ) {
         let rows = g.nrows().max(1) as f32;
         let sum_g = column_sums(&g);
@@ -736,11 +835,11 @@ impl Tape {
         self.nodes[var.0].needs_grad
     }
 
-    fn accumulate(&self, grads: &mut [Option<Array2<f32>>], var: Var, delta: Array2<f32>) {
+    fn accumulate(&self, grads: &mut Accumulated, var: Var, delta: Array2<f32>) {
         if !self.needs_grad(var) {
             return;
         }
-        match &mut grads[var.0] {
+        match &mut grads.dense[var.0] {
             Some(existing) => *existing += &delta,
             slot @ None => *slot = Some(delta),
         }
@@ -773,6 +872,7 @@ mod tests {
         let eps = 1e-2f32;
         for (pi, param) in params.iter().enumerate() {
             let analytic = grads.of(vars[pi]).expect("gradient for every param");
+            let analytic = &analytic;
             for idx in 0..param.len() {
                 let eval = |delta: f32| {
                     let mut shifted = params.to_vec();
@@ -982,7 +1082,7 @@ mod tests {
         let expected = h.t().dot(&h.dot(&kernel())) * (2.0 / 8.0);
         let got = grads.of(w).expect("parameter gradient");
         assert!(
-            (got - &expected).iter().all(|d| d.abs() < 1e-6),
+            (&got - &expected).iter().all(|d| d.abs() < 1e-6),
             "{got} vs {expected}"
         );
     }

@@ -4,7 +4,8 @@
 
 use abi_stable::std_types::ROption;
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, Initializer, ModeKeys, NamedTensor, PluginError, Tensor, VarSpec,
+    EstimatorSpec, FactoryContext, Gradient, Initializer, ModeKeys, NamedTensor, PluginError,
+    Tensor, VarSpec,
 };
 use estimator_plugin_api::sdk::{Model, ModelInputs};
 use serde::Deserialize;
@@ -51,7 +52,7 @@ impl Model for NoLoss {
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut spec = EstimatorSpec::new(inputs.mode);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.0])));
+            .push(Gradient::dense("w", Tensor::f32(vec![1], vec![0.0])));
         let n = batch_len(inputs);
         spec.predictions
             .push(NamedTensor::new("p", Tensor::f32(vec![n], vec![0.0; n])));
@@ -74,7 +75,7 @@ impl Model for WrongGradient {
         let mut spec = EstimatorSpec::new(inputs.mode);
         spec.loss = ROption::RSome(1.0);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::f32(vec![2], vec![0.0, 0.0])));
+            .push(Gradient::dense("w", Tensor::f32(vec![2], vec![0.0, 0.0])));
         Ok(spec)
     }
 }
@@ -115,7 +116,7 @@ impl Model for NanLoss {
         };
         spec.loss = ROption::RSome(loss);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.5])));
+            .push(Gradient::dense("w", Tensor::f32(vec![1], vec![0.5])));
         Ok(spec)
     }
 }
@@ -135,7 +136,7 @@ impl Model for WrongBatchPredictions {
         let mut spec = EstimatorSpec::new(inputs.mode);
         spec.loss = ROption::RSome(1.0);
         spec.gradients
-            .push(NamedTensor::new("w", Tensor::f32(vec![1], vec![0.0])));
+            .push(Gradient::dense("w", Tensor::f32(vec![1], vec![0.0])));
         let n = batch_len(inputs) + 1;
         spec.predictions.push(NamedTensor::new(
             "class_ids",

@@ -239,6 +239,14 @@ mod tests {
                 .expect("grad");
             assert_eq!(g.row(2).to_vec(), vec![0.0, 0.0], "row 2 was not looked up");
             assert!(g.row(0).iter().all(|v| *v != 0.0));
+            // Across the ABI the table's gradient holds the two rows looked up, not three.
+            let sent = params.gradients(tape.backward(loss));
+            let table = &sent[0];
+            assert_eq!(
+                table.rows.as_ref().map(|r| r.to_vec()),
+                Some(vec![0, 1]).into()
+            );
+            assert_eq!(table.values.shape.as_slice(), &[2, 2]);
         }
     }
 }
