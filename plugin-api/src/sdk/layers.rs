@@ -1,7 +1,7 @@
 //! Layers over the tape, and the bridge between the host's variables and tape parameters.
 
 use abi_stable::std_types::RVec;
-use ndarray::Array2;
+use ndarray::ArrayView2;
 use serde::Deserialize;
 
 use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
@@ -220,10 +220,10 @@ pub struct Params<'s> {
 impl<'s> Params<'s> {
     /// Places every variable on the tape. `specs` are the model's declarations, in the
     /// order the host passes `variables`.
-    pub fn load(
-        tape: &mut Tape,
+    pub fn load<'v>(
+        tape: &mut Tape<'v>,
         specs: &'s [VarSpec],
-        variables: &[NamedView<'_>],
+        variables: &[NamedView<'v>],
     ) -> Result<Self, PluginError> {
         if specs.len() != variables.len() {
             return Err(PluginError::bad_data(format!(
@@ -234,10 +234,11 @@ impl<'s> Params<'s> {
         }
         let mut vars = Vec::with_capacity(specs.len());
         for (spec, view) in specs.iter().zip(variables) {
+            // The tape reads the host's variables in place, for this call only.
             let matrix = as_matrix(spec.name.as_str(), spec, view)?;
             let var = match spec.trainable {
-                true => tape.param(matrix),
-                false => tape.constant(matrix),
+                true => tape.param_view(matrix),
+                false => tape.constant_view(matrix),
             };
             vars.push((spec, var));
         }
@@ -297,7 +298,11 @@ impl<'s> Params<'s> {
 }
 
 /// A variable as a matrix: rank 1 `[n]` becomes a row `[1, n]` (a bias), rank 2 stays.
-fn as_matrix(name: &str, spec: &VarSpec, view: &NamedView<'_>) -> Result<Array2<f32>, PluginError> {
+fn as_matrix<'v>(
+    name: &str,
+    spec: &VarSpec,
+    view: &NamedView<'v>,
+) -> Result<ArrayView2<'v, f32>, PluginError> {
     if view.name.as_str() != name || view.tensor.shape.as_slice() != spec.shape.as_slice() {
         return Err(PluginError::bad_data(format!(
             "variable `{}` {:?} does not match the declared `{name}` {:?}",
@@ -308,12 +313,9 @@ fn as_matrix(name: &str, spec: &VarSpec, view: &NamedView<'_>) -> Result<Array2<
     }
     let m = f32_matrix(name, &view.tensor)?;
     Ok(match spec.shape.len() {
-        1 => m
-            .t()
-            .to_owned()
-            .into_shape_with_order((1, spec.shape[0]))
-            .map_err(|e| PluginError::bad_data(format!("variable `{name}`: {e}")))?,
-        _ => m.to_owned(),
+        // f32_matrix makes a rank-1 tensor one column; a bias is one row.
+        1 => m.reversed_axes(),
+        _ => m,
     })
 }
 

@@ -7,7 +7,7 @@
 //! no gradient, and an op whose input gradient has the output gradient's shape reuses its
 //! buffer, so a step allocates little beyond the values themselves.
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2, CowArray, Ix2, Zip};
 use serde::Deserialize;
 
 use crate::abi::PluginError;
@@ -136,8 +136,10 @@ impl Loss {
     }
 }
 
-struct Node {
-    value: Array2<f32>,
+struct Node<'v> {
+    /// Borrowed for parameters (the host's variables, for the length of one model_fn
+    /// call), owned for everything computed.
+    value: CowArray<'v, f32, Ix2>,
     op: Op,
     /// Whether any parameter leads to this node, so that its gradient is wanted.
     needs_grad: bool,
@@ -145,8 +147,8 @@ struct Node {
 
 /// The tape: values in creation order, each with the operation that produced it.
 #[derive(Default)]
-pub struct Tape {
-    nodes: Vec<Node>,
+pub struct Tape<'v> {
+    nodes: Vec<Node<'v>>,
 }
 
 /// A gradient for some rows of a `[rows, width]` parameter, TF's `IndexedSlices`: what
@@ -228,12 +230,16 @@ struct Accumulated {
     rows: Vec<Option<RowGradient>>,
 }
 
-impl Tape {
+impl<'v> Tape<'v> {
     pub fn new() -> Self {
         Self::default()
     }
 
     fn push(&mut self, value: Array2<f32>, op: Op) -> Var {
+        self.push_cow(CowArray::from(value), op)
+    }
+
+    fn push_cow(&mut self, value: CowArray<'v, f32, Ix2>, op: Op) -> Var {
         let needs = |v: &Var| self.nodes[v.0].needs_grad;
         let needs_grad = match &op {
             Op::Constant => false,
@@ -267,6 +273,16 @@ impl Tape {
 
     pub fn constant(&mut self, value: Array2<f32>) -> Var {
         self.push(value, Op::Constant)
+    }
+
+    /// A parameter read in place: no copy of the host's variable.
+    pub fn param_view(&mut self, value: ArrayView2<'v, f32>) -> Var {
+        self.push_cow(CowArray::from(value), Op::Param)
+    }
+
+    /// A constant read in place (a non-trainable variable).
+    pub fn constant_view(&mut self, value: ArrayView2<'v, f32>) -> Var {
+        self.push_cow(CowArray::from(value), Op::Constant)
     }
 
     pub fn param(&mut self, value: Array2<f32>) -> Var {
