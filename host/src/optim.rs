@@ -758,6 +758,41 @@ mod tests {
         assert_eq!(opt_a.slots(), opt_b.slots());
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// For optimizers whose step is 0 where the gradient is 0 (SGD, Adagrad), a row
+            /// gradient must do exactly what its dense equivalent does.
+            #[test]
+            fn row_gradients_match_their_dense_equivalent(
+                rows in proptest::collection::vec((0i64..3, -2f32..2.0, -2f32..2.0), 1..6),
+                adagrad in any::<bool>(),
+            ) {
+                let config = match adagrad {
+                    true => "{ name: adagrad, learning_rate: 0.1 }",
+                    false => "{ name: sgd, learning_rate: 0.1 }",
+                };
+                let indices: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let values: Vec<f32> = rows.iter().flat_map(|r| [r.1, r.2]).collect();
+                let sparse = Gradient::sparse("t", indices.clone(), Tensor::f32(vec![rows.len(), 2], values.clone()));
+                let mut dense_values = vec![0.0f32; 6];
+                let summed = summed_rows(&indices, &values, 6, 1.0);
+                for (range, g) in summed {
+                    dense_values[range].copy_from_slice(&g);
+                }
+                let dense = Gradient::dense("t", Tensor::f32(vec![3, 2], dense_values));
+                let (mut a, mut opt_a) = table(config);
+                let (mut b, mut opt_b) = table(config);
+                opt_a.apply(&mut a, std::slice::from_ref(&sparse), 0);
+                opt_b.apply(&mut b, std::slice::from_ref(&dense), 0);
+                prop_assert_eq!(data(&a), data(&b));
+                prop_assert_eq!(opt_a.slots(), opt_b.slots());
+            }
+        }
+    }
+
     /// Runs `config` for the given gradients on w = 1; returns w and the slots.
     fn run(config: &str, grads: &[f32]) -> (f32, Vec<Slot>) {
         let config: OptimizerConfig = serde_yaml::from_str(config).expect("valid");

@@ -420,6 +420,84 @@ pub(crate) mod tests {
         .contains("no/such/file.txt"));
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Cells of a string feature, some missing (empty).
+        fn cells() -> impl Strategy<Value = Vec<String>> {
+            proptest::collection::vec("[a-c]{0,2}", 1..20)
+        }
+
+        proptest! {
+            #[test]
+            fn hash_bucket_ids_are_in_range_one_per_present_cell(
+                values in cells(),
+                size in 1usize..50,
+            ) {
+                let c = column(&format!(
+                    r#"{{"hash_bucket": {{"key": "h", "hash_bucket_size": {size}}}}}"#
+                ));
+                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                let ids = inputs_with_text(&[("h", &refs)], |i| c.sparse_ids(i));
+                prop_assert_eq!(ids.rows(), values.len());
+                for (r, v) in values.iter().enumerate() {
+                    prop_assert_eq!(ids.row(r).0.len(), usize::from(!v.is_empty()));
+                }
+                prop_assert!(ids.ids().iter().all(|&id| id < size));
+            }
+
+            #[test]
+            fn vocabulary_ids_are_positions_then_oov_buckets(
+                values in cells(),
+                oov in 0usize..4,
+            ) {
+                let c = column(&format!(
+                    r#"{{"vocabulary_list": {{"key": "v", "vocabulary_list": ["a", "b", "ab"], "num_oov_buckets": {oov}}}}}"#
+                ));
+                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                let ids = inputs_with_text(&[("v", &refs)], |i| c.sparse_ids(i));
+                for (r, v) in values.iter().enumerate() {
+                    let got = ids.row(r).0;
+                    match ["a", "b", "ab"].iter().position(|w| w == v) {
+                        Some(at) => prop_assert_eq!(got, &[at][..]),
+                        None if v.is_empty() || oov == 0 => prop_assert!(got.is_empty()),
+                        None => prop_assert!(got.len() == 1 && (3..3 + oov).contains(&got[0])),
+                    }
+                }
+            }
+
+            #[test]
+            fn crossed_ids_are_in_range_one_per_pair_of_present_values(
+                pairs in proptest::collection::vec(("[a-c]{0,1}", "[a-c]{0,1}"), 1..20),
+                size in 1usize..100,
+            ) {
+                let c = column(&format!(
+                    r#"{{"crossed": {{"keys": ["a", "b"], "hash_bucket_size": {size}}}}}"#
+                ));
+                let a: Vec<&str> = pairs.iter().map(|(a, _)| a.as_str()).collect();
+                let b: Vec<&str> = pairs.iter().map(|(_, b)| b.as_str()).collect();
+                let ids = inputs_with_text(&[("a", &a), ("b", &b)], |i| c.sparse_ids(i));
+                for (r, (x, y)) in pairs.iter().enumerate() {
+                    let expected = usize::from(!x.is_empty() && !y.is_empty());
+                    prop_assert_eq!(ids.row(r).0.len(), expected);
+                }
+                prop_assert!(ids.ids().iter().all(|&id| id < size));
+            }
+
+            #[test]
+            fn bucketized_ids_grow_with_the_value(
+                mut values in proptest::collection::vec(-100f32..100.0, 1..20),
+            ) {
+                let c = column(r#"{"bucketized": {"source": "x", "boundaries": [-10, 0, 0.5, 30]}}"#);
+                values.sort_by(f32::total_cmp);
+                let ids = inputs_with(&[("x", &values)], |i| c.sparse_ids(i));
+                prop_assert!(ids.ids().windows(2).all(|w| w[0] <= w[1]));
+                prop_assert!(ids.ids().iter().all(|&id| id < 5));
+            }
+        }
+    }
+
     #[test]
     fn crossed_ids_cover_every_combination_of_values() {
         let crossed = column(r#"{"crossed": {"keys": ["a", "b"], "hash_bucket_size": 1000}}"#);
