@@ -3,7 +3,7 @@
 use ndarray::{Array2, ArrayViewMut2};
 use serde::Deserialize;
 
-use crate::abi::PluginError;
+use crate::abi::{PluginError, TensorData};
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::sparse::SparseIds;
 use crate::sdk::view::f32_matrix;
@@ -127,7 +127,14 @@ impl NumericColumn {
         match (inputs.feature(&self.key), self.default_value) {
             (Err(_), Some(default)) => out.fill(default),
             (found, _) => {
-                let raw = f32_matrix(&self.key, found?)?;
+                let view = found?;
+                if let TensorData::Str(_) = view.data {
+                    return Err(PluginError::bad_data(format!(
+                        "feature `{}` holds strings: a numeric column needs numbers (give it a categorical column, or read it as numbers)",
+                        self.key
+                    )));
+                }
+                let raw = f32_matrix(&self.key, view)?;
                 if raw.dim() != out.dim() {
                     return Err(PluginError::bad_data(format!(
                         "feature `{}` has shape {:?}, expected [{}, {}]",
