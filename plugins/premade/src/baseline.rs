@@ -8,8 +8,8 @@ use estimator_plugin_api::sdk::tape::LossReduction;
 use estimator_plugin_api::sdk::OptimizerPart;
 use serde::Deserialize;
 
-use crate::canned::{Body, Canned, CannedParams};
-use crate::head::{optimizer_part, Head, LossArgs};
+use crate::canned::{optimizer_part, Body, Canned, CannedParams};
+use crate::head::{Head, LossArgs};
 
 /// TF's baseline default: Ftrl with learning rate 0.3.
 fn baseline_optimizer() -> OptimizerPart {
@@ -36,7 +36,7 @@ fn two() -> usize {
 
 impl CannedParams for BaselineClassifierParams {
     fn build(self, _ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
         let body = Body::Baseline {
             logits_dimension: head.logits_dimension(),
@@ -64,7 +64,7 @@ fn one() -> usize {
 
 impl CannedParams for BaselineRegressorParams {
     fn build(self, _ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::regressor(self.label_dimension, args)?;
         let body = Body::Baseline {
             logits_dimension: head.logits_dimension(),

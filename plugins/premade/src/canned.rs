@@ -93,6 +93,16 @@ impl Body {
     }
 }
 
+/// A part of the model's variables (those named `<name>/…`) and TF's default optimizer
+/// for it.
+pub fn optimizer_part(name: &str, optimizer: &str, learning_rate: f64) -> OptimizerPart {
+    OptimizerPart {
+        name: name.to_owned(),
+        variables: format!("{name}/"),
+        optimizer: serde_json::json!({ "name": optimizer, "learning_rate": learning_rate }),
+    }
+}
+
 /// A premade model's params: TF's constructor arguments, which build the model.
 pub trait CannedParams: DeserializeOwned + Send + 'static {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError>;

@@ -8,7 +8,7 @@ use estimator_plugin_api::sdk::layers::{Activation, Mlp, Params};
 use estimator_plugin_api::sdk::tape::{Tape, Var};
 use estimator_plugin_api::sdk::{ModelInputs, OptimizerPart};
 
-use crate::head::optimizer_part;
+use crate::canned::optimizer_part;
 
 /// TF's DNN arguments, as each DNN model's params give them.
 pub struct DnnArgs {

@@ -43,7 +43,7 @@ fn two() -> usize {
 
 impl CannedParams for DnnClassifierParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
         let args = DnnArgs {
             hidden_units: self.hidden_units,

@@ -115,7 +115,7 @@ fn two() -> usize {
 
 impl CannedParams for DnnLinearCombinedClassifierParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
         let parts = Parts {
             linear_feature_columns: self.linear_feature_columns,
@@ -167,7 +167,7 @@ fn one() -> usize {
 
 impl CannedParams for DnnLinearCombinedRegressorParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::regressor(self.label_dimension, args)?;
         let parts = Parts {
             linear_feature_columns: self.linear_feature_columns,

@@ -40,7 +40,7 @@ fn one() -> usize {
 
 impl CannedParams for DnnRegressorParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::regressor(self.label_dimension, args)?;
         let args = DnnArgs {
             hidden_units: self.hidden_units,

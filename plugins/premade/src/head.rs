@@ -5,7 +5,7 @@ use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, MetricValue, Plugi
 use estimator_plugin_api::sdk::feature_columns::NumericColumn;
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var, Weighting};
-use estimator_plugin_api::sdk::{ModelInputs, OptimizerPart};
+use estimator_plugin_api::sdk::ModelInputs;
 
 use crate::binary_class_head::BinaryClassHead;
 use crate::class_names::ClassNames;
@@ -22,11 +22,17 @@ pub struct LossArgs {
 }
 
 impl LossArgs {
-    pub fn new(weight_column: Option<NumericColumn>, loss_reduction: LossReduction) -> Self {
-        LossArgs {
+    pub fn new(
+        weight_column: Option<NumericColumn>,
+        loss_reduction: LossReduction,
+    ) -> Result<Self, PluginError> {
+        if let Some(column) = &weight_column {
+            column.check()?;
+        }
+        Ok(LossArgs {
             weight_column,
             loss_reduction,
-        }
+        })
     }
 
     /// Each example's weight for this batch, or `None` without a weight column.
@@ -43,16 +49,6 @@ impl LossArgs {
             )));
         }
         Ok(Some(values.iter().copied().collect()))
-    }
-}
-
-/// A part of the model's variables (those named `<name>/…`) and TF's default optimizer
-/// for it.
-pub fn optimizer_part(name: &str, optimizer: &str, learning_rate: f64) -> OptimizerPart {
-    OptimizerPart {
-        name: name.to_owned(),
-        variables: format!("{name}/"),
-        optimizer: serde_json::json!({ "name": optimizer, "learning_rate": learning_rate }),
     }
 }
 

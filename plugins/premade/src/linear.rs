@@ -10,8 +10,8 @@ use estimator_plugin_api::sdk::tape::LossReduction;
 use estimator_plugin_api::sdk::OptimizerPart;
 use serde::Deserialize;
 
-use crate::canned::{Body, Canned, CannedParams};
-use crate::head::{optimizer_part, Head, LossArgs};
+use crate::canned::{optimizer_part, Body, Canned, CannedParams};
+use crate::head::{Head, LossArgs};
 
 /// Where TF's linear estimators put their variables.
 pub const LINEAR_SCOPE: &str = "linear/linear_model";
@@ -44,7 +44,7 @@ fn two() -> usize {
 
 impl CannedParams for LinearClassifierParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
         let linear = LinearModel::new(
             self.feature_columns,
@@ -83,7 +83,7 @@ fn one() -> usize {
 
 impl CannedParams for LinearRegressorParams {
     fn build(self, ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
-        let args = LossArgs::new(self.weight_column, self.loss_reduction);
+        let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::regressor(self.label_dimension, args)?;
         let linear = LinearModel::new(
             self.feature_columns,

@@ -98,7 +98,9 @@ impl From<NumericSpec> for NumericColumn {
 }
 
 impl NumericColumn {
-    pub(super) fn check(&self) -> Result<(), PluginError> {
+    /// TF's argument checks: a positive shape and a normalizer that divides by a
+    /// positive number.
+    pub fn check(&self) -> Result<(), PluginError> {
         if self.shape == 0 {
             return Err(PluginError::bad_params(format!(
                 "feature column `{}`: shape must be > 0",
