@@ -37,8 +37,9 @@ impl BinaryClassHead {
         // argmax over [0, logit]: a logit of exactly 0 is class 0, as TF.
         let class_ids: Vec<i64> = logit_values.iter().map(|&x| i64::from(x > 0.0)).collect();
         let mut spec = EstimatorSpec::new(inputs.mode);
+        let names = inputs.mode != ModeKeys::Train;
         spec.predictions = self
-            .predictions(&logit_values, &logistic, &class_ids)
+            .predictions(&logit_values, &logistic, &class_ids, names)
             .into();
         if inputs.mode == ModeKeys::Predict {
             return Ok(spec);
@@ -78,42 +79,51 @@ impl BinaryClassHead {
         Ok(spec)
     }
 
-    /// TF's binary predictions, in TF's key order.
+    /// TF's binary predictions, in TF's key order. Without `names` (in TRAIN) only the
+    /// numeric ones: `classes`, `all_class_ids` and `all_classes` are for prediction output
+    /// and serving, and building a string per example every step would cost more than the
+    /// rest of the head.
     fn predictions(
         &self,
         logits: &ndarray::Array2<f32>,
         logistic: &[f32],
         class_ids: &[i64],
+        names: bool,
     ) -> Vec<NamedTensor> {
         let batch = class_ids.len();
         let probabilities = logistic.iter().flat_map(|&p| [1.0 - p, p]).collect();
-        let names =
-            |ids: &[i64]| TensorBuf::Str(ids.iter().map(|&i| self.classes.name(i)).collect());
-        let all_ids: Vec<i64> = [0, 1].repeat(batch);
-        vec![
+        let mut out = vec![
             NamedTensor::new("logits", tensor_from_array2(logits.clone())),
             NamedTensor::new("logistic", Tensor::f32(vec![batch, 1], logistic.to_vec())),
             NamedTensor::new("probabilities", Tensor::f32(vec![batch, 2], probabilities)),
             NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.to_vec())),
-            NamedTensor::new(
-                "classes",
-                Tensor {
-                    shape: vec![batch, 1].into(),
-                    data: names(class_ids),
-                },
-            ),
-            NamedTensor::new(
-                "all_class_ids",
-                Tensor::i64(vec![batch, 2], all_ids.clone()),
-            ),
-            NamedTensor::new(
-                "all_classes",
-                Tensor {
-                    shape: vec![batch, 2].into(),
-                    data: names(&all_ids),
-                },
-            ),
-        ]
+        ];
+        if names {
+            let text =
+                |ids: &[i64]| TensorBuf::Str(ids.iter().map(|&i| self.classes.name(i)).collect());
+            let all_ids: Vec<i64> = [0, 1].repeat(batch);
+            out.extend([
+                NamedTensor::new(
+                    "classes",
+                    Tensor {
+                        shape: vec![batch, 1].into(),
+                        data: text(class_ids),
+                    },
+                ),
+                NamedTensor::new(
+                    "all_class_ids",
+                    Tensor::i64(vec![batch, 2], all_ids.clone()),
+                ),
+                NamedTensor::new(
+                    "all_classes",
+                    Tensor {
+                        shape: vec![batch, 2].into(),
+                        data: text(&all_ids),
+                    },
+                ),
+            ]);
+        }
+        out
     }
 
     /// Labels as sigmoid targets: class ids 0 or 1, vocabulary words, or floats in [0, 1]

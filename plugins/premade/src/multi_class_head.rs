@@ -31,9 +31,6 @@ impl MultiClassHead {
         let batch = logit_values.nrows();
         let class_ids = argmax_rows(logit_values);
         let mut spec = EstimatorSpec::new(inputs.mode);
-        let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
-        let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
-        let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
         spec.predictions = vec![
             NamedTensor::new("logits", tensor_from_array2(logit_values.to_owned())),
             NamedTensor::new(
@@ -41,23 +38,32 @@ impl MultiClassHead {
                 tensor_from_array2(softmax_rows(logit_values)),
             ),
             NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.clone())),
-            NamedTensor::new(
-                "classes",
-                Tensor {
-                    shape: vec![batch, 1].into(),
-                    data: TensorBuf::Str(classes),
-                },
-            ),
-            NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
-            NamedTensor::new(
-                "all_classes",
-                Tensor {
-                    shape: vec![batch, n].into(),
-                    data: TensorBuf::Str(all_classes),
-                },
-            ),
         ]
         .into();
+        // The class names are for prediction output and serving; TRAIN skips building a
+        // string per example every step.
+        if inputs.mode != ModeKeys::Train {
+            let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
+            let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
+            let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
+            spec.predictions.extend([
+                NamedTensor::new(
+                    "classes",
+                    Tensor {
+                        shape: vec![batch, 1].into(),
+                        data: TensorBuf::Str(classes),
+                    },
+                ),
+                NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
+                NamedTensor::new(
+                    "all_classes",
+                    Tensor {
+                        shape: vec![batch, n].into(),
+                        data: TensorBuf::Str(all_classes),
+                    },
+                ),
+            ]);
+        }
         if inputs.mode == ModeKeys::Predict {
             return Ok(spec);
         }
