@@ -361,7 +361,7 @@ impl<'v> Tape<'v> {
     pub fn embedding_lookup(
         &mut self,
         table: Var,
-        ids: &SparseIds,
+        ids: SparseIds,
         combiner: Combiner,
     ) -> Result<Var, PluginError> {
         let tv = &self.nodes[table.0].value;
@@ -381,14 +381,7 @@ impl<'v> Tape<'v> {
                 out.scaled_add(w * scales[r], &tv.row(id));
             }
         }
-        Ok(self.push(
-            value,
-            Op::EmbeddingLookup {
-                table,
-                ids: ids.clone(),
-                scales,
-            },
-        ))
+        Ok(self.push(value, Op::EmbeddingLookup { table, ids, scales }))
     }
 
     /// `x · mask`, elementwise, with a constant mask of `x`'s shape (dropout).

@@ -8,13 +8,13 @@ use crate::sdk::layers::Params;
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::tape::{Tape, Var};
 
-use super::FeatureColumn;
+use super::{prepare_sorted, FeatureColumn};
 
 #[derive(Clone, Debug)]
 pub struct DenseFeatures {
     columns: Vec<FeatureColumn>,
-    /// Prefix of the embedding tables' names.
-    scope: String,
+    /// Each column's embedding table name (for embedding columns), built once.
+    tables: Vec<Option<String>>,
 }
 
 impl DenseFeatures {
@@ -22,33 +22,29 @@ impl DenseFeatures {
     /// `<scope>/<column>/embedding_weights`, TF's names under a DNN's
     /// `dnn/input_from_feature_columns/input_layer`.
     pub fn new(
-        mut columns: Vec<FeatureColumn>,
+        columns: Vec<FeatureColumn>,
         scope: &str,
         ctx: &FactoryContext<'_>,
     ) -> Result<Self, PluginError> {
-        if columns.is_empty() {
-            return Err(PluginError::bad_params("feature_columns must not be empty"));
+        let columns = prepare_sorted(columns, ctx, |column| {
+            match column.dense_width() {
+            Some(_) => None,
+            None => Some(format!(
+                "Items of feature_columns must be a DenseColumn. You can wrap a categorical column with an embedding_column or indicator_column. Given: `{}`",
+                column.name()
+            )),
         }
-        for column in &mut columns {
-            column.prepare(ctx)?;
-            if column.dense_width().is_none() {
-                return Err(PluginError::bad_params(format!(
-                    "Items of feature_columns must be a DenseColumn. You can wrap a categorical column with an embedding_column or indicator_column. Given: `{}`",
-                    column.name()
-                )));
-            }
-        }
-        columns.sort_by_key(FeatureColumn::name);
-        if let Some(pair) = columns.windows(2).find(|w| w[0].name() == w[1].name()) {
-            return Err(PluginError::bad_params(format!(
-                "feature column `{}` is listed twice",
-                pair[0].name()
-            )));
-        }
-        Ok(DenseFeatures {
-            columns,
-            scope: scope.to_owned(),
-        })
+        })?;
+        let tables = columns
+            .iter()
+            .map(|column| match column {
+                FeatureColumn::Embedding(_) => {
+                    Some(format!("{scope}/{}/embedding_weights", column.name()))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(DenseFeatures { columns, tables })
     }
 
     pub fn width(&self) -> usize {
@@ -58,18 +54,15 @@ impl DenseFeatures {
             .sum()
     }
 
-    fn table_name(&self, column: &FeatureColumn) -> String {
-        format!("{}/{}/embedding_weights", self.scope, column.name())
-    }
-
     /// The embedding tables, initialised as TF's: truncated normal with standard
     /// deviation `1/sqrt(dimension)`.
     pub fn variables(&self) -> Vec<VarSpec> {
         self.columns
             .iter()
-            .filter_map(|column| match column {
-                FeatureColumn::Embedding(e) => Some(VarSpec::new(
-                    self.table_name(column),
+            .zip(&self.tables)
+            .filter_map(|(column, table)| match (column, table) {
+                (FeatureColumn::Embedding(e), Some(table)) => Some(VarSpec::new(
+                    table.as_str(),
                     &[e.categorical_column.num_buckets().unwrap_or(0), e.dimension],
                     Initializer::TruncatedNormal {
                         stddev: 1.0 / (e.dimension as f32).sqrt(),
@@ -90,18 +83,18 @@ impl DenseFeatures {
     ) -> Result<Var, PluginError> {
         let mut parts = Vec::new();
         let mut run: Vec<&FeatureColumn> = Vec::new();
-        for column in &self.columns {
-            match column {
-                FeatureColumn::Embedding(e) => {
+        for (column, table) in self.columns.iter().zip(&self.tables) {
+            match (column, table) {
+                (FeatureColumn::Embedding(e), Some(table)) => {
                     if !run.is_empty() {
                         parts.push(tape.constant(constant_block(&run, inputs)?));
                         run.clear();
                     }
                     let ids = e.categorical_column.sparse_ids(inputs)?;
-                    let table = params.get(&self.table_name(column))?;
-                    parts.push(tape.embedding_lookup(table, &ids, e.combiner)?);
+                    let table = params.get(table)?;
+                    parts.push(tape.embedding_lookup(table, ids, e.combiner)?);
                 }
-                other => run.push(other),
+                (other, _) => run.push(other),
             }
         }
         if !run.is_empty() {

@@ -9,7 +9,7 @@ use crate::sdk::plugin::ModelInputs;
 use crate::sdk::sparse::Combiner;
 use crate::sdk::tape::{Tape, Var};
 
-use super::FeatureColumn;
+use super::{prepare_sorted, FeatureColumn};
 
 /// TF's `sparse_combiner`: how an example's categorical weights combine (default `sum`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -34,9 +34,11 @@ impl From<SparseCombiner> for Combiner {
 #[derive(Clone, Debug)]
 pub struct LinearModel {
     columns: Vec<FeatureColumn>,
+    /// Each column's weights variable, then the bias: names built once.
+    weights: Vec<String>,
+    bias: String,
     units: usize,
     combiner: Combiner,
-    scope: String,
 }
 
 impl LinearModel {
@@ -44,45 +46,32 @@ impl LinearModel {
     /// `<scope>/<column>/weights` and `<scope>/bias_weights` (TF's scope is
     /// `linear/linear_model`).
     pub fn new(
-        mut columns: Vec<FeatureColumn>,
+        columns: Vec<FeatureColumn>,
         units: usize,
         sparse_combiner: SparseCombiner,
         scope: &str,
         ctx: &FactoryContext<'_>,
     ) -> Result<Self, PluginError> {
-        if columns.is_empty() {
-            return Err(PluginError::bad_params("feature_columns must not be empty"));
+        let columns = prepare_sorted(columns, ctx, |column| {
+            match column {
+            FeatureColumn::Embedding(_) => Some(format!(
+                "`{}`: a linear model takes categorical columns directly; an embedding column belongs in a DNN",
+                column.name()
+            )),
+            _ => None,
         }
-        for column in &mut columns {
-            column.prepare(ctx)?;
-            if let FeatureColumn::Embedding(_) = column {
-                return Err(PluginError::bad_params(format!(
-                    "`{}`: a linear model takes categorical columns directly; an embedding column belongs in a DNN",
-                    column.name()
-                )));
-            }
-        }
-        columns.sort_by_key(FeatureColumn::name);
-        if let Some(pair) = columns.windows(2).find(|w| w[0].name() == w[1].name()) {
-            return Err(PluginError::bad_params(format!(
-                "feature column `{}` is listed twice",
-                pair[0].name()
-            )));
-        }
+        })?;
+        let weights = columns
+            .iter()
+            .map(|c| format!("{scope}/{}/weights", c.name()))
+            .collect();
         Ok(LinearModel {
             columns,
+            weights,
+            bias: format!("{scope}/bias_weights"),
             units,
             combiner: sparse_combiner.into(),
-            scope: scope.to_owned(),
         })
-    }
-
-    fn weights_name(&self, column: &FeatureColumn) -> String {
-        format!("{}/{}/weights", self.scope, column.name())
-    }
-
-    fn bias_name(&self) -> String {
-        format!("{}/bias_weights", self.scope)
     }
 
     /// Rows of a column's weights: its buckets when categorical, else its dense width.
@@ -97,16 +86,17 @@ impl LinearModel {
         let mut vars: Vec<VarSpec> = self
             .columns
             .iter()
-            .map(|c| {
+            .zip(&self.weights)
+            .map(|(c, name)| {
                 VarSpec::new(
-                    self.weights_name(c),
+                    name.as_str(),
                     &[Self::rows(c), self.units],
                     Initializer::Zeros,
                 )
             })
             .collect();
         vars.push(VarSpec::new(
-            self.bias_name(),
+            self.bias.as_str(),
             &[self.units],
             Initializer::Zeros,
         ));
@@ -121,12 +111,12 @@ impl LinearModel {
         inputs: &ModelInputs<'_>,
     ) -> Result<Var, PluginError> {
         let mut sum: Option<Var> = None;
-        for column in &self.columns {
-            let weights = params.get(&self.weights_name(column))?;
+        for (column, name) in self.columns.iter().zip(&self.weights) {
+            let weights = params.get(name)?;
             let part = match column.num_buckets() {
                 Some(_) => {
                     let ids = column.sparse_ids(inputs)?;
-                    tape.embedding_lookup(weights, &ids, self.combiner)?
+                    tape.embedding_lookup(weights, ids, self.combiner)?
                 }
                 None => {
                     let x = tape.constant(column.constant_value(inputs)?);
@@ -140,7 +130,7 @@ impl LinearModel {
         }
         let sum =
             sum.ok_or_else(|| PluginError::bad_params("feature_columns must not be empty"))?;
-        tape.add_bias(sum, params.get(&self.bias_name())?)
+        tape.add_bias(sum, params.get(&self.bias)?)
     }
 }
 

@@ -240,6 +240,33 @@ impl FeatureColumn {
     }
 }
 
+/// Prepares every column (TF's checks, vocabulary files), refuses one for which `refuse`
+/// gives a reason, and sorts them by name, as TF's input layers order them; a name listed
+/// twice is refused.
+fn prepare_sorted(
+    mut columns: Vec<FeatureColumn>,
+    ctx: &FactoryContext<'_>,
+    refuse: impl Fn(&FeatureColumn) -> Option<String>,
+) -> Result<Vec<FeatureColumn>, PluginError> {
+    if columns.is_empty() {
+        return Err(PluginError::bad_params("feature_columns must not be empty"));
+    }
+    for column in &mut columns {
+        column.prepare(ctx)?;
+        if let Some(why) = refuse(column) {
+            return Err(PluginError::bad_params(why));
+        }
+    }
+    columns.sort_by_key(FeatureColumn::name);
+    if let Some(pair) = columns.windows(2).find(|w| w[0].name() == w[1].name()) {
+        return Err(PluginError::bad_params(format!(
+            "feature column `{}` is listed twice",
+            pair[0].name()
+        )));
+    }
+    Ok(columns)
+}
+
 /// Adds each example's id weights (counts when unweighted) to its row of `out`.
 fn add_multi_hot(ids: &SparseIds, mut out: ArrayViewMut2<'_, f32>) -> Result<(), PluginError> {
     if ids.rows() != out.nrows() {
