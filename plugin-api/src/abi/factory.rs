@@ -63,14 +63,7 @@ pub trait ModelFn: Send {
         &self,
         sums: RSlice<'_, MetricPartial>,
     ) -> RResult<RVec<MetricValue>, PluginError> {
-        RResult::ROk(
-            sums.iter()
-                .map(|s| MetricValue {
-                    name: s.name.clone(),
-                    value: s.ratio(),
-                })
-                .collect(),
-        )
+        RResult::ROk(sums.iter().map(MetricPartial::ratio_value).collect())
     }
 }
 

@@ -126,6 +126,15 @@ impl MetricPartial {
             self.total / self.count
         }
     }
+
+    /// The value this sum reports unless the model says otherwise: its ratio, under its
+    /// name.
+    pub fn ratio_value(&self) -> MetricValue {
+        MetricValue {
+            name: self.name.clone(),
+            value: self.ratio(),
+        }
+    }
 }
 
 /// A metric's value at the end of an evaluation, reported under `name`.

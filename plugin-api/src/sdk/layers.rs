@@ -1,7 +1,7 @@
 //! Layers over the tape, and the bridge between the host's variables and tape parameters.
 
 use abi_stable::std_types::RVec;
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use serde::Deserialize;
 
 use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
@@ -272,13 +272,10 @@ impl<'s> Params<'s> {
                     }
                     // A rank-1 variable sits on the tape as one row: its rows are all 0.
                     Some(ParamGradient::Rows(r)) => {
-                        let mut dense = vec![0.0; spec.len()];
-                        for values in r.values.chunks(r.width.max(1)) {
-                            for (d, v) in dense.iter_mut().zip(values) {
-                                *d += v;
-                            }
-                        }
-                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), dense))
+                        let mut dense = Array2::zeros((1, spec.len()));
+                        r.add_to(&mut dense);
+                        let data = dense.into_raw_vec_and_offset().0;
+                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
                     }
                     Some(ParamGradient::Dense(g)) => {
                         let data = match g.is_standard_layout() {

@@ -88,10 +88,7 @@ pub trait Model: Send + Sized + 'static {
     /// sum's `total / count`; override it for metrics that are not ratios (an AUC from
     /// confusion counts, a baseline from a label mean).
     fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
-        Ok(sums
-            .iter()
-            .map(|s| MetricValue::new(s.name.as_str(), s.ratio()))
-            .collect())
+        Ok(sums.iter().map(MetricPartial::ratio_value).collect())
     }
 }
 

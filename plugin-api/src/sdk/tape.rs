@@ -163,7 +163,7 @@ pub struct RowGradient {
 
 impl RowGradient {
     /// Adds these rows into a dense gradient of the whole parameter.
-    fn add_to(&self, dense: &mut Array2<f32>) {
+    pub fn add_to(&self, dense: &mut Array2<f32>) {
         for (&row, values) in self.rows.iter().zip(self.values.chunks(self.width.max(1))) {
             for (d, v) in dense.row_mut(row).iter_mut().zip(values) {
                 *d += v;

@@ -162,7 +162,7 @@ impl BinaryClassHead {
         for s in sums {
             match s.name.as_str().strip_prefix(CURVE) {
                 Some(index) => counts.push((index.parse::<usize>().unwrap_or(usize::MAX), s.total)),
-                None => out.push(MetricValue::new(s.name.as_str(), s.ratio())),
+                None => out.push(s.ratio_value()),
             }
         }
         if let Some(label_mean) = out.iter().find(|m| m.name.as_str() == "label/mean") {

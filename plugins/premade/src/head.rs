@@ -128,10 +128,7 @@ impl Head {
     pub fn eval_metric_results(&self, sums: &[MetricPartial]) -> Vec<MetricValue> {
         match self {
             Head::Binary(_) => BinaryClassHead::eval_metric_results(sums),
-            _ => sums
-                .iter()
-                .map(|s| MetricValue::new(s.name.as_str(), s.ratio()))
-                .collect(),
+            _ => sums.iter().map(MetricPartial::ratio_value).collect(),
         }
     }
 }
