@@ -5,6 +5,7 @@
 //! A feature's cells are strings or integers (a float feature's whole values count as
 //! integers). As TF, an empty string and -1 mean "missing" and yield no id.
 
+use ndarray::ArrayView2;
 use serde::Deserialize;
 
 use crate::abi::{FactoryContext, PluginError, TensorData, TensorView};
@@ -59,22 +60,50 @@ impl<'a> Cells<'a> {
     }
 
     /// The cells of example `r`.
-    fn row(&self, r: usize) -> Result<Vec<Cell<'a>>, PluginError> {
-        let range = r * self.per_row..(r + 1) * self.per_row;
+    fn row(&self, r: usize) -> impl Iterator<Item = Result<Cell<'a>, PluginError>> + '_ {
+        (r * self.per_row..(r + 1) * self.per_row).map(move |i| self.cell(i))
+    }
+
+    fn cell(&self, i: usize) -> Result<Cell<'a>, PluginError> {
         match self.view.data {
-            TensorData::Str(s) => Ok(s.as_slice()[range].iter().map(|v| Cell::Text(v.as_str())).collect()),
-            TensorData::I64(s) => Ok(s.as_slice()[range].iter().map(|&v| Cell::Int(v)).collect()),
-            TensorData::F32(s) => s.as_slice()[range]
-                .iter()
-                .map(|&v| match v.fract() == 0.0 && v.abs() < 9.0e15 {
+            TensorData::Str(s) => Ok(Cell::Text(s.as_slice()[i].as_str())),
+            TensorData::I64(s) => Ok(Cell::Int(s.as_slice()[i])),
+            TensorData::F32(s) => {
+                let v = s.as_slice()[i];
+                match v.fract() == 0.0 && v.abs() < 9.0e15 {
                     true => Ok(Cell::Int(v as i64)),
                     false => Err(PluginError::bad_data(format!(
                         "feature `{}` has the value {v}: a categorical column needs strings or whole numbers",
                         self.key
                     ))),
-                })
-                .collect(),
+                }
+            }
         }
+    }
+
+    /// Ids for every example: each present cell looked up, with its weight (1 without
+    /// `weights`, which hold one per cell).
+    fn ids(
+        &self,
+        weights: Option<ArrayView2<'_, f32>>,
+        id_of: impl Fn(Cell<'_>) -> Option<usize>,
+    ) -> Result<SparseIds, PluginError> {
+        let mut ids = SparseIds::new();
+        let mut row = Vec::with_capacity(self.per_row);
+        for r in 0..self.rows() {
+            row.clear();
+            for (i, cell) in self.row(r).enumerate() {
+                let cell = cell?;
+                if cell.is_missing() {
+                    continue;
+                }
+                if let Some(id) = id_of(cell) {
+                    row.push((id, weights.map_or(1.0, |w| w[[r, i]])));
+                }
+            }
+            ids.push_row(row.iter().copied());
+        }
+        Ok(ids)
     }
 }
 
@@ -84,18 +113,7 @@ fn lookup(
     inputs: &ModelInputs<'_>,
     id_of: impl Fn(Cell<'_>) -> Option<usize>,
 ) -> Result<SparseIds, PluginError> {
-    let cells = Cells::of(key, inputs)?;
-    let mut ids = SparseIds::new();
-    for r in 0..cells.rows() {
-        let row = cells.row(r)?;
-        ids.push_row(
-            row.into_iter()
-                .filter(|c| !c.is_missing())
-                .filter_map(&id_of)
-                .map(|id| (id, 1.0)),
-        );
-    }
-    Ok(ids)
+    Cells::of(key, inputs)?.ids(None, id_of)
 }
 
 /// Vocabulary words from the manifest: strings, or integers written as numbers.
@@ -285,11 +303,12 @@ impl HashBucketColumn {
         }
     }
 
+    fn id(&self, cell: Cell<'_>) -> Option<usize> {
+        Some((cell.fingerprint() % self.hash_bucket_size as u64) as usize)
+    }
+
     pub fn ids(&self, inputs: &ModelInputs<'_>) -> Result<SparseIds, PluginError> {
-        let size = self.hash_bucket_size as u64;
-        lookup(&self.key, inputs, |c| {
-            Some((c.fingerprint() % size) as usize)
-        })
+        lookup(&self.key, inputs, |c| self.id(c))
     }
 }
 
@@ -315,6 +334,13 @@ impl IdentityColumn {
         Ok(())
     }
 
+    fn id(&self, cell: Cell<'_>) -> Option<usize> {
+        match cell {
+            Cell::Int(v) if (0..self.num_buckets as i64).contains(&v) => Some(v as usize),
+            _ => self.default_value,
+        }
+    }
+
     pub fn ids(&self, inputs: &ModelInputs<'_>) -> Result<SparseIds, PluginError> {
         let key = &self.key;
         let cells = Cells::of(key, inputs)?;
@@ -323,10 +349,7 @@ impl IdentityColumn {
                 "feature `{key}` holds strings: an identity column needs integers"
             )));
         }
-        lookup(key, inputs, |c| match c {
-            Cell::Int(v) if (0..self.num_buckets as i64).contains(&v) => Some(v as usize),
-            _ => self.default_value,
-        })
+        cells.ids(None, |c| self.id(c))
     }
 }
 
@@ -363,21 +386,8 @@ impl WeightedColumn {
             )));
         }
         // Look each cell up on its own so that each id keeps its cell's weight.
-        let mut out = SparseIds::new();
         let inner = self.categorical_column.as_ref();
-        for r in 0..cells.rows() {
-            let mut row = Vec::new();
-            for (cell, &w) in cells.row(r)?.into_iter().zip(weights.row(r)) {
-                if cell.is_missing() {
-                    continue;
-                }
-                if let Some(id) = inner.id_of_cell(cell) {
-                    row.push((id, w));
-                }
-            }
-            out.push_row(row);
-        }
-        Ok(out)
+        cells.ids(Some(weights), |cell| inner.id_of_cell(cell))
     }
 }
 
@@ -456,15 +466,14 @@ impl CrossedColumn {
                     let cells = Cells::of(f, inputs)?;
                     (0..cells.rows())
                         .map(|r| {
-                            Ok(cells
-                                .row(r)?
-                                .into_iter()
-                                .filter(|c| !c.is_missing())
-                                .map(|c| match c {
-                                    Cell::Text(s) => farmhash::fingerprint64(s.as_bytes()),
-                                    Cell::Int(i) => i as u64,
+                            cells
+                                .row(r)
+                                .filter(|c| !c.as_ref().is_ok_and(Cell::is_missing))
+                                .map(|c| match c? {
+                                    Cell::Text(s) => Ok(farmhash::fingerprint64(s.as_bytes())),
+                                    Cell::Int(i) => Ok(i as u64),
                                 })
-                                .collect())
+                                .collect()
                         })
                         .collect::<Result<_, PluginError>>()?
                 }
@@ -512,13 +521,8 @@ impl FeatureColumn {
         match self {
             FeatureColumn::VocabularyList(c) => c.vocabulary.id(cell),
             FeatureColumn::VocabularyFile(c) => c.vocabulary.id(cell),
-            FeatureColumn::HashBucket(c) => {
-                Some((cell.fingerprint() % c.hash_bucket_size as u64) as usize)
-            }
-            FeatureColumn::Identity(c) => match cell {
-                Cell::Int(v) if (0..c.num_buckets as i64).contains(&v) => Some(v as usize),
-                _ => c.default_value,
-            },
+            FeatureColumn::HashBucket(c) => c.id(cell),
+            FeatureColumn::Identity(c) => c.id(cell),
             _ => None,
         }
     }
