@@ -41,7 +41,12 @@ impl EvalMetrics {
         self.loss_sum += f64::from(spec.loss.into_option().unwrap_or(f32::NAN));
         self.batches += 1;
         for m in spec.eval_metric_ops.iter() {
-            let entry = self.model_metrics.entry(m.name.to_string()).or_default();
+            // A name is allocated once per evaluation, not once per batch: a binary head
+            // sends hundreds of partial sums.
+            let entry = match self.model_metrics.get_mut(m.name.as_str()) {
+                Some(entry) => entry,
+                None => self.model_metrics.entry(m.name.to_string()).or_default(),
+            };
             entry.0 += m.total;
             entry.1 += m.count;
         }

@@ -427,23 +427,36 @@ impl Optimizer {
             let rows = gradient.rows.as_ref().into_option();
             match rows {
                 Some(rows) if !matches!(self.config, OptimizerConfig::Adam { .. }) => {
-                    for (range, g) in summed_rows(rows, values_of(gradient), var.len(), scale) {
-                        let mut slot_rows: Vec<&mut [f32]> = slots
-                            .iter_mut()
-                            .map(|s| &mut s.data[range.clone()])
-                            .collect();
-                        update(&self.config, &mut var[range], &g, &mut slot_rows, lr, step);
+                    let summed = SummedRows::new(rows, values_of(gradient), var.len(), scale);
+                    for (row, g) in summed.iter() {
+                        let range = row * summed.width..(row + 1) * summed.width;
+                        let mut parts = slot_parts(slots, range.clone());
+                        let parts = &mut parts[..per_var];
+                        update(&self.config, &mut var[range], g, parts, lr, step);
                     }
                 }
                 _ => {
                     let grad = dense_values(gradient, rows, var.len(), scale);
-                    let mut slot_data: Vec<&mut [f32]> =
-                        slots.iter_mut().map(|s| s.data.as_mut_slice()).collect();
-                    update(&self.config, var, &grad, &mut slot_data, lr, step);
+                    let mut parts = slot_parts(slots, 0..var.len());
+                    let parts = &mut parts[..per_var];
+                    update(&self.config, var, &grad, parts, lr, step);
                 }
             }
         }
     }
+}
+
+/// The most slots an optimizer keeps per variable (RMSprop: rms, momentum, mg).
+const MAX_SLOTS: usize = 3;
+
+/// The slots' values for the elements `range` of their variable, without allocating
+/// (only the first `slots.len()` are filled).
+fn slot_parts(slots: &mut [Slot], range: std::ops::Range<usize>) -> [&mut [f32]; MAX_SLOTS] {
+    let mut parts: [&mut [f32]; MAX_SLOTS] = Default::default();
+    for (part, slot) in parts.iter_mut().zip(slots.iter_mut()) {
+        *part = &mut slot.data[range.clone()];
+    }
+    parts
 }
 
 /// One update of weights `w` by gradient `g`, with the slots' values for the same
@@ -551,37 +564,60 @@ fn dense_values<'g>(
         None => values.iter().map(|v| v * scale).collect(),
         Some(rows) => {
             let mut dense = vec![0.0; len];
-            for (range, g) in summed_rows(rows, values, len, scale) {
-                dense[range].copy_from_slice(&g);
+            let summed = SummedRows::new(rows, values, len, scale);
+            for (row, g) in summed.iter() {
+                dense[row * summed.width..(row + 1) * summed.width].copy_from_slice(g);
             }
             std::borrow::Cow::Owned(dense)
         }
     }
 }
 
-/// A row-sparse gradient's rows, each once with its parts summed and scaled, in row
-/// order, as element ranges of a variable of `len` values.
-fn summed_rows(
-    rows: &[i64],
-    values: &[f32],
-    len: usize,
-    scale: f32,
-) -> Vec<(std::ops::Range<usize>, Vec<f32>)> {
-    let width = values.len().checked_div(rows.len()).unwrap_or(0);
-    let mut summed: std::collections::BTreeMap<usize, Vec<f32>> = Default::default();
-    for (&row, part) in rows.iter().zip(values.chunks(width.max(1))) {
-        let entry = summed
-            .entry(row as usize)
-            .or_insert_with(|| vec![0.0; width]);
-        for (s, v) in entry.iter_mut().zip(part) {
-            *s += v * scale;
+/// A row-sparse gradient with each row once, its parts summed and scaled, in row order.
+struct SummedRows {
+    rows: Vec<usize>,
+    /// `rows.len() × width` values.
+    values: Vec<f32>,
+    width: usize,
+}
+
+impl SummedRows {
+    /// Sums the parts of `rows` (row indices into a variable of `len` values, checked by
+    /// `spec_check`; any past it are dropped) with `values` row after row.
+    fn new(rows: &[i64], values: &[f32], len: usize, scale: f32) -> Self {
+        let width = values.len().checked_div(rows.len()).unwrap_or(0);
+        let height = len.checked_div(width).unwrap_or(0);
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| rows[i]);
+        let mut out = SummedRows {
+            rows: Vec::with_capacity(rows.len()),
+            values: Vec::with_capacity(values.len()),
+            width,
+        };
+        for i in order {
+            let row = rows[i] as usize;
+            if row >= height {
+                continue;
+            }
+            let part = &values[i * width..(i + 1) * width];
+            if out.rows.last() != Some(&row) {
+                out.rows.push(row);
+                out.values.extend(std::iter::repeat_n(0.0, width));
+            }
+            let start = out.values.len() - width;
+            for (s, v) in out.values[start..].iter_mut().zip(part) {
+                *s += v * scale;
+            }
         }
+        out
     }
-    summed
-        .into_iter()
-        .map(|(row, g)| (row * width..(row + 1) * width, g))
-        .filter(|(range, _)| range.end <= len)
-        .collect()
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &[f32])> {
+        self.rows
+            .iter()
+            .copied()
+            .zip(self.values.chunks(self.width.max(1)))
+    }
 }
 
 /// TF's `clip_by_global_norm`: `clip_norm / max(global_norm, clip_norm)`, where the
@@ -777,10 +813,12 @@ mod tests {
                 let indices: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 let values: Vec<f32> = rows.iter().flat_map(|r| [r.1, r.2]).collect();
                 let sparse = Gradient::sparse("t", indices.clone(), Tensor::f32(vec![rows.len(), 2], values.clone()));
+                // The dense equivalent, by scatter-adding each part in order.
                 let mut dense_values = vec![0.0f32; 6];
-                let summed = summed_rows(&indices, &values, 6, 1.0);
-                for (range, g) in summed {
-                    dense_values[range].copy_from_slice(&g);
+                for (&row, part) in indices.iter().zip(values.chunks(2)) {
+                    for (k, v) in part.iter().enumerate() {
+                        dense_values[row as usize * 2 + k] += v;
+                    }
                 }
                 let dense = Gradient::dense("t", Tensor::f32(vec![3, 2], dense_values));
                 let (mut a, mut opt_a) = table(config);
