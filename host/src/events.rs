@@ -347,8 +347,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last - 10] ^= 0xff;
         std::fs::write(&path, &bytes).expect("damage");
-        assert!(
-            read_scalars(dir.path()).is_ok(),
+        assert_eq!(
+            read_scalars(dir.path()).expect("reads")["loss"],
+            vec![(5, 0.5)],
             "damage inside the cut record is not read"
         );
         assert!(read_scalars(&dir.path().join("none"))

@@ -61,6 +61,9 @@ pub enum OptimizerConfig {
         beta_2: f32,
         #[serde(default = "epsilon")]
         epsilon: f32,
+        /// AMSGrad: divide by the largest second moment seen so far (slot `vhat`).
+        #[serde(default)]
+        amsgrad: bool,
         /// Scales all gradients together so their global norm is at most this (Keras'
         /// `global_clipnorm`, TF's `clip_by_global_norm`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,10 @@ pub enum OptimizerConfig {
         l2_regularization_strength: f32,
         #[serde(default)]
         beta: f32,
+        /// TF's `ApplyFtrlV2`: adds `2 · strength · w` to the gradient in the linear term
+        /// (the accumulator still sums the plain gradient's squares).
+        #[serde(default)]
+        l2_shrinkage_regularization_strength: f32,
         /// Scales all gradients together so their global norm is at most this (Keras'
         /// `global_clipnorm`, TF's `clip_by_global_norm`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +249,7 @@ impl OptimizerConfig {
                 initial_accumulator_value,
                 l1_regularization_strength,
                 l2_regularization_strength,
+                l2_shrinkage_regularization_strength,
                 beta,
                 ..
             } => {
@@ -254,6 +262,10 @@ impl OptimizerConfig {
                 non_negative("initial_accumulator_value", *initial_accumulator_value)?;
                 non_negative("l1_regularization_strength", *l1_regularization_strength)?;
                 non_negative("l2_regularization_strength", *l2_regularization_strength)?;
+                non_negative(
+                    "l2_shrinkage_regularization_strength",
+                    *l2_shrinkage_regularization_strength,
+                )?;
                 non_negative("beta", *beta)
             }
             OptimizerConfig::Adagrad {
@@ -296,7 +308,8 @@ impl OptimizerConfig {
             OptimizerConfig::Sgd { momentum: 0.0, .. } => &[],
             OptimizerConfig::Sgd { .. } | OptimizerConfig::Momentum { .. } => &["momentum"],
             OptimizerConfig::Adagrad { .. } => &["accumulator"],
-            OptimizerConfig::Adam { .. } => &["m", "v"],
+            OptimizerConfig::Adam { amsgrad: false, .. } => &["m", "v"],
+            OptimizerConfig::Adam { amsgrad: true, .. } => &["m", "v", "vhat"],
             OptimizerConfig::Rmsprop {
                 momentum, centered, ..
             } => match (momentum > 0.0, centered) {
@@ -502,17 +515,23 @@ fn update(
             learning_rate_power,
             l1_regularization_strength,
             l2_regularization_strength,
+            l2_shrinkage_regularization_strength,
             beta,
             ..
         } => {
             // Keras folds beta into l2, as its Ftrl does.
             let l2 = l2_regularization_strength + beta / (2.0 * lr);
+            let shrinkage = 2.0 * l2_shrinkage_regularization_strength;
             let (accumulators, linears) = slots.split_at_mut(1);
             let (acc, lin) = (&mut *accumulators[0], &mut *linears[0]);
             for (((w, g), a), l) in w.iter_mut().zip(g).zip(acc.iter_mut()).zip(lin.iter_mut()) {
                 let new_a = *a + g * g;
                 let power = |x: f32| x.powf(-learning_rate_power);
-                *l += g - (power(new_a) - power(*a)) / lr * *w;
+                let shrunk = match shrinkage == 0.0 {
+                    true => *g,
+                    false => g + shrinkage * *w,
+                };
+                *l += shrunk - (power(new_a) - power(*a)) / lr * *w;
                 let quadratic = power(new_a) / lr + 2.0 * l2;
                 *w = match l.abs() > *l1_regularization_strength {
                     true => (l.signum() * l1_regularization_strength - *l) / quadratic,
@@ -535,12 +554,24 @@ fn update(
         } => {
             let t = (step + 1) as i32;
             let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-            let (m_slot, v_slot) = slots.split_at_mut(1);
+            let (m_slot, rest) = slots.split_at_mut(1);
+            let (v_slot, vhat_slot) = rest.split_at_mut(1);
             let (m, v) = (&mut *m_slot[0], &mut *v_slot[0]);
-            for (((w, g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let mut vhat = vhat_slot.first_mut().map(|s| &mut **s);
+            for (i, ((w, g), m)) in w.iter_mut().zip(g).zip(m.iter_mut()).enumerate() {
                 *m = beta_1 * *m + (1.0 - beta_1) * g;
+                let v = &mut v[i];
                 *v = beta_2 * *v + (1.0 - beta_2) * g * g;
-                *w -= lr_t * *m / (v.sqrt() + epsilon);
+                // AMSGrad divides by the largest second moment so far (TF's
+                // ApplyAdamWithAmsgrad).
+                let second = match vhat.as_deref_mut() {
+                    Some(vhat) => {
+                        vhat[i] = vhat[i].max(*v);
+                        vhat[i]
+                    }
+                    None => *v,
+                };
+                *w -= lr_t * *m / (second.sqrt() + epsilon);
             }
         }
     }
@@ -724,6 +755,7 @@ mod tests {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
+            amsgrad: false,
             global_clipnorm: None,
         };
         let mut opt = Optimizer::new(config, &vars);
@@ -909,6 +941,76 @@ mod tests {
         assert_eq!(w, 0.0);
     }
 
+    /// One trajectory of `data/tf_reference/optimizer_trajectories.json`.
+    #[derive(serde::Deserialize)]
+    struct Trajectory {
+        name: String,
+        keras_class: String,
+        config: serde_json::Map<String, serde_json::Value>,
+        initial: Vec<f32>,
+        gradients: Vec<Vec<f32>>,
+        after_each_step: Vec<AfterStep>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct AfterStep {
+        var: Vec<f32>,
+        slots: std::collections::BTreeMap<String, Vec<f32>>,
+    }
+
+    #[test]
+    fn every_optimizer_follows_keras_for_six_steps_slots_included() {
+        // Computed by TF 2.15's Keras optimizers: data/tf_reference/README.md.
+        #[derive(serde::Deserialize)]
+        struct Reference {
+            trajectories: Vec<Trajectory>,
+        }
+        let reference: Reference = serde_json::from_str(include_str!(
+            "../../data/tf_reference/optimizer_trajectories.json"
+        ))
+        .expect("reference JSON");
+        assert_eq!(reference.trajectories.len(), 12);
+        for t in &reference.trajectories {
+            let mut config = t.config.clone();
+            config.insert("name".into(), t.keras_class.to_lowercase().into());
+            let config: OptimizerConfig =
+                serde_json::from_value(config.into()).expect("a config the manifest takes");
+            config.validate().expect("valid values");
+            let spec = VarSpec::new("w", &[t.initial.len()], Initializer::Zeros);
+            let mut vars = VariableStore::initialise(&[spec], 0).expect("valid");
+            vars.get_mut(0).data.copy_from_slice(&t.initial);
+            let mut opt = Optimizer::new(config, &vars);
+            for (step, (g, expected)) in t.gradients.iter().zip(&t.after_each_step).enumerate() {
+                let gradient = Gradient::dense("w", Tensor::f32(vec![g.len()], g.clone()));
+                opt.apply(&mut vars, &[gradient], step as i64);
+                let at = format!("{} after step {}", t.name, step + 1);
+                assert_close(&vars.get_mut(0).data, &expected.var, &at);
+                let slots: std::collections::BTreeMap<&str, &[f32]> = opt
+                    .slots()
+                    .iter()
+                    .map(|s| (s.name.rsplit('/').next().unwrap_or(""), s.data.as_slice()))
+                    .collect();
+                let names: Vec<&str> = slots.keys().copied().collect();
+                let expected_names: Vec<&str> = expected.slots.keys().map(String::as_str).collect();
+                assert_eq!(names, expected_names, "{at}: slots");
+                for (name, values) in &expected.slots {
+                    assert_close(slots[name.as_str()], values, &format!("{at}: {name}"));
+                }
+            }
+        }
+    }
+
+    /// Within float32 rounding of TF's values: 2e-6 relative, 1e-7 absolute near 0.
+    fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
+        assert_eq!(actual.len(), expected.len(), "{what}");
+        for (a, e) in actual.iter().zip(expected) {
+            assert!(
+                (a - e).abs() <= 2e-6 * e.abs().max(0.05),
+                "{what}: {actual:?} vs TF's {expected:?}"
+            );
+        }
+    }
+
     #[test]
     fn global_clipnorm_scales_all_gradients_together() {
         let specs = [
@@ -964,6 +1066,7 @@ mod tests {
                 beta_1: 0.9,
                 beta_2: 0.999,
                 epsilon: 1e-7,
+                amsgrad: false,
                 global_clipnorm: None,
             }
         );

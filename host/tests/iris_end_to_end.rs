@@ -235,8 +235,21 @@ fn every_optimizer_trains_iris_and_checkpoints_its_slots() {
             accuracy >= 0.9,
             "{optimizer}: accuracy {accuracy} after 300 steps"
         );
-        // Slots are restored: resuming continues without error.
+        // Slots are restored: resuming to 310 ends where a run that went straight to 310
+        // ends, which it would not if the slots restarted from their initial values.
         ok(&["train", p(&manifest), "--max-steps", "310", "--set", &set]);
+        let straight_dir = tempfile::tempdir().expect("temp dir");
+        let straight = config_in(straight_dir.path(), "iris_custom.yaml", |t| t);
+        ok(&["train", p(&straight), "--max-steps", "310", "--set", &set]);
+        let at_310 = |dir: &std::path::Path| {
+            checkpoint::read(&dir.join("model").join(checkpoint::file_name(310)))
+                .expect("checkpoint 310")
+                .tensors
+        };
+        assert!(
+            at_310(dir.path()) == at_310(straight_dir.path()),
+            "{optimizer}: resuming at 300 changed the run"
+        );
     }
 }
 

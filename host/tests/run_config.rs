@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config_in, estimator, files, ok, p, spawn, wait_for};
+use common::{config_in, estimator, files, ok, ok_logs, p, spawn, wait_for};
 use estimator_host::checkpoint;
 
 fn checkpoints_on_disk(model_dir: &std::path::Path) -> Vec<i64> {
@@ -202,8 +202,32 @@ fn warm_start_initialises_the_variables_a_regex_selects() {
         "a single regex selects trainable variables only, as TF"
     );
     assert_eq!(start.global_step, 0);
-    // A model_dir with a checkpoint is not warm-started again: it resumes.
-    ok(&["train", p(&manifest), "--max-steps", "2"]);
+    // A model_dir with a checkpoint is not warm-started again: it resumes, and ends where
+    // a run that went to step 2 at once ends.
+    let logs = ok_logs(&["train", p(&manifest), "--max-steps", "2"]);
+    assert!(
+        !logs.contains("Warm-starting"),
+        "warm-started again: {logs}"
+    );
+    let straight_dir = tempfile::tempdir().expect("temp dir");
+    let straight = straight_dir.path().join("manifest.yaml");
+    std::fs::write(
+        &straight,
+        std::fs::read_to_string(&manifest).expect("manifest"),
+    )
+    .expect("copy manifest");
+    let logs = ok_logs(&["train", p(&straight), "--max-steps", "2"]);
+    assert!(logs.contains("Warm-starting from:"), "{logs}");
+    let resumed = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(2)))
+        .expect("resumed run's step 2");
+    let expected = checkpoint::read(
+        &straight_dir
+            .path()
+            .join("model")
+            .join(checkpoint::file_name(2)),
+    )
+    .expect("straight run's step 2");
+    assert_eq!(resumed.tensors, expected.tensors);
 }
 
 #[test]

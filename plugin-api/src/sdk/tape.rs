@@ -977,6 +977,54 @@ mod tests {
     }
 
     #[test]
+    fn add_concat_and_embedding_lookups_match_finite_differences() {
+        // Four examples: two ids, one id, none (zeros), and a repeated id.
+        let mut unit = SparseIds::new();
+        let mut weighted = SparseIds::new();
+        let rows: [&[(usize, f32)]; 4] = [
+            &[(0, 0.5), (2, 2.0)],
+            &[(2, 1.5)],
+            &[],
+            &[(4, 1.0), (4, 0.25), (1, 3.0)],
+        ];
+        for row in rows {
+            unit.push_row(row.iter().map(|&(id, _)| (id, 1.0)));
+            weighted.push_row(row.iter().copied());
+        }
+        let table = array![
+            [0.1, -0.2],
+            [0.4, 0.3],
+            [-0.5, 0.2],
+            [0.9, 0.9],
+            [0.3, -0.6]
+        ];
+        let target = array![
+            [0.5, -0.5, 0.2, 0.1],
+            [0.0, 0.3, -0.4, 0.6],
+            [0.2, 0.2, 0.2, 0.2],
+            [-0.3, 0.1, 0.7, -0.1]
+        ];
+        let offset = Array2::from_shape_fn((4, 4), |(r, c)| 0.1 * r as f32 - 0.05 * c as f32);
+        for combiner in [Combiner::Sum, Combiner::Mean, Combiner::Sqrtn] {
+            for ids in [&unit, &weighted] {
+                let (x, target, ids) = (inputs(), target.clone(), ids.clone());
+                let params = [table.clone(), kernel(), offset.clone()];
+                check_gradients(&params, &move |t, v| {
+                    let embedded = t
+                        .embedding_lookup(v[0], ids.clone(), combiner)
+                        .expect("ids in range");
+                    let xi = t.constant(x.clone());
+                    let dense = t.matmul(xi, v[1]).expect("shapes fit");
+                    let side_by_side = t.concat(&[embedded, dense]).expect("same rows");
+                    let sum = t.add(side_by_side, v[2]).expect("same shape");
+                    let y = t.tanh(sum);
+                    t.mean_squared_error(y, target.clone()).expect("same shape")
+                });
+            }
+        }
+    }
+
+    #[test]
     fn losses_reduce_as_tf_and_keep_unweighted_element_losses() {
         let mut t = Tape::new();
         // Logits 0 and ln 3: sigmoid losses against 1 are ln 2 and ln(4/3).

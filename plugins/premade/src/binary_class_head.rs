@@ -268,7 +268,16 @@ mod tests {
         assert_eq!(get("accuracy_baseline"), 0.5);
         // Pairs (positive, negative) ordered right: (0.9, 0.6), (0.9, 0.1), (0.3, 0.1).
         assert!((get("auc") - 0.75).abs() < 1e-9, "{}", get("auc"));
-        assert!(get("auc_precision_recall") > 0.0);
+        // Keras' interpolated PR area, by hand, from the top threshold down: the positive
+        // at 0.9 leaves predicted positives 1 -> 0 and tp 1 -> 0 (slope 1, intercept 0):
+        // 1/2 of the 2 positives. The positive at 0.3 leaves 3 -> 2 with tp 2 -> 1 (slope 1,
+        // intercept 1 - 2 = -1, ratio 3/2): (1 - ln 1.5) / 2. The negatives add nothing.
+        let pr = 0.5 + (1.0 - 1.5f64.ln()) / 2.0;
+        assert!(
+            (get("auc_precision_recall") - pr).abs() < 1e-9,
+            "{} vs {pr}",
+            get("auc_precision_recall")
+        );
         assert!(
             results.iter().all(|m| !m.name.as_str().starts_with(CURVE)),
             "the counts are not reported"

@@ -531,6 +531,7 @@ impl FeatureColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::NamedView;
 
     #[test]
     fn hash_buckets_match_tf_fingerprints() {
@@ -550,6 +551,115 @@ mod tests {
         assert_ne!(a, fingerprint_cat64(DEFAULT_HASH_KEY, 2));
         assert_ne!(a, fingerprint_cat64(1, DEFAULT_HASH_KEY), "not commutative");
         assert_eq!(a, fingerprint_cat64(DEFAULT_HASH_KEY, 1), "deterministic");
+    }
+
+    /// One input column of a TF reference case: a row's values, strings or integers.
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum RefColumn {
+        Text(Vec<Vec<String>>),
+        Int(Vec<Vec<i64>>),
+    }
+
+    #[derive(serde::Deserialize)]
+    struct CrossCase {
+        name: String,
+        columns: Vec<RefColumn>,
+        num_buckets: usize,
+        tf_ids: Vec<Vec<usize>>,
+    }
+
+    /// The reference cases' features, in order.
+    const FEATURES: [&str; 3] = ["f0", "f1", "f2"];
+
+    /// The ids `cross` gives for `columns`, each a `[rows, widest row]` feature padded
+    /// with TF's "missing" value (empty string, -1).
+    fn crossed_ids(cross: &CrossedColumn, columns: &[RefColumn]) -> Vec<Vec<usize>> {
+        use abi_stable::std_types::RString;
+        let width = |rows: &[usize]| rows.iter().copied().max().unwrap_or(0);
+        let mut texts: Vec<(Vec<usize>, Vec<RString>)> = Vec::new();
+        let mut ints: Vec<(Vec<usize>, Vec<i64>)> = Vec::new();
+        for column in columns {
+            match column {
+                RefColumn::Text(rows) => {
+                    let w = width(&rows.iter().map(Vec::len).collect::<Vec<_>>());
+                    let cells = rows.iter().flat_map(|r| {
+                        (0..w).map(|i| RString::from(r.get(i).map_or("", String::as_str)))
+                    });
+                    texts.push((vec![rows.len(), w], cells.collect()));
+                }
+                RefColumn::Int(rows) => {
+                    let w = width(&rows.iter().map(Vec::len).collect::<Vec<_>>());
+                    let cells = rows
+                        .iter()
+                        .flat_map(|r| (0..w).map(|i| r.get(i).copied().unwrap_or(-1)));
+                    ints.push((vec![rows.len(), w], cells.collect()));
+                }
+            }
+        }
+        let (mut next_text, mut next_int) = (texts.iter(), ints.iter());
+        let views: Vec<NamedView<'_>> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| NamedView {
+                name: FEATURES[i].into(),
+                tensor: match column {
+                    RefColumn::Text(_) => {
+                        let (shape, cells) = next_text.next().expect("one per text column");
+                        TensorView {
+                            shape: shape.as_slice().into(),
+                            data: TensorData::Str(cells.as_slice().into()),
+                        }
+                    }
+                    RefColumn::Int(_) => {
+                        let (shape, cells) = next_int.next().expect("one per int column");
+                        TensorView::i64(shape, cells)
+                    }
+                },
+            })
+            .collect();
+        let inputs = ModelInputs {
+            features: &views,
+            labels: None,
+            mode: crate::abi::ModeKeys::Predict,
+            variables: &[],
+            specs: &[],
+            ctx: crate::abi::StepContext {
+                global_step: 0,
+                seed: 0,
+            },
+        };
+        let ids = cross.ids(&inputs).expect("valid inputs");
+        (0..ids.rows()).map(|r| ids.row(r).0.to_vec()).collect()
+    }
+
+    #[test]
+    fn crossed_ids_match_tensorflow() {
+        // Computed by TF 2.15's `tf.sparse.cross_hashed`: data/tf_reference/README.md.
+        #[derive(serde::Deserialize)]
+        struct Reference {
+            cases: Vec<CrossCase>,
+        }
+        let reference: Reference = serde_json::from_str(include_str!(
+            "../../../../data/tf_reference/crossed_ids.json"
+        ))
+        .expect("reference JSON");
+        assert_eq!(reference.cases.len(), 6);
+        for case in &reference.cases {
+            let cross = CrossedColumn {
+                keys: (0..case.columns.len())
+                    .map(|i| CrossKey::Feature(FEATURES[i].to_owned()))
+                    .collect(),
+                hash_bucket_size: case.num_buckets,
+                hash_key: None,
+            };
+            assert_eq!(
+                crossed_ids(&cross, &case.columns),
+                case.tf_ids,
+                "{}",
+                case.name
+            );
+        }
     }
 
     #[test]
