@@ -26,6 +26,8 @@ pub type Opener = Box<dyn FnMut() -> Result<InputSourceBox>>;
 pub struct PipelineConfig {
     /// `input.<mode>` in messages.
     pub label: String,
+    /// The input plugin's name, for errors from its calls.
+    pub plugin: String,
     pub batch_size: usize,
     pub shuffle: Option<usize>,
     pub repeat: bool,
@@ -176,6 +178,7 @@ struct RowReader {
     rows_read: u64,
     schema: Option<Schema>,
     label: String,
+    plugin: String,
 }
 
 impl RowReader {
@@ -192,6 +195,7 @@ impl RowReader {
             rows_read: 0,
             schema: None,
             label: config.label.clone(),
+            plugin: config.plugin.clone(),
         }
     }
 
@@ -244,7 +248,11 @@ impl RowReader {
         let next = source
             .next_chunk()
             .into_result()
-            .map_err(|e| Error::Usage(format!("{}: {e}", self.label)))?;
+            .map_err(|source| Error::PluginCall {
+                plugin: self.plugin.clone(),
+                call: format!("{} next_chunk", self.label),
+                source,
+            })?;
         let Some(chunk) = next.into_option() else {
             self.source = None;
             self.current = None;
@@ -743,6 +751,7 @@ mod tests {
     fn config(batch_size: usize) -> PipelineConfig {
         PipelineConfig {
             label: "input.train".into(),
+            plugin: "test".into(),
             batch_size,
             shuffle: None,
             repeat: false,

@@ -919,6 +919,7 @@ impl Estimator {
         let file = self.manifest.file.display().to_string();
         let label = format!("input.{key}");
         let opener_label = label.clone();
+        let plugin = lib.name.clone();
         let opener = Box::new(move || {
             let ctx = FactoryContext {
                 base_dir: base.as_str().into(),
@@ -929,6 +930,7 @@ impl Estimator {
         });
         let config = PipelineConfig {
             label,
+            plugin,
             batch_size: entry.batch_size.get(),
             shuffle: entry.shuffle.map(|s| s.get()),
             repeat: entry.repeat,

@@ -362,3 +362,149 @@ fn a_pinned_plugin_loads_when_its_sha256_matches() {
         .join(checkpoint::file_name(5))
         .exists());
 }
+
+/// The faulty plugin's `model` with `params` (YAML) in place of the Iris model.
+fn faulty_with_params(dir: &std::path::Path, model: &str, params: &str) -> std::path::PathBuf {
+    let manifest = faulty_manifest(dir, model);
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let text = text.replace(
+        &format!("name: {model} }}"),
+        &format!("name: {model}, params: {params} }}"),
+    );
+    std::fs::write(&manifest, text).expect("write");
+    manifest
+}
+
+#[test]
+fn every_rule_of_the_spec_check_is_enforced_through_the_abi() {
+    let cases = [
+        ("none", ""),
+        (
+            "missing_gradients",
+            "EstimatorSpec for mode train has no `gradients` (mode train requires loss and gradients)",
+        ),
+        (
+            "extra_gradient",
+            "mode train: 3 gradients for 2 trainable variables (one per variable, in declaration order)",
+        ),
+        (
+            "gradient_order",
+            "mode train: gradient `table` is where variable `w`'s gradient belongs (declaration order)",
+        ),
+        (
+            "gradient_dtype",
+            "mode train: gradient `w` is I64 [1] with 1 values; variable `w` is F32 [1]",
+        ),
+        (
+            "rows_outside",
+            "mode train: row gradient `table` names row 5; variable `table` has 3 rows",
+        ),
+        (
+            "update_unknown",
+            "mode train: update `nope` names no declared variable",
+        ),
+        (
+            "update_trainable",
+            "mode train: update `w` is for a trainable variable; the optimizer alone changes those",
+        ),
+        (
+            "update_twice",
+            "mode train: variable `moving` is updated twice",
+        ),
+        (
+            "update_shape",
+            "mode train: update `moving` is F32 [2] with 2 values; variable `moving` is F32 [1]",
+        ),
+        ("update_nan", "mode train: update `moving` holds NaN"),
+        (
+            "prediction_values",
+            "mode train: prediction `p` has shape [100] but 99 values",
+        ),
+    ];
+    for (rule, message) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest =
+            faulty_with_params(dir.path(), "breaks_rule", &format!("{{ rule: {rule} }}"));
+        if rule == "none" {
+            // The fixture is valid until it breaks a rule: the refusals below are its rule's.
+            ok(&["train", p(&manifest), "--max-steps", "2"]);
+            continue;
+        }
+        let line = fails(&["train", p(&manifest)]);
+        assert_eq!(
+            line,
+            format!("error: plugin `faulty` model_fn: {message}"),
+            "rule {rule}"
+        );
+        assert!(
+            files(&dir.path().join("model")).is_empty(),
+            "rule {rule}: model_dir untouched"
+        );
+    }
+}
+
+#[test]
+fn a_panic_in_any_plugin_call_becomes_an_error_naming_the_call() {
+    // Each case: the plugin object that panics, where, and the message that must come back.
+    let input = |dir: &std::path::Path, at: &str| {
+        config_in(dir, "iris_custom.yaml", |t| {
+            let start = t.find("  train:\n").expect("train input");
+            let end = t.find("  eval:\n").expect("eval input");
+            format!(
+                "{}  train: {{ plugin: faulty, name: panics, params: {{ at: {at} }}, batch_size: 10 }}\n{}",
+                &t[..start],
+                &t[end..]
+            )
+        })
+    };
+    let cases = [
+        ("model", "new"),
+        ("model", "variables"),
+        ("input", "open"),
+        ("input", "next_chunk"),
+    ];
+    for (object, at) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = match object {
+            "model" => faulty_with_params(dir.path(), "panics", &format!("{{ at: {at} }}")),
+            _ => input(dir.path(), at),
+        };
+        let message = format!("{at} exploded on purpose");
+        let line = fails(&["train", p(&manifest)]);
+        assert!(
+            line.contains("plugin `faulty`")
+                && line.contains("plugin panicked: ")
+                && line.contains(&message),
+            "{object} {at}: {line}"
+        );
+        assert!(
+            files(&dir.path().join("model")).is_empty(),
+            "{object} {at}: model_dir untouched"
+        );
+    }
+    // A metric that panics, at creation or on its first batch: evaluate fails, and the
+    // model_dir trained before keeps exactly what it had.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trained = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&trained), "--max-steps", "10"]);
+    let before = files(&dir.path().join("model"));
+    for (at, message) in [
+        ("new", "new exploded on purpose"),
+        ("update", "update exploded on purpose"),
+    ] {
+        let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+            t.replace(
+                "accuracy: { plugin: metrics, kind: accuracy, predictions: class_ids }",
+                &format!("broken: {{ plugin: faulty, kind: panics, params: {{ at: {at} }} }}"),
+            )
+        });
+        let line = fails(&["evaluate", p(&manifest)]);
+        assert!(
+            line.contains("plugin `faulty`")
+                && line.contains("plugin panicked: ")
+                && line.contains(message),
+            "metric {at}: {line}"
+        );
+        assert_eq!(files(&dir.path().join("model")), before, "metric {at}");
+    }
+}

@@ -4,10 +4,10 @@
 
 use abi_stable::std_types::ROption;
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, Gradient, Initializer, ModeKeys, NamedTensor, PluginError,
-    Tensor, VarSpec,
+    Batch, EstimatorSpec, FactoryContext, Gradient, Initializer, ModeKeys, NamedTensor,
+    PluginError, Tensor, TensorView, VarSpec,
 };
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::{Input, Model, ModelInputs, StreamingMetric};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -22,19 +22,154 @@ fn batch_len(inputs: &ModelInputs<'_>) -> usize {
     inputs.features.first().map_or(0, |f| f.tensor.batch_len())
 }
 
-/// Panics inside model_fn.
-pub struct Panics;
+/// Where a fixture panics: `params: { at: ... }`, each fixture naming its own calls.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanicAt {
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+impl PanicAt {
+    /// Panics when `call` is where these params say (or is `default` and they say nothing).
+    fn check(&self, call: &str, default: &str) {
+        if self.at.as_deref().unwrap_or(default) == call {
+            panic!("{call} exploded on purpose");
+        }
+    }
+}
+
+/// Panics in `new`, `variables` or (the default) `model_fn`.
+pub struct Panics(PanicAt);
 
 impl Model for Panics {
-    type Params = NoParams;
-    fn new(_: NoParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
-        Ok(Panics)
+    type Params = PanicAt;
+    fn new(params: PanicAt, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        params.check("new", "model_fn");
+        Ok(Panics(params))
     }
     fn variables(&self) -> Vec<VarSpec> {
+        self.0.check("variables", "model_fn");
         one_variable()
     }
     fn model_fn(&mut self, _: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
-        panic!("model_fn exploded on purpose")
+        self.0.check("model_fn", "model_fn");
+        unreachable!("model_fn panics above")
+    }
+}
+
+/// An input that panics in `open` or (the default) `next_chunk`.
+pub struct PanickingInput;
+
+impl Input for PanickingInput {
+    type Params = PanicAt;
+    fn open(params: PanicAt, _: &FactoryContext<'_>, _: ModeKeys) -> Result<Self, PluginError> {
+        params.check("open", "next_chunk");
+        Ok(PanickingInput)
+    }
+    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+        panic!("next_chunk exploded on purpose")
+    }
+}
+
+/// A metric that panics in `new` or (the default) `update`.
+pub struct PanickingMetric;
+
+impl StreamingMetric for PanickingMetric {
+    type Params = PanicAt;
+    fn new(params: PanicAt, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        params.check("new", "update");
+        Ok(PanickingMetric)
+    }
+    fn update(
+        &mut self,
+        _: &TensorView<'_>,
+        _: &TensorView<'_>,
+        _: Option<&TensorView<'_>>,
+    ) -> Result<(), PluginError> {
+        panic!("update exploded on purpose")
+    }
+    fn result(&self) -> f64 {
+        0.0
+    }
+    fn reset(&mut self) {}
+    fn state(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    fn merge(&mut self, _: &[f64]) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleParams {
+    /// The rule of the host's spec check to break.
+    pub rule: String,
+}
+
+/// A valid TRAIN spec (a dense gradient for `w`, a row gradient for `table`, an update of
+/// the non-trainable `moving`, a prediction per example) with one rule broken, named by
+/// `params.rule`.
+pub struct BreaksRule(RuleParams);
+
+impl Model for BreaksRule {
+    type Params = RuleParams;
+    fn new(params: RuleParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(BreaksRule(params))
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        vec![
+            VarSpec::new("w", &[1], Initializer::Zeros),
+            VarSpec::new("table", &[3, 2], Initializer::Zeros),
+            VarSpec::new("moving", &[1], Initializer::Zeros).non_trainable(),
+        ]
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let n = batch_len(inputs);
+        let w = || Gradient::dense("w", Tensor::f32(vec![1], vec![0.5]));
+        let table =
+            |row: i64| Gradient::sparse("table", vec![row], Tensor::f32(vec![1, 2], vec![0.5; 2]));
+        let moving =
+            |values: Vec<f32>| NamedTensor::new("moving", Tensor::f32(vec![values.len()], values));
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.loss = ROption::RSome(1.0);
+        spec.gradients = vec![w(), table(1)].into();
+        spec.updates = vec![moving(vec![0.5])].into();
+        spec.predictions = vec![NamedTensor::new("p", Tensor::f32(vec![n], vec![0.0; n]))].into();
+        match self.0.rule.as_str() {
+            "missing_gradients" => spec.gradients.clear(),
+            "extra_gradient" => spec.gradients.push(w()),
+            "gradient_order" => spec.gradients = vec![table(1), w()].into(),
+            "gradient_dtype" => {
+                spec.gradients[0] = Gradient::dense("w", Tensor::i64(vec![1], vec![1]))
+            }
+            "rows_outside" => spec.gradients[1] = table(5),
+            "update_unknown" => {
+                spec.updates =
+                    vec![NamedTensor::new("nope", Tensor::f32(vec![1], vec![0.0]))].into()
+            }
+            "update_trainable" => {
+                spec.updates = vec![NamedTensor::new("w", Tensor::f32(vec![1], vec![0.0]))].into()
+            }
+            "update_twice" => spec.updates.push(moving(vec![0.25])),
+            "update_shape" => spec.updates = vec![moving(vec![0.5, 0.5])].into(),
+            "update_nan" => spec.updates = vec![moving(vec![f32::NAN])].into(),
+            "prediction_values" => {
+                spec.predictions = vec![NamedTensor::new(
+                    "p",
+                    Tensor::f32(vec![n], vec![0.0; n - 1]),
+                )]
+                .into()
+            }
+            "none" => {}
+            other => {
+                return Err(PluginError::bad_params(format!(
+                    "rule `{other}` is not one this fixture breaks"
+                )))
+            }
+        }
+        Ok(spec)
     }
 }
 
@@ -224,7 +359,8 @@ estimator_plugin_api::export_plugin! {
         "nan_loss" => NanLoss,
         "wrong_batch_predictions" => WrongBatchPredictions,
         "with_hooks" => WithHooks,
+        "breaks_rule" => BreaksRule,
     ],
-    metrics: [],
-    inputs: [],
+    metrics: ["panics" => PanickingMetric],
+    inputs: ["panics" => PanickingInput],
 }
