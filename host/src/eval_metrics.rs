@@ -124,3 +124,168 @@ impl EvalMetrics {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::std_types::ROption;
+    use estimator_plugin_api::abi::{
+        FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor, TensorData, VarSpec,
+    };
+    use estimator_plugin_api::sdk::{export, Model, ModelInputs, StreamingMetric};
+
+    /// A model that is only asked for metric values: each sum's ratio (the SDK default).
+    struct Ratios;
+
+    impl Model for Ratios {
+        type Params = serde_json::Value;
+        fn new(_: serde_json::Value, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+            Ok(Ratios)
+        }
+        fn variables(&self) -> Vec<VarSpec> {
+            Vec::new()
+        }
+        fn model_fn(&mut self, _: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+            Err(PluginError::bad_data("not called here"))
+        }
+    }
+
+    /// The mean of the labels it is given, streamed batch by batch.
+    #[derive(Default)]
+    struct LabelMean {
+        sum: f64,
+        count: f64,
+    }
+
+    impl StreamingMetric for LabelMean {
+        type Params = serde_json::Value;
+        fn new(_: serde_json::Value, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+            Ok(LabelMean::default())
+        }
+        fn update(
+            &mut self,
+            labels: &TensorView<'_>,
+            _: &TensorView<'_>,
+            _: Option<&TensorView<'_>>,
+        ) -> Result<(), PluginError> {
+            let TensorData::F32(values) = labels.data else {
+                return Err(PluginError::bad_data("labels must be f32"));
+            };
+            for &y in values.as_slice() {
+                self.sum += f64::from(y);
+                self.count += 1.0;
+            }
+            Ok(())
+        }
+        fn result(&self) -> f64 {
+            self.sum / self.count
+        }
+        fn reset(&mut self) {
+            *self = LabelMean::default();
+        }
+        fn state(&self) -> Vec<f64> {
+            vec![self.sum, self.count]
+        }
+        fn merge(&mut self, other: &[f64]) -> Result<(), PluginError> {
+            self.sum += other[0];
+            self.count += other[1];
+            Ok(())
+        }
+    }
+
+    fn ctx() -> FactoryContext<'static> {
+        FactoryContext {
+            base_dir: ".".into(),
+            seed: 0,
+        }
+    }
+
+    fn label_mean(name: &str, predictions: &str) -> PluginMetric {
+        PluginMetric {
+            name: name.to_owned(),
+            plugin: "test".to_owned(),
+            predictions: predictions.to_owned(),
+            metric: export::create_metric::<LabelMean>("{}", &ctx()).expect("metric"),
+        }
+    }
+
+    /// An EVAL spec with `loss`, one partial sum per `(name, total, count)` and a
+    /// prediction `p` per label.
+    fn spec(loss: f32, partials: &[(&str, f64, f64)], rows: usize) -> EstimatorSpec {
+        let mut spec = EstimatorSpec::new(ModeKeys::Eval);
+        spec.loss = ROption::RSome(loss);
+        spec.eval_metric_ops = partials
+            .iter()
+            .map(|&(name, total, count)| MetricPartial::new(name, total, count))
+            .collect();
+        spec.predictions = vec![NamedTensor::new(
+            "p",
+            Tensor::f32(vec![rows], vec![0.0; rows]),
+        )]
+        .into();
+        spec
+    }
+
+    #[test]
+    fn loss_is_the_mean_of_batch_losses_and_sums_add_up_across_batches() {
+        let model = export::create_model::<Ratios>("{}", &ctx()).expect("model");
+        let mut metrics = EvalMetrics::new(vec![label_mean("label_mean", "p")]);
+        // Three batches of 4, 4 and 1 examples.
+        let batches: [(f32, (f64, f64), &[f32]); 3] = [
+            (1.0, (3.0, 4.0), &[1.0, 2.0, 3.0, 4.0]),
+            (2.0, (0.0, 4.0), &[5.0, 6.0, 7.0, 8.0]),
+            (6.0, (1.0, 1.0), &[9.0]),
+        ];
+        for (loss, (total, count), labels) in batches {
+            let labels = Tensor::f32(vec![labels.len()], labels.to_vec());
+            let spec = spec(loss, &[("accuracy", total, count)], labels.data.len());
+            metrics.update(&spec, Some(&labels.view())).expect("valid");
+        }
+        assert_eq!(metrics.batches(), 3);
+        let results = metrics.results(7, &model, "test").expect("results");
+        // TF's loss: (1 + 2 + 6) / 3 batches, not weighted by their sizes.
+        assert_eq!(results["loss"], 3.0);
+        // A ratio of the sums, (3 + 0 + 1) / (4 + 4 + 1), not a mean of ratios.
+        assert_eq!(results["accuracy"], 4.0 / 9.0);
+        // The plugin metric saw every label once: the mean of 1..=9.
+        assert_eq!(results["label_mean"], 5.0);
+        assert_eq!(results["global_step"], 7.0);
+        assert_eq!(results.len(), 4, "{results:?}");
+    }
+
+    #[test]
+    fn a_metric_reading_a_missing_prediction_or_clashing_with_the_model_is_refused() {
+        let model = export::create_model::<Ratios>("{}", &ctx()).expect("model");
+        let labels = Tensor::f32(vec![1], vec![1.0]);
+        let mut metrics = EvalMetrics::new(vec![label_mean("m", "probabilities")]);
+        let err = metrics
+            .update(&spec(1.0, &[], 1), Some(&labels.view()))
+            .expect_err("no such prediction");
+        assert_eq!(
+            err.to_string(),
+            "metric `m` reads prediction `probabilities`, which model_fn did not return (it returned: p)"
+        );
+        let mut metrics = EvalMetrics::new(vec![label_mean("m", "p")]);
+        let err = metrics
+            .update(&spec(1.0, &[], 1), None)
+            .expect_err("no labels");
+        assert_eq!(
+            err.to_string(),
+            "metric `m` needs labels; the eval input has none"
+        );
+        let mut metrics = EvalMetrics::new(vec![label_mean("accuracy", "p")]);
+        metrics
+            .update(
+                &spec(1.0, &[("accuracy", 1.0, 1.0)], 1),
+                Some(&labels.view()),
+            )
+            .expect("valid");
+        let err = metrics.results(0, &model, "test").expect_err("clash");
+        assert!(
+            err.to_string().starts_with(
+                "metric `accuracy` is reported by the model's eval_metric_ops and also"
+            ),
+            "{err}"
+        );
+    }
+}

@@ -91,6 +91,57 @@ fn baseline_regressor_learns_the_training_mean() {
 }
 
 #[test]
+fn evaluation_over_uneven_batches_reports_tfs_loss_and_average_loss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "diabetes_baseline_regressor.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "200", "--quiet"]);
+    let bias: Vec<f32> = serde_json::from_str(&ok(&[
+        "checkpoints",
+        p(&dir.path().join("model")),
+        "--value",
+        "baseline/bias",
+    ]))
+    .expect("JSON");
+    // 89 test rows in batches of 40: 40, 40 and 9. Every prediction is the bias.
+    let m: serde_json::Value = serde_json::from_str(&ok(&[
+        "evaluate",
+        p(&manifest),
+        "--json",
+        "--quiet",
+        "--set",
+        "input.eval.batch_size=40",
+    ]))
+    .expect("JSON");
+    let test = labels("diabetes_test.csv", "progression");
+    assert_eq!(test.len(), 89);
+    let b = f64::from(bias[0]);
+    let errors: Vec<f64> = test.iter().map(|y| (y - b).powi(2)).collect();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // TF's `loss` is the mean of the three batches' losses; `average_loss` and the metrics
+    // plugin's RMSE weigh every example once.
+    let batch_losses: Vec<f64> = errors.chunks(40).map(mean).collect();
+    let loss = mean(&batch_losses);
+    let average_loss = mean(&errors);
+    assert!(
+        (loss - average_loss).abs() > 1.0,
+        "the test separates the two: {loss} vs {average_loss}"
+    );
+    let close = |key: &str, expected: f64| {
+        let got = m[key].as_f64().unwrap_or_else(|| panic!("{key} in {m}"));
+        assert!(
+            (got - expected).abs() <= 1e-5 * expected.abs(),
+            "{key}: {got} vs {expected}"
+        );
+    };
+    close("loss", loss);
+    close("average_loss", average_loss);
+    close("rmse", average_loss.sqrt());
+    close("label/mean", mean(&test));
+    close("prediction/mean", b);
+    assert_eq!(m["global_step"].as_f64(), Some(200.0));
+}
+
+#[test]
 fn baseline_classifier_learns_the_class_frequencies() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
