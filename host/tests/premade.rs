@@ -4,6 +4,7 @@
 mod common;
 
 use common::{config_in, ok, p};
+use estimator_host::checkpoint;
 
 #[test]
 fn dnn_regressor_beats_the_mean_on_diabetes() {
@@ -500,4 +501,46 @@ fn dropout_and_batch_norm_train_repeatably_and_update_the_moving_averages() {
     // Dropout masks come from the run's seed: a second run writes the same bytes.
     let (_, _, _, _, again, _dir2) = run();
     assert!(bytes == again, "the same seed gives the same checkpoint");
+}
+
+#[test]
+fn a_dnn_with_dropout_batch_norm_and_adam_resumes_exactly() {
+    // Dropout draws from the step's seed, batch norm keeps moving averages (updates), and
+    // Adam counts steps and keeps two slots: stopping and resuming must change none of them.
+    let run = |stops: &[&str]| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = config_in(dir.path(), "wine_dnn_classifier.yaml", |t| t);
+        for stop in stops {
+            ok(&[
+                "train",
+                p(&manifest),
+                "--max-steps",
+                stop,
+                "--quiet",
+                "--set",
+                "model.params.dropout=0.3",
+                "--set",
+                "model.params.batch_norm=true",
+                "--set",
+                "optimizer={name: adam, learning_rate: 0.01}",
+            ]);
+        }
+        let model = dir.path().join("model");
+        let listing = ok(&["checkpoints", p(&model), "--variables"]);
+        let bytes = std::fs::read(model.join(checkpoint::file_name(300))).expect("checkpoint 300");
+        (bytes, listing)
+    };
+    let (straight, listing) = run(&["300"]);
+    for name in [
+        "dnn/hiddenlayer_0/batchnorm_0/moving_mean",
+        "training/Adam/dnn/logits/kernel/m",
+    ] {
+        assert!(listing.contains(name), "{name} in {listing}");
+    }
+    // Stops inside passes of the shuffled, repeated input (142 rows, batches of 32).
+    let (resumed, _) = run(&["5", "77", "300"]);
+    assert!(
+        straight == resumed,
+        "model.ckpt-300 differs between a straight run and one stopped at 5 and 77"
+    );
 }
