@@ -345,22 +345,69 @@ fn predictions_with_the_wrong_batch_size_are_refused_naming_the_tensor() {
 fn a_pinned_plugin_loads_when_its_sha256_matches() {
     use sha2::Digest;
     ensure_plugins_built();
-    let library = bin_dir().join("libestimator_plugin_iris_custom.so");
-    let digest = sha2::Sha256::digest(std::fs::read(&library).expect("library"));
-    let pin: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let pin = |plugin: &str| -> String {
+        let library = bin_dir().join(format!("libestimator_plugin_{plugin}.so"));
+        let digest = sha2::Sha256::digest(std::fs::read(&library).expect("library"));
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    };
     let dir = tempfile::tempdir().expect("temp dir");
+    // The model, both inputs and the metric, each pinned.
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
         t.replace(
             "  plugin: iris_custom\n",
-            &format!("  plugin: iris_custom\n  sha256: {pin}\n"),
+            &format!("  plugin: iris_custom\n  sha256: {}\n", pin("iris_custom")),
+        )
+        .replace(
+            "    plugin: csv\n",
+            &format!("    plugin: csv\n    sha256: {}\n", pin("csv")),
+        )
+        .replace(
+            "{ plugin: metrics,",
+            &format!("{{ plugin: metrics, sha256: {},", pin("metrics")),
         )
     });
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert_eq!(text.matches("sha256: ").count(), 4, "{text}");
     ok(&["train", p(&manifest), "--max-steps", "5"]);
     assert!(dir
         .path()
         .join("model")
         .join(checkpoint::file_name(5))
         .exists());
+    let metrics: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", p(&manifest), "--json"])).expect("JSON");
+    assert!(metrics["accuracy"].as_f64().is_some(), "{metrics}");
+    // One pin wrong, each in turn: refused, naming the entry. `input.train`'s pin comes
+    // first in the manifest, `input.eval`'s second.
+    let wrong = "ab".repeat(32);
+    let csv = pin("csv");
+    let cases = [
+        ("train", "input.train", text.replacen(&csv, &wrong, 1)),
+        (
+            "evaluate",
+            "input.eval",
+            text.replacen(&csv, "PIN", 1)
+                .replacen(&csv, &wrong, 1)
+                .replacen("PIN", &csv, 1),
+        ),
+        (
+            "evaluate",
+            "metrics.accuracy",
+            text.replace(&pin("metrics"), &wrong),
+        ),
+    ];
+    for (command, entry, text) in cases {
+        std::fs::write(&manifest, text).expect("write");
+        let line = fails(&[command, p(&manifest)]);
+        assert!(
+            line.contains(&format!("{entry}.sha256:")),
+            "{entry}: {line}"
+        );
+        assert!(
+            line.contains(&format!("not the pinned {wrong}")),
+            "{entry}: {line}"
+        );
+    }
 }
 
 /// The faulty plugin's `model` with `params` (YAML) in place of the Iris model.

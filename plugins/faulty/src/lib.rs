@@ -256,6 +256,63 @@ impl Model for NanLoss {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagedParams {
+    /// The number of values in the one variable `w` (a large one makes checkpoint writes
+    /// take a while).
+    #[serde(default = "one")]
+    pub size: usize,
+    /// From this global step on, model_fn sleeps `sleep_ms` before it returns.
+    #[serde(default)]
+    pub sleep_from_step: Option<i64>,
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// At this global step, model_fn returns an error.
+    #[serde(default)]
+    pub fail_at_step: Option<i64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A valid model (loss 1, gradient 0.5 for every value of `w`) that sleeps or fails at
+/// the steps its params name, so tests can act while a step or a write is under way.
+pub struct Staged(StagedParams);
+
+impl Model for Staged {
+    type Params = StagedParams;
+    fn new(params: StagedParams, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
+        Ok(Staged(params))
+    }
+    fn variables(&self) -> Vec<VarSpec> {
+        vec![VarSpec::new("w", &[self.0.size], Initializer::Zeros)]
+    }
+    fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
+        let step = inputs.ctx.global_step;
+        if self.0.sleep_from_step.is_some_and(|from| step >= from) {
+            std::thread::sleep(std::time::Duration::from_millis(self.0.sleep_ms));
+        }
+        if self.0.fail_at_step == Some(step) {
+            return Err(PluginError::bad_data(format!(
+                "failing at step {step} on purpose"
+            )));
+        }
+        let mut spec = EstimatorSpec::new(inputs.mode);
+        spec.loss = ROption::RSome(1.0);
+        let size = self.0.size;
+        spec.gradients.push(Gradient::dense(
+            "w",
+            Tensor::f32(vec![size], vec![0.5; size]),
+        ));
+        let n = batch_len(inputs);
+        spec.predictions
+            .push(NamedTensor::new("p", Tensor::f32(vec![n], vec![0.0; n])));
+        Ok(spec)
+    }
+}
+
 /// Returns predictions with one row more than the batch.
 pub struct WrongBatchPredictions;
 
@@ -360,6 +417,7 @@ estimator_plugin_api::export_plugin! {
         "wrong_batch_predictions" => WrongBatchPredictions,
         "with_hooks" => WithHooks,
         "breaks_rule" => BreaksRule,
+        "staged" => Staged,
     ],
     metrics: ["panics" => PanickingMetric],
     inputs: ["panics" => PanickingInput],
