@@ -1045,14 +1045,76 @@ mod tests {
 
     #[test]
     fn out_of_range_arguments_are_refused() {
-        for yaml in [
-            "{ name: momentum, momentum: 1.0 }",
-            "{ name: rmsprop, rho: 1.5 }",
-            "{ name: ftrl, learning_rate_power: 0.5 }",
-            "{ name: ftrl, l1_regularization_strength: -1 }",
+        for (yaml, message) in [
+            (
+                "{ name: momentum, momentum: 1.0 }",
+                "momentum must be in [0, 1), got 1",
+            ),
+            (
+                "{ name: rmsprop, rho: 1.5 }",
+                "rho must be in [0, 1), got 1.5",
+            ),
+            (
+                "{ name: rmsprop, epsilon: 0 }",
+                "epsilon must be > 0, got 0",
+            ),
+            (
+                "{ name: ftrl, learning_rate_power: 0.5 }",
+                "learning_rate_power must be <= 0, got 0.5",
+            ),
+            (
+                "{ name: ftrl, l1_regularization_strength: -1 }",
+                "l1_regularization_strength must be >= 0, got -1",
+            ),
+            (
+                "{ name: ftrl, initial_accumulator_value: -0.1 }",
+                "initial_accumulator_value must be >= 0, got -0.1",
+            ),
+            (
+                "{ name: ftrl, l2_shrinkage_regularization_strength: -1 }",
+                "l2_shrinkage_regularization_strength must be >= 0, got -1",
+            ),
+            (
+                "{ name: adagrad, epsilon: -1e-7 }",
+                "epsilon must be > 0, got -0.0000001",
+            ),
+            (
+                "{ name: adagrad, initial_accumulator_value: -1 }",
+                "initial_accumulator_value must be >= 0, got -1",
+            ),
+            ("{ name: adam, epsilon: 0 }", "epsilon must be > 0, got 0"),
+            (
+                "{ name: adam, beta_1: 1.0 }",
+                "beta_1 must be in [0, 1), got 1",
+            ),
+            (
+                "{ name: adam, beta_1: -0.1 }",
+                "beta_1 must be in [0, 1), got -0.1",
+            ),
+            (
+                "{ name: adam, beta_2: 1.0 }",
+                "beta_2 must be in [0, 1), got 1",
+            ),
+            (
+                "{ name: sgd, global_clipnorm: 0 }",
+                "global_clipnorm must be > 0, got 0",
+            ),
         ] {
             let config: OptimizerConfig = serde_yaml::from_str(yaml).expect("parses");
-            assert!(config.validate().is_err(), "{yaml}");
+            assert_eq!(
+                config.validate(),
+                Err(format!("optimizer: {message}")),
+                "{yaml}"
+            );
+        }
+        // The edges that are allowed.
+        for yaml in [
+            "{ name: adam, beta_1: 0, beta_2: 0.999999 }",
+            "{ name: adagrad, initial_accumulator_value: 0 }",
+            "{ name: ftrl, learning_rate_power: 0 }",
+        ] {
+            let config: OptimizerConfig = serde_yaml::from_str(yaml).expect("parses");
+            assert_eq!(config.validate(), Ok(()), "{yaml}");
         }
     }
 

@@ -77,8 +77,13 @@ fn a_second_trainer_is_refused_while_the_first_holds_the_model_dir() {
         line.ends_with("model: model_dir is in use by another training process; wait for it to end or use another model_dir"),
         "{line}"
     );
-    // Readers need no lock.
-    ok(&["evaluate", p(&manifest)]);
+    // Readers need no lock: evaluate and predict read committed checkpoints while the
+    // trainer holds it.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&ok(&["evaluate", p(&manifest), "--json"])).expect("JSON");
+    assert!(metrics["global_step"].as_i64().is_some(), "{metrics}");
+    let predictions = ok(&["predict", p(&manifest)]);
+    assert_eq!(predictions.lines().count(), 30, "one line per test example");
     first.kill().expect("SIGKILL");
     first.wait().expect("reaped");
     let before = assert_model_dir_loads(&model_dir).expect("a checkpoint");

@@ -314,3 +314,87 @@ fn metrics_from_the_plugin_agree_with_each_other_on_iris() {
         "three classes: always in the top 3"
     );
 }
+
+#[test]
+fn checkpoint_flag_evaluates_and_predicts_an_older_checkpoint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "300"]);
+    let model = dir.path().join("model");
+    let older = model.join(checkpoint::file_name(100));
+    let metrics = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["evaluate", p(&manifest), "--json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).expect("JSON")
+    };
+    let latest = metrics(&[]);
+    let at_100 = metrics(&["--checkpoint", p(&older)]);
+    assert_eq!(latest["global_step"].as_i64(), Some(300));
+    assert_eq!(at_100["global_step"].as_i64(), Some(100));
+    assert_ne!(
+        latest["loss"], at_100["loss"],
+        "another checkpoint, another loss"
+    );
+    // predict --checkpoint gives that checkpoint's logits: the same as its own model_dir
+    // would, and not the latest's.
+    let predict = |extra: &[&str]| {
+        let mut args = vec!["predict", p(&manifest)];
+        args.extend_from_slice(extra);
+        ok(&args)
+    };
+    let older_predictions = predict(&["--checkpoint", p(&older)]);
+    assert_ne!(older_predictions, predict(&[]));
+    let copy = tempfile::tempdir().expect("temp dir");
+    let only_100 = config_in(copy.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&only_100), "--max-steps", "100"]);
+    assert_eq!(older_predictions, ok(&["predict", p(&only_100)]));
+}
+
+#[test]
+fn a_changed_training_input_starts_over_instead_of_resuming_its_position() {
+    // Stopped at step 7 of a pass over 120 rows in batches of 100, the input is 40 rows
+    // into its second pass. Resumed with another batch size, it must start over: its
+    // step 8 then equals step 1 of a fresh run with that batch size from the same
+    // variables. Plain SGD keeps no slots, so the variables are the whole state.
+    let sgd = |t: String| {
+        t.replace(
+            "optimizer: { name: adagrad, learning_rate: 0.1 }",
+            "optimizer: { name: sgd, learning_rate: 0.1 }",
+        )
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", sgd);
+    ok(&["train", p(&manifest), "--max-steps", "7"]);
+    let logs = common::ok_logs(&[
+        "train",
+        p(&manifest),
+        "--max-steps",
+        "8",
+        "--set",
+        "input.train.batch_size=50",
+    ]);
+    assert!(
+        logs.contains("input.train differs from the one")
+            && logs.contains("it starts from the beginning"),
+        "{logs}"
+    );
+    // The same first batch from the same variables: warm-start a fresh model_dir from
+    // step 7 and take one step with batch size 50.
+    let fresh = tempfile::tempdir().expect("temp dir");
+    let from = dir.path().join("model").join(checkpoint::file_name(7));
+    let warm = config_in(fresh.path(), "iris_custom.yaml", |t| {
+        format!(
+            "{}warm_start_from: {{ ckpt_to_initialize_from: {}, vars_to_warm_start: '.*' }}\n",
+            sgd(t).replace("batch_size: 100\n  eval", "batch_size: 50\n  eval"),
+            from.display()
+        )
+    });
+    ok(&["train", p(&warm), "--max-steps", "1"]);
+    let resumed =
+        checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(8))).expect("step 8");
+    let started = checkpoint::read(&fresh.path().join("model").join(checkpoint::file_name(1)))
+        .expect("step 1");
+    for name in ["dense/kernel", "dense_1/kernel", "dense_2/bias"] {
+        assert_eq!(resumed.tensors[name], started.tensors[name], "{name}");
+    }
+}

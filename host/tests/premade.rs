@@ -544,3 +544,53 @@ fn a_dnn_with_dropout_batch_norm_and_adam_resumes_exactly() {
         "model.ckpt-300 differs between a straight run and one stopped at 5 and 77"
     );
 }
+
+#[test]
+fn linear_and_wide_and_deep_models_default_to_tfs_ftrl_rates() {
+    // Four examples with x = 0 and label 1: every model predicts 0 at the start, so the
+    // bias's first gradient is the mean squared error's 2 · (0 - 1) summed over the batch
+    // of 4 divided by 4 per example: -2. One Ftrl step from w = 0 and accumulator 0.1
+    // moves the bias to lr · 2 / sqrt(0.1 + 4).
+    let one_step_bias = |model: &str, params: &str| -> f64 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("ones.csv");
+        std::fs::write(&data, "x,y\n0,1\n0,1\n0,1\n0,1\n").expect("write data");
+        let input = format!(
+            "{{ plugin: csv, params: {{ path: {}, label: y, label_dtype: float32 }}, batch_size: 4 }}",
+            data.display()
+        );
+        let manifest = dir.path().join("manifest.yaml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "model_dir: model\nmodel: {{ plugin: premade, name: {model}, params: {params} }}\n\
+                 input: {{ train: {input}, eval: {input} }}\ntrain: {{ max_steps: 1 }}\n"
+            ),
+        )
+        .expect("write manifest");
+        ok(&["train", p(&manifest), "--quiet"]);
+        let bias: Vec<f64> = serde_json::from_str(&ok(&[
+            "checkpoints",
+            p(&dir.path().join("model")),
+            "--value",
+            "linear/linear_model/bias_weights",
+        ]))
+        .expect("JSON");
+        bias[0]
+    };
+    let after_one_step = |lr: f64| lr * 2.0 / 4.1f64.sqrt();
+    let linear = one_step_bias("linear_regressor", "{ feature_columns: [{ numeric: x }] }");
+    assert!(
+        (linear - after_one_step(0.2)).abs() < 1e-6,
+        "linear_regressor: Ftrl 0.2, {linear}"
+    );
+    // Wide & deep: min(0.005, 1 / sqrt(1 linear column)) = 0.005.
+    let wide = one_step_bias(
+        "dnn_linear_combined_regressor",
+        "{ linear_feature_columns: [{ numeric: x }], dnn_feature_columns: [{ numeric: x }], dnn_hidden_units: [2] }",
+    );
+    assert!(
+        (wide - after_one_step(0.005)).abs() < 1e-7,
+        "dnn_linear_combined_regressor: Ftrl 0.005, {wide}"
+    );
+}

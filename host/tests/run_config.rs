@@ -390,3 +390,32 @@ fn a_signal_during_a_write_finishes_it_then_saves_the_step_reached() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn warm_start_refuses_a_variable_whose_shape_changed() {
+    let source_dir = tempfile::tempdir().expect("temp dir");
+    let source = config_in(source_dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&source), "--max-steps", "1"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let from = source_dir.path().join("model");
+    // The first hidden layer grows from 10 to 12 units.
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        format!(
+            "{}warm_start_from: {}\n",
+            t.replace("hidden_units: [10, 10]", "hidden_units: [12, 10]"),
+            from.display()
+        )
+    });
+    let line = common::fails(&["train", p(&manifest)]);
+    assert!(
+        line.contains(&format!(
+            "{}",
+            from.join(checkpoint::file_name(1)).display()
+        )) && line.contains("tensor `dense/kernel` has shape [4, 10], the model needs [4, 12]"),
+        "{line}"
+    );
+    assert!(
+        files(&dir.path().join("model")).is_empty(),
+        "nothing written"
+    );
+}
