@@ -4,28 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{config_in, fails, ok, p, spawn, wait_for};
-use estimator_host::checkpoint;
-use rand::{Rng, SeedableRng};
-
-/// Checks that the state file parses, that every checkpoint it lists is whole, and that
-/// the latest holds the step its name says. Returns the latest global step.
-fn assert_model_dir_loads(model_dir: &std::path::Path) -> Option<i64> {
-    let state = checkpoint::read_state(model_dir).expect("state file readable")?;
-    for (name, _) in &state.all {
-        let ckpt = checkpoint::read(&model_dir.join(name))
-            .unwrap_or_else(|e| panic!("listed checkpoint {name} is not whole: {e}"));
-        assert_eq!(Some(ckpt.global_step), checkpoint::step_of(name));
-        assert!(ckpt.tensors.contains_key("dense/kernel"));
-    }
-    let latest = state
-        .latest
-        .expect("a state file names its latest checkpoint");
-    assert!(state.all.iter().any(|(n, _)| n == &latest));
-    checkpoint::step_of(&latest)
-}
+use common::{
+    assert_model_dir_loads, config_in, fails, kill_repeatedly, ok, p, spawn, temp_files, wait_for,
+};
 
 #[test]
 fn sigkill_at_random_moments_never_breaks_the_model_dir() {
@@ -36,30 +17,15 @@ fn sigkill_at_random_moments_never_breaks_the_model_dir() {
             .replace("keep_checkpoint_max: 5", "keep_checkpoint_max: 3")
             .replace("max_steps: 1000", "max_steps: 3000")
     });
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20);
-    let mut last_step = None;
-    for kill in 0..24 {
-        let mut child = spawn(&["train", p(&manifest)]);
-        if kill == 0 {
-            wait_for(&model_dir.join("checkpoint"));
-        }
-        std::thread::sleep(Duration::from_millis(rng.gen_range(5..150)));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-        let step = assert_model_dir_loads(&model_dir);
-        assert!(
-            step >= last_step,
-            "the latest checkpoint went back: {last_step:?} -> {step:?}"
-        );
-        last_step = step;
-    }
+    let kills = kill_repeatedly(&["train", p(&manifest)], &model_dir, 24, 20);
+    // The kills land where they can do harm: most after training started, many while a
+    // write was under way.
+    assert!(kills.mid_run >= 16, "{kills:?}");
+    assert!(kills.during_a_write >= 6, "{kills:?}");
     // A killed run leaves no lock behind: training resumes and ends at max_steps.
     ok(&["train", p(&manifest)]);
     assert_eq!(assert_model_dir_loads(&model_dir), Some(3000));
-    let leftovers: Vec<String> = common::files(&model_dir)
-        .into_iter()
-        .filter(|f| f.starts_with(".tmp-"))
-        .collect();
+    let leftovers = temp_files(&model_dir);
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config_in, ok, p, spawn, wait_for};
+use common::{assert_model_dir_loads, config_in, kill_repeatedly, ok, p, temp_files};
 use estimator_host::checkpoint;
 
 /// The Iris manifest with checkpoints every 20 steps and the given train/eval specs.
@@ -96,29 +96,15 @@ fn sigkill_during_train_and_evaluate_never_breaks_the_model_dir() {
         .expect("read")
         .replace("save_checkpoints_steps: 20", "save_checkpoints_steps: 3");
     std::fs::write(&m, text).expect("write");
-    let mut seed = 7u64;
-    for kill in 0..20 {
-        let mut child = spawn(&["train-and-evaluate", p(&m)]);
-        if kill == 0 {
-            wait_for(&model_dir.join("checkpoint"));
-        }
-        // A small xorshift: random moments, the same on every run of the test.
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_millis(5 + seed % 150));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-        let state = checkpoint::read_state(&model_dir)
-            .expect("state readable")
-            .expect("state");
-        for (name, _) in &state.all {
-            checkpoint::read(&model_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        }
-    }
+    let kills = kill_repeatedly(&["train-and-evaluate", p(&m)], &model_dir, 20, 7);
+    assert!(kills.mid_run >= 13, "{kills:?}");
+    assert!(kills.during_a_write >= 4, "{kills:?}");
+    // A killed run leaves no lock behind: it resumes and ends at max_steps, with every
+    // temporary file of the killed runs cleaned up.
     ok(&["train-and-evaluate", p(&m)]);
-    let latest = checkpoint::latest(&model_dir).expect("ok").expect("some");
-    assert_eq!(checkpoint::read(&latest).expect("whole").global_step, 2000);
+    assert_eq!(assert_model_dir_loads(&model_dir), Some(2000));
+    let leftovers = temp_files(&model_dir);
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
 #[test]

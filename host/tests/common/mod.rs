@@ -192,3 +192,98 @@ pub fn python_with_tensorboard() -> PathBuf {
     });
     python
 }
+
+/// Checks that model_dir's state file parses, that every checkpoint it lists is whole and
+/// holds the step its name says, and that it lists its latest. Returns the latest step.
+pub fn assert_model_dir_loads(model_dir: &Path) -> Option<i64> {
+    use estimator_host::checkpoint;
+    let state = checkpoint::read_state(model_dir).expect("state file readable")?;
+    for (name, _) in &state.all {
+        let ckpt = checkpoint::read(&model_dir.join(name))
+            .unwrap_or_else(|e| panic!("listed checkpoint {name} is not whole: {e}"));
+        assert_eq!(Some(ckpt.global_step), checkpoint::step_of(name));
+        assert!(!ckpt.tensors.is_empty(), "{name} holds no tensor");
+    }
+    let latest = state
+        .latest
+        .expect("a state file names its latest checkpoint");
+    assert!(state.all.iter().any(|(n, _)| n == &latest));
+    checkpoint::step_of(&latest)
+}
+
+/// The step of the latest checkpoint the state file lists, read from the state file alone
+/// (safe while a trainer writes and deletes checkpoints).
+pub fn latest_listed(model_dir: &Path) -> Option<i64> {
+    let state = estimator_host::checkpoint::read_state(model_dir).ok()??;
+    estimator_host::checkpoint::step_of(&state.latest?)
+}
+
+/// Temporary files in `dir`: a write under way, or one a crash left.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|f| f.starts_with(".tmp-"))
+        .collect()
+}
+
+/// Where the kills of [`kill_repeatedly`] landed.
+#[derive(Debug, Default)]
+pub struct Kills {
+    pub total: usize,
+    /// Kills after the run had committed a checkpoint past the one it started from.
+    pub mid_run: usize,
+    /// Kills with a temporary file in model_dir just before: a write under way.
+    pub during_a_write: usize,
+}
+
+/// Starts `args` `kills` times and SIGKILLs each run, checking after each that model_dir
+/// loads and its latest step never goes back. One kill in four lands at a random moment
+/// of start-up (0-50 ms); the others once the run has committed a checkpoint past where
+/// it started, 0-20 ms later. Returns where the kills landed.
+pub fn kill_repeatedly(args: &[&str], model_dir: &Path, kills: usize, seed: u64) -> Kills {
+    let mut state = seed.max(1);
+    let mut random = |below: u64| {
+        // xorshift: random moments, the same on every run of the test.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let mut record = Kills::default();
+    let mut last = None;
+    for kill in 0..kills {
+        let started_from = assert_model_dir_loads(model_dir);
+        let mut child = spawn(args);
+        if kill % 4 == 3 {
+            std::thread::sleep(std::time::Duration::from_millis(random(50)));
+        } else {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while latest_listed(model_dir) <= started_from.max(Some(0)) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "kill {kill}: no progress"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(random(20)));
+        }
+        let writing = !temp_files(model_dir).is_empty();
+        let before = latest_listed(model_dir);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        record.total += 1;
+        record.mid_run += usize::from(before > started_from.max(Some(0)));
+        record.during_a_write += usize::from(writing);
+        let step = assert_model_dir_loads(model_dir);
+        assert!(
+            step >= last,
+            "kill {kill}: the latest checkpoint went back: {last:?} -> {step:?}"
+        );
+        assert!(
+            step >= before,
+            "kill {kill}: {before:?} was committed, then {step:?}"
+        );
+        last = step;
+    }
+    record
+}
