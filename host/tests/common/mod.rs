@@ -232,7 +232,8 @@ pub struct Kills {
     pub total: usize,
     /// Kills after the run had committed a checkpoint past the one it started from.
     pub mid_run: usize,
-    /// Kills with a temporary file in model_dir just before: a write under way.
+    /// Kills inside a write: a temporary file in model_dir just before the kill, or one
+    /// (or a checkpoint the state file does not list) left after it.
     pub during_a_write: usize,
 }
 
@@ -273,7 +274,12 @@ pub fn kill_repeatedly(args: &[&str], model_dir: &Path, kills: usize, seed: u64)
         child.wait().expect("reaped");
         record.total += 1;
         record.mid_run += usize::from(before > started_from.max(Some(0)));
-        record.during_a_write += usize::from(writing);
+        let unlisted = files(model_dir).into_iter().any(|f| {
+            estimator_host::checkpoint::step_of(&f)
+                .is_some_and(|s| Some(s) > latest_listed(model_dir))
+        });
+        record.during_a_write +=
+            usize::from(writing || unlisted || !temp_files(model_dir).is_empty());
         let step = assert_model_dir_loads(model_dir);
         assert!(
             step >= last,
