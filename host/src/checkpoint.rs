@@ -674,12 +674,26 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// Tensors with distinct names, small shapes and any finite or non-finite values.
+        /// Variable names as models give them: TF's paths (`dnn/hiddenlayer_0/kernel`,
+        /// `training/Adam/.../m`), CSV column names in any case with dots and dashes, and
+        /// any printable text, up to 200 characters. `global_step` and safetensors'
+        /// `__metadata__` are the only names taken.
+        fn names() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "([A-Za-z0-9_.-]{1,20}/){0,6}[A-Za-z0-9_.-]{1,20}",
+                "\\PC{1,40}",
+                "[a-z]{200}",
+            ]
+            .prop_filter("reserved", |n| n != "global_step" && n != "__metadata__")
+        }
+
+        /// Tensors with distinct names, shapes of rank 0 to 4 (empty dimensions included)
+        /// and any finite or non-finite values.
         fn tensors() -> impl Strategy<Value = Vec<(String, Vec<usize>, Vec<f32>)>> {
             proptest::collection::btree_map(
-                "[a-z][a-z0-9_/]{0,12}",
-                proptest::collection::vec(1usize..4, 0..3),
-                0..5,
+                names(),
+                proptest::collection::vec(0usize..4, 0..=4),
+                0..6,
             )
             .prop_flat_map(|shapes| {
                 shapes
@@ -695,17 +709,27 @@ mod tests {
 
         proptest! {
             #[test]
-            fn checkpoints_round_trip_bit_for_bit(tensors in tensors(), step in any::<i64>()) {
+            fn checkpoints_round_trip_bit_for_bit(
+                tensors in tensors(),
+                step in any::<i64>(),
+                metadata in proptest::collection::btree_map("\\PC{1,20}", "\\PC{0,40}", 0..4),
+            ) {
                 let saved: Vec<SavedTensor<'_>> = tensors
                     .iter()
                     .map(|(name, shape, data)| SavedTensor { name, shape, data })
                     .collect();
-                let bytes = encode(&saved, step, &BTreeMap::new()).expect("encodes");
+                let metadata: BTreeMap<String, String> =
+                    metadata.into_iter().filter(|(k, _)| k != "global_step").collect();
+                let bytes = encode(&saved, step, &metadata).expect("encodes");
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join(file_name(step));
                 std::fs::write(&path, &bytes).expect("write");
                 let mut ckpt = read(&path).expect("reads back");
                 prop_assert_eq!(ckpt.global_step, step);
+                prop_assert_eq!(ckpt.tensors.len(), tensors.len());
+                for (key, value) in &metadata {
+                    prop_assert_eq!(ckpt.metadata.get(key), Some(value));
+                }
                 for (name, shape, data) in &tensors {
                     let back = ckpt.take(name, shape).expect("present");
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

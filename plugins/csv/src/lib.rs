@@ -517,7 +517,150 @@ mod tests {
             }
         }
 
+        /// How one row of a valid file is damaged.
+        #[derive(Clone, Copy, Debug)]
+        enum Damage {
+            DropField,
+            ExtraField,
+            NotANumber,
+            NotFinite,
+            EmptyCell,
+            FractionalLabel,
+        }
+
+        /// A valid file: distinct feature names with the label `y` among them at `label_at`,
+        /// and rows of finite values with class ids.
+        #[derive(Clone, Debug)]
+        struct ValidFile {
+            names: Vec<String>,
+            label_at: usize,
+            rows: Vec<(Vec<f32>, i64)>,
+        }
+
+        fn valid_file() -> impl Strategy<Value = ValidFile> {
+            proptest::collection::btree_set("[A-Za-z][A-Za-z0-9_.]{0,8}", 1..5)
+                .prop_filter("the label's name", |names| !names.contains("y"))
+                .prop_flat_map(|names| {
+                    let names: Vec<String> = names.into_iter().collect();
+                    let n = names.len();
+                    let row = (
+                        proptest::collection::vec(
+                            prop_oneof![
+                                any::<f32>().prop_filter("finite", |v| v.is_finite()),
+                                -1e3f32..1e3
+                            ],
+                            n,
+                        ),
+                        0i64..3,
+                    );
+                    (Just(names), 0..=n, proptest::collection::vec(row, 1..12))
+                })
+                .prop_map(|(names, label_at, rows)| ValidFile {
+                    names,
+                    label_at,
+                    rows,
+                })
+        }
+
+        impl ValidFile {
+            /// The file's lines; `damage` spoils row `at`'s line.
+            fn text(&self, damage: Option<(usize, Damage)>) -> String {
+                let mut header = self.names.clone();
+                header.insert(self.label_at, "y".into());
+                let mut lines = vec![header.join(",")];
+                for (r, (values, label)) in self.rows.iter().enumerate() {
+                    let mut cells: Vec<String> = values.iter().map(f32::to_string).collect();
+                    cells.insert(self.label_at, label.to_string());
+                    let feature = usize::from(self.label_at == 0);
+                    match damage.filter(|(at, _)| *at == r).map(|(_, d)| d) {
+                        None => {}
+                        Some(Damage::DropField) => drop(cells.pop()),
+                        Some(Damage::ExtraField) => cells.push("1".into()),
+                        Some(Damage::NotANumber) => cells[feature] = "x1".into(),
+                        Some(Damage::NotFinite) => cells[feature] = "inf".into(),
+                        Some(Damage::EmptyCell) => cells[feature] = String::new(),
+                        Some(Damage::FractionalLabel) => cells[self.label_at] = "0.5".into(),
+                    }
+                    lines.push(cells.join(","));
+                }
+                lines.join("\n") + "\n"
+            }
+        }
+
+        fn damage() -> impl Strategy<Value = Damage> {
+            prop_oneof![
+                Just(Damage::DropField),
+                Just(Damage::ExtraField),
+                Just(Damage::NotANumber),
+                Just(Damage::NotFinite),
+                Just(Damage::EmptyCell),
+                Just(Damage::FractionalLabel),
+            ]
+        }
+
+        /// Reads chunks of 3 rows until the end or an error: the feature values and labels
+        /// read, and the error.
+        fn read_rows(text: &str) -> (Vec<(Vec<f32>, i64)>, Option<PluginError>) {
+            let (_dir, input) = open(text, ModeKeys::Train, 3);
+            let mut input = input.expect("a valid header opens");
+            let mut rows = Vec::new();
+            loop {
+                match input.next_chunk() {
+                    Ok(Some(chunk)) => {
+                        let n = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
+                        let labels = match chunk.labels.as_ref().map(|t| &t.data) {
+                            abi_stable::std_types::ROption::RSome(TensorBuf::I64(v)) => v.to_vec(),
+                            _ => panic!("int64 labels"),
+                        };
+                        for r in 0..n {
+                            let values = chunk
+                                .features
+                                .iter()
+                                .map(|f| match &f.tensor.data {
+                                    TensorBuf::F32(v) => v[r],
+                                    _ => panic!("f32 features"),
+                                })
+                                .collect();
+                            rows.push((values, labels[r]));
+                        }
+                    }
+                    Ok(None) => return (rows, None),
+                    Err(e) => return (rows, Some(e)),
+                }
+            }
+        }
+
         proptest! {
+            #[test]
+            fn a_valid_file_reads_back_every_value_exactly(file in valid_file()) {
+                let (rows, error) = read_rows(&file.text(None));
+                prop_assert!(error.is_none(), "{error:?}");
+                prop_assert_eq!(rows, file.rows);
+            }
+
+            #[test]
+            fn a_damaged_row_is_refused_naming_file_and_line_after_the_chunks_before_it(
+                file in valid_file(),
+                at in any::<prop::sample::Index>(),
+                damage in damage(),
+            ) {
+                let at = at.index(file.rows.len());
+                let (rows, error) = read_rows(&file.text(Some((at, damage))));
+                let error = error.expect("the damaged row is refused");
+                // The header is line 1; row `at` is line at + 2.
+                let place = format!("d.csv:{}: ", at + 2);
+                prop_assert!(error.message.contains(&place), "{damage:?}: {error}");
+                let why = match damage {
+                    Damage::DropField | Damage::ExtraField => "fields, found",
+                    Damage::NotANumber | Damage::NotFinite | Damage::EmptyCell => "is not a finite number",
+                    Damage::FractionalLabel => "label `0.5`: not an integer class id",
+                };
+                prop_assert!(error.message.contains(why), "{damage:?}: {error}");
+                // Whole chunks before the damaged one were read, and read right.
+                let before = at - at % 3;
+                prop_assert_eq!(rows.as_slice(), &file.rows[..before]);
+            }
+
             #[test]
             fn any_text_is_read_or_refused_naming_the_file(text in any::<String>()) {
                 read_all(&text)?;

@@ -447,80 +447,150 @@ pub(crate) mod tests {
         .contains("no/such/file.txt"));
     }
 
+    /// Runs `f` on model inputs holding `[rows, width]` string features, each row padded
+    /// with TF's "missing" value (the empty string) to its feature's widest row.
+    pub fn inputs_with_text_rows<T>(
+        features: &[(&str, &[Vec<String>])],
+        f: impl FnOnce(&ModelInputs<'_>) -> Result<T, PluginError>,
+    ) -> T {
+        let padded: Vec<(Vec<usize>, Vec<RString>)> = features
+            .iter()
+            .map(|(_, rows)| {
+                let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+                let cells = rows
+                    .iter()
+                    .flat_map(|r| {
+                        (0..width).map(|i| RString::from(r.get(i).map_or("", |s| s.as_str())))
+                    })
+                    .collect();
+                (vec![rows.len(), width], cells)
+            })
+            .collect();
+        let views: Vec<NamedView<'_>> = features
+            .iter()
+            .zip(&padded)
+            .map(|((name, _), (shape, cells))| NamedView {
+                name: (*name).into(),
+                tensor: TensorView {
+                    shape: shape.as_slice().into(),
+                    data: crate::abi::TensorData::Str(cells.as_slice().into()),
+                },
+            })
+            .collect();
+        run(&views, f)
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
-        /// Cells of a string feature, some missing (empty).
-        fn cells() -> impl Strategy<Value = Vec<String>> {
-            proptest::collection::vec("[a-c]{0,2}", 1..20)
+        /// Examples of a string feature with up to three values each, some missing (empty).
+        fn rows() -> impl Strategy<Value = Vec<Vec<String>>> {
+            proptest::collection::vec(proptest::collection::vec("[a-c]{0,2}", 0..4), 1..12)
+        }
+
+        /// TF's hash bucket of a string: FarmHash Fingerprint64 modulo the bucket count.
+        fn tf_hash_bucket(value: &str, buckets: usize) -> usize {
+            (farmhash::fingerprint64(value.as_bytes()) % buckets as u64) as usize
+        }
+
+        /// A row's present values, in order.
+        fn present(row: &[String]) -> Vec<&str> {
+            row.iter()
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .collect()
         }
 
         proptest! {
             #[test]
-            fn hash_bucket_ids_are_in_range_one_per_present_cell(
-                values in cells(),
+            fn hash_bucket_ids_are_tfs_buckets_of_each_present_value(
+                rows in rows(),
                 size in 1usize..50,
             ) {
                 let c = column(&format!(
                     r#"{{"hash_bucket": {{"key": "h", "hash_bucket_size": {size}}}}}"#
                 ));
-                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-                let ids = inputs_with_text(&[("h", &refs)], |i| c.sparse_ids(i));
-                prop_assert_eq!(ids.rows(), values.len());
-                for (r, v) in values.iter().enumerate() {
-                    prop_assert_eq!(ids.row(r).0.len(), usize::from(!v.is_empty()));
+                let ids = inputs_with_text_rows(&[("h", &rows)], |i| c.sparse_ids(i));
+                prop_assert_eq!(ids.rows(), rows.len());
+                for (r, row) in rows.iter().enumerate() {
+                    let expected: Vec<usize> =
+                        present(row).iter().map(|v| tf_hash_bucket(v, size)).collect();
+                    prop_assert_eq!(ids.row(r).0, expected.as_slice());
+                    prop_assert!(ids.row(r).1.iter().all(|&w| w == 1.0));
                 }
-                prop_assert!(ids.ids().iter().all(|&id| id < size));
             }
 
             #[test]
             fn vocabulary_ids_are_positions_then_oov_buckets(
-                values in cells(),
+                rows in rows(),
                 oov in 0usize..4,
             ) {
+                let vocabulary = ["a", "b", "ab"];
                 let c = column(&format!(
                     r#"{{"vocabulary_list": {{"key": "v", "vocabulary_list": ["a", "b", "ab"], "num_oov_buckets": {oov}}}}}"#
                 ));
-                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-                let ids = inputs_with_text(&[("v", &refs)], |i| c.sparse_ids(i));
-                for (r, v) in values.iter().enumerate() {
-                    let got = ids.row(r).0;
-                    match ["a", "b", "ab"].iter().position(|w| w == v) {
-                        Some(at) => prop_assert_eq!(got, &[at][..]),
-                        None if v.is_empty() || oov == 0 => prop_assert!(got.is_empty()),
-                        None => prop_assert!(got.len() == 1 && (3..3 + oov).contains(&got[0])),
-                    }
+                let ids = inputs_with_text_rows(&[("v", &rows)], |i| c.sparse_ids(i));
+                for (r, row) in rows.iter().enumerate() {
+                    // TF: the position in the list; else, with OOV buckets, the list's
+                    // size plus the value's hash bucket among them; else dropped.
+                    let expected: Vec<usize> = present(row)
+                        .iter()
+                        .filter_map(|v| match vocabulary.iter().position(|w| w == v) {
+                            Some(at) => Some(at),
+                            None if oov == 0 => None,
+                            None => Some(vocabulary.len() + tf_hash_bucket(v, oov)),
+                        })
+                        .collect();
+                    prop_assert_eq!(ids.row(r).0, expected.as_slice());
                 }
             }
 
             #[test]
-            fn crossed_ids_are_in_range_one_per_pair_of_present_values(
-                pairs in proptest::collection::vec(("[a-c]{0,1}", "[a-c]{0,1}"), 1..20),
+            fn crossed_ids_are_every_single_cross_in_cartesian_order(
+                a in rows(),
+                b in rows(),
                 size in 1usize..100,
             ) {
+                let n = a.len().min(b.len());
+                let (a, b) = (&a[..n], &b[..n]);
                 let c = column(&format!(
                     r#"{{"crossed": {{"keys": ["a", "b"], "hash_bucket_size": {size}}}}}"#
                 ));
-                let a: Vec<&str> = pairs.iter().map(|(a, _)| a.as_str()).collect();
-                let b: Vec<&str> = pairs.iter().map(|(_, b)| b.as_str()).collect();
-                let ids = inputs_with_text(&[("a", &a), ("b", &b)], |i| c.sparse_ids(i));
-                for (r, (x, y)) in pairs.iter().enumerate() {
-                    let expected = usize::from(!x.is_empty() && !y.is_empty());
-                    prop_assert_eq!(ids.row(r).0.len(), expected);
+                let ids = inputs_with_text_rows(&[("a", a), ("b", b)], |i| c.sparse_ids(i));
+                // The cross of one value with one value, which TF's own ids pin
+                // (categorical::tests::crossed_ids_match_tensorflow).
+                let single = |x: &str, y: &str| -> usize {
+                    let (x, y) = (vec![vec![x.to_owned()]], vec![vec![y.to_owned()]]);
+                    let one = inputs_with_text_rows(&[("a", &x), ("b", &y)], |i| c.sparse_ids(i));
+                    one.ids()[0]
+                };
+                for r in 0..n {
+                    let expected: Vec<usize> = present(&a[r])
+                        .iter()
+                        .flat_map(|x| present(&b[r]).into_iter().map(move |y| (*x, y)))
+                        .map(|(x, y)| single(x, y))
+                        .collect();
+                    prop_assert_eq!(ids.row(r).0, expected.as_slice());
                 }
-                prop_assert!(ids.ids().iter().all(|&id| id < size));
             }
 
             #[test]
-            fn bucketized_ids_grow_with_the_value(
-                mut values in proptest::collection::vec(-100f32..100.0, 1..20),
+            fn bucketized_ids_count_the_boundaries_at_or_below_each_value(
+                values in proptest::collection::vec(
+                    prop_oneof![-100f32..100.0, Just(-10.0f32), Just(0.0), Just(0.5), Just(30.0)],
+                    1..20,
+                ),
             ) {
+                let boundaries = [-10.0f32, 0.0, 0.5, 30.0];
                 let c = column(r#"{"bucketized": {"source": "x", "boundaries": [-10, 0, 0.5, 30]}}"#);
-                values.sort_by(f32::total_cmp);
                 let ids = inputs_with(&[("x", &values)], |i| c.sparse_ids(i));
-                prop_assert!(ids.ids().windows(2).all(|w| w[0] <= w[1]));
-                prop_assert!(ids.ids().iter().all(|&id| id < 5));
+                // TF's Bucketize: a value equal to a boundary goes to the bucket above it.
+                let expected: Vec<usize> = values
+                    .iter()
+                    .map(|&v| boundaries.iter().filter(|&&b| b <= v).count())
+                    .collect();
+                prop_assert_eq!(ids.ids(), expected.as_slice());
             }
         }
     }
