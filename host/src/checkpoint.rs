@@ -38,20 +38,30 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Takes the tensor `name`, checking it has `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (saved_shape, data) = self.tensors.remove(name).ok_or_else(|| Error::Checkpoint {
-            path: self.path.clone(),
-            message: format!("has no tensor `{name}`; was it written by another model?"),
-        })?;
-        if saved_shape != shape {
-            return Err(Error::Checkpoint {
-                path: self.path.clone(),
-                message: format!(
-                    "tensor `{name}` has shape {saved_shape:?}, the model needs {shape:?}"
-                ),
-            });
-        }
-        Ok(data)
+        take_tensor(&mut self.tensors, &self.path, name, shape)
     }
+}
+
+/// Removes tensor `name` from a file's `tensors`, checking it has `shape`.
+fn take_tensor(
+    tensors: &mut HashMap<String, (Vec<usize>, Vec<f32>)>,
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>> {
+    let (saved_shape, data) = tensors.remove(name).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("has no tensor `{name}`; was it written by another model?"),
+    })?;
+    if saved_shape != shape {
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!(
+                "tensor `{name}` has shape {saved_shape:?}, the model needs {shape:?}"
+            ),
+        });
+    }
+    Ok(data)
 }
 
 /// TF's `CheckpointState`: the latest checkpoint and all kept ones, oldest first.
@@ -348,6 +358,48 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 
 /// Parses a checkpoint file's bytes; `path` names it in errors and in the result.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let weights = decode_weights(bytes, path, false)?;
+    let global_step = weights.global_step.ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: "has no global_step".into(),
+    })?;
+    Ok(Checkpoint {
+        path: weights.path,
+        global_step,
+        tensors: weights.tensors,
+        metadata: weights.metadata,
+    })
+}
+
+/// Tensors from a safetensors file that may hold weights alone (one written by Python's
+/// `safetensors`, say): no `global_step` needed, and float64 tensors read as float32.
+#[derive(Debug)]
+pub struct Weights {
+    pub path: PathBuf,
+    pub global_step: Option<i64>,
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Weights {
+    /// Takes the tensor `name`, checking it has `shape`.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        take_tensor(&mut self.tensors, &self.path, name, shape)
+    }
+}
+
+/// Reads a safetensors file of weights (see [`Weights`]).
+pub fn read_weights(path: &Path) -> Result<Weights> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("cannot read: {e}"),
+    })?;
+    decode_weights(&bytes, path, true)
+}
+
+/// The tensors, metadata and global step (if any) of safetensors `bytes`; float64 tensors
+/// are read as float32 when `widen` says so.
+fn decode_weights(bytes: &[u8], path: &Path, widen: bool) -> Result<Weights> {
     let bad = |message: String| Error::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -374,6 +426,14 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
                     .collect();
                 tensors.insert(name, (view.shape().to_vec(), data));
             }
+            Dtype::F64 if widen => {
+                let data = view
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32)
+                    .collect();
+                tensors.insert(name, (view.shape().to_vec(), data));
+            }
             Dtype::I64 if name == "global_step" && view.data().len() == 8 => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(view.data());
@@ -386,8 +446,7 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
             }
         }
     }
-    let global_step = global_step.ok_or_else(|| bad("has no global_step".into()))?;
-    Ok(Checkpoint {
+    Ok(Weights {
         path: path.to_path_buf(),
         global_step,
         tensors,

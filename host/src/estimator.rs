@@ -174,12 +174,16 @@ impl Estimator {
         }
         let mut listeners = Some(listeners);
         let model_dir = self.model_dir();
+        self.check_model_dir_is_a_folder(&model_dir)?;
         // Locked before reading, so the checkpoint we resume from stays the latest.
         let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
         let mut restored = self.latest_checkpoint(&model_dir)?;
         let start_step = restored.as_ref().map_or(0, |c| c.global_step);
         let last_step = self.last_step(stop, start_step);
         if last_step.is_some_and(|last| start_step >= last) {
+            // Build what a run would use all the same, so a misspelt param or a broken
+            // input is refused now rather than when training is next extended.
+            self.check_training_setup(restored.as_mut())?;
             info!(
                 "Skipping training since max_steps has already saved (global step {start_step})."
             );
@@ -825,7 +829,29 @@ impl Estimator {
     }
 
     fn latest_checkpoint(&self, model_dir: &Path) -> Result<Option<Checkpoint>> {
+        self.check_model_dir_is_a_folder(model_dir)?;
         checkpoint::read_latest_whole(model_dir)
+    }
+
+    /// A model_dir that exists must be a folder: a file there is the user's mistake.
+    fn check_model_dir_is_a_folder(&self, model_dir: &Path) -> Result<()> {
+        match model_dir.exists() && !model_dir.is_dir() {
+            true => Err(self.manifest.error(format!(
+                "model_dir: {} is a file, not a folder",
+                model_dir.display()
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// Creates the model, its optimizers, the metrics and the training input, and reads the
+    /// input's first batch: what `train` checks before it runs a step.
+    fn check_training_setup(&mut self, ckpt: Option<&mut Checkpoint>) -> Result<()> {
+        let session = self.open_session(ckpt)?;
+        self.plugin_metrics()?;
+        self.optimizers(&session)?;
+        self.pipeline("train", ModeKeys::Train)?.next_batch()?;
+        Ok(())
     }
 
     /// The checkpoint evaluate or predict uses: the one given, else the latest, else none

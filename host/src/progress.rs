@@ -32,7 +32,36 @@ impl ProgressHook {
 }
 
 fn style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}", format_rate(state.per_sec()));
+            },
+        )
+}
+
+/// A rate with the digits a person reads: `68,156/s`, `12.3/s`, `0.50/s`.
+fn format_rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec < 0.0 {
+        return "-/s".to_owned();
+    }
+    if per_sec < 10.0 {
+        return format!("{per_sec:.2}/s");
+    }
+    if per_sec < 100.0 {
+        return format!("{per_sec:.1}/s");
+    }
+    let digits = format!("{:.0}", per_sec.round());
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped}/s")
 }
 
 impl Hook for ProgressHook {
@@ -51,12 +80,12 @@ impl Hook for ProgressHook {
         };
         let template = match (run.mode, total.is_some()) {
             (ModeKeys::Train, true) => {
-                "train {bar:30} {pos}/{len} steps · {per_sec} · {msg} · ETA {eta}"
+                "train {bar:30} {pos}/{len} steps · {rate} · {msg} · ETA {eta}"
             }
-            (ModeKeys::Train, false) => "train {spinner} {pos} steps · {per_sec} · {msg}",
+            (ModeKeys::Train, false) => "train {spinner} {pos} steps · {rate} · {msg}",
             (ModeKeys::Eval, true) => "evaluate {bar:30} {pos}/{len} batches · {msg}",
             (ModeKeys::Eval, false) => "evaluate {spinner} {pos} batches · {msg}",
-            (ModeKeys::Predict, _) => "predict {spinner} {pos} examples · {per_sec}",
+            (ModeKeys::Predict, _) => "predict {spinner} {pos} examples · {rate}",
         };
         bar.set_style(style(template));
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -127,5 +156,21 @@ impl Write for LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_show_the_digits_a_person_reads() {
+        assert_eq!(format_rate(68156.4852), "68,156/s");
+        assert_eq!(format_rate(1_234_567.0), "1,234,567/s");
+        assert_eq!(format_rate(999.6), "1,000/s");
+        assert_eq!(format_rate(100.0), "100/s");
+        assert_eq!(format_rate(12.345), "12.3/s");
+        assert_eq!(format_rate(0.5), "0.50/s");
+        assert_eq!(format_rate(f64::NAN), "-/s");
     }
 }

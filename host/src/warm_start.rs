@@ -148,7 +148,8 @@ pub fn apply(
         (trainable || all_variables) && regexes.iter().any(|r| r.is_match(name))
     };
     let path = source_path(&base_dir.join(&settings.ckpt_to_initialize_from))?;
-    let mut source = checkpoint::read(&path)?;
+    // A file of weights alone (written by Python, say) is a source too.
+    let mut source = checkpoint::read_weights(&path)?;
     info!("Warm-starting from: {}", path.display());
 
     let mut renames = settings.var_name_to_prev_var_name.clone();
@@ -165,7 +166,10 @@ pub fn apply(
         started.push(target.name.to_owned());
     }
     if all_variables && selected("global_step", false) {
-        *global_step = source.global_step;
+        *global_step = source.global_step.ok_or_else(|| Error::Checkpoint {
+            path: path.clone(),
+            message: "has no global_step to warm-start".into(),
+        })?;
         started.push("global_step".into());
     }
     if !renames.is_empty() {

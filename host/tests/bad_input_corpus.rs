@@ -65,6 +65,9 @@ fn run(case: &Case, dir: &Path) -> Result<(), String> {
             Some(("mkdir", path)) => {
                 std::fs::create_dir_all(dir.join(path)).map_err(|e| e.to_string())?
             }
+            Some(("touch", path)) => {
+                std::fs::write(dir.join(path), "").map_err(|e| e.to_string())?
+            }
             _ => return Err(format!("unknown setup step `{step}`")),
         }
     }

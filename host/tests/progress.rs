@@ -32,6 +32,15 @@ fn a_terminal_gets_a_bar_with_steps_rate_and_loss() {
     let screen = on_a_terminal(&["train", p(&manifest), "--max-steps", "3000"]);
     assert!(screen.contains("3000/3000 steps"), "{screen}");
     assert!(screen.contains("loss 0."), "{screen}");
+    // The rate is a whole number of steps per second past 100, with thousands grouped.
+    let rate = regex::Regex::new(r"· ([0-9][0-9,]*)/s ·").expect("regex");
+    assert!(rate.is_match(&screen), "no readable rate: {screen}");
+    assert!(
+        !regex::Regex::new(r"[0-9]\.[0-9]{3,}/s")
+            .expect("regex")
+            .is_match(&screen),
+        "{screen}"
+    );
     assert!(
         screen.contains("Saving checkpoints for 3000"),
         "logs still show: {screen}"
@@ -46,6 +55,10 @@ fn a_pipe_or_quiet_gets_no_bar() {
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
     let logs = ok_logs(&["train", p(&manifest), "--max-steps", "300"]);
     assert!(!logs.contains(" steps ·"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
     assert!(logs.contains("Saving checkpoints for 300"), "{logs}");
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);

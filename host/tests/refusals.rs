@@ -555,3 +555,36 @@ fn a_panic_in_any_plugin_call_becomes_an_error_naming_the_call() {
         assert_eq!(files(&dir.path().join("model")), before, "metric {at}");
     }
 }
+
+#[test]
+fn a_run_already_at_max_steps_still_refuses_a_bad_param_or_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "5"]);
+    let before = files(&dir.path().join("model"));
+    // A misspelt model param.
+    let misspelt = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace("hidden_units:", "hiden_units:");
+    std::fs::write(&manifest, &misspelt).expect("write");
+    let line = fails(&["train", p(&manifest), "--max-steps", "5"]);
+    assert!(line.contains("hiden_units"), "{line}");
+    // A training input that is gone.
+    let gone = misspelt
+        .replace("hiden_units:", "hidden_units:")
+        .replace("iris_training.csv", "no_such_file.csv");
+    std::fs::write(&manifest, gone).expect("write");
+    let line = fails(&["train", p(&manifest), "--max-steps", "5"]);
+    assert!(line.contains("no_such_file.csv"), "{line}");
+    assert_eq!(files(&dir.path().join("model")), before, "nothing written");
+    // The manifest as it was: the run says it skips, exit 0.
+    let fixed = std::fs::read_to_string(&manifest)
+        .expect("manifest")
+        .replace("no_such_file.csv", "iris_training.csv");
+    std::fs::write(&manifest, fixed).expect("write");
+    let logs = ok_logs(&["train", p(&manifest), "--max-steps", "5"]);
+    assert!(
+        logs.contains("Skipping training since max_steps has already saved (global step 5)."),
+        "{logs}"
+    );
+}

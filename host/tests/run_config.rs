@@ -419,3 +419,68 @@ fn warm_start_refuses_a_variable_whose_shape_changed() {
         "nothing written"
     );
 }
+
+#[test]
+fn warm_start_takes_a_file_of_weights_alone_as_python_writes_it() {
+    // What `safetensors.numpy.save_file` writes from a dict of arrays: no global_step, no
+    // optimizer slots, no metadata; numpy's float64 for the biases.
+    let shapes: [(&str, &[usize]); 6] = [
+        ("dense/kernel", &[4, 10]),
+        ("dense/bias", &[10]),
+        ("dense_1/kernel", &[10, 10]),
+        ("dense_1/bias", &[10]),
+        ("dense_2/kernel", &[10, 3]),
+        ("dense_2/bias", &[3]),
+    ];
+    let value = |name: &str, i: usize| (name.len() as f64 + i as f64) * 0.001;
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = shapes
+        .iter()
+        .map(|(name, shape)| {
+            let n: usize = shape.iter().product();
+            match name.ends_with("bias") {
+                true => (
+                    name.to_string(),
+                    (0..n).flat_map(|i| value(name, i).to_le_bytes()).collect(),
+                    shape.to_vec(),
+                    safetensors::Dtype::F64,
+                ),
+                false => (
+                    name.to_string(),
+                    (0..n)
+                        .flat_map(|i| (value(name, i) as f32).to_le_bytes())
+                        .collect(),
+                    shape.to_vec(),
+                    safetensors::Dtype::F32,
+                ),
+            }
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(name, data, shape, dtype)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)
+                .expect("valid tensor");
+            (name.clone(), view)
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let weights = dir.path().join("weights.safetensors");
+    safetensors::serialize_to_file(views, &None, &weights).expect("write weights");
+
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        format!(
+            "{t}warm_start_from: {{ ckpt_to_initialize_from: {}, vars_to_warm_start: '.*' }}\n",
+            weights.display()
+        )
+    });
+    ok(&["train", p(&manifest), "--max-steps", "1"]);
+    // The first checkpoint holds the variables before the first update: the file's.
+    let start = checkpoint::read(&dir.path().join("model").join(checkpoint::file_name(0)))
+        .expect("first checkpoint");
+    for (name, shape) in shapes {
+        let n: usize = shape.iter().product();
+        let expected: Vec<f32> = (0..n).map(|i| value(name, i) as f32).collect();
+        assert_eq!(start.tensors[name], (shape.to_vec(), expected), "{name}");
+    }
+    assert_eq!(start.global_step, 0);
+}
