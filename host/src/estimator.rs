@@ -880,7 +880,10 @@ impl Estimator {
     ) -> Result<Arc<PluginLibrary>> {
         let base_dir = self.manifest.base_dir.clone();
         match pin {
-            None => self.registry.load(plugin, &base_dir),
+            None => self
+                .registry
+                .load(plugin, &base_dir)
+                .map_err(|e| self.manifest.error(format!("{key}.plugin: {e}"))),
             Some(pin) => self
                 .registry
                 .load_pinned(plugin, &base_dir, Some(pin.as_str()))

@@ -111,8 +111,9 @@ impl PluginRegistry {
                 Ok(path)
             } else {
                 Err(Error::Plugin(format!(
-                    "plugin `{spec}`: no such file {}",
-                    path.display()
+                    "plugin `{spec}`: no such file {} (resolved against the manifest's folder {})",
+                    path.display(),
+                    base_dir.display()
                 )))
             };
         }
@@ -188,6 +189,10 @@ fn summarize(e: &LibraryError) -> String {
                 tail.join(" ")
             )
         }
+        LibraryError::GetSymbolError { .. } => "it exports no estimator plugin. A plugin is a crate \
+             with `crate-type = [\"cdylib\"]` that calls `estimator_plugin_api::export_plugin!` \
+             (see docs/writing-a-plugin.md)"
+            .to_owned(),
         LibraryError::OpenError { err, .. } => {
             // The loader's message repeats the path; keep only its reason.
             let text = err.to_string();

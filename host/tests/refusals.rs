@@ -157,8 +157,62 @@ fn a_missing_plugin_is_named_with_where_it_was_searched() {
         t.replace("plugin: iris_custom", "plugin: iris_custum")
     });
     let line = fails(&["train", p(&manifest)]);
-    assert!(line.starts_with("error: plugin `iris_custum` not found: looked for libestimator_plugin_iris_custum.so in"), "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "error: {}: model.plugin: plugin `iris_custum` not found: looked for libestimator_plugin_iris_custum.so in",
+            manifest.display()
+        )),
+        "{line}"
+    );
     assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_plugin_path_that_does_not_exist_names_the_key_and_the_resolved_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace(
+            "    plugin: csv\n    params: { path: ",
+            "    plugin: ./plugins/libnope.so\n    params: { path: ",
+        )
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        format!(
+            "error: {}: input.train.plugin: plugin `./plugins/libnope.so`: no such file {} (resolved against the manifest's folder {})",
+            manifest.display(),
+            dir.path().join("plugins/libnope.so").display(),
+            dir.path().display()
+        )
+    );
+    assert!(!dir.path().join("model").exists());
+}
+
+#[test]
+fn a_shared_library_that_is_not_a_plugin_says_how_a_plugin_is_built() {
+    // Any shared library of the system that exports no plugin: libc is always there.
+    let libc = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/aarch64-linux-gnu/libc.so.6",
+        "/usr/lib/aarch64-linux-gnu/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_file())
+    .expect("a libc.so.6");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("plugin: iris_custom", &format!("plugin: {libc}"))
+    });
+    let line = fails(&["train", p(&manifest)]);
+    assert_eq!(
+        line,
+        format!(
+            "error: {}: model.plugin: {libc}: cannot load plugin `{libc}`: it exports no estimator plugin. A plugin is a crate with `crate-type = [\"cdylib\"]` that calls `estimator_plugin_api::export_plugin!` (see docs/writing-a-plugin.md)",
+            manifest.display()
+        )
+    );
 }
 
 #[test]
