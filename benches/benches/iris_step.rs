@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use estimator_benches::{iris_batch, plugin_dir, repo_root};
 use estimator_host::denormals::FlushDenormals;
 use estimator_host::estimator::StopAt;
-use estimator_host::optim::{Optimizer, OptimizerConfig};
+use estimator_host::optimizer::{Optimizer, OptimizerConfig};
 use estimator_host::plugins::PluginRegistry;
 use estimator_host::variables::VariableStore;
 use estimator_host::{spec_check, Estimator, Manifest};
@@ -63,15 +63,9 @@ fn timed_runs(
     let mut done = 0;
     while done < iters {
         let mut vars = VariableStore::initialise(specs, 42).expect("vars");
-        let mut opt = Optimizer::new(
-            OptimizerConfig::Adagrad {
-                learning_rate: 0.1.into(),
-                initial_accumulator_value: 0.1,
-                epsilon: 1e-7,
-                global_clipnorm: None,
-            },
-            &vars,
-        );
+        let adagrad: OptimizerConfig =
+            serde_json::from_str(r#"{"name": "adagrad", "learning_rate": 0.1}"#).expect("valid");
+        let mut opt = Optimizer::new(adagrad, &vars);
         let steps = (iters - done).min(1000);
         let started = Instant::now();
         for _ in 0..steps {

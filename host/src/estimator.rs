@@ -32,8 +32,7 @@ use crate::hooks::{
 };
 use crate::lock::ModelDirLock;
 use crate::manifest::{params_json, Manifest, Sha256Pin};
-use crate::optim::Slot;
-use crate::optimizers::{DeclaredPart, Optimizers};
+use crate::optimizer::{DeclaredPart, Optimizers, Slot};
 use crate::plugins::{PluginLibrary, PluginRegistry};
 use crate::run_config::CheckpointEvery;
 use crate::seed;

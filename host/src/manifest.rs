@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hooks::HooksSection;
-use crate::optimizers::OptimizerSection;
+use crate::optimizer::OptimizerSection;
 use crate::run_config::RunConfig;
 use crate::train_and_evaluate::{EvalSpec, TrainSpec};
 use crate::warm_start::WarmStartFrom;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use estimator_plugin_api::abi::Gradient;
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{Optimizer, OptimizerConfig, Slot};
+use super::{Optimizer, OptimizerConfig, Slot};
 use crate::variables::VariableStore;
 
 /// `optimizer:` in the manifest.
