@@ -29,6 +29,9 @@ pub enum Error {
     /// A bad combination of arguments or manifest values.
     #[error("{0}")]
     Usage(String),
+    /// A failure of the runtime itself, not of what the user gave it: a bug.
+    #[error("internal error, a bug in estimator (please report it): {0}")]
+    Internal(String),
     /// Reading or writing files in model_dir failed.
     #[error("{context}: {source}")]
     Io {
@@ -48,7 +51,7 @@ impl Error {
     /// The process exit code this error maps to.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Internal(_) => 1,
             _ => 2,
         }
     }

@@ -97,7 +97,7 @@ fn timestamp(unix: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{RetentionPolicy, SavedTensor, Saver};
+    use crate::checkpoint::{Committer, RetentionPolicy, SavedTensor};
     use std::collections::BTreeMap;
 
     #[test]
@@ -114,7 +114,7 @@ mod tests {
             keep_every_secs: 1e9,
         };
         let clock: checkpoint::Clock = Box::new(|| 1_800_000_000.0);
-        let mut saver = Saver::new(dir.path(), policy, clock).expect("saver");
+        let mut saver = Committer::new(dir.path(), policy, clock).expect("saver");
         for step in [0, 5, 9] {
             saver
                 .save(

@@ -2,7 +2,6 @@
 //! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
 
 pub mod checkpoint;
-pub mod checkpoint_saver;
 pub mod data;
 pub mod denormals;
 pub mod error;
@@ -19,7 +18,6 @@ pub mod progress;
 pub mod run_config;
 pub mod seed;
 pub mod spec_check;
-pub mod train_and_evaluate;
 pub mod variables;
 pub mod warm_start;
 

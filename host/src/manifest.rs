@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::estimator::{EvalSpec, TrainSpec};
 use crate::hooks::HooksSection;
 use crate::optimizer::OptimizerSection;
 use crate::run_config::RunConfig;
-use crate::train_and_evaluate::{EvalSpec, TrainSpec};
 use crate::warm_start::WarmStartFrom;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -9,6 +9,7 @@
 //! The built-in hooks are configured in the manifest's `hooks:` (see `docs/manifest.md`);
 //! a library user passes their own as `Box<dyn Hook>`.
 
+mod checkpoint_saver;
 mod early_stopping;
 mod final_ops;
 mod logging_tensor;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::events::SummaryWriter;
 
+pub use checkpoint_saver::{CheckpointSaverHook, CheckpointSaverListener};
 pub use early_stopping::{EarlyStoppingHook, Rule as EarlyStoppingRule};
 pub use final_ops::FinalOpsHook;
 pub use logging_tensor::{LoggingTensorHook, LoggingTensorSettings};
@@ -182,8 +184,7 @@ pub enum HookConfig {
 }
 
 /// `checkpoint_saver` in `hooks.train`: when the loop writes checkpoints, instead of
-/// run_config's frequency. The loop's checkpoint writer does the writing (and tells
-/// [`crate::checkpoint_saver::CheckpointSaverListener`]s); this only sets its schedule.
+/// run_config's frequency; [`CheckpointSaverHook`] does the saving.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSaverSettings {
@@ -206,24 +207,16 @@ impl CheckpointSaverSettings {
     }
 }
 
-/// What `checkpoint_saver` builds: its schedule is read by the loop, so the hook itself
-/// has nothing to do at each step.
-struct CheckpointSchedule;
-
-impl Hook for CheckpointSchedule {
-    fn name(&self) -> &str {
-        "checkpoint_saver"
-    }
-}
-
 impl HookConfig {
     /// The hook, writing any summaries through `summaries`; `model_dir` anchors the
-    /// early-stopping hooks' eval folder.
+    /// early-stopping hooks' eval folder. `checkpoint_saver` builds none here: it sets the
+    /// schedule of the loop's [`CheckpointSaverHook`] ([`CheckpointSaverHook::schedule_of`]),
+    /// and is only checked.
     pub fn build(
         &self,
         summaries: &SummaryWriter,
         model_dir: &Path,
-    ) -> Result<Box<dyn Hook>, String> {
+    ) -> Result<Option<Box<dyn Hook>>, String> {
         use early_stopping::Rule;
         let stop = |rule, s: &early_stopping::Settings| -> Result<Box<dyn Hook>, String> {
             Ok(Box::new(EarlyStoppingHook::new(
@@ -232,10 +225,10 @@ impl HookConfig {
                 model_dir,
             )?))
         };
-        Ok(match self {
+        Ok(Some(match self {
             HookConfig::CheckpointSaver(s) => {
                 s.every()?;
-                Box::new(CheckpointSchedule)
+                return Ok(None);
             }
             HookConfig::StopIfHigher(s) => stop(Rule::Higher, s)?,
             HookConfig::StopIfLower(s) => stop(Rule::Lower, s)?,
@@ -250,7 +243,7 @@ impl HookConfig {
             HookConfig::NanTensor(s) => Box::new(NanTensorHook::new(s.fail_on_nan_loss)),
             HookConfig::FinalOps(s) => Box::new(FinalOpsHook::new(s.clone())),
             HookConfig::Profiler(s) => Box::new(ProfilerHook::new(s)?),
-        })
+        }))
     }
 
     /// Whether this replaces the default hook of the same kind (TF's defaults are

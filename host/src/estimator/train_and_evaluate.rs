@@ -12,10 +12,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::checkpoint_saver::CheckpointSaverListener;
+use super::{Estimator, StopAt, TrainOutcome};
 use crate::error::Result;
-use crate::estimator::{Estimator, TrainOutcome};
-use crate::hooks::HookConfig;
+use crate::events::SummaryWriter;
+use crate::hooks::{CheckpointSaverHook, CheckpointSaverListener, Hook, HookConfig};
+use crate::plugins::PluginRegistry;
 
 /// `train_spec:` — TF's `TrainSpec`.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -154,5 +155,59 @@ impl CheckpointSaverListener for EvalListener {
             self.evaluate(step, &path)?;
         }
         Ok(())
+    }
+}
+
+impl Estimator {
+    /// TF's `train_and_evaluate` (local mode): trains as `train_spec` says, evaluating each
+    /// new checkpoint as `eval_spec` says (see [`crate::train_and_evaluate`]). Returns the
+    /// training's outcome and the last evaluation's metrics.
+    pub fn train_and_evaluate(&mut self) -> Result<TrainAndEvaluateOutcome> {
+        self.train_and_evaluate_with_hooks(Vec::new())
+    }
+
+    /// [`Estimator::train_and_evaluate`] with the caller's training hooks.
+    pub fn train_and_evaluate_with_hooks(
+        &mut self,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<TrainAndEvaluateOutcome> {
+        let train_spec = self.manifest.train_spec.clone().unwrap_or_default();
+        let eval_spec = self.manifest.eval_spec.clone().unwrap_or_default();
+        let every = CheckpointSaverHook::schedule_of(&self.manifest).ok_or_else(|| {
+            self.manifest.error("train-and-evaluate evaluates checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs")
+        })?;
+        let mut eval_manifest = self.manifest.clone();
+        eval_manifest.eval.steps = eval_spec.steps;
+        eval_manifest.eval.name = eval_spec.name.clone();
+        eval_manifest
+            .hooks
+            .eval
+            .extend(eval_spec.hooks.iter().cloned());
+        eval_manifest.run_config.random_seed = Some(self.seed);
+        let registry = PluginRegistry::with_search_dirs(self.registry.search_dirs().to_vec());
+        let mut listener = EvalListener::new(
+            Estimator::new(eval_manifest, registry),
+            eval_spec.throttle_secs,
+        );
+        let summaries = SummaryWriter::new(&self.model_dir());
+        let mut spec_hooks = self.build_hooks("train_spec.hooks", &train_spec.hooks, &summaries)?;
+        info!("Start train and evaluate loop. The evaluate will happen after every checkpoint. Checkpoint frequency is determined based on RunConfig arguments: {every:?}");
+        let mut hooks: Vec<&mut dyn Hook> = spec_hooks
+            .iter_mut()
+            .map(|h| &mut **h as &mut dyn Hook)
+            .collect();
+        hooks.extend(user_hooks.into_iter().map(|h| h as &mut dyn Hook));
+        let stop = train_spec.max_steps.map(StopAt::MaxSteps);
+        let train = self.train_with(stop, hooks, vec![&mut listener])?;
+        let metrics = match (listener.metrics.take(), train.interrupted) {
+            (Some(m), _) => m,
+            (None, true) => BTreeMap::new(),
+            (None, false) => {
+                return Err(self.manifest.error(
+                    "there was no new checkpoint after the training, so nothing to evaluate",
+                ))
+            }
+        };
+        Ok(TrainAndEvaluateOutcome { train, metrics })
     }
 }

@@ -1,0 +1,200 @@
+//! `evaluate` and `predict`: one inference loop over the latest (or a given) checkpoint,
+//! run in EVAL or PREDICT, as TF's `Estimator.evaluate` and `Estimator.predict`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use estimator_plugin_api::abi::{EstimatorSpec, ModeKeys};
+use tracing::info;
+
+use super::predictions::example_json;
+use super::session::Session;
+use super::Estimator;
+use crate::data::BatchRef;
+use crate::denormals::FlushDenormals;
+use crate::error::Result;
+use crate::eval_metrics::EvalMetrics;
+use crate::events::SummaryWriter;
+use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
+
+/// One pass of inference.
+struct Inference<'a> {
+    mode: ModeKeys,
+    /// The input and the hooks under `input.<name>` and `hooks.<name>`.
+    name: &'static str,
+    hooks: &'a [HookConfig],
+    checkpoint: Option<&'a Path>,
+    /// At most this many batches; all of the input when `None`.
+    max_batches: Option<u64>,
+}
+
+impl Estimator {
+    /// Evaluates the latest checkpoint (or `checkpoint`) on `input.eval`; returns TF's dict.
+    pub fn evaluate(&mut self, checkpoint: Option<&Path>) -> Result<BTreeMap<String, f64>> {
+        self.evaluate_with_hooks(checkpoint, Vec::new())
+    }
+
+    /// [`Estimator::evaluate`] with the caller's hooks after the manifest's `hooks.eval`.
+    /// In EVAL, [`RunValues::step`] counts batches from 0.
+    pub fn evaluate_with_hooks(
+        &mut self,
+        checkpoint: Option<&Path>,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<BTreeMap<String, f64>> {
+        let started = Instant::now();
+        let hooks = self.manifest.hooks.eval.clone();
+        let run = Inference {
+            mode: ModeKeys::Eval,
+            name: "eval",
+            hooks: &hooks,
+            checkpoint,
+            max_batches: self.manifest.eval.steps,
+        };
+        let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
+        let session = self.infer(run, user_hooks, |spec, batch| {
+            metrics.update(spec, batch.labels.as_ref())
+        })?;
+        if metrics.batches() == 0 {
+            return Err(self.manifest.error("input.eval produced no examples"));
+        }
+        let results = metrics.results(session.global_step, &session.model, &session.lib.name)?;
+        info!("Inference Time : {:.5}s", started.elapsed().as_secs_f64());
+        let line: Vec<String> = results
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", format_value(k, *v)))
+            .collect();
+        info!(
+            "Saving dict for global step {}: {}",
+            session.global_step,
+            line.join(", ")
+        );
+        let scalars: Vec<(&str, f32)> = results
+            .iter()
+            .filter(|(k, _)| k.as_str() != "global_step")
+            .map(|(k, v)| (k.as_str(), *v as f32))
+            .collect();
+        SummaryWriter::new(&self.eval_dir()).scalars(session.global_step, &scalars)?;
+        Ok(results)
+    }
+
+    /// Runs PREDICT over `input.predict` (or `input.eval` without labels), handing each
+    /// example's predictions to `sink` as a JSON object. Returns the number of examples.
+    pub fn predict(
+        &mut self,
+        checkpoint: Option<&Path>,
+        sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<usize> {
+        self.predict_with_hooks(checkpoint, Vec::new(), sink)
+    }
+
+    /// [`Estimator::predict`] with the caller's hooks after the manifest's
+    /// `hooks.predict`. In PREDICT, [`RunValues::step`] counts batches from 0.
+    pub fn predict_with_hooks(
+        &mut self,
+        checkpoint: Option<&Path>,
+        user_hooks: Vec<&mut dyn Hook>,
+        mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<usize> {
+        let hooks = self.manifest.hooks.predict.clone();
+        let run = Inference {
+            mode: ModeKeys::Predict,
+            name: "predict",
+            hooks: &hooks,
+            checkpoint,
+            max_batches: None,
+        };
+        let mut examples = 0;
+        self.infer(run, user_hooks, |spec, batch| {
+            for row in 0..batch.len {
+                sink(example_json(spec, row))?;
+            }
+            examples += batch.len;
+            Ok(())
+        })?;
+        Ok(examples)
+    }
+
+    /// The inference loop: restore (or warm-start) the model, then for each batch run the
+    /// hooks, model_fn with its spec checked, and `on_batch`. PREDICT hides the labels.
+    /// Returns the session, for what the caller reports.
+    fn infer(
+        &mut self,
+        run: Inference<'_>,
+        user_hooks: Vec<&mut dyn Hook>,
+        mut on_batch: impl FnMut(&EstimatorSpec, &BatchRef<'_>) -> Result<()>,
+    ) -> Result<Session> {
+        let verb = match run.mode {
+            ModeKeys::Eval => "evaluate",
+            _ => "predict",
+        };
+        let mut ckpt = self.checkpoint_for(verb, run.checkpoint)?;
+        let _flush = FlushDenormals::new();
+        let mut session = self.open_session(ckpt.as_mut())?;
+        if ckpt.is_none() {
+            self.warm_start(&mut session, std::iter::empty())?;
+        }
+        let mut pipeline = self.pipeline(run.name, run.mode)?;
+        let mut hooks = HookSet::new(
+            self.loop_hooks(run.name, run.hooks, &session, run.mode)?,
+            user_hooks,
+        );
+        let global_step = session.global_step;
+        hooks.begin(&RunInfo {
+            mode: run.mode,
+            start_step: global_step,
+            last_step: run.max_batches.map(|n| n as i64),
+        })?;
+        hooks.after_create_session(global_step)?;
+        if run.mode == ModeKeys::Eval {
+            info!("Starting evaluation at global step {global_step}");
+        }
+        let mut last: Option<(usize, EstimatorSpec)> = None;
+        let mut step = 0u64;
+        while run.max_batches.is_none_or(|n| step < n) && !hooks.stop_requested() {
+            hooks.before_run(global_step)?;
+            let Some(mut batch) = pipeline.next_batch()? else {
+                break;
+            };
+            if run.mode == ModeKeys::Predict {
+                batch.labels = None;
+            }
+            let spec = session.run_model_fn(&batch, run.mode, self.seed, &[])?;
+            on_batch(&spec, &batch)?;
+            hooks.after_run(&loop_values(step as i64, global_step, batch.len, &spec))?;
+            last = Some((batch.len, spec));
+            step += 1;
+        }
+        let last_values = last
+            .as_ref()
+            .map(|(len, spec)| loop_values(step as i64 - 1, global_step, *len, spec));
+        hooks.end(last_values.as_ref())?;
+        Ok(session)
+    }
+}
+
+/// What an EVAL or PREDICT step shows its hooks.
+fn loop_values(
+    step: i64,
+    global_step: i64,
+    batch_len: usize,
+    spec: &EstimatorSpec,
+) -> RunValues<'_> {
+    RunValues {
+        step,
+        global_step,
+        loss: spec.loss.into_option(),
+        predictions: &spec.predictions,
+        batch_len,
+        learning_rate: None,
+        timings: None,
+    }
+}
+
+fn format_value(key: &str, v: f64) -> String {
+    if key == "global_step" {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}

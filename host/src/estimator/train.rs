@@ -1,0 +1,300 @@
+//! `train`, as TF's `Estimator.train`: find the latest checkpoint and its global step; stop
+//! at once if `max_steps` is reached; create the model and its variables (restored, or
+//! warm-started), the optimizers, the input and the hooks; then for each batch run
+//! model_fn, check its spec, apply the gradients, run the hooks and save on schedule; save
+//! at the end.
+
+use std::sync::atomic::Ordering;
+
+use estimator_plugin_api::abi::{EstimatorSpec, ModeKeys};
+use tracing::info;
+
+use super::hook_setup::hook_error;
+use super::step_clock::{Part, StepClock};
+use super::{Estimator, StopAt, TrainOutcome};
+use crate::checkpoint::{saved_hook_states, saved_input, Checkpoint, SavedInput};
+use crate::data::Pipeline;
+use crate::denormals::FlushDenormals;
+use crate::error::{Error, Result};
+use crate::hooks::{
+    CheckpointSaverHook, CheckpointSaverListener, Hook, HookSet, RunInfo, RunValues, StepTimings,
+};
+use crate::lock::ModelDirLock;
+use crate::optimizer::Optimizers;
+
+impl Estimator {
+    /// Trains until `stop` (or the manifest's `train:` section, or the end of the input,
+    /// or a hook's or [`Estimator::stop_flag`]'s stop request).
+    pub fn train(&mut self, stop: Option<StopAt>) -> Result<TrainOutcome> {
+        self.train_with_hooks(stop, Vec::new())
+    }
+
+    /// [`Estimator::train`] with the caller's hooks running after the built-in ones.
+    pub fn train_with_hooks(
+        &mut self,
+        stop: Option<StopAt>,
+        user_hooks: Vec<&mut dyn Hook>,
+    ) -> Result<TrainOutcome> {
+        self.train_with(stop, user_hooks, Vec::new())
+    }
+
+    /// [`Estimator::train_with_hooks`] with listeners told of every checkpoint saved (TF's
+    /// `saving_listeners`); they need checkpoints to be on.
+    pub fn train_with(
+        &mut self,
+        stop: Option<StopAt>,
+        user_hooks: Vec<&mut dyn Hook>,
+        listeners: Vec<&mut dyn CheckpointSaverListener>,
+    ) -> Result<TrainOutcome> {
+        if !listeners.is_empty() && CheckpointSaverHook::schedule_of(&self.manifest).is_none() {
+            return Err(self.manifest.error(
+                "checkpoint listeners need checkpoints: set run_config.save_checkpoints_steps or save_checkpoints_secs",
+            ));
+        }
+        // Find the latest checkpoint and its global step; locked before reading, so the
+        // checkpoint we resume from stays the latest.
+        let model_dir = self.model_dir();
+        self.check_model_dir_is_a_folder(&model_dir)?;
+        let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
+        let mut restored = self.latest_checkpoint(&model_dir)?;
+        let start_step = restored.as_ref().map_or(0, |c| c.global_step);
+        let last_step = self.last_step(stop, start_step);
+        if last_step.is_some_and(|last| start_step >= last) {
+            // Build what a run would use all the same, so a misspelt param or a broken
+            // input is refused now rather than when training is next extended.
+            self.check_training_setup(restored.as_mut())?;
+            info!(
+                "Skipping training since max_steps has already saved (global step {start_step})."
+            );
+            return Ok(TrainOutcome {
+                global_step: start_step,
+                final_loss: None,
+                interrupted: false,
+            });
+        }
+
+        // Create the model, its variables, the optimizers, the input and the hooks.
+        let _flush = FlushDenormals::new();
+        let mut session = self.open_session(restored.as_mut())?;
+        // Created only to refuse bad metric entries now, not after hours of training.
+        self.plugin_metrics()?;
+        let mut optimizer = self.optimizers(&session)?;
+        let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
+        let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
+        hooks.begin(&RunInfo {
+            mode: ModeKeys::Train,
+            start_step,
+            last_step,
+        })?;
+        match restored.as_mut() {
+            Some(ckpt) => self.resume(ckpt, &mut optimizer, &mut pipeline, &mut hooks)?,
+            None => self.warm_start(&mut session, optimizer.slots_mut())?,
+        }
+        hooks.after_create_session(session.global_step)?;
+        let fingerprint = self.input_fingerprint("train")?;
+        // The first checkpoint holds the starting step, so the input from before its batch.
+        let start_position = pipeline.position();
+        let trainable = optimizer.trainable().to_vec();
+        let mut listeners = Some(listeners);
+        let mut saver: Option<CheckpointSaverHook<'_>> = None;
+        let mut listener_stop = false;
+        let mut clock = StepClock::new(hooks.wants_timings());
+        let (mut steps_run, mut interrupted) = (0u64, false);
+        let mut last: Option<(i64, usize, EstimatorSpec)> = None;
+
+        loop {
+            // Stop at max_steps, when a hook or a listener asks, or on a signal.
+            let done = last_step.is_some_and(|last| session.global_step >= last);
+            if done || hooks.stop_requested() || listener_stop {
+                break;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            // Get a batch.
+            clock.start();
+            hooks.before_run(session.global_step)?;
+            clock.lap(Part::Hooks);
+            let Some(batch) = pipeline.next_batch()? else {
+                break;
+            };
+            clock.lap(Part::Input);
+            // Run model_fn and check its spec.
+            let spec = session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?;
+            let (step, batch_len) = (session.global_step, batch.len);
+            clock.lap(Part::ModelFn);
+            let lr = optimizer.learning_rate_at(step);
+            if !spec.loss.into_option().is_some_and(f32::is_finite) {
+                // A step whose loss is not finite is never applied and never saved, so
+                // the last checkpoint stays finite. The nan_tensor hook fails the run or
+                // asks it to stop; without one, the run fails.
+                let values = step_values(
+                    &spec,
+                    step,
+                    session.global_step,
+                    batch_len,
+                    lr,
+                    clock.take(),
+                );
+                hooks
+                    .after_run(&values)
+                    .map_err(|e| hook_error(&session, e))?;
+                if hooks.stop_requested() {
+                    break;
+                }
+                return Err(hook_error(
+                    &session,
+                    Error::Usage(format!("loss is not finite at global step {step}")),
+                ));
+            }
+            // model_dir is touched only once a step has been validated and is finite, so
+            // a bad model or input leaves it as it was.
+            if steps_run == 0 && saver.is_none() {
+                if lock.is_none() {
+                    lock = Some(self.create_model_dir(&model_dir)?);
+                }
+                self.write_resolved_config(&model_dir)?;
+                let listeners = listeners.take().unwrap_or_default();
+                saver =
+                    CheckpointSaverHook::begin(&self.manifest, &model_dir, start_step, listeners)?;
+                if let Some(s) = saver.as_mut() {
+                    let state = self.training_state(
+                        &session,
+                        &optimizer,
+                        &start_position,
+                        &fingerprint,
+                        hooks.states(),
+                    );
+                    listener_stop |= s.save(&state, &model_dir)?;
+                }
+                // Setting up model_dir is not part of the step the profiler reports.
+                clock.start();
+            }
+            // Apply the gradients, and the updates of non-trainable variables.
+            optimizer.apply(&mut session.vars, &spec.gradients, step);
+            session.vars.assign(&spec.updates);
+            session.global_step += 1;
+            steps_run += 1;
+            clock.lap(Part::Optimizer);
+            // Run the hooks.
+            let values = step_values(
+                &spec,
+                step,
+                session.global_step,
+                batch_len,
+                lr,
+                clock.take(),
+            );
+            hooks
+                .after_run(&values)
+                .map_err(|e| hook_error(&session, e))?;
+            clock.lap(Part::Hooks);
+            last = Some((step, batch_len, spec));
+            // Save on schedule.
+            if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
+                let position = pipeline.position();
+                let state = self.training_state(
+                    &session,
+                    &optimizer,
+                    &position,
+                    &fingerprint,
+                    hooks.states(),
+                );
+                listener_stop |= s.save(&state, &model_dir)?;
+            }
+        }
+
+        if steps_run == 0 && !interrupted && !hooks.stop_requested() && !listener_stop {
+            return Err(self
+                .manifest
+                .error("input.train produced no examples: training made no steps"));
+        }
+        // The hooks' end, then the last save.
+        let final_loss = last.as_ref().and_then(|(_, _, s)| s.loss.into_option());
+        let last_values = last.as_ref().map(|(step, batch_len, spec)| {
+            let lr = optimizer.learning_rate_at(*step);
+            step_values(spec, *step, session.global_step, *batch_len, lr, None)
+        });
+        hooks.end(last_values.as_ref())?;
+        if let Some(s) = saver {
+            let position = pipeline.position();
+            s.end(session.global_step, &model_dir, || {
+                Ok(self.training_state(
+                    &session,
+                    &optimizer,
+                    &position,
+                    &fingerprint,
+                    hooks.states(),
+                ))
+            })?;
+        }
+        info!(
+            "Loss for final step: {}.",
+            final_loss.map_or("None".to_owned(), |l| l.to_string())
+        );
+        drop(lock);
+        Ok(TrainOutcome {
+            global_step: session.global_step,
+            final_loss,
+            interrupted,
+        })
+    }
+
+    /// Continues from `ckpt`: the optimizers' slots, the input's position (unless the
+    /// input changed since, when it starts over as in TF) and the hooks' states.
+    fn resume(
+        &self,
+        ckpt: &mut Checkpoint,
+        optimizer: &mut Optimizers,
+        pipeline: &mut Pipeline,
+        hooks: &mut HookSet<'_>,
+    ) -> Result<()> {
+        for slot in optimizer.slots_mut() {
+            slot.data = ckpt.take(&slot.name, &slot.shape)?;
+        }
+        match saved_input(ckpt, &self.input_fingerprint("train")?)? {
+            SavedInput::Resume(position) => pipeline.seek(&position)?,
+            SavedInput::Changed => info!(
+                "input.train differs from the one {} was trained with: it starts from the beginning",
+                ckpt.path.display()
+            ),
+            SavedInput::Unknown => {}
+        }
+        hooks.restore(&saved_hook_states(ckpt)?)
+    }
+
+    /// The global step to stop at: the caller's, else the manifest's `train:`, else none.
+    fn last_step(&self, stop: Option<StopAt>, start_step: i64) -> Option<i64> {
+        let train = &self.manifest.train;
+        let stop = stop.or(match (train.steps, train.max_steps) {
+            (Some(n), _) => Some(StopAt::Steps(n)),
+            (_, Some(m)) => Some(StopAt::MaxSteps(m)),
+            _ => None,
+        });
+        stop.map(|s| match s {
+            StopAt::Steps(n) => start_step.saturating_add(n as i64),
+            StopAt::MaxSteps(m) => m as i64,
+        })
+    }
+}
+
+/// What a TRAIN step shows its hooks: the step it ran at and the global step after it.
+fn step_values(
+    spec: &EstimatorSpec,
+    step: i64,
+    global_step: i64,
+    batch_len: usize,
+    learning_rate: Option<f32>,
+    timings: Option<StepTimings>,
+) -> RunValues<'_> {
+    RunValues {
+        step,
+        global_step,
+        loss: spec.loss.into_option(),
+        predictions: &spec.predictions,
+        batch_len,
+        learning_rate,
+        timings,
+    }
+}
