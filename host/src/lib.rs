@@ -2,13 +2,13 @@
 //! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
 
 pub mod checkpoint;
-pub mod data;
 pub mod denormals;
 pub mod error;
 pub mod estimator;
 pub mod eval_metrics;
 pub mod events;
 pub mod hooks;
+pub mod input;
 pub mod inspect;
 pub mod lock;
 pub mod manifest;

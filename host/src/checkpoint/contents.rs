@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::format::{encode, Checkpoint, SavedTensor};
-use crate::data::PipelinePosition;
 use crate::error::{Error, Result};
+use crate::input::PipelinePosition;
 
 /// Where the training input stopped, and which input that was.
 const INPUT_POSITION: &str = "input.train.position";

@@ -11,12 +11,12 @@ use tracing::info;
 use super::predictions::example_json;
 use super::session::Session;
 use super::Estimator;
-use crate::data::BatchRef;
 use crate::denormals::FlushDenormals;
 use crate::error::Result;
 use crate::eval_metrics::EvalMetrics;
 use crate::events::SummaryWriter;
 use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
+use crate::input::BatchRef;
 
 /// One pass of inference.
 struct Inference<'a> {

@@ -13,12 +13,12 @@ use super::hook_setup::hook_error;
 use super::step_clock::{Part, StepClock};
 use super::{Estimator, StopAt, TrainOutcome};
 use crate::checkpoint::{saved_hook_states, saved_input, Checkpoint, SavedInput};
-use crate::data::Pipeline;
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::hooks::{
     CheckpointSaverHook, CheckpointSaverListener, Hook, HookSet, RunInfo, RunValues, StepTimings,
 };
+use crate::input::Pipeline;
 use crate::lock::ModelDirLock;
 use crate::optimizer::Optimizers;
 

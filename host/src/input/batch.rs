@@ -1,0 +1,154 @@
+//! Gathering a batch: the rows picked for it are copied, one column at a time, into
+//! buffers allocated once for `batch_size` rows, and lent to model_fn as views.
+
+use estimator_plugin_api::abi::{Batch, NamedView, TensorBuf, TensorData, TensorView};
+
+use super::pipeline::Pipeline;
+use super::reader::RowRef;
+
+/// One batch of examples, borrowed from the pipeline until the next call.
+pub struct BatchRef<'a> {
+    pub features: Vec<NamedView<'a>>,
+    pub labels: Option<TensorView<'a>>,
+    pub len: usize,
+}
+
+/// A batch's columns, allocated once for `batch_size` rows, with their shapes for the
+/// current number of rows.
+pub(super) struct BatchBuffers {
+    pub(super) columns: Vec<TensorBuf>,
+    pub(super) shapes: Vec<Vec<usize>>,
+    pub(super) label: Option<(TensorBuf, Vec<usize>)>,
+}
+
+impl Pipeline {
+    /// Copies the picked rows into the batch buffers, one column at a time.
+    pub(super) fn gather(&mut self) {
+        let Some(schema) = self.reader.schema.as_ref() else {
+            return;
+        };
+        let size = self.config.batch_size;
+        let batch = self.batch.get_or_insert_with(|| BatchBuffers {
+            columns: schema.features.iter().map(|c| c.alloc(size)).collect(),
+            shapes: schema.features.iter().map(|c| c.batch_shape(0)).collect(),
+            label: schema
+                .label
+                .as_ref()
+                .map(|c| (c.alloc(size), c.batch_shape(0))),
+        });
+        let rows = self.picked.len();
+        for (index, (column, col)) in batch.columns.iter_mut().zip(&schema.features).enumerate() {
+            gather_column(column, col.width, &self.picked, |chunk| {
+                &chunk.features[index].tensor.data
+            });
+        }
+        for shape in &mut batch.shapes {
+            shape[0] = rows;
+        }
+        if let (Some((column, shape)), Some(col)) = (batch.label.as_mut(), &schema.label) {
+            gather_column(column, col.width, &self.picked, |chunk| {
+                // Schemas are checked per chunk: a labelled schema means labelled chunks.
+                match chunk.labels.as_ref().into_option() {
+                    Some(labels) => &labels.data,
+                    None => &EMPTY,
+                }
+            });
+            shape[0] = rows;
+        }
+    }
+
+    pub(super) fn views(&self) -> Option<BatchRef<'_>> {
+        let (schema, batch) = (self.reader.schema.as_ref()?, self.batch.as_ref()?);
+        let len = self.picked.len();
+        let features = schema
+            .features
+            .iter()
+            .zip(&batch.columns)
+            .zip(&batch.shapes)
+            .map(|((col, buf), shape)| NamedView {
+                name: col.name.as_str().into(),
+                tensor: view(buf, shape, col.width * len),
+            })
+            .collect();
+        let labels = batch
+            .label
+            .as_ref()
+            .zip(schema.label.as_ref())
+            .map(|((buf, shape), col)| view(buf, shape, col.width * len));
+        Some(BatchRef {
+            features,
+            labels,
+            len,
+        })
+    }
+}
+
+pub(super) static EMPTY: TensorBuf = TensorBuf::F32(abi_stable::std_types::RVec::new());
+
+/// Copies each picked row's values of one column into `dst`, row after row.
+pub(super) fn gather_column<'r>(
+    dst: &mut TensorBuf,
+    width: usize,
+    picked: &'r [RowRef],
+    column: impl Fn(&'r Batch) -> &'r TensorBuf,
+) {
+    if width == 0 {
+        return;
+    }
+    match dst {
+        TensorBuf::F32(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::F32(v) => v.as_slice(),
+            _ => &[],
+        }),
+        TensorBuf::I64(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::I64(v) => v.as_slice(),
+            _ => &[],
+        }),
+        TensorBuf::Str(dst) => gather_values(dst, width, picked, |b| match column(b) {
+            TensorBuf::Str(v) => v.as_slice(),
+            _ => &[],
+        }),
+    }
+}
+
+/// The typed body of [`gather_column`]. Consecutive rows usually come from the same chunk
+/// (always, once the cache is compacted), so the column is looked up again only when the
+/// chunk changes. Values are copied one by one: rows are one to a few values wide, where a
+/// `memcpy` call would cost more than the copy.
+pub(super) fn gather_values<'r, T: Clone + 'r>(
+    dst: &mut [T],
+    width: usize,
+    picked: &'r [RowRef],
+    values: impl Fn(&'r Batch) -> &'r [T],
+) {
+    let mut current: Option<(*const Batch, &'r [T])> = None;
+    for (r, out) in picked.iter().zip(dst.chunks_exact_mut(width)) {
+        let chunk: &'r Batch = &r.chunk;
+        let src = match current {
+            Some((ptr, src)) if std::ptr::eq(ptr, chunk) => src,
+            _ => {
+                let src = values(chunk);
+                current = Some((chunk, src));
+                src
+            }
+        };
+        // Schemas are checked per chunk, so the row is always in range.
+        if let Some(row) = src.get(r.row * width..(r.row + 1) * width) {
+            for (d, s) in out.iter_mut().zip(row) {
+                d.clone_from(s);
+            }
+        }
+    }
+}
+
+pub(super) fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize], n: usize) -> TensorView<'a> {
+    let data = match buf {
+        TensorBuf::F32(v) => TensorData::F32(v[..n].into()),
+        TensorBuf::I64(v) => TensorData::I64(v[..n].into()),
+        TensorBuf::Str(v) => TensorData::Str(v[..n].into()),
+    };
+    TensorView {
+        shape: shape.into(),
+        data,
+    }
+}

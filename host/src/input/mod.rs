@@ -1,0 +1,26 @@
+//! The input pipeline: a plugin source, then the generic stages shuffle(buffer, seed),
+//! repeat and batch, in TF's order `shuffle(B).repeat().batch(N)`.
+//!
+//! Rows are never copied on their way through the stages: the shuffle buffer holds
+//! references to rows of the source's chunks, and only the rows picked for a batch are
+//! gathered, column by column, into the batch's preallocated buffers. Steady-state
+//! batching allocates nothing. With `cache` (the default), the first pass's chunks are kept,
+//! joined into one, and later passes replay it instead of re-reading the source.
+//!
+//! - `pipeline`: the stages wired together, batch after batch;
+//! - `reader`: rows from the source, pass after pass, with the first pass cached;
+//! - `schema`: the columns every chunk must have;
+//! - `shuffle`: TF's shuffle buffer;
+//! - `batch`: gathering picked rows into the batch's buffers;
+//! - `position`: where a pipeline is, saved in checkpoints, and seeking back to it.
+
+mod batch;
+mod pipeline;
+mod position;
+mod reader;
+mod schema;
+mod shuffle;
+
+pub use batch::BatchRef;
+pub use pipeline::{Opener, Pipeline, PipelineConfig};
+pub use position::PipelinePosition;

@@ -1,0 +1,107 @@
+//! The columns every chunk of a source must have, taken from its first chunk.
+
+use abi_stable::std_types::RString;
+use estimator_plugin_api::abi::{Batch, DType, Tensor, TensorBuf};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct ColumnSchema {
+    pub(super) name: String,
+    /// Shape of one example (the chunk's shape without its leading dimension).
+    pub(super) row_shape: Vec<usize>,
+    pub(super) width: usize,
+    pub(super) dtype: DType,
+}
+
+impl ColumnSchema {
+    pub(super) fn of(name: &str, tensor: &Tensor) -> Self {
+        ColumnSchema {
+            name: name.to_owned(),
+            row_shape: tensor.shape.iter().skip(1).copied().collect(),
+            width: tensor.shape.iter().skip(1).product(),
+            dtype: tensor.dtype(),
+        }
+    }
+
+    pub(super) fn same_layout(&self, other: &ColumnSchema) -> bool {
+        self.name == other.name && self.row_shape == other.row_shape && self.dtype == other.dtype
+    }
+
+    /// The shape of a batch of `rows` examples.
+    pub(super) fn batch_shape(&self, rows: usize) -> Vec<usize> {
+        std::iter::once(rows)
+            .chain(self.row_shape.iter().copied())
+            .collect()
+    }
+
+    pub(super) fn alloc(&self, rows: usize) -> TensorBuf {
+        let n = self.width * rows;
+        match self.dtype {
+            DType::F32 => TensorBuf::F32(vec![0.0; n].into()),
+            DType::I64 => TensorBuf::I64(vec![0; n].into()),
+            DType::Str => TensorBuf::Str(vec![RString::new(); n].into()),
+        }
+    }
+}
+
+/// The columns every chunk must have, taken from the first chunk.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Schema {
+    pub(super) features: Vec<ColumnSchema>,
+    pub(super) label: Option<ColumnSchema>,
+}
+
+impl Schema {
+    pub(super) fn of(chunk: &Batch) -> Self {
+        Schema {
+            features: chunk
+                .features
+                .iter()
+                .map(|f| ColumnSchema::of(&f.name, &f.tensor))
+                .collect(),
+            label: chunk
+                .labels
+                .as_ref()
+                .into_option()
+                .map(|t| ColumnSchema::of("labels", t)),
+        }
+    }
+
+    /// Checks a chunk against the schema and that each column holds `rows × width` values;
+    /// returns the number of rows.
+    pub(super) fn check(&self, chunk: &Batch, label: &str) -> Result<usize> {
+        let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
+        let got = Schema::of(chunk);
+        let fits = got.features.len() == self.features.len()
+            && got
+                .features
+                .iter()
+                .zip(&self.features)
+                .all(|(a, b)| a.same_layout(b))
+            && got.label.is_some() == self.label.is_some()
+            && got
+                .label
+                .iter()
+                .zip(&self.label)
+                .all(|(a, b)| a.same_layout(b));
+        if !fits {
+            return Err(Error::Usage(format!(
+                "{label}: a chunk's columns differ from the first chunk's"
+            )));
+        }
+        let tensors = chunk
+            .features
+            .iter()
+            .map(|f| &f.tensor)
+            .chain(chunk.labels.as_ref().into_option());
+        for t in tensors {
+            if t.batch_len() != rows || t.shape_len() != t.data.len() {
+                return Err(Error::Usage(format!(
+                    "{label}: a chunk's columns have different numbers of rows or do not match their shapes"
+                )));
+            }
+        }
+        Ok(rows)
+    }
+}
