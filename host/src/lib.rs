@@ -2,6 +2,7 @@
 //! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
 
 pub mod checkpoint;
+pub mod config;
 pub mod denormals;
 pub mod error;
 pub mod estimator;
@@ -11,16 +12,14 @@ pub mod hooks;
 pub mod input;
 pub mod inspect;
 pub mod lock;
-pub mod manifest;
 pub mod optimizer;
 pub mod plugins;
 pub mod progress;
-pub mod run_config;
 pub mod seed;
 pub mod spec_check;
 pub mod variables;
 pub mod warm_start;
 
+pub use config::Manifest;
 pub use error::{Error, Result};
 pub use estimator::Estimator;
-pub use manifest::Manifest;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::run_config::CheckpointEvery;
+use crate::config::CheckpointEvery;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SaveSchedule {

@@ -29,13 +29,13 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use crate::config::Manifest;
 use crate::error::Result;
-use crate::manifest::Manifest;
 use crate::plugins::PluginRegistry;
 use crate::seed;
 
 pub use model_dir::RESOLVED_CONFIG;
-pub use train_and_evaluate::{EvalSpec, TrainAndEvaluateOutcome, TrainSpec};
+pub use train_and_evaluate::TrainAndEvaluateOutcome;
 
 /// When `train` stops, besides the end of the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,10 +10,10 @@ use tracing::info;
 
 use super::Estimator;
 use crate::checkpoint::{Checkpoint, Provenance, SavedTensor, TrainingState};
+use crate::config::{params_json, Sha256Pin};
 use crate::error::{Error, Result};
 use crate::eval_metrics::PluginMetric;
 use crate::input::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
-use crate::manifest::{params_json, Sha256Pin};
 use crate::optimizer::{DeclaredPart, Optimizers, Slot};
 use crate::plugins::PluginLibrary;
 use crate::seed;

@@ -18,9 +18,9 @@ use super::HookConfig;
 use crate::checkpoint::{
     system_clock, BackgroundWriter, Committer, RetentionPolicy, SaveSchedule, TrainingState,
 };
+use crate::config::CheckpointEvery;
+use crate::config::Manifest;
 use crate::error::Result;
-use crate::manifest::Manifest;
-use crate::run_config::CheckpointEvery;
 
 /// TF's `CheckpointSaverListener`: told before and after each checkpoint is written.
 pub trait CheckpointSaverListener {

@@ -195,8 +195,8 @@ pub struct CheckpointSaverSettings {
 }
 
 impl CheckpointSaverSettings {
-    pub fn every(&self) -> Result<crate::run_config::CheckpointEvery, String> {
-        use crate::run_config::CheckpointEvery;
+    pub fn every(&self) -> Result<crate::config::CheckpointEvery, String> {
+        use crate::config::CheckpointEvery;
         match (self.save_steps, self.save_secs) {
             (Some(n), None) if n > 0 => Ok(CheckpointEvery::Steps(n)),
             (None, Some(s)) if s > 0 => Ok(CheckpointEvery::Secs(s)),

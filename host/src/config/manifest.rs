@@ -4,16 +4,20 @@
 //! parsing name the file and the key.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::entries::{
+    EvalSection, InputEntry, InputSection, MetricEntry, ModelEntry, TrainSection,
+};
+use super::overrides::set;
+use super::run_config::RunConfig;
+use super::specs::{EvalSpec, TrainSpec};
+use super::yaml_errors::yaml_error;
 use crate::error::{Error, Result};
-use crate::estimator::{EvalSpec, TrainSpec};
 use crate::hooks::HooksSection;
 use crate::optimizer::OptimizerSection;
-use crate::run_config::RunConfig;
 use crate::warm_start::WarmStartFrom;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -62,140 +66,6 @@ pub struct Manifest {
     /// SHA-256 of the manifest text, recorded in checkpoints.
     #[serde(skip)]
     pub sha256: String,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelEntry {
-    /// Library name (searched next to the binary, then on `ESTIMATOR_PLUGIN_PATH`) or path.
-    pub plugin: String,
-    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
-    #[serde(default)]
-    pub sha256: Option<Sha256Pin>,
-    /// The model's name in the library; optional when the library exports one model.
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub params: serde_yaml::Value,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputSection {
-    pub train: Option<InputEntry>,
-    pub eval: Option<InputEntry>,
-    /// Defaults to `eval` with its labels dropped.
-    pub predict: Option<InputEntry>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputEntry {
-    pub plugin: String,
-    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
-    #[serde(default)]
-    pub sha256: Option<Sha256Pin>,
-    /// The input's name in the library; optional when the library exports one input.
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub params: serde_yaml::Value,
-    /// Shuffle buffer size in examples; absent means no shuffling.
-    #[serde(default)]
-    pub shuffle: Option<NonZeroUsize>,
-    /// Start over at the end of the data, forever.
-    #[serde(default)]
-    pub repeat: bool,
-    pub batch_size: NonZeroUsize,
-    /// Drop a last batch smaller than `batch_size`.
-    #[serde(default)]
-    pub drop_remainder: bool,
-    /// Keep the first pass in memory so later passes do not re-read the source.
-    #[serde(default = "yes")]
-    pub cache: bool,
-}
-
-/// A library's expected SHA-256, as 64 hex digits (stored lower-case).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Sha256Pin(String);
-
-impl Sha256Pin {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Sha256Pin {
-    // A visitor rather than `try_from`, so that errors point at the value's line.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Hex;
-        impl serde::de::Visitor<'_> for Hex {
-            type Value = Sha256Pin;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("64 hex digits")
-            }
-            fn visit_str<E: serde::de::Error>(
-                self,
-                text: &str,
-            ) -> std::result::Result<Sha256Pin, E> {
-                if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    Ok(Sha256Pin(text.to_ascii_lowercase()))
-                } else {
-                    Err(E::custom(format!(
-                        "sha256 must be 64 hex digits (as `sha256sum` prints), got `{text}`"
-                    )))
-                }
-            }
-        }
-        d.deserialize_str(Hex)
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricEntry {
-    pub plugin: String,
-    /// Pins the library file: it is refused unless its SHA-256 is this (64 hex digits).
-    #[serde(default)]
-    pub sha256: Option<Sha256Pin>,
-    /// The metric's kind in the library (`accuracy`, `mean`, ...).
-    pub kind: String,
-    /// The prediction tensor the metric reads; defaults to `class_ids`.
-    #[serde(default = "default_prediction_key")]
-    pub predictions: String,
-    #[serde(default)]
-    pub params: serde_yaml::Value,
-}
-
-fn default_prediction_key() -> String {
-    "class_ids".to_owned()
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSection {
-    /// Train until the global step reaches this value.
-    #[serde(default)]
-    pub max_steps: Option<u64>,
-    /// Train this many steps more than the checkpoint has.
-    #[serde(default)]
-    pub steps: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalSection {
-    /// Evaluate at most this many batches; absent means until the input ends.
-    #[serde(default)]
-    pub steps: Option<u64>,
-    /// Names the evaluation: its summaries go to `eval_<name>/` instead of `eval/`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
 }
 
 impl Manifest {
@@ -316,55 +186,6 @@ impl Manifest {
     }
 }
 
-impl Manifest {
-    /// Points the predict input at another file: `params.path` of `input.predict` (or of a
-    /// copy of `input.eval`) becomes `path`, resolved against the current directory.
-    pub fn override_predict_path(&mut self, path: &Path) -> Result<()> {
-        let mut entry = self.input("predict")?.clone();
-        let absolute = std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_path_buf());
-        if !entry.params.is_mapping() {
-            entry.params = serde_yaml::Value::Mapping(Default::default());
-        }
-        if let serde_yaml::Value::Mapping(map) = &mut entry.params {
-            map.insert(
-                "path".into(),
-                absolute.to_string_lossy().into_owned().into(),
-            );
-        }
-        self.input.predict = Some(entry);
-        Ok(())
-    }
-}
-
-/// Applies one `key.path=value` override to the manifest's YAML tree; the value is read
-/// as YAML (`7`, `null`, `[10, 10]`, `{name: sgd}`), and missing mappings are created.
-fn set(tree: &mut serde_yaml::Value, assignment: &str) -> std::result::Result<(), String> {
-    let (path, value) = assignment
-        .split_once('=')
-        .ok_or("expected key.path=value")?;
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(value).map_err(|e| format!("the value is not YAML: {e}"))?;
-    let mut node = tree;
-    for key in path.split('.') {
-        if key.is_empty() {
-            return Err(format!("`{path}` has an empty key"));
-        }
-        if node.is_null() {
-            *node = serde_yaml::Value::Mapping(Default::default());
-        }
-        let serde_yaml::Value::Mapping(map) = node else {
-            return Err(format!("`{key}` is inside a value that is not a mapping"));
-        };
-        node = map
-            .entry(serde_yaml::Value::String(key.to_owned()))
-            .or_insert(serde_yaml::Value::Null);
-    }
-    *node = value;
-    Ok(())
-}
-
 /// `optimizer:` holds internally tagged enums, which serde reads from a buffer that has
 /// lost positions and key paths; reading it from a YAML value and failing here puts the
 /// key, and the position serde_yaml has for the whole mapping, back into the message.
@@ -373,43 +194,6 @@ fn optimizer_in_context<'de, D: serde::Deserializer<'de>>(
 ) -> std::result::Result<OptimizerSection, D::Error> {
     let value = serde_yaml::Value::deserialize(d)?;
     OptimizerSection::from_yaml(value).map_err(serde::de::Error::custom)
-}
-
-/// serde_yaml's message with its position moved to the front as `file:line:column`.
-fn yaml_error(path: &Path, text: &str, e: &serde_yaml::Error) -> Error {
-    let mut message = e.to_string();
-    match e.location() {
-        Some(loc) => {
-            if let Some(cut) = message.find(" at line ") {
-                message.truncate(cut);
-            }
-            // libyaml's word for a tab is "a character that cannot start any token".
-            let line = text.lines().nth(loc.line().saturating_sub(1)).unwrap_or("");
-            if line.chars().nth(loc.column().saturating_sub(1)) == Some('\t') {
-                message.push_str(" (a tab: YAML indents with spaces only)");
-            }
-            let (line, column) = match (loc.line(), loc.column()) {
-                (1, 1) => top_level_key_line(text, &message).unwrap_or((1, 1)),
-                other => other,
-            };
-            Error::Manifest(format!("{}:{line}:{column}: {message}", path.display()))
-        }
-        None => Error::Manifest(format!("{}: {message}", path.display())),
-    }
-}
-
-/// Where the top-level key a message starts with (`optimizer: …`) is written. serde
-/// places errors from values it had to buffer at 1:1; the key's line is more use.
-fn top_level_key_line(text: &str, message: &str) -> Option<(usize, usize)> {
-    let (key, _) = message.split_once(": ")?;
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return None;
-    }
-    let index = text.lines().position(|l| {
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':'))
-    })?;
-    Some((index + 1, 1))
 }
 
 /// A params subtree as the JSON text plugins receive.
@@ -423,6 +207,7 @@ pub fn params_json(params: &serde_yaml::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Sha256Pin;
 
     const MINIMAL: &str = "model_dir: runs/x\nmodel: { plugin: iris_custom }\n";
 
@@ -430,7 +215,7 @@ mod tests {
     fn minimal_manifest_gets_tf_defaults() {
         let m = Manifest::parse(MINIMAL, Path::new("configs/m.yaml")).expect("valid");
         assert_eq!(m.model_dir(), PathBuf::from("configs/runs/x"));
-        assert_eq!(m.run_config, crate::run_config::RunConfig::default());
+        assert_eq!(m.run_config, RunConfig::default());
     }
 
     #[test]
@@ -542,7 +327,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const VALID: &str = include_str!("../../configs/iris_custom.yaml");
+        const VALID: &str = include_str!("../../../configs/iris_custom.yaml");
 
         /// Any parse error names the file, and none panics.
         fn parsed_or_refused(text: &str) -> std::result::Result<(), TestCaseError> {

@@ -1,0 +1,22 @@
+//! The run's configuration as the manifest gives it.
+//!
+//! - `manifest`: the whole file, read, checked and printed back;
+//! - `entries`: the model, inputs, metrics and `train:`/`eval:` sections;
+//! - `run_config`: TF's RunConfig keys, resolved;
+//! - `specs`: `train_spec:` and `eval_spec:`;
+//! - `overrides`: `--set` and `predict --input`;
+//! - `yaml_errors`: parse errors as `file:line:column: message`.
+
+mod entries;
+mod manifest;
+mod overrides;
+mod run_config;
+mod specs;
+mod yaml_errors;
+
+pub use entries::{
+    EvalSection, InputEntry, InputSection, MetricEntry, ModelEntry, Sha256Pin, TrainSection,
+};
+pub use manifest::{params_json, Manifest};
+pub use run_config::{CheckpointEvery, RunConfig};
+pub use specs::{EvalSpec, TrainSpec};
