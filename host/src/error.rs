@@ -1,5 +1,6 @@
 //! The host's error type. Every variant that comes from what the user gave us (manifest,
-//! plugin, data, arguments) exits with code 2; failures of the machine itself exit with 1.
+//! plugin, model output, data, model_dir, arguments) exits with code 2 and says what to
+//! fix; a failure of the machine (a disk) or of the runtime itself (a bug) exits with 1.
 
 use std::path::PathBuf;
 
@@ -26,7 +27,17 @@ pub enum Error {
     /// A checkpoint or the state file is unreadable or does not fit the model.
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    /// A bad combination of arguments or manifest values.
+    /// Input data, or files in model_dir that a run reads, are not what they must be (a
+    /// changed CSV, a damaged event file); the message names the file or input.
+    #[error("{0}")]
+    Data(String),
+    /// model_dir cannot be used now: another process trains in it.
+    #[error("{0}")]
+    ModelDir(String),
+    /// A hook refuses to go on (its settings do not fit what it finds).
+    #[error("{0}")]
+    Hook(String),
+    /// A bad combination of command-line arguments or manifest values, found at run time.
     #[error("{0}")]
     Usage(String),
     /// A failure of the runtime itself, not of what the user gave it: a bug.
@@ -58,3 +69,71 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a value the user gave (a manifest key, a hook's settings, what a model returned) is
+/// refused, in words. Whoever knows where the value came from, the manifest's file and key
+/// or the plugin and call, makes it an [`Error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
+/// The message, to read and test as text.
+impl std::ops::Deref for Invalid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for Invalid {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_errors_exit_2_and_failures_of_the_machine_or_the_runtime_exit_1() {
+        let user = [
+            Error::Manifest("m.yaml: x".into()),
+            Error::Plugin("p".into()),
+            Error::Spec {
+                plugin: "p".into(),
+                message: "m".into(),
+            },
+            Error::Checkpoint {
+                path: "c".into(),
+                message: "m".into(),
+            },
+            Error::Data("d".into()),
+            Error::ModelDir("d".into()),
+            Error::Hook("h".into()),
+            Error::Usage("u".into()),
+        ];
+        assert!(user.iter().all(|e| e.exit_code() == 2));
+        let bug = Error::Internal("the checkpoint writer thread panicked".into());
+        assert_eq!(bug.exit_code(), 1);
+        assert_eq!(
+            bug.to_string(),
+            "internal error, a bug in estimator (please report it): the checkpoint writer thread panicked"
+        );
+        let disk = Error::io("model/x: cannot write", std::io::Error::other("disk full"));
+        assert_eq!(disk.exit_code(), 1);
+    }
+}

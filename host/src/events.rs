@@ -164,7 +164,7 @@ pub fn read_scalars(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec
     for path in files {
         let bytes = std::fs::read(&path)
             .map_err(|e| Error::io(format!("{}: cannot read", path.display()), e))?;
-        let bad = |m: &str| Error::Usage(format!("{}: {m}", path.display()));
+        let bad = |m: &str| Error::Data(format!("{}: {m}", path.display()));
         let mut at = 0;
         while let Some(header) = bytes.get(at..at + 12) {
             let (len_bytes, crc) = header.split_at(8);
@@ -286,7 +286,7 @@ impl SummaryWriter {
         let mut guard = self
             .inner
             .lock()
-            .map_err(|_| Error::Usage("a summary writer panicked".into()))?;
+            .map_err(|_| Error::Internal("a summary writer thread panicked".into()))?;
         let (dir, writer) = &mut *guard;
         if writer.is_none() {
             *writer = Some(EventWriter::create(dir)?);

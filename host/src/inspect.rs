@@ -21,7 +21,7 @@ pub fn list(model_dir: &Path) -> Result<String> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::ModelDir(format!(
             "Could not find trained model in model_dir: {}",
             model_dir.display()
         )));

@@ -23,7 +23,7 @@ impl ModelDirLock {
             .map_err(|e| Error::io(format!("{}: cannot open", model_dir.display()), e))?;
         match dir.try_lock() {
             Ok(()) => Ok(ModelDirLock { _dir: dir }),
-            Err(TryLockError::WouldBlock) => Err(Error::Usage(format!(
+            Err(TryLockError::WouldBlock) => Err(Error::ModelDir(format!(
                 "{}: model_dir is in use by another training process; wait for it to end or use another model_dir",
                 model_dir.display()
             ))),

@@ -1,6 +1,7 @@
 //! Checks an EstimatorSpec against its mode, as TF's `EstimatorSpec` constructor does, plus
 //! what only a host across an ABI must check: shapes, dtypes and finiteness.
 
+use crate::error::Invalid;
 use estimator_plugin_api::abi::{DType, EstimatorSpec, Gradient, ModeKeys};
 
 use crate::variables::{Variable, VariableStore};
@@ -12,23 +13,25 @@ pub fn check(
     vars: &VariableStore,
     trainable: &[usize],
     batch_len: usize,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let requires = |field: &str| {
         let needs = match mode {
             ModeKeys::Train => "loss and gradients",
             ModeKeys::Eval => "loss",
             ModeKeys::Predict => "predictions",
         };
-        format!("EstimatorSpec for mode {mode} has no `{field}` (mode {mode} requires {needs})")
+        Invalid(format!(
+            "EstimatorSpec for mode {mode} has no `{field}` (mode {mode} requires {needs})"
+        ))
     };
     match mode {
         ModeKeys::Train | ModeKeys::Eval => {
             let loss = spec.loss.into_option().ok_or_else(|| requires("loss"))?;
             // In TRAIN a non-finite loss is the nan_tensor hook's to handle.
             if mode == ModeKeys::Eval && !loss.is_finite() {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "mode {mode}: loss is {loss}; it must be a finite scalar"
-                ));
+                )));
             }
         }
         ModeKeys::Predict if spec.predictions.is_empty() => return Err(requires("predictions")),
@@ -41,19 +44,19 @@ pub fn check(
     for p in spec.predictions.iter() {
         let t = &p.tensor;
         if t.shape_len() != t.data.len() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "mode {mode}: prediction `{}` has shape {:?} but {} values",
                 p.name,
                 t.shape.as_slice(),
                 t.data.len()
-            ));
+            )));
         }
         if t.shape.is_empty() || t.shape[0] != batch_len {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "mode {mode}: prediction `{}` has shape {:?}; its first dimension must be the batch size {batch_len}",
                 p.name,
                 t.shape.as_slice()
-            ));
+            )));
         }
     }
     Ok(())
@@ -63,23 +66,23 @@ fn check_gradients(
     spec: &EstimatorSpec,
     vars: &VariableStore,
     trainable: &[usize],
-    requires: &dyn Fn(&str) -> String,
-) -> Result<(), String> {
+    requires: &dyn Fn(&str) -> Invalid,
+) -> Result<(), Invalid> {
     if spec.gradients.is_empty() && !trainable.is_empty() {
         return Err(requires("gradients"));
     }
     if spec.gradients.len() != trainable.len() {
-        return Err(format!(
+        return Err(Invalid(format!(
             "mode train: {} gradients for {} trainable variables (one per variable, in declaration order)",
             spec.gradients.len(),
             trainable.len()
-        ));
+        )));
     }
     let all: Vec<_> = vars.iter().collect();
     for (g, &index) in spec.gradients.iter().zip(trainable) {
         let var = all[index];
         if g.name.as_str() != var.name {
-            return Err(format!("mode train: gradient `{}` is where variable `{}`'s gradient belongs (declaration order)", g.name, var.name));
+            return Err(Invalid(format!("mode train: gradient `{}` is where variable `{}`'s gradient belongs (declaration order)", g.name, var.name)));
         }
         match g.rows.as_ref().into_option() {
             None => check_dense_gradient(g, var)?,
@@ -89,12 +92,12 @@ fn check_gradients(
     Ok(())
 }
 
-fn check_dense_gradient(g: &Gradient, var: &Variable) -> Result<(), String> {
+fn check_dense_gradient(g: &Gradient, var: &Variable) -> Result<(), Invalid> {
     if g.values.dtype() != DType::F32
         || g.values.shape.as_slice() != var.shape.as_slice()
         || g.values.data.len() != var.data.len()
     {
-        return Err(format!(
+        return Err(Invalid(format!(
             "mode train: gradient `{}` is {:?} {:?} with {} values; variable `{}` is F32 {:?}",
             g.name,
             g.values.dtype(),
@@ -102,14 +105,14 @@ fn check_dense_gradient(g: &Gradient, var: &Variable) -> Result<(), String> {
             g.values.data.len(),
             var.name,
             var.shape
-        ));
+        )));
     }
     Ok(())
 }
 
 /// A row-sparse gradient: `[rows, <the variable's row shape>]` values, each row index
 /// inside the variable.
-fn check_row_gradient(g: &Gradient, rows: &[i64], var: &Variable) -> Result<(), String> {
+fn check_row_gradient(g: &Gradient, rows: &[i64], var: &Variable) -> Result<(), Invalid> {
     let row_shape = var.shape.get(1..).unwrap_or(&[]);
     let row_len: usize = row_shape.iter().product();
     let shape_ok = var.shape.len() >= 2
@@ -117,7 +120,7 @@ fn check_row_gradient(g: &Gradient, rows: &[i64], var: &Variable) -> Result<(), 
         && g.values.shape.get(1..) == Some(row_shape)
         && g.values.data.len() == rows.len() * row_len;
     if g.values.dtype() != DType::F32 || !shape_ok {
-        return Err(format!(
+        return Err(Invalid(format!(
             "mode train: row gradient `{}` is {:?} {:?} with {} values for {} rows; variable `{}` is F32 {:?} (a row gradient needs [rows, {row_shape:?}])",
             g.name,
             g.values.dtype(),
@@ -126,21 +129,21 @@ fn check_row_gradient(g: &Gradient, rows: &[i64], var: &Variable) -> Result<(), 
             rows.len(),
             var.name,
             var.shape
-        ));
+        )));
     }
     let height = var.shape[0] as i64;
     if let Some(bad) = rows.iter().find(|&&r| !(0..height).contains(&r)) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "mode train: row gradient `{}` names row {bad}; variable `{}` has {height} rows",
             g.name, var.name
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Updates (new values of non-trainable variables, such as batch norm's moving averages)
 /// must each name a declared non-trainable variable once, with its shape, and be finite.
-fn check_updates(spec: &EstimatorSpec, vars: &VariableStore) -> Result<(), String> {
+fn check_updates(spec: &EstimatorSpec, vars: &VariableStore) -> Result<(), Invalid> {
     let mut seen = std::collections::HashSet::new();
     for u in spec.updates.iter() {
         let name = u.name.as_str();
@@ -149,25 +152,27 @@ fn check_updates(spec: &EstimatorSpec, vars: &VariableStore) -> Result<(), Strin
             .find(|v| v.name == name)
             .ok_or_else(|| format!("mode train: update `{name}` names no declared variable"))?;
         if var.trainable {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "mode train: update `{name}` is for a trainable variable; the optimizer alone changes those"
-            ));
+            )));
         }
         if !seen.insert(name) {
-            return Err(format!("mode train: variable `{name}` is updated twice"));
+            return Err(Invalid(format!(
+                "mode train: variable `{name}` is updated twice"
+            )));
         }
         let values = u.tensor.as_f32().unwrap_or_default();
         if u.tensor.shape.as_slice() != var.shape.as_slice() || values.len() != var.data.len() {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "mode train: update `{name}` is {:?} {:?} with {} values; variable `{name}` is F32 {:?}",
                 u.tensor.dtype(),
                 u.tensor.shape.as_slice(),
                 u.tensor.data.len(),
                 var.shape
-            ));
+            )));
         }
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-            return Err(format!("mode train: update `{name}` holds {bad}"));
+            return Err(Invalid(format!("mode train: update `{name}` holds {bad}")));
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! The variable store: every model variable, owned by the host, created from the model's
 //! declarations and initialised from the run's seed.
 
+use crate::error::Invalid;
 use std::collections::HashSet;
 
 use estimator_plugin_api::abi::{Initializer, NamedView, TensorView, VarSpec};
@@ -24,13 +25,13 @@ pub struct VariableStore {
 impl VariableStore {
     /// Creates the declared variables, each initialised from its own seeded stream so that
     /// adding a variable does not change the others' initial values.
-    pub fn initialise(specs: &[VarSpec], run_seed: u64) -> Result<Self, String> {
+    pub fn initialise(specs: &[VarSpec], run_seed: u64) -> Result<Self, Invalid> {
         let mut seen = HashSet::new();
         let mut vars = Vec::with_capacity(specs.len());
         for spec in specs {
             let name = spec.name.to_string();
             if !seen.insert(name.clone()) {
-                return Err(format!("variable `{name}` is declared twice"));
+                return Err(Invalid(format!("variable `{name}` is declared twice")));
             }
             let shape = spec.shape.to_vec();
             let mut rng = seed::rng(run_seed, &format!("init/{name}"));

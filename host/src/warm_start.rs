@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::checkpoint;
-use crate::error::{Error, Result};
+use crate::error::{Error, Invalid, Result};
 
 /// `warm_start_from:` in the manifest: a path, or TF's `WarmStartSettings` fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -127,15 +127,17 @@ pub struct Target<'a> {
 }
 
 /// Initialises the selected `targets` from the source checkpoint, and `global_step` when
-/// a list selects it. `base_dir` anchors a relative path. Returns the names warm-started.
+/// a list selects it. `manifest` names the manifest in errors, `base_dir` anchors a
+/// relative path. Returns the names warm-started.
 pub fn apply(
     from: &WarmStartFrom,
+    manifest: &Path,
     base_dir: &Path,
     targets: &mut [Target<'_>],
     global_step: &mut i64,
 ) -> Result<Vec<String>> {
     let settings = from.settings();
-    let bad = |m: String| Error::Usage(format!("warm_start_from: {m}"));
+    let bad = |m: String| Error::Manifest(format!("{}: warm_start_from: {m}", manifest.display()));
     let (regexes, all_variables) = match &settings.vars_to_warm_start {
         VarsToWarmStart::Regex(r) => (vec![r.clone()], false),
         VarsToWarmStart::List(list) => (list.clone(), true),
@@ -147,7 +149,8 @@ pub fn apply(
     let selected = |name: &str, trainable: bool| {
         (trainable || all_variables) && regexes.iter().any(|r| r.is_match(name))
     };
-    let path = source_path(&base_dir.join(&settings.ckpt_to_initialize_from))?;
+    let path =
+        source_path(&base_dir.join(&settings.ckpt_to_initialize_from)).map_err(|m| bad(m.0))?;
     // A file of weights alone (written by Python, say) is a source too.
     let mut source = checkpoint::read_weights(&path)?;
     info!("Warm-starting from: {}", path.display());
@@ -189,15 +192,11 @@ pub fn apply(
 }
 
 /// A checkpoint file as given, or with `.safetensors` added to a prefix, or a model_dir's
-/// latest checkpoint.
-fn source_path(path: &Path) -> Result<PathBuf> {
+/// latest checkpoint; otherwise why not.
+fn source_path(path: &Path) -> std::result::Result<PathBuf, Invalid> {
     if path.is_dir() {
-        return checkpoint::latest(path)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "warm_start_from: {} has no checkpoint",
-                path.display()
-            ))
-        });
+        let latest = checkpoint::latest(path).map_err(|e| Invalid(e.to_string()))?;
+        return latest.ok_or_else(|| Invalid(format!("{} has no checkpoint", path.display())));
     }
     if path.is_file() {
         return Ok(path.to_path_buf());
@@ -205,8 +204,8 @@ fn source_path(path: &Path) -> Result<PathBuf> {
     let with_suffix = PathBuf::from(format!("{}.safetensors", path.display()));
     match with_suffix.is_file() {
         true => Ok(with_suffix),
-        false => Err(Error::Usage(format!(
-            "warm_start_from: no checkpoint or model_dir at {}",
+        false => Err(Invalid(format!(
+            "no checkpoint or model_dir at {}",
             path.display()
         ))),
     }
@@ -288,7 +287,7 @@ mod tests {
                 trainable: false,
             },
         ];
-        let started = apply(from, dir, &mut targets, &mut v.step)?;
+        let started = apply(from, Path::new("m.yaml"), dir, &mut targets, &mut v.step)?;
         Ok((v, started))
     }
 

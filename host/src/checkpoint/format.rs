@@ -65,8 +65,9 @@ pub fn encode(
         .collect();
     let step_bytes = global_step.to_le_bytes();
     let mut views = Vec::with_capacity(tensors.len() + 1);
-    let bad =
-        |e: safetensors::SafeTensorError| Error::Usage(format!("cannot encode checkpoint: {e}"));
+    let bad = |e: safetensors::SafeTensorError| {
+        Error::Internal(format!("cannot encode a checkpoint: {e}"))
+    };
     views.push((
         "global_step".to_owned(),
         TensorView::new(Dtype::I64, vec![], &step_bytes).map_err(bad)?,
@@ -93,7 +94,7 @@ fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
         #[serde(flatten)]
         tensors: BTreeMap<String, serde_json::Value>,
     }
-    let bad = |m: String| Error::Usage(format!("cannot encode checkpoint: {m}"));
+    let bad = |m: String| Error::Internal(format!("cannot encode a checkpoint: {m}"));
     let (len, rest) = bytes
         .split_first_chunk::<8>()
         .ok_or_else(|| bad("no header".into()))?;

@@ -1,6 +1,7 @@
 //! Changing a manifest from the command line: `--set key.path=value`, and `predict
 //! --input FILE`.
 
+use crate::error::Invalid;
 use std::path::Path;
 
 use super::manifest::Manifest;
@@ -33,7 +34,7 @@ impl Manifest {
 pub(super) fn set(
     tree: &mut serde_yaml::Value,
     assignment: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Invalid> {
     let (path, value) = assignment
         .split_once('=')
         .ok_or("expected key.path=value")?;
@@ -42,13 +43,15 @@ pub(super) fn set(
     let mut node = tree;
     for key in path.split('.') {
         if key.is_empty() {
-            return Err(format!("`{path}` has an empty key"));
+            return Err(Invalid(format!("`{path}` has an empty key")));
         }
         if node.is_null() {
             *node = serde_yaml::Value::Mapping(Default::default());
         }
         let serde_yaml::Value::Mapping(map) = node else {
-            return Err(format!("`{key}` is inside a value that is not a mapping"));
+            return Err(Invalid(format!(
+                "`{key}` is inside a value that is not a mapping"
+            )));
         };
         node = map
             .entry(serde_yaml::Value::String(key.to_owned()))

@@ -5,6 +5,7 @@
 //! `save_checkpoints_steps` and `save_checkpoints_secs` out means every 600 seconds, but
 //! setting either to null (the other left out or null too) turns checkpoints off.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// How often checkpoints are written during training.
@@ -80,9 +81,9 @@ where
 }
 
 impl TryFrom<RunConfigSpec> for RunConfig {
-    type Error = String;
+    type Error = Invalid;
 
-    fn try_from(spec: RunConfigSpec) -> Result<Self, String> {
+    fn try_from(spec: RunConfigSpec) -> Result<Self, Invalid> {
         let checkpoint_every = match (spec.save_checkpoints_steps, spec.save_checkpoints_secs) {
             (Some(Some(_)), Some(Some(_))) => {
                 return Err(
@@ -104,9 +105,9 @@ impl TryFrom<RunConfigSpec> for RunConfig {
         };
         let hours = spec.keep_checkpoint_every_n_hours.unwrap_or(10000.0);
         if hours.is_nan() || hours <= 0.0 {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "keep_checkpoint_every_n_hours must be > 0, got {hours}"
-            ));
+            )));
         }
         let log_step_count_steps = spec.log_step_count_steps.unwrap_or(Some(100));
         if log_step_count_steps == Some(0) {

@@ -1,6 +1,7 @@
 //! `train_spec:` and `eval_spec:`, TF's `TrainSpec` and `EvalSpec` for
 //! `train-and-evaluate`.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use crate::hooks::HookConfig;
@@ -66,7 +67,7 @@ impl Default for EvalSpec {
 }
 
 impl EvalSpec {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.steps == Some(0) {
             return Err("eval_spec: steps must be > 0 (null evaluates the whole input)".into());
         }

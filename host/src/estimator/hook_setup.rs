@@ -5,7 +5,7 @@ use estimator_plugin_api::abi::ModeKeys;
 
 use super::session::Session;
 use super::Estimator;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::SummaryWriter;
 use crate::hooks::{
     Hook, HookConfig, LoggingTensorHook, LoggingTensorSettings, NanTensorHook, StepCounterHook,
@@ -87,22 +87,22 @@ impl Estimator {
         mode: ModeKeys,
         summaries: &SummaryWriter,
     ) -> Result<Vec<Box<dyn Hook>>> {
-        let refuse =
-            |why: String| session.spec_error(format!("requested_hooks in mode {mode}: {why}"));
+        let refuse = |why: &dyn std::fmt::Display| {
+            session.spec_error(format!("requested_hooks in mode {mode}: {why}"))
+        };
         let json = session
             .model
             .requested_hooks(mode)
             .into_result()
-            .map_err(|e| refuse(e.to_string()))?;
+            .map_err(|e| refuse(&e))?;
         if json.is_empty() {
             return Ok(Vec::new());
         }
-        let configs: Vec<HookConfig> =
-            serde_json::from_str(&json).map_err(|e| refuse(e.to_string()))?;
+        let configs: Vec<HookConfig> = serde_json::from_str(&json).map_err(|e| refuse(&e))?;
         let model_dir = self.model_dir();
         let built: Vec<Option<Box<dyn Hook>>> = configs
             .iter()
-            .map(|c| c.build(summaries, &model_dir).map_err(&refuse))
+            .map(|c| c.build(summaries, &model_dir).map_err(|e| refuse(&e)))
             .collect::<Result<_>>()?;
         Ok(built.into_iter().flatten().collect())
     }
@@ -124,14 +124,5 @@ impl Estimator {
             })
             .collect::<Result<_>>()?;
         Ok(built.into_iter().flatten().collect())
-    }
-}
-
-/// A hook's refusal of the model's output (a NaN loss, say), named as an error of the
-/// model's plugin and model_fn; the hooks' other errors as they are.
-pub(super) fn hook_error(session: &Session, e: Error) -> Error {
-    match e {
-        Error::Usage(message) => session.spec_error(message),
-        other => other,
     }
 }

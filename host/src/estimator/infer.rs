@@ -144,6 +144,7 @@ impl Estimator {
             mode: run.mode,
             start_step: global_step,
             last_step: run.max_batches.map(|n| n as i64),
+            model_plugin: session.lib.name.clone(),
         })?;
         hooks.after_create_session(global_step)?;
         if run.mode == ModeKeys::Eval {

@@ -29,7 +29,7 @@ impl Estimator {
             .map_err(|e| Error::io(format!("{}: cannot create", model_dir.display()), e))?;
         let lock = ModelDirLock::acquire(model_dir)?;
         if checkpoint::latest(model_dir)?.is_some() {
-            return Err(Error::Usage(format!(
+            return Err(Error::ModelDir(format!(
                 "{}: another run started training in this model_dir meanwhile",
                 model_dir.display()
             )));

@@ -66,10 +66,10 @@ impl Session {
     }
 
     /// An error about what the model returned, naming its plugin and model_fn.
-    pub fn spec_error(&self, message: String) -> Error {
+    pub fn spec_error(&self, message: impl std::fmt::Display) -> Error {
         Error::Spec {
             plugin: self.lib.name.clone(),
-            message,
+            message: message.to_string(),
         }
     }
 }
@@ -253,14 +253,11 @@ impl Estimator {
             .collect();
         warm_start::apply(
             from,
+            &self.manifest.file,
             &self.manifest.base_dir,
             &mut targets,
             &mut session.global_step,
-        )
-        .map_err(|e| match e {
-            Error::Usage(m) => self.manifest.error(m),
-            other => other,
-        })?;
+        )?;
         Ok(())
     }
 

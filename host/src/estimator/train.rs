@@ -9,12 +9,11 @@ use std::sync::atomic::Ordering;
 use estimator_plugin_api::abi::{EstimatorSpec, ModeKeys};
 use tracing::info;
 
-use super::hook_setup::hook_error;
 use super::step_clock::{Part, StepClock};
 use super::{Estimator, StopAt, TrainOutcome};
 use crate::checkpoint::{saved_hook_states, saved_input, Checkpoint, SavedInput};
 use crate::denormals::FlushDenormals;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hooks::{
     CheckpointSaverHook, CheckpointSaverListener, Hook, HookSet, RunInfo, RunValues, StepTimings,
 };
@@ -85,6 +84,7 @@ impl Estimator {
             mode: ModeKeys::Train,
             start_step,
             last_step,
+            model_plugin: session.lib.name.clone(),
         })?;
         match restored.as_mut() {
             Some(ckpt) => self.resume(ckpt, &mut optimizer, &mut pipeline, &mut hooks)?,
@@ -137,16 +137,11 @@ impl Estimator {
                     lr,
                     clock.take(),
                 );
-                hooks
-                    .after_run(&values)
-                    .map_err(|e| hook_error(&session, e))?;
+                hooks.after_run(&values)?;
                 if hooks.stop_requested() {
                     break;
                 }
-                return Err(hook_error(
-                    &session,
-                    Error::Usage(format!("loss is not finite at global step {step}")),
-                ));
+                return Err(session.spec_error(format!("loss is not finite at global step {step}")));
             }
             // model_dir is touched only once a step has been validated and is finite, so
             // a bad model or input leaves it as it was.
@@ -186,9 +181,7 @@ impl Estimator {
                 lr,
                 clock.take(),
             );
-            hooks
-                .after_run(&values)
-                .map_err(|e| hook_error(&session, e))?;
+            hooks.after_run(&values)?;
             clock.lap(Part::Hooks);
             last = Some((step, batch_len, spec));
             // Save on schedule.

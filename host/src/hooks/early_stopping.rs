@@ -7,6 +7,7 @@
 //! is saved in checkpoints, so a resumed run stops at once. Clearer than TF: giving
 //! `run_every_steps` alone is enough (TF also needs `run_every_secs: None`).
 
+use crate::error::Invalid;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -65,7 +66,7 @@ impl EarlyStoppingHook {
         rule: Rule,
         settings: Settings,
         model_dir: &std::path::Path,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         let name = match rule {
             Rule::Higher => "stop_if_higher",
             Rule::Lower => "stop_if_lower",
@@ -84,19 +85,19 @@ impl EarlyStoppingHook {
                 .ok_or("max_steps_without_increase"),
         };
         if let Err(key) = needed {
-            return Err(format!("{name}: `{key}` is required"));
+            return Err(Invalid(format!("{name}: `{key}` is required")));
         }
         let (steps, secs) = match (settings.run_every_steps, settings.run_every_secs) {
             (Some(_), Some(_)) => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{name}: only one of run_every_secs and run_every_steps must be set"
-                ))
+                )))
             }
             (None, None) => (None, Some(60.0)),
             other => other,
         };
         if steps == Some(0) || secs.is_some_and(|s| s.is_nan() || s <= 0.0) {
-            return Err(format!("{name}: the period must be > 0"));
+            return Err(Invalid(format!("{name}: the period must be > 0")));
         }
         let eval_dir = settings
             .eval_dir
@@ -119,7 +120,7 @@ impl EarlyStoppingHook {
             if scalars.is_empty() {
                 return Ok(false);
             }
-            return Err(Error::Usage(format!(
+            return Err(Error::Hook(format!(
                 "{}: no metric `{}` in the evaluations in {} (they have: {})",
                 self.name,
                 self.settings.metric_name,

@@ -1,5 +1,6 @@
 //! TF's `LoggingTensorHook`: logs named values every N steps, every N seconds, or at the end.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -26,7 +27,7 @@ pub struct LoggingTensorHook {
 }
 
 impl LoggingTensorHook {
-    pub fn new(settings: LoggingTensorSettings) -> Result<Self, String> {
+    pub fn new(settings: LoggingTensorSettings) -> Result<Self, Invalid> {
         one_period(
             "logging_tensor",
             settings.every_n_iter,

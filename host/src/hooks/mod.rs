@@ -19,6 +19,7 @@ mod step_counter;
 mod stop_at_step;
 mod summary_saver;
 
+use crate::error::Invalid;
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct RunInfo {
     /// Where it will stop if nothing stops it sooner: the last global step in TRAIN, the
     /// number of batches in EVAL; `None` when only the input's end will tell.
     pub last_step: Option<i64>,
+    /// The model's plugin, which an error about the model's output names.
+    pub model_plugin: String,
 }
 
 /// What a step produced, for `after_run`.
@@ -195,7 +198,7 @@ pub struct CheckpointSaverSettings {
 }
 
 impl CheckpointSaverSettings {
-    pub fn every(&self) -> Result<crate::config::CheckpointEvery, String> {
+    pub fn every(&self) -> Result<crate::config::CheckpointEvery, Invalid> {
         use crate::config::CheckpointEvery;
         match (self.save_steps, self.save_secs) {
             (Some(n), None) if n > 0 => Ok(CheckpointEvery::Steps(n)),
@@ -216,9 +219,9 @@ impl HookConfig {
         &self,
         summaries: &SummaryWriter,
         model_dir: &Path,
-    ) -> Result<Option<Box<dyn Hook>>, String> {
+    ) -> Result<Option<Box<dyn Hook>>, Invalid> {
         use early_stopping::Rule;
-        let stop = |rule, s: &early_stopping::Settings| -> Result<Box<dyn Hook>, String> {
+        let stop = |rule, s: &early_stopping::Settings| -> Result<Box<dyn Hook>, Invalid> {
             Ok(Box::new(EarlyStoppingHook::new(
                 rule,
                 s.clone(),
@@ -346,16 +349,16 @@ pub(crate) fn one_period(
     steps: Option<u64>,
     secs: Option<f64>,
     at_end: bool,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let given = usize::from(steps.is_some()) + usize::from(secs.is_some());
     if given > 1 || (given == 0 && !at_end) {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{name}: exactly one of every_n_iter/every_n_steps or every_n_secs must be set{}",
             if at_end { " (or at_end)" } else { "" }
-        ));
+        )));
     }
     if steps == Some(0) || secs.is_some_and(|s| s.is_nan() || s <= 0.0) {
-        return Err(format!("{name}: the period must be > 0"));
+        return Err(Invalid(format!("{name}: the period must be > 0")));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Where the loop's time goes: input, model_fn, optimizer and hooks, per step, logged
 //! every N steps or seconds and at the end.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -23,7 +24,7 @@ pub struct ProfilerHook {
 }
 
 impl ProfilerHook {
-    pub fn new(s: &Settings) -> Result<Self, String> {
+    pub fn new(s: &Settings) -> Result<Self, Invalid> {
         if s.every_n_steps == Some(0) || s.every_n_secs.is_some_and(|x| x.is_nan() || x <= 0.0) {
             return Err("profiler: the period must be > 0".into());
         }

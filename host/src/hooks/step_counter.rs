@@ -1,5 +1,6 @@
 //! TF's `StepCounterHook`: logs `global_step/sec` every N steps or seconds.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -24,7 +25,7 @@ pub struct StepCounterHook {
 }
 
 impl StepCounterHook {
-    pub fn new(s: &Settings) -> Result<Self, String> {
+    pub fn new(s: &Settings) -> Result<Self, Invalid> {
         one_period("step_counter", s.every_n_steps, s.every_n_secs, false)?;
         Ok(StepCounterHook {
             timer: Timer::new(s.every_n_steps, s.every_n_secs),

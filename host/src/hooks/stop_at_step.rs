@@ -1,5 +1,6 @@
 //! TF's `StopAtStepHook`: stop after `num_steps` more steps, or at `last_step`.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::{Hook, HookContext, RunValues};
@@ -21,7 +22,7 @@ pub struct StopAtStepHook {
 }
 
 impl StopAtStepHook {
-    pub fn new(s: &Settings) -> Result<Self, String> {
+    pub fn new(s: &Settings) -> Result<Self, Invalid> {
         match (s.num_steps, s.last_step) {
             (Some(_), Some(_)) | (None, None) => {
                 Err("stop_at_step: exactly one of num_steps and last_step must be set".into())
@@ -72,7 +73,7 @@ impl Hook for StopAtStepHook {
         }
         let last = state["last_step"]
             .as_i64()
-            .ok_or_else(|| Error::Usage(format!("stop_at_step: unreadable saved state {state}")))?;
+            .ok_or_else(|| Error::Data(format!("stop_at_step: unreadable saved state {state}")))?;
         self.last_step = Some(last);
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! TensorBoard event file in model_dir, after the first step and then every N steps or
 //! seconds, at the global step after the step (as TF does).
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::{one_period, Hook, HookContext, RunValues, Timer};
@@ -28,7 +29,7 @@ pub struct SummarySaverHook {
 }
 
 impl SummarySaverHook {
-    pub fn new(s: &Settings, writer: SummaryWriter) -> Result<Self, String> {
+    pub fn new(s: &Settings, writer: SummaryWriter) -> Result<Self, Invalid> {
         one_period("summary_saver", s.save_steps, s.save_secs, false)?;
         Ok(SummarySaverHook {
             timer: Timer::new(s.save_steps, s.save_secs),

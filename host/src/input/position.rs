@@ -47,7 +47,7 @@ impl Pipeline {
         }
         let label = self.config.label.clone();
         let changed = |why: &str| {
-            Error::Usage(format!(
+            Error::Data(format!(
                 "{label}: cannot continue where the checkpoint stopped (pass {}, row {}): {why}; the data changed since",
                 position.passes, position.rows_read
             ))

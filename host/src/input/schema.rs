@@ -86,7 +86,7 @@ impl Schema {
                 .zip(&self.label)
                 .all(|(a, b)| a.same_layout(b));
         if !fits {
-            return Err(Error::Usage(format!(
+            return Err(Error::Data(format!(
                 "{label}: a chunk's columns differ from the first chunk's"
             )));
         }
@@ -97,7 +97,7 @@ impl Schema {
             .chain(chunk.labels.as_ref().into_option());
         for t in tensors {
             if t.batch_len() != rows || t.shape_len() != t.data.len() {
-                return Err(Error::Usage(format!(
+                return Err(Error::Data(format!(
                     "{label}: a chunk's columns have different numbers of rows or do not match their shapes"
                 )));
             }

@@ -1,5 +1,6 @@
 //! Keras' Adagrad: `a += g²; w −= lr·g / (√a + ε)`.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::rule::{non_negative, params_of, positive, UpdateRule};
@@ -34,7 +35,7 @@ impl UpdateRule for Adagrad {
         self.initial_accumulator_value
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         positive("epsilon", self.epsilon)?;
         non_negative("initial_accumulator_value", self.initial_accumulator_value)
     }

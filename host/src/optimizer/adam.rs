@@ -1,5 +1,6 @@
 //! Keras' Adam (with AMSGrad): bias-corrected first and second moments.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::rule::{params_of, positive, unit, UpdateRule};
@@ -42,7 +43,7 @@ impl UpdateRule for Adam {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         positive("epsilon", self.epsilon)?;
         unit("beta_1", self.beta_1)?;
         unit("beta_2", self.beta_2)

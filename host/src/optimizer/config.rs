@@ -2,6 +2,7 @@
 //! clipping, and the optimizer's own keys. Defaults follow Keras' legacy optimizers (TF 2
 //! Estimator). This file only parses and prints; the rules live in their own files.
 
+use crate::error::Invalid;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -50,33 +51,34 @@ pub struct OptimizerConfig {
 
 impl OptimizerConfig {
     /// Reads one optimizer from its manifest entry.
-    pub fn from_yaml(value: serde_yaml::Value) -> Result<Self, String> {
+    pub fn from_yaml(value: serde_yaml::Value) -> Result<Self, Invalid> {
         let serde_yaml::Value::Mapping(mut entry) = value else {
-            return Err("an optimizer is a mapping with `name`".to_owned());
+            return Err("an optimizer is a mapping with `name`".into());
         };
         let name = match entry.remove("name") {
             Some(serde_yaml::Value::String(name)) => name,
-            Some(_) => return Err("`name` must be a string".to_owned()),
-            None => return Err("missing field `name`".to_owned()),
+            Some(_) => return Err("`name` must be a string".into()),
+            None => return Err("missing field `name`".into()),
         };
         let Some(&(name, default_lr, parse_rule)) =
             OPTIMIZERS.iter().find(|(known, ..)| *known == name)
         else {
             let known: Vec<String> = OPTIMIZERS.iter().map(|(n, ..)| format!("`{n}`")).collect();
-            return Err(format!(
+            return Err(Invalid(format!(
                 "unknown variant `{name}`, expected one of {}",
                 known.join(", ")
-            ));
+            )));
         };
         let learning_rate = match entry.remove("learning_rate") {
-            Some(value) => LearningRate::deserialize(value).map_err(|e| e.to_string())?,
+            Some(value) => LearningRate::deserialize(value).map_err(|e| Invalid(e.to_string()))?,
             None => LearningRate::Constant(default_lr),
         };
         let global_clipnorm = match entry.remove("global_clipnorm") {
-            Some(value) => Option::<f32>::deserialize(value).map_err(|e| e.to_string())?,
+            Some(value) => Option::<f32>::deserialize(value).map_err(|e| Invalid(e.to_string()))?,
             None => None,
         };
-        let rule = parse_rule(serde_yaml::Value::Mapping(entry)).map_err(|e| e.to_string())?;
+        let rule =
+            parse_rule(serde_yaml::Value::Mapping(entry)).map_err(|e| Invalid(e.to_string()))?;
         Ok(OptimizerConfig {
             name,
             learning_rate,
@@ -109,7 +111,7 @@ impl OptimizerConfig {
     }
 
     /// TF's argument checks: a positive clip norm and learning rate, then the rule's own.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if let Some(c) = self.global_clipnorm {
             positive("global_clipnorm", c)?;
         }
@@ -268,7 +270,7 @@ mod tests {
             let config: OptimizerConfig = serde_yaml::from_str(yaml).expect("parses");
             assert_eq!(
                 config.validate(),
-                Err(format!("optimizer: {message}")),
+                Err(Invalid(format!("optimizer: {message}"))),
                 "{yaml}"
             );
         }

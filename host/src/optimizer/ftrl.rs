@@ -1,6 +1,7 @@
 //! Keras' Ftrl (TF's ApplyFtrl, ApplyFtrlV2 with shrinkage): the linear estimators'
 //! default.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::rule::{non_negative, params_of, UpdateRule};
@@ -48,12 +49,12 @@ impl UpdateRule for Ftrl {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         let power = self.learning_rate_power;
         if power.is_nan() || power > 0.0 {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "optimizer: learning_rate_power must be <= 0, got {power}"
-            ));
+            )));
         }
         non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
         non_negative(

@@ -7,6 +7,7 @@
 //! optimizer: { dnn: { name: adam }, linear: { name: ftrl, learning_rate: 0.1 } }
 //! ```
 
+use crate::error::Invalid;
 use std::collections::BTreeMap;
 
 use estimator_plugin_api::abi::Gradient;
@@ -35,7 +36,7 @@ impl OptimizerSection {
 
     /// Reads the section from YAML: a mapping with `name` is one optimizer, any other
     /// mapping has one per part.
-    pub fn from_yaml(value: serde_yaml::Value) -> Result<Self, String> {
+    pub fn from_yaml(value: serde_yaml::Value) -> Result<Self, Invalid> {
         let by_part = value.as_mapping().is_some_and(|m| !m.contains_key("name"));
         match (value, by_part) {
             (serde_yaml::Value::Null, _) => Ok(OptimizerSection::ModelDefault),
@@ -54,19 +55,19 @@ impl OptimizerSection {
             }
             (value, _) => OptimizerConfig::deserialize(value)
                 .map(OptimizerSection::One)
-                .map_err(|e| format!("optimizer: {e}")),
+                .map_err(|e| Invalid(format!("optimizer: {e}"))),
         }
     }
 
     /// TF's argument checks for every optimizer given.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         match self {
             OptimizerSection::ModelDefault => Ok(()),
             OptimizerSection::One(config) => config.validate(),
             OptimizerSection::ByPart(parts) => parts.iter().try_for_each(|(name, config)| {
-                config
-                    .validate()
-                    .map_err(|m| m.replacen("optimizer:", &format!("optimizer: {name}:"), 1))
+                config.validate().map_err(|m| {
+                    Invalid(m.0.replacen("optimizer:", &format!("optimizer: {name}:"), 1))
+                })
             }),
         }
     }
@@ -99,7 +100,7 @@ impl Optimizers {
         section: &OptimizerSection,
         mut declared: Vec<DeclaredPart>,
         vars: &VariableStore,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         if declared.is_empty() {
             declared.push(DeclaredPart {
                 name: "model".to_owned(),
@@ -114,18 +115,18 @@ impl Optimizers {
             }
             OptimizerSection::One(config) if declared.len() == 1 => vec![config.clone()],
             OptimizerSection::One(_) => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "optimizer: the model has one optimizer per part ({}): write `optimizer: {{{}: {{name: ...}}}}`",
                     names.join(", "),
                     names[0]
-                ))
+                )))
             }
             OptimizerSection::ByPart(given) => {
                 if let Some(unknown) = given.keys().find(|k| !names.contains(&k.as_str())) {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "optimizer: the model has no part `{unknown}` (its parts: {})",
                         names.join(", ")
-                    ));
+                    )));
                 }
                 declared
                     .iter()

@@ -1,6 +1,7 @@
 //! Keras' RMSprop: `rms` always; `momentum` when momentum > 0 (TF's ApplyRMSProp, epsilon
 //! inside the root); `mg` when centered.
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::rule::{params_of, positive, unit, UpdateRule};
@@ -40,7 +41,7 @@ impl UpdateRule for Rmsprop {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         positive("epsilon", self.epsilon)?;
         unit("rho", self.rho)?;
         unit("momentum", self.momentum)

@@ -1,5 +1,7 @@
 //! What every optimizer is: an update rule over a variable's values and its slots.
 
+use crate::error::Invalid;
+
 /// One optimizer's update, as Keras applies it to one variable, with the slots it keeps.
 ///
 /// The host calls `validate` once when it reads the manifest, then `update` once per
@@ -19,7 +21,7 @@ pub trait UpdateRule: std::fmt::Debug + Send + Sync {
     }
 
     /// TF's argument checks, each failure a message `optimizer: <key> must be ...`.
-    fn validate(&self) -> Result<(), String>;
+    fn validate(&self) -> Result<(), Invalid>;
 
     /// Whether a row-sparse gradient updates only its rows, slots included (Keras' sparse
     /// updates). A rule whose sparse update touches every row (Adam's decays all its
@@ -37,26 +39,28 @@ pub trait UpdateRule: std::fmt::Debug + Send + Sync {
 }
 
 /// `Ok` when `v` is finite and above 0.
-pub(crate) fn positive(name: &str, v: f32) -> Result<(), String> {
+pub(crate) fn positive(name: &str, v: f32) -> Result<(), Invalid> {
     match v.is_finite() && v > 0.0 {
         true => Ok(()),
-        false => Err(format!("optimizer: {name} must be > 0, got {v}")),
+        false => Err(Invalid(format!("optimizer: {name} must be > 0, got {v}"))),
     }
 }
 
 /// `Ok` when `v` is in [0, 1).
-pub(crate) fn unit(name: &str, v: f32) -> Result<(), String> {
+pub(crate) fn unit(name: &str, v: f32) -> Result<(), Invalid> {
     match (0.0..1.0).contains(&v) {
         true => Ok(()),
-        false => Err(format!("optimizer: {name} must be in [0, 1), got {v}")),
+        false => Err(Invalid(format!(
+            "optimizer: {name} must be in [0, 1), got {v}"
+        ))),
     }
 }
 
 /// `Ok` when `v` is finite and at least 0.
-pub(crate) fn non_negative(name: &str, v: f32) -> Result<(), String> {
+pub(crate) fn non_negative(name: &str, v: f32) -> Result<(), Invalid> {
     match v.is_finite() && v >= 0.0 {
         true => Ok(()),
-        false => Err(format!("optimizer: {name} must be >= 0, got {v}")),
+        false => Err(Invalid(format!("optimizer: {name} must be >= 0, got {v}"))),
     }
 }
 

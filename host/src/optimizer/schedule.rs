@@ -8,6 +8,7 @@
 //!   learning_rate: { exponential_decay: { initial_learning_rate: 0.1, decay_steps: 100, decay_rate: 0.5 } }
 //! ```
 
+use crate::error::Invalid;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
@@ -126,12 +127,12 @@ impl LearningRate {
     }
 
     /// Keras' argument checks, as one line naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let positive = |name: &str, v: f32| match v.is_finite() && v > 0.0 {
             true => Ok(()),
-            false => Err(format!(
+            false => Err(Invalid(format!(
                 "optimizer: learning_rate: {name} must be > 0, got {v}"
-            )),
+            ))),
         };
         let steps = |n: u64| match n > 0 {
             true => Ok(()),
@@ -139,7 +140,7 @@ impl LearningRate {
         };
         match self {
             LearningRate::Constant(lr) => positive("learning_rate", *lr)
-                .map_err(|e| e.replace("learning_rate: learning_rate", "learning_rate")),
+                .map_err(|e| Invalid(e.0.replace("learning_rate: learning_rate", "learning_rate"))),
             LearningRate::Schedule(Schedule::ExponentialDecay(s)) => {
                 steps(s.decay_steps)?;
                 positive("initial_learning_rate", s.initial_learning_rate)?;
@@ -147,11 +148,11 @@ impl LearningRate {
             }
             LearningRate::Schedule(Schedule::PiecewiseConstant(s)) => {
                 if s.values.len() != s.boundaries.len() + 1 {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "optimizer: learning_rate: piecewise_constant needs one more value than boundaries, got {} values for {} boundaries",
                         s.values.len(),
                         s.boundaries.len()
-                    ));
+                    )));
                 }
                 if s.boundaries.windows(2).any(|w| w[0] >= w[1]) {
                     return Err(

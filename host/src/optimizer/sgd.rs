@@ -1,6 +1,7 @@
 //! Keras' SGD, with optional (Nesterov) momentum; `momentum` is SGD with momentum 0.9
 //! unless given (TF's MomentumOptimizer, Keras' update).
 
+use crate::error::Invalid;
 use serde::{Deserialize, Serialize};
 
 use super::rule::{params_of, unit, UpdateRule};
@@ -61,7 +62,7 @@ impl UpdateRule for Sgd {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         unit("momentum", self.momentum)
     }
 
