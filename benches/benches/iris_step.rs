@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use abi_stable::std_types::{ROption, RSlice};
 use criterion::{criterion_group, criterion_main, Criterion};
 use estimator_benches::{iris_batch, plugin_dir, repo_root};
-use estimator_host::denormals::FlushDenormals;
-use estimator_host::estimator::StopAt;
-use estimator_host::optimizer::{Optimizer, OptimizerConfig};
-use estimator_host::plugins::PluginRegistry;
-use estimator_host::variables::VariableStore;
-use estimator_host::{spec_check, Estimator, Manifest};
+use estimator_host::bench::spec_check;
+use estimator_host::bench::FlushDenormals;
+use estimator_host::bench::VariableStore;
+use estimator_host::bench::{Optimizer, OptimizerConfig};
+use estimator_host::PluginRegistry;
+use estimator_host::StopAt;
+use estimator_host::{Estimator, Manifest};
 use estimator_plugin_api::abi::{
     EstimatorSpec, FactoryContext, ModeKeys, NamedView, PluginError, StepContext, TensorView,
     VarSpec,

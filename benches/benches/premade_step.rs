@@ -5,7 +5,7 @@
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_host::variables::VariableStore;
+use estimator_host::bench::VariableStore;
 use estimator_plugin_api::abi::{
     FactoryContext, ModeKeys, NamedView, StepContext, TensorData, TensorView,
 };

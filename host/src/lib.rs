@@ -1,25 +1,43 @@
 //! The estimator runtime as a library: manifests, plugin loading, and the train / evaluate /
-//! predict loops of [`estimator::Estimator`]. The `estimator` binary is a thin CLI over it.
+//! predict loops of [`Estimator`]. The `estimator` binary is a thin CLI over it.
+//!
+//! The public API: [`Estimator`] and what its calls take and return, [`Manifest`],
+//! [`PluginRegistry`], the [`hooks`] (TF's `SessionRunHook` and the built-in ones),
+//! reading [`checkpoint`]s and TensorBoard [`events`], and the binary's [`cli`] pieces.
+//! Everything else is the runtime's own. Benchmarks reach a few internals through the
+//! `bench` feature.
 
 pub mod checkpoint;
-pub mod config;
-pub mod denormals;
-pub mod error;
-pub mod estimator;
-pub mod eval_metrics;
+pub mod cli;
+pub(crate) mod config;
+pub(crate) mod denormals;
+pub(crate) mod error;
+pub(crate) mod estimator;
+pub(crate) mod eval_metrics;
 pub mod events;
 pub mod hooks;
-pub mod input;
-pub mod inspect;
-pub mod lock;
-pub mod optimizer;
-pub mod plugins;
-pub mod progress;
-pub mod seed;
-pub mod spec_check;
-pub mod variables;
-pub mod warm_start;
+pub(crate) mod input;
+pub(crate) mod lock;
+pub(crate) mod optimizer;
+pub(crate) mod plugins;
+pub(crate) mod seed;
+pub(crate) mod spec_check;
+pub(crate) mod variables;
+pub(crate) mod warm_start;
 
 pub use config::Manifest;
-pub use error::{Error, Result};
-pub use estimator::Estimator;
+pub use error::{Error, Invalid, Result};
+pub use estimator::{Estimator, StopAt, TrainAndEvaluateOutcome, TrainOutcome, RESOLVED_CONFIG};
+pub use plugins::PluginRegistry;
+
+/// Internals the criterion benchmarks time on their own (`--features bench`).
+#[cfg(feature = "bench")]
+pub mod bench {
+    pub use crate::denormals::FlushDenormals;
+    pub use crate::optimizer::{Optimizer, OptimizerConfig};
+    /// TF's EstimatorSpec checks, as the loops make them.
+    pub mod spec_check {
+        pub use crate::spec_check::check;
+    }
+    pub use crate::variables::VariableStore;
+}

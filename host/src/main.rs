@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use estimator_host::estimator::StopAt;
+use estimator_host::cli::inspect;
+use estimator_host::cli::progress::{LogWriter, ProgressHook};
 use estimator_host::hooks::Hook;
-use estimator_host::plugins::PluginRegistry;
-use estimator_host::progress::{LogWriter, ProgressHook};
-use estimator_host::{checkpoint, inspect, Error, Estimator, Manifest};
+use estimator_host::PluginRegistry;
+use estimator_host::StopAt;
+use estimator_host::{checkpoint, Error, Estimator, Manifest};
 
 #[derive(Parser)]
 #[command(

@@ -28,10 +28,12 @@ pub struct PluginLibrary {
     module: PluginModule_Ref,
 }
 
-/// Where plugins are searched and which are loaded, by resolved path.
+/// Where plugins are searched and which are loaded, by resolved path; and the plugins
+/// linked into this program, by name.
 pub struct PluginRegistry {
     search_dirs: Vec<PathBuf>,
     loaded: HashMap<PathBuf, Arc<PluginLibrary>>,
+    linked: HashMap<String, Arc<PluginLibrary>>,
 }
 
 impl PluginRegistry {
@@ -59,7 +61,18 @@ impl PluginRegistry {
         PluginRegistry {
             search_dirs,
             loaded: HashMap::new(),
+            linked: HashMap::new(),
         }
+    }
+
+    /// Makes a plugin linked into this program (its crate's `plugin_module()`, written by
+    /// `export_plugin!`) answer to `name` in manifests, before any library of that name.
+    /// Its ABI is checked as a library's is.
+    pub fn link_static(&mut self, name: &str, module: PluginModule_Ref) -> Result<()> {
+        let path = PathBuf::from(format!("<{name}, linked into this program>"));
+        let lib = library_from_module(name, &path, module)?;
+        self.linked.insert(name.to_owned(), Arc::new(lib));
+        Ok(())
     }
 
     /// Loads the plugin `spec` (a library name or a path relative to `base_dir`).
@@ -76,6 +89,14 @@ impl PluginRegistry {
         base_dir: &Path,
         sha256: Option<&str>,
     ) -> Result<Arc<PluginLibrary>> {
+        if let Some(lib) = self.linked.get(spec) {
+            return match sha256 {
+                None => Ok(Arc::clone(lib)),
+                Some(_) => Err(Error::Plugin(format!(
+                    "plugin `{spec}` is linked into this program: it has no library file to pin"
+                ))),
+            };
+        }
         let path = self.resolve(spec, base_dir)?;
         if let Some(expected) = sha256 {
             let bytes = std::fs::read(&path)
@@ -157,9 +178,15 @@ fn load_library(spec: &str, path: &Path) -> Result<PluginLibrary> {
     let module = header
         .init_root_module::<PluginModule_Ref>()
         .map_err(|e| refuse(summarize(&e)))?;
+    library_from_module(spec, path, module)
+}
+
+/// A plugin from its root module, once its ABI version is this host's.
+fn library_from_module(spec: &str, path: &Path, module: PluginModule_Ref) -> Result<PluginLibrary> {
     if module.abi_version() != ABI_VERSION {
-        return Err(refuse(format!(
-            "it was built for plugin ABI {}, this host speaks ABI {ABI_VERSION}",
+        return Err(Error::Plugin(format!(
+            "{}: cannot load plugin `{spec}`: it was built for plugin ABI {}, this host speaks ABI {ABI_VERSION}",
+            path.display(),
             module.abi_version()
         )));
     }

@@ -5,7 +5,7 @@ mod common;
 use common::{config_in, ok, ok_logs, p};
 use estimator_host::checkpoint;
 use estimator_host::hooks::{Hook, HookContext, RunValues};
-use estimator_host::plugins::PluginRegistry;
+use estimator_host::PluginRegistry;
 use estimator_host::{Estimator, Manifest};
 
 /// The Iris manifest with `hooks:` for training, and checkpoints every 10 steps.

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use estimator_host::estimator::StopAt;
-use estimator_host::plugins::PluginRegistry;
+use estimator_host::PluginRegistry;
+use estimator_host::StopAt;
 use estimator_host::{Estimator, Manifest};
 use estimator_plugin_api::abi::FactoryContext;
 

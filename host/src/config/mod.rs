@@ -14,9 +14,6 @@ mod run_config;
 mod specs;
 mod yaml_errors;
 
-pub use entries::{
-    EvalSection, InputEntry, InputSection, MetricEntry, ModelEntry, Sha256Pin, TrainSection,
-};
+pub use entries::Sha256Pin;
 pub use manifest::{params_json, Manifest};
-pub use run_config::{CheckpointEvery, RunConfig};
-pub use specs::{EvalSpec, TrainSpec};
+pub use run_config::CheckpointEvery;

@@ -199,3 +199,61 @@ fn format_value(key: &str, v: f64) -> String {
         format!("{v}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::estimator::test_support::iris_estimator;
+    use crate::estimator::StopAt;
+
+    #[test]
+    fn evaluate_and_predict_read_the_trained_model() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut estimator = iris_estimator(dir.path(), |t| t);
+        estimator
+            .train(Some(StopAt::MaxSteps(300)))
+            .expect("trains");
+        let metrics = estimator.evaluate(None).expect("evaluates");
+        assert_eq!(metrics["global_step"], 300.0);
+        assert!(
+            metrics["loss"].is_finite() && metrics["loss"] > 0.0,
+            "{metrics:?}"
+        );
+        let mut rows = Vec::new();
+        let count = estimator
+            .predict(None, |row| {
+                rows.push(row);
+                Ok(())
+            })
+            .expect("predicts");
+        assert_eq!((count, rows.len()), (30, 30), "one object per test example");
+        for row in &rows {
+            let p: Vec<f64> = row["probabilities"]
+                .as_array()
+                .expect("probabilities")
+                .iter()
+                .map(|v| v.as_f64().expect("number"))
+                .collect();
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{row:?}");
+            let class = row["class_ids"][0].as_u64().expect("class id") as usize;
+            assert!(
+                p.iter().all(|&q| q <= p[class]),
+                "class_ids is the argmax: {row:?}"
+            );
+        }
+        // The trained model classifies the test set well.
+        let labels: Vec<u64> = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/iris_test.csv"),
+        )
+        .expect("data")
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().expect("label").parse().expect("class"))
+        .collect();
+        let right = rows
+            .iter()
+            .zip(&labels)
+            .filter(|(row, &y)| row["class_ids"][0].as_u64() == Some(y))
+            .count();
+        assert!(right >= 27, "{right} of 30 right");
+    }
+}

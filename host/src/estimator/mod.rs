@@ -20,6 +20,8 @@ mod model_dir;
 mod predictions;
 mod session;
 mod step_clock;
+#[cfg(test)]
+mod test_support;
 mod train;
 mod train_and_evaluate;
 
@@ -61,9 +63,9 @@ pub struct TrainOutcome {
 /// From Rust, with a hook of your own (the CLI does the same without the hook):
 ///
 /// ```no_run
-/// use estimator_host::estimator::StopAt;
+/// use estimator_host::StopAt;
 /// use estimator_host::hooks::{Hook, HookContext, RunValues};
-/// use estimator_host::plugins::PluginRegistry;
+/// use estimator_host::PluginRegistry;
 /// use estimator_host::{Estimator, Manifest, Result};
 ///
 /// /// Stops training once the loss falls below a threshold.

@@ -291,3 +291,92 @@ fn step_values(
         timings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint;
+    use crate::estimator::test_support::iris_estimator;
+    use crate::hooks::HookContext;
+
+    fn tensors_at(dir: &std::path::Path, step: i64) -> Vec<(String, Vec<u32>)> {
+        let ckpt = checkpoint::read(&dir.join("model").join(checkpoint::file_name(step)))
+            .expect("checkpoint");
+        let mut out: Vec<(String, Vec<u32>)> = ckpt
+            .tensors
+            .into_iter()
+            .map(|(name, (_, data))| (name, data.iter().map(|v| v.to_bits()).collect()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn training_stopped_and_resumed_ends_where_a_straight_run_ends() {
+        let straight = tempfile::tempdir().expect("temp dir");
+        let outcome = iris_estimator(straight.path(), |t| t)
+            .train(Some(StopAt::MaxSteps(50)))
+            .expect("trains");
+        assert_eq!(outcome.global_step, 50);
+        assert!(outcome.final_loss.is_some_and(f32::is_finite));
+        let resumed = tempfile::tempdir().expect("temp dir");
+        for stop in [7, 23, 50] {
+            let outcome = iris_estimator(resumed.path(), |t| t)
+                .train(Some(StopAt::MaxSteps(stop)))
+                .expect("trains");
+            assert_eq!(outcome.global_step, stop as i64);
+        }
+        assert_eq!(
+            tensors_at(straight.path(), 50),
+            tensors_at(resumed.path(), 50)
+        );
+        // At max_steps already: nothing runs, nothing is written.
+        let again = iris_estimator(resumed.path(), |t| t)
+            .train(Some(StopAt::MaxSteps(50)))
+            .expect("skips");
+        assert_eq!((again.global_step, again.final_loss), (50, None));
+    }
+
+    /// Counts the steps it sees and asks to stop at a global step.
+    struct StopAtGlobalStep {
+        at: i64,
+        seen: Vec<(i64, i64)>,
+    }
+
+    impl Hook for StopAtGlobalStep {
+        fn name(&self) -> &str {
+            "stop_at_global_step"
+        }
+
+        fn after_run(&mut self, values: &RunValues<'_>, ctx: &mut HookContext) -> Result<()> {
+            self.seen.push((values.step, values.global_step));
+            if values.global_step >= self.at {
+                ctx.request_stop();
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_hook_sees_each_step_and_its_stop_request_ends_training_with_a_save() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut hook = StopAtGlobalStep {
+            at: 7,
+            seen: Vec::new(),
+        };
+        let outcome = iris_estimator(dir.path(), |t| t)
+            .train_with_hooks(Some(StopAt::MaxSteps(1000)), vec![&mut hook])
+            .expect("trains");
+        assert_eq!(outcome.global_step, 7);
+        let expected: Vec<(i64, i64)> = (0..7).map(|s| (s, s + 1)).collect();
+        assert_eq!(hook.seen, expected, "(step run at, global step after)");
+        let latest = checkpoint::latest(&dir.path().join("model"))
+            .expect("state")
+            .expect("a checkpoint");
+        assert!(
+            latest.ends_with(checkpoint::file_name(7)),
+            "{}",
+            latest.display()
+        );
+    }
+}

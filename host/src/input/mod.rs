@@ -22,5 +22,5 @@ mod schema;
 mod shuffle;
 
 pub use batch::BatchRef;
-pub use pipeline::{Opener, Pipeline, PipelineConfig};
+pub use pipeline::{Pipeline, PipelineConfig};
 pub use position::PipelinePosition;

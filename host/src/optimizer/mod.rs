@@ -24,5 +24,3 @@ mod test_support;
 pub use apply::{Optimizer, Slot};
 pub use config::OptimizerConfig;
 pub use parts::{DeclaredPart, OptimizerSection, Optimizers};
-pub use rule::UpdateRule;
-pub use schedule::LearningRate;

@@ -248,6 +248,12 @@ pub fn not_found(what: &str, name: RStr<'_>, known: &[RStr<'static>]) -> PluginE
 /// Each type implements the SDK trait for its role ([`Model`], [`StreamingMetric`],
 /// [`Input`]); the macro writes the root module, name dispatch and panic guards, so the
 /// plugin itself needs no unsafe code.
+///
+/// Besides the exported root module, the macro defines `pub fn plugin_module()`, the same
+/// module for a program that links the plugin crate statically (its `rlib`). Only one
+/// crate that exports a root module can be linked into a program (the exported symbol is
+/// the same in each); to link plugins of your own into a test, write their module with
+/// [`define_plugin_module!`], which exports nothing.
 #[macro_export]
 macro_rules! export_plugin {
     (
@@ -255,7 +261,47 @@ macro_rules! export_plugin {
         metrics: [$($metric_name:literal => $metric:ty),* $(,)?],
         inputs: [$($input_name:literal => $input:ty),* $(,)?] $(,)?
     ) => {
+        $crate::define_plugin_module! {
+            /// This library's root module, for a program that links it statically.
+            pub fn plugin_module();
+            models: [$($model_name => $model),*],
+            metrics: [$($metric_name => $metric),*],
+            inputs: [$($input_name => $input),*],
+        }
+
         const _: () = {
+            #[$crate::abi_stable::export_root_module]
+            fn root_module() -> $crate::abi::PluginModule_Ref {
+                plugin_module()
+            }
+        };
+    };
+}
+
+/// Defines a function that builds a plugin's root module, as [`export_plugin!`] does, but
+/// without exporting it from the library: for plugins linked into a program, such as a
+/// test's own models, inputs and metrics.
+///
+/// ```ignore
+/// estimator_plugin_api::define_plugin_module! {
+///     fn test_plugins();
+///     models: [],
+///     metrics: [],
+///     inputs: ["rows" => Rows],
+/// }
+/// ```
+#[macro_export]
+macro_rules! define_plugin_module {
+    (
+        $(#[$attr:meta])*
+        $vis:vis fn $fn_name:ident();
+        models: [$($model_name:literal => $model:ty),* $(,)?],
+        metrics: [$($metric_name:literal => $metric:ty),* $(,)?],
+        inputs: [$($input_name:literal => $input:ty),* $(,)?] $(,)?
+    ) => {
+        $(#[$attr])*
+        $vis fn $fn_name() -> $crate::abi::PluginModule_Ref {
+            use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             use $crate::abi_stable::std_types::{RResult, RStr};
             use $crate::abi::{FactoryContext, InputSourceBox, MetricBox, ModeKeys, ModelFnBox, PluginError};
             use $crate::sdk::export;
@@ -298,22 +344,18 @@ macro_rules! export_plugin {
                 })
             }
 
-            #[$crate::abi_stable::export_root_module]
-            fn root_module() -> $crate::abi::PluginModule_Ref {
-                use $crate::abi_stable::prefix_type::PrefixTypeTrait;
-                $crate::abi::PluginModule {
-                    abi_version: $crate::ABI_VERSION,
-                    plugin_name: RStr::from_str(env!("CARGO_PKG_NAME")),
-                    plugin_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
-                    model_names: MODEL_NAMES.into(),
-                    create_model,
-                    metric_names: METRIC_NAMES.into(),
-                    create_metric,
-                    input_names: INPUT_NAMES.into(),
-                    open_input,
-                }
-                .leak_into_prefix()
+            $crate::abi::PluginModule {
+                abi_version: $crate::ABI_VERSION,
+                plugin_name: RStr::from_str(env!("CARGO_PKG_NAME")),
+                plugin_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+                model_names: MODEL_NAMES.into(),
+                create_model,
+                metric_names: METRIC_NAMES.into(),
+                create_metric,
+                input_names: INPUT_NAMES.into(),
+                open_input,
             }
-        };
+            .leak_into_prefix()
+        }
     };
 }
