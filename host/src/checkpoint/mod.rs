@@ -16,12 +16,19 @@ mod schedule;
 mod state;
 mod writer;
 
-pub use commit::{system_clock, write_atomic, Clock, Committer};
-pub use contents::{saved_hook_states, saved_input, Provenance, SavedInput, TrainingState};
-pub use format::{decode, encode, read, read_weights, Checkpoint, SavedTensor, Weights};
-pub use retention::{retain, Retention, RetentionPolicy};
-pub use schedule::SaveSchedule;
+// Reading checkpoints is public; writing them is the runtime's own.
+pub use format::{decode, read, read_weights, Checkpoint, Weights};
 pub use state::{
     file_name, latest, read_latest_whole, read_state, step_of, CheckpointState, STATE_FILE,
 };
-pub use writer::BackgroundWriter;
+
+#[cfg(test)]
+pub(crate) use commit::Clock;
+pub(crate) use commit::{system_clock, Committer};
+pub(crate) use contents::{saved_hook_states, saved_input, Provenance, SavedInput, TrainingState};
+#[cfg(test)]
+pub(crate) use format::encode;
+pub(crate) use format::SavedTensor;
+pub(crate) use retention::RetentionPolicy;
+pub(crate) use schedule::SaveSchedule;
+pub(crate) use writer::BackgroundWriter;

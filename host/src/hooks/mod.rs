@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::events::SummaryWriter;
 
-pub use checkpoint_saver::{CheckpointSaverHook, CheckpointSaverListener};
+pub(crate) use checkpoint_saver::CheckpointSaverHook;
+pub use checkpoint_saver::CheckpointSaverListener;
 pub use early_stopping::{EarlyStoppingHook, Rule as EarlyStoppingRule};
 pub use final_ops::FinalOpsHook;
 pub use logging_tensor::{LoggingTensorHook, LoggingTensorSettings};
