@@ -101,7 +101,7 @@ impl PluginRegistry {
         if let Some(expected) = sha256 {
             let bytes = std::fs::read(&path)
                 .map_err(|e| Error::Plugin(format!("{}: cannot read: {e}", path.display())))?;
-            let actual = crate::seed::sha256_hex(&bytes);
+            let actual = crate::fingerprint::sha256_hex(&bytes);
             if actual != expected {
                 return Err(Error::Plugin(format!(
                     "{} has sha256 {actual}, not the pinned {expected}",

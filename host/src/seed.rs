@@ -39,13 +39,6 @@ pub fn fresh() -> u64 {
     derive(nanos as u64, &std::process::id().to_string())
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

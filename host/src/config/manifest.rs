@@ -110,7 +110,7 @@ impl Manifest {
         if manifest.base_dir.as_os_str().is_empty() {
             manifest.base_dir = PathBuf::from(".");
         }
-        manifest.sha256 = crate::seed::sha256_hex(text.as_bytes());
+        manifest.sha256 = crate::fingerprint::sha256_hex(text.as_bytes());
         manifest.check()
     }
 

@@ -285,7 +285,7 @@ impl Estimator {
             e.drop_remainder,
             e.cache
         );
-        Ok(seed::sha256_hex(text.as_bytes()))
+        Ok(crate::fingerprint::sha256_hex(text.as_bytes()))
     }
 
     /// What a checkpoint of this training run holds now.
