@@ -29,7 +29,9 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// An optimizer for every trainable variable.
+    /// An optimizer for every trainable variable (the runtime builds one per part, with
+    /// `for_variables`; tests and benchmarks use this).
+    #[cfg(any(test, feature = "bench"))]
     pub fn new(config: OptimizerConfig, vars: &VariableStore) -> Self {
         let trainable = vars.trainable_indices();
         let positions = (0..trainable.len()).collect();
@@ -78,6 +80,7 @@ impl Optimizer {
     }
 
     /// Indices of the variables that receive gradients, in gradient order.
+    #[cfg(feature = "bench")]
     pub fn trainable(&self) -> &[usize] {
         &self.trainable
     }
