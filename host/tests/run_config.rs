@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{config_in, estimator, files, ok, ok_logs, p, spawn, wait_for};
+use common::{
+    assert_model_dir_loads, config_in, estimator, files, ok, ok_logs, p, spawn, temp_files,
+    wait_for,
+};
 use estimator_host::checkpoint;
 
 fn checkpoints_on_disk(model_dir: &std::path::Path) -> Vec<i64> {
@@ -346,10 +349,7 @@ fn an_error_mid_training_first_finishes_the_write_in_flight() {
     // model.ckpt-2: that write, in flight, was completed and committed, and no temporary
     // file is left.
     assert_eq!(latest_step(&model_dir), Some(2));
-    let left: Vec<String> = files(&model_dir)
-        .into_iter()
-        .filter(|f| f.starts_with('.') || f.contains("tmp"))
-        .collect();
+    let left = temp_files(&model_dir);
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -372,22 +372,11 @@ fn a_signal_during_a_write_finishes_it_then_saves_the_step_reached() {
     assert!(status.success());
     let exit = child.wait().expect("reaped");
     assert_eq!(exit.code(), Some(143));
-    let latest = checkpoint::latest(&model_dir)
-        .expect("state")
-        .expect("a checkpoint");
-    let step = checkpoint::read(&latest).expect("whole").global_step;
+    // Every listed checkpoint reads back whole, the latest holds the step reached, and
+    // nothing half-written is left.
+    let step = assert_model_dir_loads(&model_dir).expect("a checkpoint");
     assert!(step >= 1, "{step}");
-    // Every listed checkpoint reads back whole, and nothing half-written is left.
-    let state = checkpoint::read_state(&model_dir)
-        .expect("state file")
-        .expect("listed");
-    for (name, _) in &state.all {
-        checkpoint::read(&model_dir.join(name)).expect("whole");
-    }
-    let left: Vec<String> = files(&model_dir)
-        .into_iter()
-        .filter(|f| f.starts_with('.') || f.contains("tmp"))
-        .collect();
+    let left = temp_files(&model_dir);
     assert!(left.is_empty(), "{left:?}");
 }
 

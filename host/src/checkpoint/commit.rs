@@ -128,18 +128,8 @@ impl Committer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::test_support::{entries, keep};
     use crate::checkpoint::CheckpointState;
-
-    fn entries(steps: &[i64]) -> Vec<(String, f64)> {
-        steps.iter().map(|&s| (file_name(s), s as f64)).collect()
-    }
-
-    fn keep(keep_max: usize) -> RetentionPolicy {
-        RetentionPolicy {
-            keep_max,
-            keep_every_secs: 10000.0 * 3600.0,
-        }
-    }
 
     /// TF's keep_checkpoint_every_n_hours, with a clock that ticks one second per save:
     /// every 2 s, a checkpoint leaving the window of 2 stays on disk, unlisted.

@@ -223,14 +223,8 @@ fn decode_weights(bytes: &[u8], path: &Path, widen: bool) -> Result<Weights> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{file_name, latest, system_clock, Committer, RetentionPolicy};
-
-    fn keep(keep_max: usize) -> RetentionPolicy {
-        RetentionPolicy {
-            keep_max,
-            keep_every_secs: 10000.0 * 3600.0,
-        }
-    }
+    use crate::checkpoint::test_support::keep;
+    use crate::checkpoint::{file_name, latest, system_clock, Committer};
 
     #[test]
     fn checkpoint_round_trips_through_safetensors() {

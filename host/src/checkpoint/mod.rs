@@ -14,6 +14,8 @@ mod format;
 mod retention;
 mod schedule;
 mod state;
+#[cfg(test)]
+mod test_support;
 mod writer;
 
 // Reading checkpoints is public; writing them is the runtime's own.

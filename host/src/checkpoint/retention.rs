@@ -46,17 +46,7 @@ pub fn retain(all: &[(String, f64)], policy: RetentionPolicy, next_keep: &mut f6
 mod tests {
     use super::*;
     use crate::checkpoint::file_name;
-
-    fn entries(steps: &[i64]) -> Vec<(String, f64)> {
-        steps.iter().map(|&s| (file_name(s), s as f64)).collect()
-    }
-
-    fn keep(keep_max: usize) -> RetentionPolicy {
-        RetentionPolicy {
-            keep_max,
-            keep_every_secs: 10000.0 * 3600.0,
-        }
-    }
+    use crate::checkpoint::test_support::{entries, keep};
 
     #[test]
     fn retention_keeps_the_newest_and_deletes_the_rest() {

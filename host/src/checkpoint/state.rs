@@ -138,19 +138,9 @@ pub fn read_latest_whole(model_dir: &Path) -> Result<Option<Checkpoint>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{encode, system_clock, Committer, RetentionPolicy, SavedTensor};
+    use crate::checkpoint::test_support::{entries, keep};
+    use crate::checkpoint::{encode, system_clock, Committer, SavedTensor};
     use std::collections::BTreeMap;
-
-    fn entries(steps: &[i64]) -> Vec<(String, f64)> {
-        steps.iter().map(|&s| (file_name(s), s as f64)).collect()
-    }
-
-    fn keep(keep_max: usize) -> RetentionPolicy {
-        RetentionPolicy {
-            keep_max,
-            keep_every_secs: 10000.0 * 3600.0,
-        }
-    }
 
     #[test]
     fn state_file_round_trips_in_tf_text_format() {
