@@ -16,6 +16,16 @@ use super::sparse::{Combiner, SparseIds};
 
 use super::view::softmax_rows;
 
+mod elementwise;
+mod losses;
+mod reduce;
+mod shape;
+#[cfg(test)]
+mod test_support;
+
+use elementwise::{Binary, Unary};
+pub use reduce::Over;
+
 /// A handle to a value on the tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Var(usize);
@@ -28,8 +38,31 @@ enum Op {
     MatMul(Var, Var),
     /// `[batch, n] + [1, n]`, the bias broadcast over rows.
     AddBias(Var, Var),
-    /// Elementwise sum of two values of one shape.
-    Add(Var, Var),
+    /// A function of each element.
+    Unary {
+        x: Var,
+        f: Unary,
+    },
+    /// A function of two values' elements, one of them possibly broadcast.
+    Binary {
+        a: Var,
+        b: Var,
+        f: Binary,
+    },
+    /// A sum, or a mean, over rows, columns or everything.
+    Reduce {
+        x: Var,
+        over: Over,
+        mean: bool,
+    },
+    Softmax(Var),
+    LogSoftmax(Var),
+    /// Columns `start..` of a value, as many as the node has.
+    Slice {
+        x: Var,
+        start: usize,
+    },
+    Transpose(Var),
     /// Values placed side by side: `[batch, a] ‖ [batch, b] ‖ …`.
     Concat(Vec<Var>),
     /// Per row, the combined rows of a table picked by sparse ids.
@@ -244,7 +277,13 @@ impl<'v> Tape<'v> {
         let needs_grad = match &op {
             Op::Constant => false,
             Op::Param => true,
-            Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Add(a, b) => needs(a) || needs(b),
+            Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Binary { a, b, .. } => needs(a) || needs(b),
+            Op::Unary { x, .. }
+            | Op::Reduce { x, .. }
+            | Op::Softmax(x)
+            | Op::LogSoftmax(x)
+            | Op::Slice { x, .. }
+            | Op::Transpose(x) => needs(x),
             Op::Concat(parts) => parts.iter().any(needs),
             Op::Mask { x, .. } => needs(x),
             Op::Normalize { x, gamma, beta, .. } => needs(x) || needs(gamma) || needs(beta),
@@ -322,20 +361,6 @@ impl<'v> Tape<'v> {
             }
         }
         Ok(self.push(value, Op::AddBias(x, bias)))
-    }
-
-    /// `a + b`, elementwise; both must have one shape.
-    pub fn add(&mut self, a: Var, b: Var) -> Result<Var, PluginError> {
-        let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
-        if av.dim() != bv.dim() {
-            return Err(PluginError::bad_data(format!(
-                "add: shapes {:?} and {:?} differ",
-                av.shape(),
-                bv.shape()
-            )));
-        }
-        let value = av + bv;
-        Ok(self.push(value, Op::Add(a, b)))
     }
 
     /// The values side by side, in order; all must have the same number of rows.
@@ -657,12 +682,32 @@ impl<'v> Tape<'v> {
                 }
                 self.accumulate(grads, *x, g);
             }
-            Op::Add(a, b) => {
-                if self.needs_grad(*a) {
-                    self.accumulate(grads, *a, g.clone());
-                }
-                self.accumulate(grads, *b, g);
+            Op::Unary { x, f } => {
+                let (x, dx) = self.unary_backward(*x, *f, node.value.view(), g);
+                self.accumulate(grads, x, dx);
             }
+            Op::Binary { a, b, f } => {
+                for (var, grad) in self.binary_backward((*a, *b), *f, &g) {
+                    if let Some(grad) = grad {
+                        self.accumulate(grads, var, grad);
+                    }
+                }
+            }
+            Op::Reduce { x, over, mean } => {
+                let dx = self.reduce_backward(*x, *over, *mean, &g);
+                self.accumulate(grads, *x, dx);
+            }
+            Op::Softmax(x) => {
+                self.accumulate(grads, *x, Self::softmax_backward(node.value.view(), g))
+            }
+            Op::LogSoftmax(x) => {
+                self.accumulate(grads, *x, Self::log_softmax_backward(node.value.view(), g))
+            }
+            Op::Slice { x, start } => {
+                let dx = self.slice_backward(*x, *start, &g);
+                self.accumulate(grads, *x, dx);
+            }
+            Op::Transpose(x) => self.accumulate(grads, *x, g.t().to_owned()),
             Op::Concat(parts) => {
                 let mut offset = 0;
                 for part in parts {

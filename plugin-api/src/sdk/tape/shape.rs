@@ -1,0 +1,70 @@
+//! Ops that move values without computing: a slice of columns and the transpose.
+
+use ndarray::{s, Array2};
+
+use super::{Op, Tape, Var};
+use crate::abi::PluginError;
+
+impl Tape<'_> {
+    /// Columns `start..end` of `x`.
+    pub fn slice(&mut self, x: Var, start: usize, end: usize) -> Result<Var, PluginError> {
+        let xv = &self.nodes[x.0].value;
+        if start > end || end > xv.ncols() {
+            return Err(PluginError::bad_data(format!(
+                "slice: columns {start}..{end} of a value with {} columns",
+                xv.ncols()
+            )));
+        }
+        let value = xv.slice(s![.., start..end]).to_owned();
+        Ok(self.push(value, Op::Slice { x, start }))
+    }
+
+    /// `xᵀ`.
+    pub fn transpose(&mut self, x: Var) -> Var {
+        let value = self.nodes[x.0].value.t().to_owned();
+        self.push(value, Op::Transpose(x))
+    }
+
+    /// A slice's gradient: `g` in its columns, zeros elsewhere.
+    pub(super) fn slice_backward(&self, x: Var, start: usize, g: &Array2<f32>) -> Array2<f32> {
+        let mut dx = Array2::zeros(self.nodes[x.0].value.dim());
+        dx.slice_mut(s![.., start..start + g.ncols()]).assign(g);
+        dx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{assert_gradients_match, finite_value};
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn slice_transpose_concat_and_matmul_gradients_match_finite_differences(
+            start in 0usize..3,
+            width in 1usize..3,
+            seed in any::<u64>(),
+        ) {
+            let x = finite_value((3, 5), -1.0, 1.0, seed);
+            let k = finite_value((3, 4), -1.0, 1.0, seed ^ 7);
+            assert_gradients_match(&[x, k], &move |t, v| {
+                let part = t.slice(v[0], start, start + width).expect("in range");
+                let both = t.concat(&[part, v[0]]).expect("same rows");
+                let turned = t.transpose(both);
+                t.matmul(turned, v[1]).expect("shapes fit")
+            });
+        }
+    }
+
+    #[test]
+    fn a_slice_past_the_columns_is_refused() {
+        let mut t = Tape::new();
+        let x = t.constant(Array2::zeros((2, 3)));
+        assert!(t
+            .slice(x, 2, 4)
+            .unwrap_err()
+            .message
+            .contains("columns 2..4 of a value with 3 columns"));
+    }
+}
