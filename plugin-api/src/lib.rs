@@ -17,6 +17,7 @@
 //! against an older 0.2.x of this crate still loads in a newer host.
 
 pub mod abi;
+pub mod prelude;
 pub mod sdk;
 
 #[doc(hidden)]

@@ -34,6 +34,7 @@ pub fn ensure_plugins_built() {
             "csv",
             "faulty",
             "old-api",
+            "regularized",
         ] {
             cmd.args(["-p", &format!("estimator-plugin-{p}")]);
         }

@@ -226,6 +226,32 @@ impl EstimatorSpec {
             .find(|p| p.name.as_str() == name)
             .map(|p| &p.tensor)
     }
+
+    /// Sets the batch's scalar loss.
+    pub fn set_loss(&mut self, loss: f32) {
+        self.loss = ROption::RSome(loss);
+    }
+
+    /// Adds a prediction tensor, the batch as its first dimension.
+    pub fn add_prediction(&mut self, name: impl Into<String>, tensor: Tensor) {
+        self.predictions.push(NamedTensor::new(name, tensor));
+    }
+
+    /// Sets the gradients, one per trainable variable in declaration order.
+    pub fn set_gradients(&mut self, gradients: impl IntoIterator<Item = Gradient>) {
+        self.gradients = gradients.into_iter().collect();
+    }
+
+    /// Adds a new value for a non-trainable variable.
+    pub fn add_update(&mut self, name: impl Into<String>, tensor: Tensor) {
+        self.updates.push(NamedTensor::new(name, tensor));
+    }
+
+    /// Adds a (total, count) partial sum to a metric the model computes itself.
+    pub fn add_metric(&mut self, name: impl Into<String>, total: f64, count: f64) {
+        self.eval_metric_ops
+            .push(MetricPartial::new(name, total, count));
+    }
 }
 
 /// One columnar chunk of examples from an input plugin.

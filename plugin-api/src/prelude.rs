@@ -1,0 +1,23 @@
+//! Everything a plugin author needs, in one import:
+//!
+//! ```
+//! use estimator_plugin_api::prelude::*;
+//! ```
+//!
+//! It brings the SDK's traits (`Model`, `Input`, `StreamingMetric`), the tape and its
+//! layers, losses and feature columns, the types a model_fn returns, the export macros,
+//! and `ndarray` (re-exported, so a plugin's `Cargo.toml` needs no version of it).
+
+pub use crate::abi::{
+    Batch, EstimatorSpec, FactoryContext, Gradient, Initializer, MetricPartial, MetricValue,
+    ModeKeys, PluginError, Tensor, TensorView, VarSpec,
+};
+pub use crate::sdk::feature_columns::{DenseFeatures, FeatureColumn};
+pub use crate::sdk::layers::{Activation, Dense, Mlp, Params};
+pub use crate::sdk::tape::{LossReduction, Over, Tape, Var, Weighting};
+pub use crate::sdk::{
+    argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2, Input, Model,
+    ModelInputs, OptimizerPart, StreamingMetric,
+};
+pub use crate::{define_plugin_module, export_plugin};
+pub use ndarray::{self, array, Array2, ArrayView2, Axis};
