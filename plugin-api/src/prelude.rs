@@ -13,6 +13,7 @@ pub use crate::abi::{
     ModeKeys, PluginError, Tensor, TensorView, VarSpec,
 };
 pub use crate::sdk::feature_columns::{DenseFeatures, FeatureColumn};
+pub use crate::sdk::heads::{Head, LossArgs};
 pub use crate::sdk::layers::{Activation, Dense, Mlp, Params};
 pub use crate::sdk::tape::{LossReduction, Over, Tape, Var, Weighting};
 pub use crate::sdk::{

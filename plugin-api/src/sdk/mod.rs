@@ -7,6 +7,7 @@ pub mod batch_norm;
 pub mod dropout;
 pub mod export;
 pub mod feature_columns;
+pub mod heads;
 pub mod layers;
 mod plugin;
 pub mod sparse;

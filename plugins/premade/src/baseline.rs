@@ -9,7 +9,7 @@ use estimator_plugin_api::sdk::OptimizerPart;
 use serde::Deserialize;
 
 use crate::canned::{optimizer_part, Body, Canned, CannedParams};
-use crate::head::{Head, LossArgs};
+use estimator_plugin_api::sdk::heads::{Head, LossArgs};
 
 /// TF's baseline default: Ftrl with learning rate 0.3.
 fn baseline_optimizer() -> OptimizerPart {

@@ -16,7 +16,7 @@ use ndarray::Array2;
 use serde::de::DeserializeOwned;
 
 use crate::dnn::DnnBody;
-use crate::head::Head;
+use estimator_plugin_api::sdk::heads::Head;
 
 /// The part of a model before its head.
 pub enum Body {

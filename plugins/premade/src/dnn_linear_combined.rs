@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::canned::{Body, Canned, CannedParams};
 use crate::dnn::{dnn_optimizer, DnnArgs, DnnBody};
-use crate::head::{Head, LossArgs};
 use crate::linear::{linear_optimizer, LINEAR_SCOPE};
+use estimator_plugin_api::sdk::heads::{Head, LossArgs};
 
 /// The arguments both combined models share (each params struct lists them, as serde
 /// cannot flatten into a struct that refuses unknown keys).

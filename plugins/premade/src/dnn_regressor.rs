@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::canned::{Body, Canned, CannedParams};
 use crate::dnn::{dnn_optimizer, DnnArgs, DnnBody};
-use crate::head::{Head, LossArgs};
+use estimator_plugin_api::sdk::heads::{Head, LossArgs};
 
 /// TF's constructor arguments, with TF's defaults.
 #[derive(Debug, Deserialize)]

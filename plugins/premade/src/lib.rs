@@ -1,17 +1,12 @@
 //! Premade estimators, as `tf.estimator`'s canned models, driven by the manifest alone.
 
 mod baseline;
-mod binary_class_head;
 mod canned;
-mod class_names;
 mod dnn;
 mod dnn_classifier;
 mod dnn_linear_combined;
 mod dnn_regressor;
-mod head;
 mod linear;
-mod multi_class_head;
-mod regression_head;
 
 pub use baseline::{BaselineClassifier, BaselineRegressor};
 pub use dnn_classifier::DnnClassifier;

@@ -11,7 +11,7 @@ use estimator_plugin_api::sdk::OptimizerPart;
 use serde::Deserialize;
 
 use crate::canned::{optimizer_part, Body, Canned, CannedParams};
-use crate::head::{Head, LossArgs};
+use estimator_plugin_api::sdk::heads::{Head, LossArgs};
 
 /// Where TF's linear estimators put their variables.
 pub const LINEAR_SCOPE: &str = "linear/linear_model";

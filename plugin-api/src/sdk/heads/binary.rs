@@ -2,17 +2,17 @@
 //! eval metrics (accuracy, accuracy_baseline, auc, auc_precision_recall, average_loss,
 //! label/mean, prediction/mean, precision, recall).
 
-use estimator_plugin_api::abi::{
+use crate::abi::{
     EstimatorSpec, MetricPartial, MetricValue, ModeKeys, NamedTensor, PluginError, Tensor,
     TensorBuf, TensorData, TensorView,
 };
-use estimator_plugin_api::sdk::auc::{ThresholdCounts, DEFAULT_NUM_THRESHOLDS};
-use estimator_plugin_api::sdk::layers::Params;
-use estimator_plugin_api::sdk::tape::{Tape, Var};
-use estimator_plugin_api::sdk::{tensor_from_array2, ModelInputs};
+use crate::sdk::auc::{ThresholdCounts, DEFAULT_NUM_THRESHOLDS};
+use crate::sdk::layers::Params;
+use crate::sdk::tape::{Tape, Var};
+use crate::sdk::{tensor_from_array2, ModelInputs};
 
-use crate::class_names::ClassNames;
-use crate::head::{weight_at, weighting, LossArgs};
+use super::class_names::ClassNames;
+use super::{weight_at, weighting, LossArgs};
 
 /// Prefix of the partial sums that hold the AUC's confusion counts; they are turned into
 /// `auc` and `auc_precision_recall` and never reported themselves.

@@ -1,12 +1,12 @@
 //! TF's `RegressionHead`: the logits are the predictions; the loss is the squared error,
 //! by default averaged over the batch and the label dimensions (`sum_over_batch_size`).
 
-use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError};
-use estimator_plugin_api::sdk::layers::Params;
-use estimator_plugin_api::sdk::tape::{Tape, Var};
-use estimator_plugin_api::sdk::{f32_matrix, tensor_from_array2, ModelInputs};
+use crate::abi::{EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError};
+use crate::sdk::layers::Params;
+use crate::sdk::tape::{Tape, Var};
+use crate::sdk::{f32_matrix, tensor_from_array2, ModelInputs};
 
-use crate::head::{weight_at, weighting, LossArgs};
+use super::{weight_at, weighting, LossArgs};
 
 pub struct RegressionHead {
     pub label_dimension: usize,

@@ -1,7 +1,7 @@
 //! Class ids and the names they go by: TF's `label_vocabulary`, or the ids as text.
 
+use crate::abi::{PluginError, TensorData, TensorView};
 use abi_stable::std_types::RString;
-use estimator_plugin_api::abi::{PluginError, TensorData, TensorView};
 
 pub struct ClassNames {
     n_classes: usize,
@@ -36,6 +36,11 @@ impl ClassNames {
 
     pub fn len(&self) -> usize {
         self.n_classes
+    }
+
+    /// Never: a head has at least two classes.
+    pub fn is_empty(&self) -> bool {
+        self.n_classes == 0
     }
 
     /// The name of class `id`: its vocabulary word, or the id as text.

@@ -1,14 +1,14 @@
 //! TF's `MultiClassHead`: softmax cross-entropy over `n_classes > 2` logits.
 
-use estimator_plugin_api::abi::{
+use crate::abi::{
     EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError, Tensor, TensorBuf,
 };
-use estimator_plugin_api::sdk::layers::Params;
-use estimator_plugin_api::sdk::tape::{Tape, Var};
-use estimator_plugin_api::sdk::{argmax_rows, softmax_rows, tensor_from_array2, ModelInputs};
+use crate::sdk::layers::Params;
+use crate::sdk::tape::{Tape, Var};
+use crate::sdk::{argmax_rows, softmax_rows, tensor_from_array2, ModelInputs};
 
-use crate::class_names::ClassNames;
-use crate::head::{weight_at, weighting, LossArgs};
+use super::class_names::ClassNames;
+use super::{weight_at, weighting, LossArgs};
 
 pub struct MultiClassHead {
     pub classes: ClassNames,

@@ -1,16 +1,22 @@
-//! TF's heads: what turns a model's logits into predictions, a loss and eval metrics.
-//! Every premade model ends in one; the model supplies logits of the head's width.
+//! TF's heads: what turns a model's logits into predictions, a loss and eval metrics, in
+//! one call from any model_fn (TF's `head.create_estimator_spec`): [`Head::spec`]. Every
+//! premade model ends in one; the model supplies logits of the head's width.
 
-use estimator_plugin_api::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError};
-use estimator_plugin_api::sdk::feature_columns::NumericColumn;
-use estimator_plugin_api::sdk::layers::Params;
-use estimator_plugin_api::sdk::tape::{LossReduction, Tape, Var, Weighting};
-use estimator_plugin_api::sdk::ModelInputs;
+mod binary;
+mod class_names;
+mod multi_class;
+mod regression;
 
-use crate::binary_class_head::BinaryClassHead;
-use crate::class_names::ClassNames;
-use crate::multi_class_head::MultiClassHead;
-use crate::regression_head::RegressionHead;
+use crate::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError};
+use crate::sdk::feature_columns::NumericColumn;
+use crate::sdk::layers::Params;
+use crate::sdk::tape::{LossReduction, Tape, Var, Weighting};
+use crate::sdk::ModelInputs;
+
+pub use binary::BinaryClassHead;
+pub use class_names::ClassNames;
+pub use multi_class::MultiClassHead;
+pub use regression::RegressionHead;
 
 /// The constructor arguments every head takes (each model's params list them).
 #[derive(Clone, Debug, Default)]
