@@ -14,8 +14,10 @@ pub use crate::abi::{
 };
 pub use crate::sdk::feature_columns::{DenseFeatures, FeatureColumn};
 pub use crate::sdk::heads::{Head, LossArgs};
-pub use crate::sdk::layers::{Activation, Dense, Mlp, Params};
+pub use crate::sdk::layer_norm::LayerNorm;
+pub use crate::sdk::layers::{Activation, Dense, Mlp, Params, Regularizer};
 pub use crate::sdk::tape::{LossReduction, Over, Tape, Var, Weighting};
+pub use crate::sdk::variables::{VarBuilder, VarHandle};
 pub use crate::sdk::{
     argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2, Input, Model,
     ModelInputs, OptimizerPart, StreamingMetric,

@@ -8,7 +8,8 @@ use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Ten
 
 use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
-use super::tape::{Gradients, ParamGradient, Tape, Var};
+use super::tape::{Gradients, Over, ParamGradient, Tape, Var};
+use super::variables::{VarBuilder, VarHandle};
 use super::view::f32_matrix;
 
 /// An elementwise activation, named as in the manifest (`relu`, `tanh`, `sigmoid`, `linear`).
@@ -45,6 +46,34 @@ pub struct Dense {
     /// The variables' names, built once rather than on every step.
     kernel: String,
     bias: String,
+    /// The kernel's and bias's handles, when declared through a [`VarBuilder`].
+    handles: Option<(VarHandle, VarHandle)>,
+    /// Added to the loss as `tf.layers`' `kernel_regularizer`.
+    kernel_regularizer: Option<Regularizer>,
+}
+
+/// A penalty on a variable's size, added to the loss: `l1 · Σ|w| + l2 · Σw²`, as
+/// `tf.keras.regularizers.L1L2`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regularizer {
+    #[serde(default)]
+    pub l1: f32,
+    #[serde(default)]
+    pub l2: f32,
+}
+
+impl Regularizer {
+    /// The penalty on `w`, on the tape.
+    pub fn penalty(&self, tape: &mut Tape, w: Var) -> Result<Var, PluginError> {
+        let absolute = tape.abs(w);
+        let l1 = tape.sum(absolute, Over::All);
+        let l1 = tape.scale(l1, self.l1);
+        let squares = tape.square(w);
+        let l2 = tape.sum(squares, Over::All);
+        let l2 = tape.scale(l2, self.l2);
+        tape.add(l1, l2)
+    }
 }
 
 impl Dense {
@@ -62,6 +91,48 @@ impl Dense {
             inputs,
             units,
             activation,
+            handles: None,
+            kernel_regularizer: None,
+        }
+    }
+
+    /// A dense layer whose kernel and bias are declared in `vars` now, and read through
+    /// their handles at each step.
+    pub fn declare(
+        vars: &mut VarBuilder,
+        name: impl Into<String>,
+        inputs: usize,
+        units: usize,
+        activation: Activation,
+    ) -> Self {
+        let mut layer = Dense::new(name, inputs, units, activation);
+        let [kernel, bias] = layer.variables();
+        let kernel = vars.trainable(kernel.name.as_str(), &kernel.shape, kernel.initializer);
+        let bias = vars.trainable(bias.name.as_str(), &bias.shape, bias.initializer);
+        layer.handles = Some((kernel, bias));
+        layer
+    }
+
+    /// Adds `regularizer`'s penalty on the kernel to the loss ([`Dense::penalty`]).
+    pub fn with_kernel_regularizer(mut self, regularizer: Regularizer) -> Self {
+        self.kernel_regularizer = Some(regularizer);
+        self
+    }
+
+    /// The kernel regularizer's penalty, to add to the loss; `None` without one.
+    pub fn penalty(&self, tape: &mut Tape, params: &Params) -> Result<Option<Var>, PluginError> {
+        let Some(regularizer) = self.kernel_regularizer else {
+            return Ok(None);
+        };
+        let (kernel, _) = self.parameters(params)?;
+        regularizer.penalty(tape, kernel).map(Some)
+    }
+
+    /// The kernel and bias on the tape: through their handles, or by name.
+    fn parameters(&self, params: &Params) -> Result<(Var, Var), PluginError> {
+        match self.handles {
+            Some((kernel, bias)) => Ok((params.var(kernel), params.var(bias))),
+            None => Ok((params.get(&self.kernel)?, params.get(&self.bias)?)),
         }
     }
 
@@ -85,8 +156,9 @@ impl Dense {
     }
 
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
-        let h = tape.matmul(x, params.get(&self.kernel)?)?;
-        let h = tape.add_bias(h, params.get(&self.bias)?)?;
+        let (kernel, bias) = self.parameters(params)?;
+        let h = tape.matmul(x, kernel)?;
+        let h = tape.add_bias(h, bias)?;
         Ok(self.activation.apply(tape, h))
     }
 }
@@ -245,6 +317,11 @@ impl<'s> Params<'s> {
         Ok(Params { vars })
     }
 
+    /// The variable a [`VarBuilder`] declared as `handle`.
+    pub fn var(&self, handle: VarHandle) -> Var {
+        self.vars[handle.0].1
+    }
+
     pub fn get(&self, name: &str) -> Result<Var, PluginError> {
         self.vars
             .iter()
@@ -319,6 +396,59 @@ fn as_matrix<'v>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_regularizer_adds_l1_and_l2_penalties_with_their_gradients() {
+        let mut t = Tape::new();
+        let w = t.param(ndarray::array![[1.0, -2.0], [0.5, 0.0]]);
+        let r = Regularizer { l1: 0.01, l2: 0.1 };
+        let penalty = r.penalty(&mut t, w).expect("valid");
+        // 0.01 · (1 + 2 + 0.5) + 0.1 · (1 + 4 + 0.25) = 0.035 + 0.525.
+        assert!(
+            (t.scalar(penalty) - 0.56).abs() < 1e-6,
+            "{}",
+            t.scalar(penalty)
+        );
+        // d/dw = 0.01 · sign(w) + 0.2 · w (sign(0) is taken as +1 by f32::signum).
+        let g = t.backward(penalty).of(w).expect("gradient");
+        let expected = ndarray::array![[0.21, -0.41], [0.11, 0.01]];
+        for (a, b) in g.iter().zip(expected.iter()) {
+            assert!((a - b).abs() < 1e-6, "{g} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn a_declared_dense_layer_reads_its_variables_by_handle_as_by_name() {
+        let mut vars = VarBuilder::new();
+        vars.declare_all([VarSpec::new("before", &[2], Initializer::Zeros)]);
+        let declared = Dense::declare(&mut vars, "dense", 2, 1, Activation::Linear);
+        let by_name = Dense::new("dense", 2, 1, Activation::Linear);
+        let specs = vars.specs();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["before", "dense/kernel", "dense/bias"]);
+        let (before, kernel, bias) = ([0.0f32; 2], [2.0f32, -1.0], [0.5f32]);
+        let views = [
+            NamedView {
+                name: "before".into(),
+                tensor: crate::abi::TensorView::f32(&[2], &before),
+            },
+            NamedView {
+                name: "dense/kernel".into(),
+                tensor: crate::abi::TensorView::f32(&[2, 1], &kernel),
+            },
+            NamedView {
+                name: "dense/bias".into(),
+                tensor: crate::abi::TensorView::f32(&[1], &bias),
+            },
+        ];
+        let mut t = Tape::new();
+        let params = Params::load(&mut t, &specs, &views).expect("loads");
+        let x = t.constant(ndarray::array![[1.0, 3.0]]);
+        let a = declared.apply(&mut t, &params, x).expect("applies");
+        let b = by_name.apply(&mut t, &params, x).expect("applies");
+        assert_eq!(t.value(a), t.value(b));
+        assert_eq!(t.value(a)[[0, 0]], 2.0 - 3.0 + 0.5);
+    }
     use crate::abi::TensorView;
 
     #[test]

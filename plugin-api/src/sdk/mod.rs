@@ -8,10 +8,12 @@ pub mod dropout;
 pub mod export;
 pub mod feature_columns;
 pub mod heads;
+pub mod layer_norm;
 pub mod layers;
 mod plugin;
 pub mod sparse;
 pub mod tape;
+pub mod variables;
 mod view;
 
 pub use plugin::{Input, Model, ModelInputs, OptimizerPart, StreamingMetric};

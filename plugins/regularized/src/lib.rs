@@ -1,6 +1,7 @@
 //! An example of what the tape's ops make possible: softmax regression whose loss is the
 //! cross-entropy written out in ops (`log_softmax`, a one-hot `mul`, a `mean`) plus an L2
-//! penalty on the kernel, `l2 · Σ w²`, as `tf.layers`' kernel regularizers add it.
+//! penalty on the kernel, `l2 · Σ w²`, as `tf.layers`' kernel regularizers add it. Its
+//! variables are declared once in `new` (`VarBuilder`) and read through their handles.
 //!
 //! The manifest's `params`: `feature_columns`, `n_classes`, and `l2` (default 0).
 
@@ -17,10 +18,10 @@ pub struct RegularizedParams {
 }
 
 pub struct Regularized {
+    vars: VarBuilder,
     input: DenseFeatures,
     logits: Dense,
     n_classes: usize,
-    l2: f32,
 }
 
 impl Model for Regularized {
@@ -33,20 +34,31 @@ impl Model for Regularized {
                 params.n_classes, params.l2
             )));
         }
+        let mut vars = VarBuilder::new();
         let input = DenseFeatures::new(params.feature_columns, "input_layer", ctx)?;
-        let logits = Dense::new("dense", input.width(), params.n_classes, Activation::Linear);
+        vars.declare_all(input.variables());
+        let width = input.width();
+        let logits = Dense::declare(
+            &mut vars,
+            "dense",
+            width,
+            params.n_classes,
+            Activation::Linear,
+        )
+        .with_kernel_regularizer(Regularizer {
+            l1: 0.0,
+            l2: params.l2,
+        });
         Ok(Regularized {
+            vars,
             input,
             logits,
             n_classes: params.n_classes,
-            l2: params.l2,
         })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        let mut vars = self.input.variables();
-        vars.extend(self.logits.variables());
-        vars
+        self.vars.specs()
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
@@ -65,9 +77,10 @@ impl Model for Regularized {
             return Ok(spec);
         }
         let labels = i64_column("labels", inputs.labels()?)?;
-        let cross_entropy = cross_entropy(&mut tape, logits, labels, self.n_classes)?;
-        let kernel = params.get(self.logits.kernel_name())?;
-        let loss = with_l2_penalty(&mut tape, cross_entropy, kernel, self.l2)?;
+        let mut loss = cross_entropy(&mut tape, logits, labels, self.n_classes)?;
+        if let Some(penalty) = self.logits.penalty(&mut tape, &params)? {
+            loss = tape.add(loss, penalty)?;
+        }
         spec.set_loss(tape.scalar(loss));
         if inputs.mode == ModeKeys::Train {
             spec.set_gradients(params.gradients(tape.backward(loss)));
@@ -100,22 +113,6 @@ pub fn cross_entropy(
     Ok(tape.neg(mean))
 }
 
-/// `loss + l2 · Σ kernel²` (the loss itself when `l2` is 0).
-pub fn with_l2_penalty(
-    tape: &mut Tape<'_>,
-    loss: Var,
-    kernel: Var,
-    l2: f32,
-) -> Result<Var, PluginError> {
-    if l2 == 0.0 {
-        return Ok(loss);
-    }
-    let squares = tape.square(kernel);
-    let total = tape.sum(squares, Over::All);
-    let penalty = tape.scale(total, l2);
-    tape.add(loss, penalty)
-}
-
 export_plugin! {
     models: ["regularized" => Regularized],
     metrics: [],
@@ -144,17 +141,5 @@ mod tests {
         for (x, y) in ga.iter().zip(gb.iter()) {
             assert!((x - y).abs() < 1e-6, "{ga} vs {gb}");
         }
-    }
-
-    #[test]
-    fn the_penalty_adds_l2_times_the_squared_norm_and_its_gradient_2_l2_w() {
-        let mut t = Tape::new();
-        let w = t.param(array![[1.0, -2.0], [0.5, 0.0]]);
-        let zero = t.constant(array![[0.0]]);
-        let loss = with_l2_penalty(&mut t, zero, w, 0.1).expect("valid");
-        // 0.1 · (1 + 4 + 0.25) = 0.525; d/dw = 0.2 · w.
-        assert!((t.scalar(loss) - 0.525).abs() < 1e-6);
-        let g = t.backward(loss).of(w).expect("gradient");
-        assert_eq!(g, array![[0.2, -0.4], [0.1, 0.0]]);
     }
 }

@@ -21,7 +21,7 @@ mod losses;
 mod reduce;
 mod shape;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use elementwise::{Binary, Unary};
 pub use reduce::Over;
