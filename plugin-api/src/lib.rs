@@ -28,3 +28,8 @@ pub const ABI_VERSION: u32 = 2;
 
 /// This crate's version, which abi_stable compares with a library's at load time.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `docs/writing-a-plugin.md`, whose Rust examples compile as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/writing-a-plugin.md")]
+pub struct WritingAPluginGuide;
