@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use estimator_host::cli::inspect;
 use estimator_host::cli::progress::{LogWriter, ProgressHook};
+use estimator_host::cli::scaffold::{self, PluginKind};
 use estimator_host::hooks::Hook;
 use estimator_host::PluginRegistry;
 use estimator_host::StopAt;
@@ -89,6 +90,24 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Write a new plugin crate into DIR (its name names the plugin): a working model,
+    /// metric or input, a manifest that trains with it, data, and a test.
+    NewPlugin {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "model")]
+        kind: Kind,
+        /// The plugin-api crate to depend on (default: the one this estimator was built from).
+        #[arg(long)]
+        plugin_api: Option<PathBuf>,
+    },
+}
+
+/// `new-plugin --kind`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Model,
+    Metric,
+    Input,
 }
 
 fn main() -> ExitCode {
@@ -158,7 +177,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             | Command::TrainAndEvaluate { manifest, .. }
             | Command::Evaluate { manifest, .. }
             | Command::Predict { manifest, .. } => manifest,
-            Command::Checkpoints { .. } => {
+            Command::Checkpoints { .. } | Command::NewPlugin { .. } => {
                 return Err(Error::Usage(
                     "--print-config needs a command that reads a manifest".into(),
                 ))
@@ -262,6 +281,24 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 out.write_all(b"\n").map_err(write_err)
             })?;
             out.flush().map_err(write_err)?;
+        }
+        Command::NewPlugin {
+            dir,
+            kind,
+            plugin_api,
+        } => {
+            let kind = match kind {
+                Kind::Model => PluginKind::Model,
+                Kind::Metric => PluginKind::Metric,
+                Kind::Input => PluginKind::Input,
+            };
+            let api = plugin_api.unwrap_or_else(scaffold::default_plugin_api);
+            let name = scaffold::new_plugin(&dir, kind, &api)?;
+            println!(
+                "wrote plugin `{name}` in {}: cd there, then `cargo build --release` and \
+                 `ESTIMATOR_PLUGIN_PATH=target/release estimator train manifest.yaml`",
+                dir.display()
+            );
         }
     }
     Ok(Outcome::Done)

@@ -1,5 +1,6 @@
 //! What the `estimator` binary shows a person: the progress bar and the logs that share
-//! the terminal with it, and the `checkpoints` command's listings.
+//! the terminal with it, the `checkpoints` command's listings, and `new-plugin`'s crate.
 
 pub mod inspect;
 pub mod progress;
+pub mod scaffold;
