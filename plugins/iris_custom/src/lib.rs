@@ -5,15 +5,7 @@
 //! applies, without predictions.
 //! Accuracy comes from the `metrics` plugin named in the manifest.
 
-use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor, VarSpec,
-};
-use estimator_plugin_api::sdk::feature_columns::{DenseFeatures, FeatureColumn};
-use estimator_plugin_api::sdk::layers::{Activation, Dense, Params};
-use estimator_plugin_api::sdk::tape::Tape;
-use estimator_plugin_api::sdk::{
-    argmax_rows, i64_column, softmax_rows, tensor_from_array2, Model, ModelInputs,
-};
+use estimator_plugin_api::prelude::*;
 use serde::Deserialize;
 
 /// The seed's `params`: feature columns, hidden units, number of classes.
@@ -37,6 +29,7 @@ fn default_n_classes() -> usize {
 
 /// Dense layers named as `tf.compat.v1.layers.dense` names them: `dense`, `dense_1`, ...
 pub struct IrisCustom {
+    vars: VarBuilder,
     input: DenseFeatures,
     layers: Vec<Dense>,
 }
@@ -51,29 +44,30 @@ impl Model for IrisCustom {
                 params.n_classes
             )));
         }
+        let mut vars = VarBuilder::new();
         let input = DenseFeatures::new(params.feature_columns, "input_layer", ctx)?;
-        let mut layers = Vec::new();
+        vars.declare_all(input.variables());
+        let hidden = params.hidden_units.iter().map(|&u| (u, Activation::Relu));
+        let logits = std::iter::once((params.n_classes, Activation::Linear));
         let mut width = input.width();
-        let widths = params.hidden_units.iter().map(|&u| (u, Activation::Relu));
-        for (i, (units, activation)) in widths
-            .chain(std::iter::once((params.n_classes, Activation::Linear)))
-            .enumerate()
-        {
-            let name = if i == 0 {
-                "dense".to_owned()
-            } else {
-                format!("dense_{i}")
+        let mut layers = Vec::new();
+        for (i, (units, activation)) in hidden.chain(logits).enumerate() {
+            let name = match i {
+                0 => "dense".to_owned(),
+                _ => format!("dense_{i}"),
             };
-            layers.push(Dense::new(name, width, units, activation));
+            layers.push(Dense::declare(&mut vars, name, width, units, activation));
             width = units;
         }
-        Ok(IrisCustom { input, layers })
+        Ok(IrisCustom {
+            vars,
+            input,
+            layers,
+        })
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        let mut vars = self.input.variables();
-        vars.extend(self.layers.iter().flat_map(Dense::variables));
-        vars
+        self.vars.specs()
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
@@ -88,35 +82,25 @@ impl Model for IrisCustom {
         // needs, so a training step computes no predictions.
         if inputs.mode != ModeKeys::Train {
             let logits = tape.value(net);
-            let batch = logits.nrows();
-            spec.predictions.push(NamedTensor::new(
-                "class_ids",
-                Tensor::i64(vec![batch, 1], argmax_rows(logits)),
-            ));
-            spec.predictions.push(NamedTensor::new(
-                "probabilities",
-                tensor_from_array2(softmax_rows(logits)),
-            ));
-            spec.predictions.push(NamedTensor::new(
-                "logits",
-                tensor_from_array2(logits.to_owned()),
-            ));
+            let ids = Tensor::i64(vec![logits.nrows(), 1], argmax_rows(logits));
+            spec.add_prediction("class_ids", ids);
+            spec.add_prediction("probabilities", tensor_from_array2(softmax_rows(logits)));
+            spec.add_prediction("logits", tensor_from_array2(logits.to_owned()));
         }
         if inputs.mode == ModeKeys::Predict {
             return Ok(spec);
         }
-
         let labels = i64_column("labels", inputs.labels()?)?;
         let loss = tape.sparse_softmax_cross_entropy(net, labels)?;
-        spec.loss = Some(tape.scalar(loss)).into();
+        spec.set_loss(tape.scalar(loss));
         if inputs.mode == ModeKeys::Train {
-            spec.gradients = params.gradients(tape.backward(loss));
+            spec.set_gradients(params.gradients(tape.backward(loss)));
         }
         Ok(spec)
     }
 }
 
-estimator_plugin_api::export_plugin! {
+export_plugin! {
     models: ["iris_custom" => IrisCustom],
     metrics: [],
     inputs: [],
