@@ -64,15 +64,30 @@ pub struct Regularizer {
 }
 
 impl Regularizer {
-    /// The penalty on `w`, on the tape.
+    /// The penalty on `w`, on the tape. A term whose strength is 0 is not computed: the
+    /// penalty runs every step.
     pub fn penalty(&self, tape: &mut Tape, w: Var) -> Result<Var, PluginError> {
-        let absolute = tape.abs(w);
-        let l1 = tape.sum(absolute, Over::All);
-        let l1 = tape.scale(l1, self.l1);
-        let squares = tape.square(w);
-        let l2 = tape.sum(squares, Over::All);
-        let l2 = tape.scale(l2, self.l2);
-        tape.add(l1, l2)
+        let l1 = match self.l1 != 0.0 {
+            true => {
+                let absolute = tape.abs(w);
+                let total = tape.sum(absolute, Over::All);
+                Some(tape.scale(total, self.l1))
+            }
+            false => None,
+        };
+        let l2 = match self.l2 != 0.0 {
+            true => {
+                let squares = tape.square(w);
+                let total = tape.sum(squares, Over::All);
+                Some(tape.scale(total, self.l2))
+            }
+            false => None,
+        };
+        match (l1, l2) {
+            (Some(a), Some(b)) => tape.add(a, b),
+            (Some(term), None) | (None, Some(term)) => Ok(term),
+            (None, None) => Ok(tape.constant(Array2::zeros((1, 1)))),
+        }
     }
 }
 
