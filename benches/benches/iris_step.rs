@@ -116,7 +116,7 @@ fn bench_step(c: &mut Criterion) {
                                 .model_fn(
                                     RSlice::from_slice(f),
                                     ROption::RSome(l),
-                                    ModeKeys::Train,
+                                    ModeKeys::Train.into(),
                                     RSlice::from_slice(v),
                                     step_ctx,
                                 )
@@ -155,7 +155,7 @@ fn bench_step(c: &mut Criterion) {
                 .model_fn(
                     RSlice::from_slice(&features),
                     ROption::RSome(labels),
-                    ModeKeys::Train,
+                    ModeKeys::Train.into(),
                     RSlice::from_slice(&[]),
                     step_ctx,
                 )

@@ -16,6 +16,28 @@ pub struct PluginMetric {
     pub metric: MetricBox,
 }
 
+/// What an evaluation has summed so far, as plain numbers: enough to finish it elsewhere.
+/// An evaluation split in parts (over processes) merges each part's state into one.
+impl PluginMetric {
+    fn call_error(&self, call: &str, source: estimator_plugin_api::abi::PluginError) -> Error {
+        Error::PluginCall {
+            plugin: self.plugin.clone(),
+            call: format!("metric `{}` {call}", self.name),
+            source,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalState {
+    pub loss_sum: f64,
+    pub batches: u64,
+    /// The model's `eval_metric_ops` sums, `(total, count)` by name.
+    pub model_metrics: BTreeMap<String, (f64, f64)>,
+    /// Each metric plugin's state (its ABI `state`), in the manifest's order.
+    pub plugin_metrics: Vec<Vec<f64>>,
+}
+
 #[derive(Default)]
 pub struct EvalMetrics {
     loss_sum: f64,
@@ -69,11 +91,56 @@ impl EvalMetrics {
             pm.metric
                 .update(*labels, predictions.view(), None.into())
                 .into_result()
-                .map_err(|e| Error::PluginCall {
-                    plugin: pm.plugin.clone(),
-                    call: format!("metric `{}` update", pm.name),
-                    source: e,
-                })?;
+                .map_err(|e| pm.call_error("update", e))?;
+        }
+        Ok(())
+    }
+
+    /// The sums so far, for another part of the evaluation to [`merge`](Self::merge).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn state(&self) -> Result<EvalState> {
+        let plugin_metrics = self
+            .plugin_metrics
+            .iter()
+            .map(|pm| {
+                pm.metric
+                    .state()
+                    .into_result()
+                    .map(|s| s.into_vec())
+                    .map_err(|e| pm.call_error("state", e))
+            })
+            .collect::<Result<_>>()?;
+        Ok(EvalState {
+            loss_sum: self.loss_sum,
+            batches: self.batches,
+            model_metrics: self.model_metrics.clone(),
+            plugin_metrics,
+        })
+    }
+
+    /// Adds another part's sums, as if its batches had been evaluated here. Parts must
+    /// come from the same manifest (the same metrics, in the same order).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn merge(&mut self, other: &EvalState) -> Result<()> {
+        if other.plugin_metrics.len() != self.plugin_metrics.len() {
+            return Err(Error::Internal(format!(
+                "merging an evaluation with {} metric plugins into one with {}",
+                other.plugin_metrics.len(),
+                self.plugin_metrics.len()
+            )));
+        }
+        self.loss_sum += other.loss_sum;
+        self.batches += other.batches;
+        for (name, (total, count)) in &other.model_metrics {
+            let entry = self.model_metrics.entry(name.clone()).or_default();
+            entry.0 += total;
+            entry.1 += count;
+        }
+        for (pm, state) in self.plugin_metrics.iter_mut().zip(&other.plugin_metrics) {
+            pm.metric
+                .merge(state.as_slice().into())
+                .into_result()
+                .map_err(|e| pm.call_error("merge", e))?;
         }
         Ok(())
     }
@@ -97,7 +164,12 @@ impl EvalMetrics {
         );
         out.insert("global_step".to_owned(), global_step as f64);
         for pm in &self.plugin_metrics {
-            out.insert(pm.name.clone(), pm.metric.result());
+            let value = pm
+                .metric
+                .result()
+                .into_result()
+                .map_err(|e| pm.call_error("result", e))?;
+            out.insert(pm.name.clone(), value);
         }
         let sums: RVec<MetricPartial> = self
             .model_metrics
@@ -177,8 +249,8 @@ mod tests {
             }
             Ok(())
         }
-        fn result(&self) -> f64 {
-            self.sum / self.count
+        fn result(&self) -> Result<f64, PluginError> {
+            Ok(self.sum / self.count)
         }
         fn reset(&mut self) {
             *self = LabelMean::default();
@@ -251,6 +323,53 @@ mod tests {
         assert_eq!(results["label_mean"], 5.0);
         assert_eq!(results["global_step"], 7.0);
         assert_eq!(results.len(), 4, "{results:?}");
+    }
+
+    /// Feeds `batches` of `(loss, (total, count), labels)` to `metrics`.
+    fn evaluate(metrics: &mut EvalMetrics, batches: &[(f32, (f64, f64), &[f32])]) {
+        for &(loss, (total, count), labels) in batches {
+            let labels = Tensor::f32(vec![labels.len()], labels.to_vec());
+            let spec = spec(loss, &[("accuracy", total, count)], labels.data.len());
+            metrics.update(&spec, Some(&labels.view())).expect("valid");
+        }
+    }
+
+    #[test]
+    fn two_halves_merged_report_what_one_pass_does() {
+        let model = export::create_model::<Ratios>("{}", &ctx()).expect("model");
+        let batches: [(f32, (f64, f64), &[f32]); 3] = [
+            (1.0, (3.0, 4.0), &[1.0, 2.0, 3.0, 4.0]),
+            (2.0, (0.0, 4.0), &[5.0, 6.0, 7.0, 8.0]),
+            (6.0, (1.0, 1.0), &[9.0]),
+        ];
+        let mut whole = EvalMetrics::new(vec![label_mean("label_mean", "p")]);
+        evaluate(&mut whole, &batches);
+        let mut first = EvalMetrics::new(vec![label_mean("label_mean", "p")]);
+        evaluate(&mut first, &batches[..1]);
+        let mut second = EvalMetrics::new(vec![label_mean("label_mean", "p")]);
+        evaluate(&mut second, &batches[1..]);
+        let second_state = second.state().expect("state");
+        assert_eq!(second_state.batches, 2);
+        assert_eq!(second_state.plugin_metrics, vec![vec![35.0, 5.0]]);
+        first.merge(&second_state).expect("merge");
+        assert_eq!(first.state().expect("state"), whole.state().expect("state"));
+        let merged = first.results(7, &model, "test").expect("results");
+        assert_eq!(merged, whole.results(7, &model, "test").expect("results"));
+        // Each half alone reports something else: the merge is what makes them agree.
+        assert_eq!(merged["label_mean"], 5.0);
+        assert_eq!(merged["accuracy"], 4.0 / 9.0);
+        assert_eq!(merged["loss"], 3.0);
+    }
+
+    #[test]
+    fn merging_a_part_with_other_metrics_is_refused() {
+        let mut one = EvalMetrics::new(vec![label_mean("label_mean", "p")]);
+        let none = EvalMetrics::new(Vec::new()).state().expect("state");
+        let err = one.merge(&none).expect_err("mismatch");
+        assert_eq!(
+            err.to_string(),
+            "internal error, a bug in estimator (please report it): merging an evaluation with 0 metric plugins into one with 1"
+        );
     }
 
     #[test]

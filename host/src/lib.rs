@@ -20,6 +20,7 @@ pub mod hooks;
 pub(crate) mod input;
 pub(crate) mod lock;
 pub(crate) mod optimizer;
+pub(crate) mod plugin_logs;
 pub(crate) mod plugins;
 pub(crate) mod seed;
 pub(crate) mod spec_check;

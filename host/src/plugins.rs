@@ -178,7 +178,11 @@ fn load_library(spec: &str, path: &Path) -> Result<PluginLibrary> {
     let module = header
         .init_root_module::<PluginModule_Ref>()
         .map_err(|e| refuse(summarize(&e)))?;
-    library_from_module(spec, path, module)
+    let library = library_from_module(spec, path, module)?;
+    // A linked plugin shares this program's `tracing`; a library has its own, which must
+    // be pointed at the host's subscriber before any of its code runs.
+    (module.init_logging())(crate::plugin_logs::host_logger());
+    Ok(library)
 }
 
 /// A plugin from its root module, once its ABI version is this host's.
@@ -322,7 +326,7 @@ impl PluginLibrary {
             RStr::from_str(&name),
             RStr::from_str(params_json),
             ctx,
-            mode,
+            mode.into(),
         )
         .into_result()
         .map_err(|e| self.call_error(&format!("open_input `{name}`"), e))

@@ -35,7 +35,12 @@ impl VariableStore {
             }
             let shape = spec.shape.to_vec();
             let mut rng = seed::rng(run_seed, &format!("init/{name}"));
-            let data = initial_values(spec.initializer, &shape, &mut rng);
+            let Ok(&initializer) = spec.initializer.as_enum() else {
+                return Err(Invalid(format!(
+                    "variable `{name}`: its initializer is unknown to this host (the plugin was built against a newer ABI 3.x)"
+                )));
+            };
+            let data = initial_values(initializer, &shape, &mut rng);
             vars.push(Variable {
                 name,
                 shape,

@@ -39,3 +39,35 @@ fn an_l2_penalty_built_from_ops_shrinks_the_weights() {
     assert!(free_accuracy >= 0.9, "{free_accuracy}");
     assert!(penalized_accuracy >= 0.8, "{penalized_accuracy}");
 }
+
+/// The plugin's `tracing::debug!` in `new` reaches the host's log, with the plugin's
+/// target, only when `RUST_LOG` asks for that target's debug events.
+#[test]
+fn a_plugins_log_events_reach_the_host_filtered_by_rust_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_regularized.yaml", |t| t);
+    let run = |filter: &str| {
+        common::ensure_plugins_built();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_estimator"))
+            .args(["train", p(&manifest), "--max-steps", "1"])
+            .env("RUST_LOG", filter)
+            .output()
+            .expect("estimator runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let line = "estimator_plugin_regularized: declared the logits layer l2=0.01 inputs=4";
+    let asked = run("warn,estimator_plugin_regularized=debug");
+    let shown: Vec<&str> = asked.lines().filter(|l| l.contains(line)).collect();
+    assert_eq!(shown.len(), 1, "{asked}");
+    assert!(shown[0].contains("DEBUG"), "{asked}");
+    let not_asked = run("info");
+    assert!(
+        !not_asked.contains("declared the logits layer"),
+        "{not_asked}"
+    );
+    assert!(
+        not_asked.contains("INFO"),
+        "the host's own logs still show: {not_asked}"
+    );
+}

@@ -231,7 +231,7 @@ fn a_plugin_path_that_is_not_a_library_is_refused() {
 }
 
 #[test]
-fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versions() {
+fn a_plugin_built_against_abi_2_is_refused_with_both_versions() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
         t.replace("plugin: iris_custom", "plugin: old_api")
@@ -243,7 +243,7 @@ fn a_plugin_built_against_an_incompatible_plugin_api_is_refused_with_both_versio
     );
     assert!(
         line.ends_with(&format!(
-            "it was built against estimator-plugin-api 0.0.9, this host uses {}",
+            "it was built against estimator-plugin-api 0.2.0, this host uses {}",
             estimator_plugin_api::VERSION
         )),
         "{line}"
@@ -583,8 +583,9 @@ fn a_panic_in_any_plugin_call_becomes_an_error_naming_the_call() {
             "{object} {at}: model_dir untouched"
         );
     }
-    // A metric that panics, at creation or on its first batch: evaluate fails, and the
-    // model_dir trained before keeps exactly what it had.
+    // A metric that panics, at creation, on its first batch or when asked for its result
+    // (never a silent NaN): evaluate fails, and the model_dir trained before keeps exactly
+    // what it had.
     let dir = tempfile::tempdir().expect("temp dir");
     let trained = config_in(dir.path(), "iris_custom.yaml", |t| t);
     ok(&["train", p(&trained), "--max-steps", "10"]);
@@ -592,6 +593,7 @@ fn a_panic_in_any_plugin_call_becomes_an_error_naming_the_call() {
     for (at, message) in [
         ("new", "new exploded on purpose"),
         ("update", "update exploded on purpose"),
+        ("result", "result exploded on purpose"),
     ] {
         let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
             t.replace(

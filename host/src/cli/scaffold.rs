@@ -136,8 +136,6 @@ crate-type = ["cdylib", "rlib"]
 
 [dependencies]
 estimator-plugin-api = { path = "{{api}}" }
-# The export macro's root-module attribute expands to `abi_stable` paths.
-abi_stable = "0.11.3"
 serde = { version = "1", features = ["derive"] }
 
 [dev-dependencies]

@@ -4,9 +4,11 @@
 //! - `entries`: the model, inputs, metrics and `train:`/`eval:` sections;
 //! - `run_config`: TF's RunConfig keys, resolved;
 //! - `specs`: `train_spec:` and `eval_spec:`;
+//! - `built_in`: a hook or optimizer a model asks for, read as its manifest entry;
 //! - `overrides`: `--set` and `predict --input`;
 //! - `yaml_errors`: parse errors as `file:line:column: message`.
 
+pub mod built_in;
 mod entries;
 mod manifest;
 mod overrides;

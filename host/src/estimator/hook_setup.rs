@@ -5,6 +5,7 @@ use estimator_plugin_api::abi::ModeKeys;
 
 use super::session::Session;
 use super::Estimator;
+use crate::config::built_in;
 use crate::error::Result;
 use crate::events::SummaryWriter;
 use crate::hooks::{
@@ -90,15 +91,16 @@ impl Estimator {
         let refuse = |why: &dyn std::fmt::Display| {
             session.spec_error(format!("requested_hooks in mode {mode}: {why}"))
         };
-        let json = session
+        let asked = session
             .model
-            .requested_hooks(mode)
+            .requested_hooks(mode.into())
             .into_result()
             .map_err(|e| refuse(&e))?;
-        if json.is_empty() {
-            return Ok(Vec::new());
-        }
-        let configs: Vec<HookConfig> = serde_json::from_str(&json).map_err(|e| refuse(&e))?;
+        let configs: Vec<HookConfig> = asked
+            .iter()
+            .map(built_in::as_named_entry)
+            .collect::<Result<_, _>>()
+            .map_err(|e| refuse(&e))?;
         let model_dir = self.model_dir();
         let built: Vec<Option<Box<dyn Hook>>> = configs
             .iter()

@@ -10,8 +10,8 @@ use tracing::info;
 
 use super::Estimator;
 use crate::checkpoint::{Checkpoint, Provenance, SavedTensor, TrainingState};
-use crate::config::{params_json, Sha256Pin};
-use crate::error::{Error, Result};
+use crate::config::{built_in, params_json, Sha256Pin};
+use crate::error::{Error, Invalid, Result};
 use crate::eval_metrics::PluginMetric;
 use crate::input::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
 use crate::optimizer::{DeclaredPart, Optimizers, Slot};
@@ -50,7 +50,7 @@ impl Session {
             .model_fn(
                 RSlice::from_slice(&batch.features),
                 labels,
-                mode,
+                mode.into(),
                 RSlice::from_slice(&variables),
                 ctx,
             )
@@ -212,15 +212,22 @@ impl Estimator {
     /// manifest's `optimizer:`.
     pub(super) fn optimizers(&self, session: &Session) -> Result<Optimizers> {
         let refuse = |why: String| session.spec_error(format!("optimizer_parts: {why}"));
-        let json = session
+        let asked = session
             .model
             .optimizer_parts()
             .into_result()
             .map_err(|e| refuse(e.to_string()))?;
-        let declared: Vec<DeclaredPart> = match json.is_empty() {
-            true => Vec::new(),
-            false => serde_json::from_str(&json).map_err(|e| refuse(e.to_string()))?,
-        };
+        let declared: Vec<DeclaredPart> = asked
+            .iter()
+            .map(|part| {
+                Ok(DeclaredPart {
+                    name: part.name.to_string(),
+                    variables: part.variables.to_string(),
+                    optimizer: built_in::as_tagged_entry(&part.optimizer)?,
+                })
+            })
+            .collect::<Result<_, Invalid>>()
+            .map_err(|e| refuse(e.to_string()))?;
         Optimizers::resolve(&self.manifest.optimizer, declared, &session.vars)
             .map_err(|m| self.manifest.error(m))
     }

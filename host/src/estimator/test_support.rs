@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::ROption;
 use estimator_plugin_api::abi::{
-    Batch, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor,
+    Chunk, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor,
 };
 use estimator_plugin_api::sdk::Input;
 use serde::Deserialize;
@@ -23,7 +23,7 @@ pub struct IrisRowsParams {
 
 /// An Iris CSV (four numeric features, then the class id `Species`) in one chunk.
 pub struct IrisRows {
-    batch: Option<Batch>,
+    batch: Option<Chunk>,
 }
 
 impl Input for IrisRows {
@@ -59,14 +59,14 @@ impl Input for IrisRows {
             .collect();
         let labels = Tensor::i64(vec![rows], labels);
         Ok(IrisRows {
-            batch: Some(Batch {
+            batch: Some(Chunk {
                 features,
                 labels: ROption::RSome(labels),
             }),
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, PluginError> {
         Ok(self.batch.take())
     }
 }

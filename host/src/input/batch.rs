@@ -1,7 +1,7 @@
 //! Gathering a batch: the rows picked for it are copied, one column at a time, into
 //! buffers allocated once for `batch_size` rows, and lent to model_fn as views.
 
-use estimator_plugin_api::abi::{Batch, NamedView, TensorBuf, TensorData, TensorView};
+use estimator_plugin_api::abi::{Chunk, NamedView, TensorBuf, TensorData, TensorView};
 
 use super::pipeline::Pipeline;
 use super::reader::RowRef;
@@ -90,7 +90,7 @@ pub(super) fn gather_column<'r>(
     dst: &mut TensorBuf,
     width: usize,
     picked: &'r [RowRef],
-    column: impl Fn(&'r Batch) -> &'r TensorBuf,
+    column: impl Fn(&'r Chunk) -> &'r TensorBuf,
 ) {
     if width == 0 {
         return;
@@ -119,11 +119,11 @@ pub(super) fn gather_values<'r, T: Clone + 'r>(
     dst: &mut [T],
     width: usize,
     picked: &'r [RowRef],
-    values: impl Fn(&'r Batch) -> &'r [T],
+    values: impl Fn(&'r Chunk) -> &'r [T],
 ) {
-    let mut current: Option<(*const Batch, &'r [T])> = None;
+    let mut current: Option<(*const Chunk, &'r [T])> = None;
     for (r, out) in picked.iter().zip(dst.chunks_exact_mut(width)) {
-        let chunk: &'r Batch = &r.chunk;
+        let chunk: &'r Chunk = &r.chunk;
         let src = match current {
             Some((ptr, src)) if std::ptr::eq(ptr, chunk) => src,
             _ => {

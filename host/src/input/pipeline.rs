@@ -113,7 +113,7 @@ mod tests {
     use abi_stable::sabi_trait::TD_Opaque;
     use abi_stable::std_types::{ROption, RResult, RString};
     use estimator_plugin_api::abi::{
-        Batch, InputSource, InputSource_TO, NamedTensor, PluginError, Tensor, TensorBuf, TensorData,
+        Chunk, InputSource, InputSource_TO, NamedTensor, PluginError, Tensor, TensorBuf, TensorData,
     };
     use rand::Rng;
     use rand::SeedableRng;
@@ -128,7 +128,7 @@ mod tests {
     }
 
     impl InputSource for Counting {
-        fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError> {
+        fn next_chunk(&mut self) -> RResult<ROption<Chunk>, PluginError> {
             let end = (self.next + self.chunk).min(self.rows);
             if self.next >= end {
                 return RResult::ROk(ROption::RNone);
@@ -145,7 +145,7 @@ mod tests {
                 shape: vec![ids.len()].into(),
                 data: TensorBuf::Str(names),
             };
-            RResult::ROk(ROption::RSome(Batch {
+            RResult::ROk(ROption::RSome(Chunk {
                 features: vec![
                     NamedTensor::new("x", Tensor::f32(vec![ids.len(), 2], x)),
                     NamedTensor::new("name", names),

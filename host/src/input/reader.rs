@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use abi_stable::std_types::ROption;
 
-use estimator_plugin_api::abi::{Batch, InputSourceBox, NamedTensor, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{Chunk, InputSourceBox, NamedTensor, Tensor, TensorBuf};
 
 use super::pipeline::{Opener, PipelineConfig};
 use super::schema::Schema;
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// One example: a row of a chunk the source produced.
 #[derive(Clone)]
 pub(super) struct RowRef {
-    pub(super) chunk: Rc<Batch>,
+    pub(super) chunk: Rc<Chunk>,
     pub(super) row: usize,
     /// Its number in the pass, counting from 0: how a saved position names it.
     pub(super) ordinal: u64,
@@ -25,10 +25,10 @@ pub(super) struct RowReader {
     pub(super) opener: Opener,
     pub(super) source: Option<InputSourceBox>,
     pub(super) use_cache: bool,
-    pub(super) cache: Vec<Rc<Batch>>,
+    pub(super) cache: Vec<Rc<Chunk>>,
     pub(super) cache_complete: bool,
     /// The chunk being read and its number of rows.
-    pub(super) current: Option<(Rc<Batch>, usize)>,
+    pub(super) current: Option<(Rc<Chunk>, usize)>,
     pub(super) next_cached: usize,
     pub(super) row: usize,
     /// Rows read in this pass: the next row's ordinal.
@@ -133,9 +133,9 @@ impl RowReader {
 }
 
 /// Concatenates the cached chunks of a pass into one.
-pub(super) fn concatenate(chunks: &[Rc<Batch>]) -> Batch {
+pub(super) fn concatenate(chunks: &[Rc<Chunk>]) -> Chunk {
     let Some(first) = chunks.first() else {
-        return Batch {
+        return Chunk {
             features: Default::default(),
             labels: ROption::RNone,
         };
@@ -156,7 +156,7 @@ pub(super) fn concatenate(chunks: &[Rc<Batch>]) -> Batch {
             .collect();
         concatenate_tensors(&tensors)
     });
-    Batch { features, labels }
+    Chunk { features, labels }
 }
 
 /// Stacks tensors along their first dimension; they share dtype and row shape.

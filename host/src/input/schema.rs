@@ -1,7 +1,7 @@
 //! The columns every chunk of a source must have, taken from its first chunk.
 
 use abi_stable::std_types::RString;
-use estimator_plugin_api::abi::{Batch, DType, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{Chunk, DType, Tensor, TensorBuf};
 
 use crate::error::{Error, Result};
 
@@ -53,7 +53,7 @@ pub(super) struct Schema {
 }
 
 impl Schema {
-    pub(super) fn of(chunk: &Batch) -> Self {
+    pub(super) fn of(chunk: &Chunk) -> Self {
         Schema {
             features: chunk
                 .features
@@ -70,7 +70,7 @@ impl Schema {
 
     /// Checks a chunk against the schema and that each column holds `rows × width` values;
     /// returns the number of rows.
-    pub(super) fn check(&self, chunk: &Batch, label: &str) -> Result<usize> {
+    pub(super) fn check(&self, chunk: &Chunk, label: &str) -> Result<usize> {
         let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
         let got = Schema::of(chunk);
         let fits = got.features.len() == self.features.len()

@@ -8,69 +8,62 @@
 
 use abi_stable::{
     sabi_trait,
-    std_types::{RBox, ROption, RResult, RSlice, RString, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RVec},
 };
 
 use super::error::PluginError;
+use super::settings::{BuiltIn, OptimizerPart};
 use super::spec::{
-    Batch, EstimatorSpec, MetricPartial, MetricValue, ModeKeys, StepContext, VarSpec,
+    Chunk, EstimatorSpec, MetricPartial, MetricValue, ModeKeys_NE, StepContext, VarSpec,
 };
 use super::tensor::{NamedView, TensorView};
 
 /// A model: its variables and its model_fn.
 ///
-/// Call sequence: the host calls `variables` once after creation, creates and initialises
-/// (or restores) them, then calls `model_fn` once per batch. `variables` passes every declared
-/// variable, in declaration order, as a borrowed view valid only for that call.
+/// Call sequence: the host calls `variables` once after creation, then
+/// `optimizer_parts` (TRAIN) and `requested_hooks` for each loop it runs; it creates and
+/// initialises (or restores) the variables, then calls `model_fn` once per batch.
+/// `model_fn` receives every declared variable, in declaration order, as a borrowed view
+/// valid only for that call. At the end of an evaluation, `eval_metric_results` turns the
+/// sums of `eval_metric_ops` into the values reported.
 #[sabi_trait]
 pub trait ModelFn: Send {
     fn variables(&self) -> RResult<RVec<VarSpec>, PluginError>;
+
+    /// The optimizers the model's variables want, TF's per-estimator defaults. Empty for
+    /// one part, over every variable, with the host's default.
+    fn optimizer_parts(&self) -> RResult<RVec<OptimizerPart>, PluginError>;
+
+    /// The built-in hooks the model asks for in a mode's loop (TF's `training_hooks`
+    /// and `training_chief_hooks` in TRAIN, `evaluation_hooks`, `prediction_hooks`), each
+    /// named and set as in the manifest's `hooks:`.
+    fn requested_hooks(&self, mode: ModeKeys_NE) -> RResult<RVec<BuiltIn>, PluginError>;
+
+    /// Turns the sums of `eval_metric_ops` over one evaluation (per name, every batch's
+    /// `total` and `count` added) into the values reported, TF's metric value ops. Sums
+    /// may be sufficient statistics no user sees (an AUC's confusion counts).
+    fn eval_metric_results(
+        &self,
+        sums: RSlice<'_, MetricPartial>,
+    ) -> RResult<RVec<MetricValue>, PluginError>;
 
     #[sabi(last_prefix_field)]
     fn model_fn(
         &mut self,
         features: RSlice<'_, NamedView<'_>>,
         labels: ROption<TensorView<'_>>,
-        mode: ModeKeys,
+        mode: ModeKeys_NE,
         variables: RSlice<'_, NamedView<'_>>,
         ctx: StepContext,
     ) -> RResult<EstimatorSpec, PluginError>;
-
-    /// The built-in hooks the model asks for in a mode's loop (TF's `training_hooks`
-    /// and `training_chief_hooks` in TRAIN, `evaluation_hooks`, `prediction_hooks`), as
-    /// a JSON list in the manifest's `hooks:` form; empty for none. Appended after the
-    /// last prefix field: a library built before it has none (this default).
-    fn requested_hooks(&self, _mode: ModeKeys) -> RResult<RString, PluginError> {
-        RResult::ROk(RString::new())
-    }
-
-    /// The optimizers the model's variables want, TF's per-estimator defaults: a JSON
-    /// list of `{"name", "variables", "optimizer"}` — a part's name (the key the
-    /// manifest's `optimizer:` uses to override it), the prefix of the variable names it
-    /// updates, and its default optimizer in the manifest's form. Empty for one part with
-    /// the host's default. Appended after the last prefix field: a library built before it
-    /// declares none (this default).
-    fn optimizer_parts(&self) -> RResult<RString, PluginError> {
-        RResult::ROk(RString::new())
-    }
-
-    /// Turns the sums of `eval_metric_ops` over one evaluation (per name, every batch's
-    /// `total` and `count` added) into the values reported, TF's metric value ops. Sums
-    /// may be sufficient statistics no user sees (an AUC's confusion counts). Appended
-    /// after the last prefix field: a library built before it reports each sum's ratio
-    /// (this default).
-    fn eval_metric_results(
-        &self,
-        sums: RSlice<'_, MetricPartial>,
-    ) -> RResult<RVec<MetricValue>, PluginError> {
-        RResult::ROk(sums.iter().map(MetricPartial::ratio_value).collect())
-    }
 }
 
 /// A streaming metric, like a `tf.metrics` (value, update_op) pair.
 ///
 /// Call sequence: `update` once per evaluation batch, `result` at the end; `reset` starts
-/// over; `state` and `merge` combine partial states computed elsewhere (other workers).
+/// over. `state` is the metric's partial result as numbers and `merge` adds another
+/// instance's `state` into this one, so an evaluation split in parts (over processes, or
+/// over halves of the data) reports what one pass would.
 #[sabi_trait]
 pub trait Metric: Send {
     fn update(
@@ -80,22 +73,23 @@ pub trait Metric: Send {
         weights: ROption<TensorView<'_>>,
     ) -> RResult<(), PluginError>;
 
-    fn result(&self) -> f64;
+    fn result(&self) -> RResult<f64, PluginError>;
 
-    fn reset(&mut self);
+    fn reset(&mut self) -> RResult<(), PluginError>;
 
-    fn state(&self) -> RVec<f64>;
+    fn state(&self) -> RResult<RVec<f64>, PluginError>;
 
     #[sabi(last_prefix_field)]
     fn merge(&mut self, other_state: RSlice<'_, f64>) -> RResult<(), PluginError>;
 }
 
-/// A source of columnar chunks. `next_chunk` is called until it returns `RNone` (end of
-/// input); a source is opened again for every pass over the data the host cannot cache.
+/// A source of examples in chunks. `next_chunk` is called until it returns `RNone` (end
+/// of input); a source is opened again for every pass over the data the host cannot
+/// cache.
 #[sabi_trait]
 pub trait InputSource: Send {
     #[sabi(last_prefix_field)]
-    fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError>;
+    fn next_chunk(&mut self) -> RResult<ROption<Chunk>, PluginError>;
 }
 
 pub type ModelFnBox = ModelFn_TO<'static, RBox<()>>;

@@ -5,18 +5,22 @@
 
 mod error;
 mod factory;
+mod logging;
 mod root;
+mod settings;
 mod spec;
 mod tensor;
 
-pub use error::{ErrorKind, PluginError};
+pub use error::{ErrorKind, ErrorKind_NE, PluginError};
 pub use factory::{
     InputSource, InputSourceBox, InputSource_TO, Metric, MetricBox, Metric_TO, ModelFn, ModelFnBox,
     ModelFn_TO,
 };
+pub use logging::{HostLogger, LogLevel};
 pub use root::{PluginModule, PluginModule_Ref};
+pub use settings::{BuiltIn, OptimizerPart, Setting, SettingValue, SettingValue_NE};
 pub use spec::{
-    Batch, EstimatorSpec, FactoryContext, Gradient, Initializer, MetricPartial, MetricValue,
-    ModeKeys, StepContext, VarSpec,
+    known_mode, Chunk, EstimatorSpec, FactoryContext, Gradient, Initializer, Initializer_NE,
+    MetricPartial, MetricValue, ModeKeys, ModeKeys_NE, StepContext, VarSpec,
 };
 pub use tensor::{DType, NamedTensor, NamedView, Tensor, TensorBuf, TensorData, TensorView};

@@ -14,7 +14,8 @@ use abi_stable::{
 
 use super::error::PluginError;
 use super::factory::{InputSourceBox, MetricBox, ModelFnBox};
-use super::spec::{FactoryContext, ModeKeys};
+use super::logging::HostLogger;
+use super::spec::{FactoryContext, ModeKeys_NE};
 
 /// What a plugin library exports: its identity and its factories, each by name.
 ///
@@ -43,13 +44,17 @@ pub struct PluginModule {
 
     pub input_names: RSlice<'static, RStr<'static>>,
     /// `open_input(name, params_json, context, mode)`.
-    #[sabi(last_prefix_field)]
     pub open_input: extern "C" fn(
         RStr<'_>,
         RStr<'_>,
         FactoryContext<'_>,
-        ModeKeys,
+        ModeKeys_NE,
     ) -> RResult<InputSourceBox, PluginError>,
+
+    /// Called once, before any factory, when the host loads the library: where the
+    /// library's `tracing` events go.
+    #[sabi(last_prefix_field)]
+    pub init_logging: extern "C" fn(HostLogger),
 }
 
 impl RootModule for PluginModule_Ref {

@@ -1,15 +1,23 @@
 //! What a model declares (variables) and what its model_fn returns (the EstimatorSpec).
 
+// The NonExhaustive expansion of `#[derive(StableAbi)]` defines impls inside a const block.
+#![allow(non_local_definitions)]
+
 use abi_stable::{
     std_types::{ROption, RStr, RString, RVec},
     StableAbi,
 };
 
+use super::error::PluginError;
 use super::tensor::{NamedTensor, Tensor};
 
 /// The three modes of Estimator, with TF's string values.
+///
+/// It crosses the boundary as [`ModeKeys_NE`], so a later ABI 3.x may add a mode: a
+/// library built before it receives an unknown mode as an error, never as garbage.
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 1], traits(Debug, Clone, PartialEq, Eq, Hash))))]
 pub enum ModeKeys {
     Train,
     Eval,
@@ -33,9 +41,29 @@ impl std::fmt::Display for ModeKeys {
     }
 }
 
+impl From<ModeKeys> for ModeKeys_NE {
+    fn from(mode: ModeKeys) -> Self {
+        ModeKeys_NE::new(mode)
+    }
+}
+
+/// The mode a caller passed, or an error naming it when this build does not know it.
+pub fn known_mode(mode: &ModeKeys_NE) -> Result<ModeKeys, PluginError> {
+    mode.as_enum().copied().map_err(|_| {
+        PluginError::other(format!(
+            "unknown mode (discriminant {}): this library was built against an older ABI 3.x",
+            mode.get_discriminant()
+        ))
+    })
+}
+
 /// How the host fills a variable before the first step (when no checkpoint exists).
-#[repr(C, u8)]
+///
+/// It crosses the boundary as [`Initializer_NE`], so a later ABI 3.x may add one: a host
+/// built before it refuses the variable by name instead of misreading it.
+#[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq)]
+#[sabi(kind(WithNonExhaustive(size = [usize; 2], traits(Debug, Clone, PartialEq))))]
 pub enum Initializer {
     Zeros,
     Ones,
@@ -58,7 +86,7 @@ pub enum Initializer {
 pub struct VarSpec {
     pub name: RString,
     pub shape: RVec<usize>,
-    pub initializer: Initializer,
+    pub initializer: Initializer_NE,
     /// Trainable variables receive gradients; others are changed through `updates`.
     pub trainable: bool,
 }
@@ -68,7 +96,7 @@ impl VarSpec {
         VarSpec {
             name: RString::from(name.into()),
             shape: shape.to_vec().into(),
-            initializer,
+            initializer: Initializer_NE::new(initializer),
             trainable: true,
         }
     }
@@ -195,7 +223,7 @@ impl Gradient {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct EstimatorSpec {
-    pub mode: ModeKeys,
+    pub mode: ModeKeys_NE,
     /// Named prediction tensors, each with the batch as its leading dimension.
     pub predictions: RVec<NamedTensor>,
     /// The scalar loss of this batch.
@@ -211,7 +239,7 @@ pub struct EstimatorSpec {
 impl EstimatorSpec {
     pub fn new(mode: ModeKeys) -> Self {
         EstimatorSpec {
-            mode,
+            mode: mode.into(),
             predictions: RVec::new(),
             loss: ROption::RNone,
             gradients: RVec::new(),
@@ -254,14 +282,42 @@ impl EstimatorSpec {
     }
 }
 
-/// One columnar chunk of examples from an input plugin.
+/// A chunk: some consecutive examples from an input plugin, as columns. The host cuts
+/// and joins chunks into the batches model_fn sees, so a chunk may have any length.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
-pub struct Batch {
+pub struct Chunk {
     /// Feature columns, each with the examples as its leading dimension.
     pub features: RVec<NamedTensor>,
     /// The label column, absent in PREDICT.
     pub labels: ROption<Tensor>,
+}
+
+impl Chunk {
+    pub fn new(features: Vec<NamedTensor>, labels: Option<Tensor>) -> Self {
+        Chunk {
+            features: features.into(),
+            labels: labels.into(),
+        }
+    }
+
+    /// The label column, if the input has one.
+    pub fn labels(&self) -> Option<&Tensor> {
+        self.labels.as_ref().into_option()
+    }
+
+    /// The number of examples: the first column's length.
+    pub fn len(&self) -> usize {
+        self.features
+            .first()
+            .map(|f| &f.tensor)
+            .or(self.labels())
+            .map_or(0, Tensor::batch_len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What every factory call receives besides the params.

@@ -148,8 +148,24 @@ impl Tensor {
         }
     }
 
+    /// A string tensor; each `String`'s buffer is moved, not copied.
+    pub fn strings(shape: Vec<usize>, data: Vec<String>) -> Self {
+        Tensor {
+            shape: shape.into(),
+            data: TensorBuf::Str(data.into_iter().map(RString::from).collect()),
+        }
+    }
+
     pub fn dtype(&self) -> DType {
         self.data.dtype()
+    }
+
+    /// The elements when the dtype is I64.
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        match &self.data {
+            TensorBuf::I64(v) => Some(v.as_slice()),
+            _ => None,
+        }
     }
 
     /// The elements when the dtype is F32.

@@ -10,13 +10,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    self, Batch, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox, MetricBox,
-    MetricPartial, MetricValue, ModeKeys, ModelFnBox, NamedView, PluginError, StepContext,
-    TensorView, VarSpec,
+    self, known_mode, BuiltIn, Chunk, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox,
+    MetricBox, MetricPartial, MetricValue, ModeKeys_NE, ModelFnBox, NamedView, OptimizerPart,
+    PluginError, StepContext, TensorView, VarSpec,
 };
 
 use super::plugin::{Input, Model, ModelInputs, StreamingMetric};
@@ -87,49 +87,12 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
         guard(|| Ok(self.specs.iter().cloned().collect()))
     }
 
-    fn model_fn(
-        &mut self,
-        features: RSlice<'_, NamedView<'_>>,
-        labels: ROption<TensorView<'_>>,
-        mode: ModeKeys,
-        variables: RSlice<'_, NamedView<'_>>,
-        ctx: StepContext,
-    ) -> RResult<EstimatorSpec, PluginError> {
-        guard(|| {
-            let inputs = ModelInputs {
-                features: features.as_slice(),
-                labels: labels.into_option(),
-                mode,
-                variables: variables.as_slice(),
-                specs: &self.specs,
-                ctx,
-            };
-            self.model.model_fn(&inputs)
-        })
+    fn optimizer_parts(&self) -> RResult<RVec<OptimizerPart>, PluginError> {
+        guard(|| Ok(self.model.optimizer_parts().into()))
     }
 
-    fn requested_hooks(&self, mode: ModeKeys) -> RResult<RString, PluginError> {
-        guard(|| {
-            let hooks = self.model.requested_hooks(mode);
-            if hooks.is_empty() {
-                return Ok(RString::new());
-            }
-            serde_json::to_string(&hooks)
-                .map(RString::from)
-                .map_err(|e| PluginError::other(format!("requested_hooks: {e}")))
-        })
-    }
-
-    fn optimizer_parts(&self) -> RResult<RString, PluginError> {
-        guard(|| {
-            let parts = self.model.optimizer_parts();
-            if parts.is_empty() {
-                return Ok(RString::new());
-            }
-            serde_json::to_string(&parts)
-                .map(RString::from)
-                .map_err(|e| PluginError::other(format!("optimizer_parts: {e}")))
-        })
+    fn requested_hooks(&self, mode: ModeKeys_NE) -> RResult<RVec<BuiltIn>, PluginError> {
+        guard(|| Ok(self.model.requested_hooks(known_mode(&mode)?).into()))
     }
 
     fn eval_metric_results(
@@ -140,6 +103,27 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
             self.model
                 .eval_metric_results(sums.as_slice())
                 .map(RVec::from)
+        })
+    }
+
+    fn model_fn(
+        &mut self,
+        features: RSlice<'_, NamedView<'_>>,
+        labels: ROption<TensorView<'_>>,
+        mode: ModeKeys_NE,
+        variables: RSlice<'_, NamedView<'_>>,
+        ctx: StepContext,
+    ) -> RResult<EstimatorSpec, PluginError> {
+        guard(|| {
+            let inputs = ModelInputs {
+                features: features.as_slice(),
+                labels: labels.into_option(),
+                mode: known_mode(&mode)?,
+                variables: variables.as_slice(),
+                specs: &self.specs,
+                ctx,
+            };
+            self.model.model_fn(&inputs)
         })
     }
 }
@@ -172,20 +156,19 @@ impl<M: StreamingMetric> abi::Metric for MetricAdapter<M> {
         })
     }
 
-    fn result(&self) -> f64 {
-        guard(|| Ok(self.0.result())).unwrap_or(f64::NAN)
+    fn result(&self) -> RResult<f64, PluginError> {
+        guard(|| self.0.result())
     }
 
-    fn reset(&mut self) {
-        // A panicking reset leaves the metric as it was; nothing to report.
-        let _ = guard(|| {
+    fn reset(&mut self) -> RResult<(), PluginError> {
+        guard(|| {
             self.0.reset();
             Ok(())
-        });
+        })
     }
 
-    fn state(&self) -> RVec<f64> {
-        guard(|| Ok(self.0.state().into())).unwrap_or_else(|_| RVec::new())
+    fn state(&self) -> RResult<RVec<f64>, PluginError> {
+        guard(|| Ok(self.0.state().into()))
     }
 
     fn merge(&mut self, other_state: RSlice<'_, f64>) -> RResult<(), PluginError> {
@@ -204,7 +187,7 @@ pub fn create_metric<M: StreamingMetric>(
 struct InputAdapter<I>(I);
 
 impl<I: Input> abi::InputSource for InputAdapter<I> {
-    fn next_chunk(&mut self) -> RResult<ROption<Batch>, PluginError> {
+    fn next_chunk(&mut self) -> RResult<ROption<Chunk>, PluginError> {
         guard(|| Ok(self.0.next_chunk()?.into()))
     }
 }
@@ -212,9 +195,9 @@ impl<I: Input> abi::InputSource for InputAdapter<I> {
 pub fn open_input<I: Input>(
     params_json: &str,
     ctx: &FactoryContext<'_>,
-    mode: ModeKeys,
+    mode: &ModeKeys_NE,
 ) -> Result<InputSourceBox, PluginError> {
-    let input = I::open(parse_params(params_json)?, ctx, mode)?;
+    let input = I::open(parse_params(params_json)?, ctx, known_mode(mode)?)?;
     Ok(abi::InputSource_TO::from_value(
         InputAdapter(input),
         TD_Opaque,
@@ -249,6 +232,9 @@ pub fn not_found(what: &str, name: RStr<'_>, known: &[RStr<'static>]) -> PluginE
 /// [`Input`]); the macro writes the root module, name dispatch and panic guards, so the
 /// plugin itself needs no unsafe code.
 ///
+/// The library exports its header under abi_stable's symbol name, as abi_stable's own
+/// `#[export_root_module]` would, so a plugin crate depends on this crate alone.
+///
 /// Besides the exported root module, the macro defines `pub fn plugin_module()`, the same
 /// module for a program that links the plugin crate statically (its `rlib`). Only one
 /// crate that exports a root module can be linked into a program (the exported symbol is
@@ -269,10 +255,21 @@ macro_rules! export_plugin {
             inputs: [$($input_name => $input),*],
         }
 
-        const _: () = {
-            #[$crate::abi_stable::export_root_module]
-            fn root_module() -> $crate::abi::PluginModule_Ref {
-                plugin_module()
+        /// The library header the host looks up by this name when it loads the library:
+        /// what abi_stable's `#[export_root_module]` writes, spelled out so that a plugin
+        /// crate needs no dependency on abi_stable (the name is checked by a test).
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn load_root_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(plugin_module)
+            }
+            // SAFETY: the constructor returns `PluginModule_Ref`, the module type named.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::abi::PluginModule_Ref>(
+                    load_root_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
             }
         };
     };
@@ -303,7 +300,7 @@ macro_rules! define_plugin_module {
         $vis fn $fn_name() -> $crate::abi::PluginModule_Ref {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             use $crate::abi_stable::std_types::{RResult, RStr};
-            use $crate::abi::{FactoryContext, InputSourceBox, MetricBox, ModeKeys, ModelFnBox, PluginError};
+            use $crate::abi::{FactoryContext, HostLogger, InputSourceBox, MetricBox, ModeKeys_NE, ModelFnBox, PluginError};
             use $crate::sdk::export;
 
             const MODEL_NAMES: &[RStr<'static>] = &[$(RStr::from_str($model_name)),*];
@@ -336,12 +333,16 @@ macro_rules! define_plugin_module {
                 name: RStr<'_>,
                 params: RStr<'_>,
                 ctx: FactoryContext<'_>,
-                mode: ModeKeys,
+                mode: ModeKeys_NE,
             ) -> RResult<InputSourceBox, PluginError> {
                 export::guard(|| match name.as_str() {
-                    $($input_name => export::open_input::<$input>(params.as_str(), &ctx, mode),)*
+                    $($input_name => export::open_input::<$input>(params.as_str(), &ctx, &mode),)*
                     _ => Err(export::not_found("input", name, INPUT_NAMES)),
                 })
+            }
+
+            extern "C" fn init_logging(host: HostLogger) {
+                $crate::sdk::logging::forward_to(host);
             }
 
             $crate::abi::PluginModule {
@@ -354,8 +355,22 @@ macro_rules! define_plugin_module {
                 create_metric,
                 input_names: INPUT_NAMES.into(),
                 open_input,
+                init_logging,
             }
             .leak_into_prefix()
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    /// `export_plugin!` spells out the symbol abi_stable's loader looks for; it must be
+    /// the one this abi_stable version uses.
+    #[test]
+    fn the_exported_header_has_the_name_abi_stable_looks_up() {
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
 }

@@ -122,9 +122,7 @@ impl Dense {
     ) -> Self {
         let mut layer = Dense::new(name, inputs, units, activation);
         let [kernel, bias] = layer.variables();
-        let kernel = vars.trainable(kernel.name.as_str(), &kernel.shape, kernel.initializer);
-        let bias = vars.trainable(bias.name.as_str(), &bias.shape, bias.initializer);
-        layer.handles = Some((kernel, bias));
+        layer.handles = Some((vars.declare(kernel), vars.declare(bias)));
         layer
     }
 

@@ -10,11 +10,13 @@ pub mod feature_columns;
 pub mod heads;
 pub mod layer_norm;
 pub mod layers;
+pub mod logging;
 mod plugin;
 pub mod sparse;
 pub mod tape;
 pub mod variables;
 mod view;
 
-pub use plugin::{Input, Model, ModelInputs, OptimizerPart, StreamingMetric};
+pub use crate::abi::{BuiltIn, OptimizerPart};
+pub use plugin::{Input, Model, ModelInputs, StreamingMetric};
 pub use view::{argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2};

@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    Batch, EstimatorSpec, FactoryContext, MetricPartial, MetricValue, ModeKeys, NamedView,
-    PluginError, StepContext, TensorView, VarSpec,
+    BuiltIn, Chunk, EstimatorSpec, FactoryContext, MetricPartial, MetricValue, ModeKeys, NamedView,
+    OptimizerPart, PluginError, StepContext, TensorView, VarSpec,
 };
 
 /// Everything model_fn receives for one batch, borrowed from the host for the call.
@@ -70,9 +70,10 @@ pub trait Model: Send + Sized + 'static {
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError>;
 
     /// Built-in hooks the model wants in `mode`'s loop (TF's `training_hooks`,
-    /// `evaluation_hooks`, `prediction_hooks`), each in the manifest's form:
-    /// `json!({"logging_tensor": {"tensors": ["loss"], "every_n_iter": 10}})`.
-    fn requested_hooks(&self, _mode: ModeKeys) -> Vec<serde_json::Value> {
+    /// `evaluation_hooks`, `prediction_hooks`), each named and set as the manifest's
+    /// `hooks:` would: `BuiltIn::new("logging_tensor").with("tensors", ["loss"])
+    /// .with("every_n_iter", 10)`.
+    fn requested_hooks(&self, _mode: ModeKeys) -> Vec<BuiltIn> {
         Vec::new()
     }
 
@@ -92,19 +93,8 @@ pub trait Model: Send + Sized + 'static {
     }
 }
 
-/// A group of variables one optimizer updates, and its default optimizer.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct OptimizerPart {
-    /// The part's name: the key under the manifest's `optimizer:` that overrides it.
-    pub name: String,
-    /// The prefix of the variable names this part's optimizer updates.
-    pub variables: String,
-    /// The default optimizer in the manifest's form:
-    /// `json!({"name": "ftrl", "learning_rate": 0.2})`.
-    pub optimizer: serde_json::Value,
-}
-
-/// A streaming metric. `state` is a flat vector that `merge` accepts from another instance.
+/// A streaming metric. `state` is its partial result as a flat vector, which `merge`
+/// adds into another instance of the same metric (made with the same params).
 pub trait StreamingMetric: Send + Sized + 'static {
     type Params: DeserializeOwned;
 
@@ -117,7 +107,8 @@ pub trait StreamingMetric: Send + Sized + 'static {
         weights: Option<&TensorView<'_>>,
     ) -> Result<(), PluginError>;
 
-    fn result(&self) -> f64;
+    /// The value over every update (and merged state) so far.
+    fn result(&self) -> Result<f64, PluginError>;
 
     fn reset(&mut self);
 
@@ -126,7 +117,7 @@ pub trait StreamingMetric: Send + Sized + 'static {
     fn merge(&mut self, other_state: &[f64]) -> Result<(), PluginError>;
 }
 
-/// An input source yielding columnar chunks until the data ends. `open` is called again
+/// An input source yielding chunks of examples until the data ends. `open` is called again
 /// for each pass over the data that the host does not cache.
 pub trait Input: Send + Sized + 'static {
     type Params: DeserializeOwned;
@@ -137,5 +128,5 @@ pub trait Input: Send + Sized + 'static {
         mode: ModeKeys,
     ) -> Result<Self, PluginError>;
 
-    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError>;
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, PluginError>;
 }

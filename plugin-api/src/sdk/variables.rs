@@ -31,6 +31,11 @@ impl VarBuilder {
         self.push(VarSpec::new(name, shape, init).non_trainable())
     }
 
+    /// A variable declared as `spec` says (a layer's own declaration).
+    pub fn declare(&mut self, spec: VarSpec) -> VarHandle {
+        self.push(spec)
+    }
+
     fn push(&mut self, spec: VarSpec) -> VarHandle {
         self.specs.push(spec);
         VarHandle(self.specs.len() - 1)

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use estimator_plugin_api::abi::{
-    Batch, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor,
+    Chunk, FactoryContext, ModeKeys, NamedTensor, PluginError, Tensor,
 };
 use estimator_plugin_api::sdk::Input;
 use serde::Deserialize;
@@ -62,7 +62,7 @@ enum ColumnKind {
 /// One chunk's values of one feature column.
 enum Values {
     Numbers(Vec<f32>),
-    Texts(Vec<abi_stable::std_types::RString>),
+    Texts(Vec<String>),
 }
 
 pub struct CsvInput {
@@ -89,7 +89,7 @@ impl Input for CsvInput {
         CsvInput::from_reader(Box::new(file), path, params, mode)
     }
 
-    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, PluginError> {
         self.read_chunk()
     }
 }
@@ -173,7 +173,7 @@ impl CsvInput {
     }
 
     /// The next chunk of up to `chunk_rows` rows, or `None` at the end of the file.
-    pub fn read_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+    pub fn read_chunk(&mut self) -> Result<Option<Chunk>, PluginError> {
         let mut columns: Vec<Values> = self
             .features
             .iter()
@@ -205,18 +205,12 @@ impl CsvInput {
             .map(|((_, name, _), values)| {
                 let tensor = match values {
                     Values::Numbers(v) => Tensor::f32(vec![rows], v),
-                    Values::Texts(v) => Tensor {
-                        shape: vec![rows].into(),
-                        data: estimator_plugin_api::abi::TensorBuf::Str(v.into()),
-                    },
+                    Values::Texts(v) => Tensor::strings(vec![rows], v),
                 };
                 NamedTensor::new(name.clone(), tensor)
             })
             .collect();
-        Ok(Some(Batch {
-            features,
-            labels: labels.into_tensor(rows).into(),
-        }))
+        Ok(Some(Chunk::new(features, labels.into_tensor(rows))))
     }
 
     fn read_row(&self, columns: &mut [Values], labels: &mut Labels) -> Result<(), PluginError> {
@@ -268,7 +262,7 @@ enum Labels {
     None,
     Int(Vec<i64>),
     Float(Vec<f32>),
-    Text(Vec<abi_stable::std_types::RString>),
+    Text(Vec<String>),
 }
 
 impl Labels {
@@ -307,10 +301,7 @@ impl Labels {
             Labels::None => None,
             Labels::Int(v) => Some(Tensor::i64(vec![rows], v)),
             Labels::Float(v) => Some(Tensor::f32(vec![rows], v)),
-            Labels::Text(v) => Some(Tensor {
-                shape: vec![rows].into(),
-                data: estimator_plugin_api::abi::TensorBuf::Str(v.into()),
-            }),
+            Labels::Text(v) => Some(Tensor::strings(vec![rows], v)),
         }
     }
 }
@@ -488,7 +479,7 @@ mod tests {
                 Ok(input) => input,
                 Err(e) => {
                     prop_assert!(
-                        e.message.contains("d.csv") || e.kind == ErrorKind::BadParams,
+                        e.message.contains("d.csv") || e.kind() == ErrorKind::BadParams,
                         "{e}"
                     );
                     return Ok(0);
@@ -608,10 +599,11 @@ mod tests {
                 match input.next_chunk() {
                     Ok(Some(chunk)) => {
                         let n = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
-                        let labels = match chunk.labels.as_ref().map(|t| &t.data) {
-                            abi_stable::std_types::ROption::RSome(TensorBuf::I64(v)) => v.to_vec(),
-                            _ => panic!("int64 labels"),
-                        };
+                        let labels = chunk
+                            .labels()
+                            .and_then(Tensor::as_i64)
+                            .expect("int64 labels")
+                            .to_vec();
                         for r in 0..n {
                             let values = chunk
                                 .features

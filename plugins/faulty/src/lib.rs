@@ -2,9 +2,8 @@
 //! host's refusals can be tested through the real ABI, and `noop`, a model that does no
 //! work, so a benchmark can time the ABI crossing alone. Never use it for anything else.
 
-use abi_stable::std_types::ROption;
 use estimator_plugin_api::abi::{
-    Batch, EstimatorSpec, FactoryContext, Gradient, Initializer, ModeKeys, NamedTensor,
+    BuiltIn, Chunk, EstimatorSpec, FactoryContext, Gradient, Initializer, ModeKeys, NamedTensor,
     PluginError, Tensor, TensorView, VarSpec,
 };
 use estimator_plugin_api::sdk::{Input, Model, ModelInputs, StreamingMetric};
@@ -67,19 +66,19 @@ impl Input for PanickingInput {
         params.check("open", "next_chunk");
         Ok(PanickingInput)
     }
-    fn next_chunk(&mut self) -> Result<Option<Batch>, PluginError> {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, PluginError> {
         panic!("next_chunk exploded on purpose")
     }
 }
 
-/// A metric that panics in `new` or (the default) `update`.
-pub struct PanickingMetric;
+/// A metric that panics in `new`, `result` or (the default) `update`.
+pub struct PanickingMetric(PanicAt);
 
 impl StreamingMetric for PanickingMetric {
     type Params = PanicAt;
     fn new(params: PanicAt, _: &FactoryContext<'_>) -> Result<Self, PluginError> {
         params.check("new", "update");
-        Ok(PanickingMetric)
+        Ok(PanickingMetric(params))
     }
     fn update(
         &mut self,
@@ -87,10 +86,12 @@ impl StreamingMetric for PanickingMetric {
         _: &TensorView<'_>,
         _: Option<&TensorView<'_>>,
     ) -> Result<(), PluginError> {
-        panic!("update exploded on purpose")
+        self.0.check("update", "update");
+        Ok(())
     }
-    fn result(&self) -> f64 {
-        0.0
+    fn result(&self) -> Result<f64, PluginError> {
+        self.0.check("result", "update");
+        Ok(0.0)
     }
     fn reset(&mut self) {}
     fn state(&self) -> Vec<f64> {
@@ -133,7 +134,7 @@ impl Model for BreaksRule {
         let moving =
             |values: Vec<f32>| NamedTensor::new("moving", Tensor::f32(vec![values.len()], values));
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.loss = ROption::RSome(1.0);
+        spec.set_loss(1.0);
         spec.gradients = vec![w(), table(1)].into();
         spec.updates = vec![moving(vec![0.5])].into();
         spec.predictions = vec![NamedTensor::new("p", Tensor::f32(vec![n], vec![0.0; n]))].into();
@@ -208,7 +209,7 @@ impl Model for WrongGradient {
     }
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.loss = ROption::RSome(1.0);
+        spec.set_loss(1.0);
         spec.gradients
             .push(Gradient::dense("w", Tensor::f32(vec![2], vec![0.0, 0.0])));
         Ok(spec)
@@ -249,7 +250,7 @@ impl Model for NanLoss {
         } else {
             1.0
         };
-        spec.loss = ROption::RSome(loss);
+        spec.set_loss(loss);
         spec.gradients
             .push(Gradient::dense("w", Tensor::f32(vec![1], vec![0.5])));
         Ok(spec)
@@ -300,7 +301,7 @@ impl Model for Staged {
             )));
         }
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.loss = ROption::RSome(1.0);
+        spec.set_loss(1.0);
         let size = self.0.size;
         spec.gradients.push(Gradient::dense(
             "w",
@@ -326,7 +327,7 @@ impl Model for WrongBatchPredictions {
     }
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.loss = ROption::RSome(1.0);
+        spec.set_loss(1.0);
         spec.gradients
             .push(Gradient::dense("w", Tensor::f32(vec![1], vec![0.0])));
         let n = batch_len(inputs) + 1;
@@ -355,7 +356,7 @@ impl Model for Noop {
         if inputs.mode == ModeKeys::Predict {
             spec.predictions.push(row_numbers(inputs));
         } else {
-            spec.loss = ROption::RSome(0.0);
+            spec.set_loss(0.0);
         }
         Ok(spec)
     }
@@ -369,6 +370,44 @@ pub struct HooksParams {
     pub train: Vec<serde_json::Value>,
     #[serde(default)]
     pub eval: Vec<serde_json::Value>,
+}
+
+/// The hooks of one manifest-style entry, `{name: {setting: value, ...}}`, as typed
+/// requests. Settings keep their YAML type (an integer stays an integer); a value the
+/// ABI has no type for is sent as its text, for the host to refuse.
+fn built_ins(entry: &serde_json::Value) -> Vec<BuiltIn> {
+    use serde_json::Value;
+    let Value::Object(hooks) = entry else {
+        return Vec::new();
+    };
+    hooks
+        .iter()
+        .map(|(name, settings)| {
+            let mut hook = BuiltIn::new(name.as_str());
+            let Value::Object(settings) = settings else {
+                return hook;
+            };
+            for (key, value) in settings {
+                hook = match value {
+                    Value::Bool(b) => hook.with(key.as_str(), *b),
+                    Value::Number(n) => match n.as_i64() {
+                        Some(i) => hook.with(key.as_str(), i),
+                        None => hook.with(key.as_str(), n.as_f64().unwrap_or(f64::NAN)),
+                    },
+                    Value::String(t) => hook.with(key.as_str(), t.as_str()),
+                    Value::Array(items) => hook.with(
+                        key.as_str(),
+                        items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                            .collect::<Vec<String>>(),
+                    ),
+                    other => hook.with(key.as_str(), other.to_string()),
+                };
+            }
+            hook
+        })
+        .collect()
 }
 
 /// The batch's row numbers, 0 to n - 1, as the prediction `row`.
@@ -394,16 +433,17 @@ impl Model for WithHooks {
         let mut spec = EstimatorSpec::new(inputs.mode);
         spec.predictions.push(row_numbers(inputs));
         if inputs.mode != ModeKeys::Predict {
-            spec.loss = ROption::RSome(0.0);
+            spec.set_loss(0.0);
         }
         Ok(spec)
     }
-    fn requested_hooks(&self, mode: ModeKeys) -> Vec<serde_json::Value> {
-        match mode {
-            ModeKeys::Train => self.0.train.clone(),
-            ModeKeys::Eval => self.0.eval.clone(),
-            ModeKeys::Predict => Vec::new(),
-        }
+    fn requested_hooks(&self, mode: ModeKeys) -> Vec<BuiltIn> {
+        let listed = match mode {
+            ModeKeys::Train => &self.0.train,
+            ModeKeys::Eval => &self.0.eval,
+            ModeKeys::Predict => return Vec::new(),
+        };
+        listed.iter().flat_map(built_ins).collect()
     }
 }
 

@@ -42,12 +42,12 @@ impl StreamingMetric for Accuracy {
         Ok(())
     }
 
-    fn result(&self) -> f64 {
-        if self.count == 0.0 {
+    fn result(&self) -> Result<f64, PluginError> {
+        Ok(if self.count == 0.0 {
             0.0
         } else {
             self.correct / self.count
-        }
+        })
     }
 
     fn reset(&mut self) {
@@ -92,9 +92,9 @@ mod tests {
             None,
         )
         .expect("same lengths");
-        assert_eq!(a.result(), 0.75);
+        assert_eq!(a.result().expect("result"), 0.75);
         a.merge(&b.state()).expect("valid state");
-        assert_eq!(a.result(), 0.5);
+        assert_eq!(a.result().expect("result"), 0.5);
     }
 
     #[test]
@@ -108,7 +108,7 @@ mod tests {
             Some(&TensorView::f32(&shape, &w)),
         )
         .expect("same lengths");
-        assert_eq!(a.result(), 0.75);
+        assert_eq!(a.result().expect("result"), 0.75);
     }
 
     #[test]

@@ -64,11 +64,11 @@ impl StreamingMetric for Auc {
         Ok(())
     }
 
-    fn result(&self) -> f64 {
-        match self.curve {
+    fn result(&self) -> Result<f64, PluginError> {
+        Ok(match self.curve {
             Curve::Roc => self.counts.roc_auc(),
             Curve::Pr => self.counts.pr_auc_trapezoidal(),
-        }
+        })
     }
 
     fn reset(&mut self) {
@@ -119,9 +119,13 @@ mod tests {
     fn roc_auc_matches_the_pairwise_count() {
         // Positives 0.35, 0.8; negatives 0.1, 0.4: 3 of 4 pairs ordered → 0.75.
         let m = auc(Curve::Roc, &[0, 0, 1, 1], &[0.1, 0.4, 0.35, 0.8]);
-        assert!((m.result() - 0.75).abs() < 1e-9, "{}", m.result());
+        assert!(
+            (m.result().expect("result") - 0.75).abs() < 1e-9,
+            "{}",
+            m.result().expect("result")
+        );
         let perfect = auc(Curve::Roc, &[0, 1], &[0.2, 0.9]);
-        assert!((perfect.result() - 1.0).abs() < 1e-9);
+        assert!((perfect.result().expect("result") - 1.0).abs() < 1e-9);
     }
 
     #[test]
@@ -131,9 +135,9 @@ mod tests {
         // area = 0.5·(1+1)/2 + 0 + 0.5·(0.5+2/3)/2 = 0.5 + 0.291666…
         let m = auc(Curve::Pr, &[1, 0, 1], &[0.9, 0.6, 0.3]);
         assert!(
-            (m.result() - (0.5 + 0.5 * (0.5 + 2.0 / 3.0) / 2.0)).abs() < 1e-9,
+            (m.result().expect("result") - (0.5 + 0.5 * (0.5 + 2.0 / 3.0) / 2.0)).abs() < 1e-9,
             "{}",
-            m.result()
+            m.result().expect("result")
         );
     }
 
@@ -142,7 +146,11 @@ mod tests {
         let mut a = auc(Curve::Roc, &[0, 1], &[0.1, 0.35]);
         let b = auc(Curve::Roc, &[0, 1], &[0.4, 0.8]);
         a.merge(&b.state()).expect("same thresholds");
-        assert!((a.result() - 0.75).abs() < 1e-9, "{}", a.result());
+        assert!(
+            (a.result().expect("result") - 0.75).abs() < 1e-9,
+            "{}",
+            a.result().expect("result")
+        );
         assert!(a.merge(&[1.0]).is_err());
     }
 }

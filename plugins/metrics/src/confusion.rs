@@ -109,9 +109,9 @@ macro_rules! confusion_metric {
                 self.counts.update(self.threshold, labels, predictions, weight)
             }
 
-            fn result(&self) -> f64 {
+            fn result(&self) -> Result<f64, PluginError> {
                 let $c = &self.counts;
-                $result
+                Ok($result)
             }
 
             fn reset(&mut self) {
@@ -161,19 +161,23 @@ mod tests {
                 &TensorView::f32(&shape, &probs),
             );
         }
-        assert!((p.result() - 2.0 / 3.0).abs() < 1e-12);
-        assert!((r.result() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((p.result().expect("result") - 2.0 / 3.0).abs() < 1e-12);
+        assert!((r.result().expect("result") - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(p.state(), vec![2.0, 1.0, 2.0, 1.0]);
         // Merging another worker's counts: tp 1, fp 0, tn 0, fn 1.
         p.merge(&[1.0, 0.0, 0.0, 1.0]).expect("valid state");
-        assert!((p.result() - 3.0 / 4.0).abs() < 1e-12);
+        assert!((p.result().expect("result") - 3.0 / 4.0).abs() < 1e-12);
         let mut tp =
             TruePositives::new(ThresholdParams { threshold: 0.65 }, &ctx()).expect("params");
         tp.run(
             &TensorView::i64(&shape, &labels),
             &TensorView::f32(&shape, &probs),
         );
-        assert_eq!(tp.result(), 1.0, "only 0.9 is above 0.65 among positives");
+        assert_eq!(
+            tp.result().expect("result"),
+            1.0,
+            "only 0.9 is above 0.65 among positives"
+        );
     }
 
     #[test]

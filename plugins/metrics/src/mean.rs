@@ -39,12 +39,12 @@ impl StreamingMetric for Mean {
         Ok(())
     }
 
-    fn result(&self) -> f64 {
-        if self.count == 0.0 {
+    fn result(&self) -> Result<f64, PluginError> {
+        Ok(if self.count == 0.0 {
             0.0
         } else {
             self.total / self.count
-        }
+        })
     }
 
     fn reset(&mut self) {
@@ -81,6 +81,6 @@ mod tests {
         )
         .expect("valid");
         // (1 + 3 + 2*5) / (1 + 1 + 2) = 3.5
-        assert_eq!(m.result(), 3.5);
+        assert_eq!(m.result().expect("result"), 3.5);
     }
 }

@@ -65,9 +65,9 @@ macro_rules! regression_metric {
                 self.0.update(labels, predictions, weight, $f)
             }
 
-            fn result(&self) -> f64 {
+            fn result(&self) -> Result<f64, PluginError> {
                 let $mean = self.0.mean();
-                $result
+                Ok($result)
             }
 
             fn reset(&mut self) {
@@ -119,11 +119,11 @@ mod tests {
         mse.update(&l, &p, None).expect("valid");
         rmse.update(&l, &p, None).expect("valid");
         mae.update(&l, &p, None).expect("valid");
-        assert!((mse.result() - 4.25 / 3.0).abs() < 1e-12);
-        assert!((rmse.result() - (4.25f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert!((mae.result() - 2.5 / 3.0).abs() < 1e-12);
+        assert!((mse.result().expect("result") - 4.25 / 3.0).abs() < 1e-12);
+        assert!((rmse.result().expect("result") - (4.25f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((mae.result().expect("result") - 2.5 / 3.0).abs() < 1e-12);
         // Another worker saw one example with error 1: (4.25 + 1) / 4.
         mse.merge(&[1.0, 1.0]).expect("valid state");
-        assert!((mse.result() - 5.25 / 4.0).abs() < 1e-12);
+        assert!((mse.result().expect("result") - 5.25 / 4.0).abs() < 1e-12);
     }
 }

@@ -88,12 +88,12 @@ macro_rules! top_k_metric {
                 self.0.update(labels, predictions, weight)
             }
 
-            fn result(&self) -> f64 {
+            fn result(&self) -> Result<f64, PluginError> {
                 let $h = &self.0;
                 if $h.examples == 0.0 {
-                    return 0.0;
+                    return Ok(0.0);
                 }
-                $result
+                Ok($result)
             }
 
             fn reset(&mut self) {
@@ -140,10 +140,10 @@ mod tests {
         let mut precision = PrecisionAtK::new(TopKParams { k: 2 }, &ctx()).expect("params");
         recall.update(&l, &p, None).expect("valid");
         precision.update(&l, &p, None).expect("valid");
-        assert!((recall.result() - 2.0 / 3.0).abs() < 1e-12);
-        assert!((precision.result() - 2.0 / 6.0).abs() < 1e-12);
+        assert!((recall.result().expect("result") - 2.0 / 3.0).abs() < 1e-12);
+        assert!((precision.result().expect("result") - 2.0 / 6.0).abs() < 1e-12);
         recall.merge(&[1.0, 1.0]).expect("valid state");
-        assert!((recall.result() - 3.0 / 4.0).abs() < 1e-12);
+        assert!((recall.result().expect("result") - 3.0 / 4.0).abs() < 1e-12);
         let err = recall
             .update(&l, &TensorView::f32(&[9], &scores), None)
             .unwrap_err();

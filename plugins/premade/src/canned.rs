@@ -11,7 +11,7 @@ use estimator_plugin_api::abi::{
 use estimator_plugin_api::sdk::feature_columns::LinearModel;
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{Tape, Var};
-use estimator_plugin_api::sdk::{Model, ModelInputs, OptimizerPart};
+use estimator_plugin_api::sdk::{BuiltIn, Model, ModelInputs, OptimizerPart};
 use ndarray::Array2;
 use serde::de::DeserializeOwned;
 
@@ -96,11 +96,11 @@ impl Body {
 /// A part of the model's variables (those named `<name>/…`) and TF's default optimizer
 /// for it.
 pub fn optimizer_part(name: &str, optimizer: &str, learning_rate: f64) -> OptimizerPart {
-    OptimizerPart {
-        name: name.to_owned(),
-        variables: format!("{name}/"),
-        optimizer: serde_json::json!({ "name": optimizer, "learning_rate": learning_rate }),
-    }
+    OptimizerPart::new(
+        name,
+        format!("{name}/"),
+        BuiltIn::new(optimizer).with("learning_rate", learning_rate),
+    )
 }
 
 /// A premade model's params: TF's constructor arguments, which build the model.

@@ -49,6 +49,8 @@ impl Model for Regularized {
             l1: 0.0,
             l2: params.l2,
         });
+        // Logged through the host: `RUST_LOG=estimator_plugin_regularized=debug` shows it.
+        tracing::debug!(l2 = %params.l2, inputs = width, "declared the logits layer");
         Ok(Regularized {
             vars,
             input,
