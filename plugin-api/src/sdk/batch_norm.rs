@@ -8,9 +8,11 @@ use crate::abi::{Initializer, NamedTensor, PluginError, Tensor, VarSpec};
 
 use super::layers::Params;
 use super::tape::{Tape, Var};
+use super::variables::{LayerVars, VarBuilder};
 
 #[derive(Clone, Debug)]
 pub struct BatchNorm {
+    name: String,
     units: usize,
     /// The moving averages' decay (TF's DNN estimators: 0.999).
     momentum: f32,
@@ -19,6 +21,8 @@ pub struct BatchNorm {
     beta: String,
     moving_mean: String,
     moving_variance: String,
+    /// gamma, beta, moving_mean, moving_variance, once declared.
+    vars: LayerVars,
 }
 
 impl BatchNorm {
@@ -26,6 +30,7 @@ impl BatchNorm {
     /// `<name>/moving_mean`, `<name>/moving_variance`; epsilon 0.001 as Keras.
     pub fn new(name: &str, units: usize, momentum: f32) -> Self {
         BatchNorm {
+            name: name.to_owned(),
             units,
             momentum,
             epsilon: 1e-3,
@@ -33,7 +38,14 @@ impl BatchNorm {
             beta: format!("{name}/beta"),
             moving_mean: format!("{name}/moving_mean"),
             moving_variance: format!("{name}/moving_variance"),
+            vars: LayerVars::default(),
         }
+    }
+
+    /// Declares the four variables in `vars`; each step reads them through their handles.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        self.vars = LayerVars::declare(vars, self.variables());
+        self
     }
 
     pub fn variables(&self) -> [VarSpec; 4] {
@@ -55,17 +67,10 @@ impl BatchNorm {
         x: Var,
         training: bool,
     ) -> Result<(Var, Vec<NamedTensor>), PluginError> {
-        let scale = (params.get(&self.gamma)?, params.get(&self.beta)?);
-        let moving_mean = tape
-            .value(params.get(&self.moving_mean)?)
-            .iter()
-            .copied()
-            .collect::<Vec<f32>>();
-        let moving_variance = tape
-            .value(params.get(&self.moving_variance)?)
-            .iter()
-            .copied()
-            .collect::<Vec<f32>>();
+        let var = |i| self.vars.get(i, &self.name).map(|h| params.var(h));
+        let scale = (var(0)?, var(1)?);
+        let moving_mean = tape.value(var(2)?).iter().copied().collect::<Vec<f32>>();
+        let moving_variance = tape.value(var(3)?).iter().copied().collect::<Vec<f32>>();
         if !training {
             let y = tape.normalize(
                 x,
@@ -119,8 +124,9 @@ mod tests {
 
     #[test]
     fn training_normalizes_by_the_batch_and_moves_the_averages() {
-        let layer = BatchNorm::new("bn", 2, 0.9);
-        let specs = layer.variables();
+        let mut declared = VarBuilder::new();
+        let layer = BatchNorm::new("bn", 2, 0.9).declare(&mut declared);
+        let specs = declared.specs();
         let shape = [2usize];
         let (ones, zeros) = ([1.0f32, 1.0], [0.0f32, 0.0]);
         let data = [&ones, &zeros, &zeros, &ones];

@@ -2,30 +2,49 @@
 //! sqrt(var + ε) + beta`, the mean and variance of each row; variables `<name>/gamma`
 //! (ones) and `<name>/beta` (zeros), ε 1e-3 as Keras'.
 
-use crate::abi::{Initializer, PluginError};
+use crate::abi::{Initializer, PluginError, VarSpec};
 
 use super::layers::Params;
 use super::tape::{Over, Tape, Var};
-use super::variables::{VarBuilder, VarHandle};
+use super::variables::{LayerVars, VarBuilder};
 
 /// Keras' default epsilon.
 pub const LAYER_NORM_EPSILON: f32 = 1e-3;
 
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
-    gamma: VarHandle,
-    beta: VarHandle,
+    name: String,
+    width: usize,
     epsilon: f32,
+    /// gamma and beta, once declared.
+    vars: LayerVars,
 }
 
 impl LayerNorm {
-    /// Declares the layer's scale and offset for `width` features.
-    pub fn declare(vars: &mut VarBuilder, name: &str, width: usize) -> Self {
+    /// The layer over `width` features.
+    pub fn new(name: impl Into<String>, width: usize) -> Self {
         LayerNorm {
-            gamma: vars.trainable(&format!("{name}/gamma"), &[width], Initializer::Ones),
-            beta: vars.trainable(&format!("{name}/beta"), &[width], Initializer::Zeros),
+            name: name.into(),
+            width,
             epsilon: LAYER_NORM_EPSILON,
+            vars: LayerVars::default(),
         }
+    }
+
+    /// Its scale and offset.
+    pub fn variables(&self) -> [VarSpec; 2] {
+        let name = &self.name;
+        [
+            VarSpec::new(format!("{name}/gamma"), &[self.width], Initializer::Ones),
+            VarSpec::new(format!("{name}/beta"), &[self.width], Initializer::Zeros),
+        ]
+    }
+
+    /// Declares the scale and offset in `vars`; each step reads them through their
+    /// handles.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        self.vars = LayerVars::declare(vars, self.variables());
+        self
     }
 
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
@@ -36,8 +55,10 @@ impl LayerNorm {
         let variance = tape.shift(variance, self.epsilon);
         let deviation = tape.sqrt(variance);
         let normalized = tape.div(centered, deviation)?;
-        let scaled = tape.mul(normalized, params.var(self.gamma))?;
-        tape.add(scaled, params.var(self.beta))
+        let gamma = params.var(self.vars.get(0, &self.name)?);
+        let beta = params.var(self.vars.get(1, &self.name)?);
+        let scaled = tape.mul(normalized, gamma)?;
+        tape.add(scaled, beta)
     }
 }
 
@@ -51,7 +72,7 @@ mod tests {
     #[test]
     fn rows_are_normalized_as_keras_does() {
         let mut vars = VarBuilder::new();
-        let norm = LayerNorm::declare(&mut vars, "layer_normalization", 3);
+        let norm = LayerNorm::new("layer_normalization", 3).declare(&mut vars);
         let specs = vars.specs();
         assert_eq!(specs[0].name.as_str(), "layer_normalization/gamma");
         let (gamma, beta) = ([1.0f32, 1.0, 1.0], [0.0f32, 0.0, 0.0]);

@@ -9,7 +9,7 @@ use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Ten
 use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
 use super::tape::{Gradients, Over, ParamGradient, Tape, Var};
-use super::variables::{VarBuilder, VarHandle};
+use super::variables::{LayerVars, VarBuilder, VarHandle};
 use super::view::f32_matrix;
 
 /// An elementwise activation, named as in the manifest (`relu`, `tanh`, `sigmoid`, `linear`).
@@ -43,11 +43,11 @@ pub struct Dense {
     pub inputs: usize,
     pub units: usize,
     pub activation: Activation,
-    /// The variables' names, built once rather than on every step.
+    /// The variables' names, for their declarations.
     kernel: String,
     bias: String,
-    /// The kernel's and bias's handles, when declared through a [`VarBuilder`].
-    handles: Option<(VarHandle, VarHandle)>,
+    /// The kernel's and bias's handles, once declared.
+    vars: LayerVars,
     /// Added to the loss as `tf.layers`' `kernel_regularizer`.
     kernel_regularizer: Option<Regularizer>,
 }
@@ -106,24 +106,16 @@ impl Dense {
             inputs,
             units,
             activation,
-            handles: None,
+            vars: LayerVars::default(),
             kernel_regularizer: None,
         }
     }
 
-    /// A dense layer whose kernel and bias are declared in `vars` now, and read through
-    /// their handles at each step.
-    pub fn declare(
-        vars: &mut VarBuilder,
-        name: impl Into<String>,
-        inputs: usize,
-        units: usize,
-        activation: Activation,
-    ) -> Self {
-        let mut layer = Dense::new(name, inputs, units, activation);
-        let [kernel, bias] = layer.variables();
-        layer.handles = Some((vars.declare(kernel), vars.declare(bias)));
-        layer
+    /// Declares the kernel and bias in `vars`; each step reads them through their
+    /// handles.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        self.vars = LayerVars::declare(vars, self.variables());
+        self
     }
 
     /// Adds `regularizer`'s penalty on the kernel to the loss ([`Dense::penalty`]).
@@ -141,12 +133,11 @@ impl Dense {
         regularizer.penalty(tape, kernel).map(Some)
     }
 
-    /// The kernel and bias on the tape: through their handles, or by name.
+    /// The kernel and bias on the tape, through their handles.
     fn parameters(&self, params: &Params) -> Result<(Var, Var), PluginError> {
-        match self.handles {
-            Some((kernel, bias)) => Ok((params.var(kernel), params.var(bias))),
-            None => Ok((params.get(&self.kernel)?, params.get(&self.bias)?)),
-        }
+        let kernel = self.vars.get(0, &self.name)?;
+        let bias = self.vars.get(1, &self.name)?;
+        Ok((params.var(kernel), params.var(bias)))
     }
 
     pub fn kernel_name(&self) -> &str {
@@ -192,6 +183,8 @@ pub struct Mlp {
 const DNN_BATCH_NORM_MOMENTUM: f32 = 0.999;
 
 impl Mlp {
+    /// Hidden layers of `activation` and a linear output layer, named as TF's DNN
+    /// estimators name them: `<prefix>/hiddenlayer_<i>`, `<prefix>/logits`.
     pub fn new(
         prefix: &str,
         inputs: usize,
@@ -199,28 +192,64 @@ impl Mlp {
         outputs: usize,
         activation: Activation,
     ) -> Self {
-        let mut layers = Vec::with_capacity(hidden.len() + 1);
-        let mut width = inputs;
-        for (i, &units) in hidden.iter().enumerate() {
-            layers.push(Dense::new(
-                format!("{prefix}/hiddenlayer_{i}"),
-                width,
-                units,
-                activation,
-            ));
-            width = units;
-        }
-        layers.push(Dense::new(
-            format!("{prefix}/logits"),
-            width,
-            outputs,
-            Activation::Linear,
-        ));
+        let hidden_names = (0..hidden.len()).map(|i| format!("{prefix}/hiddenlayer_{i}"));
+        let names = hidden_names.chain([format!("{prefix}/logits")]);
+        Self::named(names, inputs, hidden, outputs, activation)
+    }
+
+    /// The same stack named as `tf.compat.v1.layers.dense` names layers in one graph:
+    /// `dense`, `dense_1`, `dense_2`, ...
+    pub fn tf_layers(
+        inputs: usize,
+        hidden: &[usize],
+        outputs: usize,
+        activation: Activation,
+    ) -> Self {
+        let names = (0..=hidden.len()).map(|i| match i {
+            0 => "dense".to_owned(),
+            _ => format!("dense_{i}"),
+        });
+        Self::named(names, inputs, hidden, outputs, activation)
+    }
+
+    fn named(
+        names: impl Iterator<Item = String>,
+        inputs: usize,
+        hidden: &[usize],
+        outputs: usize,
+        activation: Activation,
+    ) -> Self {
+        let widths = std::iter::once(inputs).chain(hidden.iter().copied());
+        let units = hidden.iter().map(|&u| (u, activation));
+        let units = units.chain([(outputs, Activation::Linear)]);
+        let layers = names
+            .zip(widths.zip(units))
+            .map(|(name, (width, (units, activation)))| Dense::new(name, width, units, activation))
+            .collect();
         Mlp {
             layers,
             dropout: None,
             batch_norms: Vec::new(),
         }
+    }
+
+    /// Declares every layer's variables in `vars`, in [`Mlp::variables`]' order. Call it
+    /// after `with_batch_norm`.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        let mut batch_norms = std::mem::take(&mut self.batch_norms).into_iter();
+        let mut declared_norms = Vec::new();
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .map(|layer| {
+                let layer = layer.declare(vars);
+                if let Some(bn) = batch_norms.next() {
+                    declared_norms.push(bn.declare(vars));
+                }
+                layer
+            })
+            .collect();
+        self.batch_norms = declared_norms;
+        self
     }
 
     /// TF's `dropout`: after each hidden layer, in training only.
@@ -430,13 +459,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_declared_dense_layer_reads_its_variables_by_handle_as_by_name() {
+    /// Declares `layer` after a variable `before`; returns it and every declaration.
+    fn dense_after_another_variable(layer: Dense) -> (Dense, Vec<VarSpec>) {
         let mut vars = VarBuilder::new();
         vars.declare_all([VarSpec::new("before", &[2], Initializer::Zeros)]);
-        let declared = Dense::declare(&mut vars, "dense", 2, 1, Activation::Linear);
-        let by_name = Dense::new("dense", 2, 1, Activation::Linear);
-        let specs = vars.specs();
+        let layer = layer.declare(&mut vars);
+        (layer, vars.specs())
+    }
+
+    #[test]
+    fn a_declared_dense_layer_reads_its_variables_through_its_handles() {
+        let (layer, specs) =
+            dense_after_another_variable(Dense::new("dense", 2, 1, Activation::Linear));
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["before", "dense/kernel", "dense/bias"]);
         let (before, kernel, bias) = ([0.0f32; 2], [2.0f32, -1.0], [0.5f32]);
@@ -457,10 +491,35 @@ mod tests {
         let mut t = Tape::new();
         let params = Params::load(&mut t, &specs, &views).expect("loads");
         let x = t.constant(ndarray::array![[1.0, 3.0]]);
-        let a = declared.apply(&mut t, &params, x).expect("applies");
-        let b = by_name.apply(&mut t, &params, x).expect("applies");
-        assert_eq!(t.value(a), t.value(b));
-        assert_eq!(t.value(a)[[0, 0]], 2.0 - 3.0 + 0.5);
+        let y = layer.apply(&mut t, &params, x).expect("applies");
+        assert_eq!(t.value(y)[[0, 0]], 2.0 - 3.0 + 0.5);
+        // A layer never declared has no variables to read, and says how to fix it.
+        let undeclared = Dense::new("dense", 2, 1, Activation::Linear);
+        let err = undeclared
+            .apply(&mut t, &params, x)
+            .expect_err("undeclared");
+        assert!(
+            err.message.contains("layer `dense` has no variables"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tf_layers_names_are_those_of_tf_compat_v1_layers_dense() {
+        let mut vars = VarBuilder::new();
+        let _ = Mlp::tf_layers(4, &[10, 10], 3, Activation::Relu).declare(&mut vars);
+        let names: Vec<String> = vars.specs().iter().map(|v| v.name.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "dense/kernel",
+                "dense/bias",
+                "dense_1/kernel",
+                "dense_1/bias",
+                "dense_2/kernel",
+                "dense_2/bias"
+            ]
+        );
     }
     use crate::abi::TensorView;
 
@@ -487,8 +546,9 @@ mod tests {
 
     #[test]
     fn dense_forward_matches_hand_computation() {
-        let layer = Dense::new("d", 2, 1, Activation::Relu);
-        let specs = layer.variables();
+        let mut vars = VarBuilder::new();
+        let layer = Dense::new("d", 2, 1, Activation::Relu).declare(&mut vars);
+        let specs = vars.specs();
         let (kernel, kshape) = ([2.0f32, -1.0], [2usize, 1]);
         let (bias, bshape) = ([0.5f32], [1usize]);
         let views = [

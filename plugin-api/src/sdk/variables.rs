@@ -4,7 +4,7 @@
 //! variable through its handle ([`super::layers::Params::var`]), by position, with no
 //! string lookups.
 
-use crate::abi::{Initializer, VarSpec};
+use crate::abi::{Initializer, PluginError, VarSpec};
 
 /// A declared variable, as model_fn finds it on the tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,5 +50,27 @@ impl VarBuilder {
     /// The declarations, for `Model::variables`.
     pub fn specs(&self) -> Vec<VarSpec> {
         self.specs.clone()
+    }
+}
+
+/// The handles of one layer's variables, in the order the layer lists them; empty until
+/// the layer is declared in a [`VarBuilder`] (each layer's `declare`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerVars(Vec<VarHandle>);
+
+impl LayerVars {
+    /// Declares `specs` in `vars`, in order, and keeps their handles.
+    pub fn declare(vars: &mut VarBuilder, specs: impl IntoIterator<Item = VarSpec>) -> Self {
+        LayerVars(specs.into_iter().map(|spec| vars.declare(spec)).collect())
+    }
+
+    /// The handle of the layer's `i`-th variable; an error naming `layer` if the layer
+    /// was never declared.
+    pub fn get(&self, i: usize, layer: &str) -> Result<VarHandle, PluginError> {
+        self.0.get(i).copied().ok_or_else(|| {
+            PluginError::other(format!(
+                "layer `{layer}` has no variables: declare it when the model is built (`.declare(&mut vars)`)"
+            ))
+        })
     }
 }

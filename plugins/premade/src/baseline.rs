@@ -38,9 +38,7 @@ impl CannedParams for BaselineClassifierParams {
     fn build(self, _ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
         let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::classifier(self.n_classes, self.label_vocabulary, args)?;
-        let body = Body::Baseline {
-            logits_dimension: head.logits_dimension(),
-        };
+        let body = Body::baseline(head.logits_dimension());
         Ok(Canned::new(body, head, vec![baseline_optimizer()]))
     }
 }
@@ -66,9 +64,7 @@ impl CannedParams for BaselineRegressorParams {
     fn build(self, _ctx: &FactoryContext<'_>) -> Result<Canned<Self>, PluginError> {
         let args = LossArgs::new(self.weight_column, self.loss_reduction)?;
         let head = Head::regressor(self.label_dimension, args)?;
-        let body = Body::Baseline {
-            logits_dimension: head.logits_dimension(),
-        };
+        let body = Body::baseline(head.logits_dimension());
         Ok(Canned::new(body, head, vec![baseline_optimizer()]))
     }
 }

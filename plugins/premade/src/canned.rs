@@ -11,6 +11,7 @@ use estimator_plugin_api::abi::{
 use estimator_plugin_api::sdk::feature_columns::LinearModel;
 use estimator_plugin_api::sdk::layers::Params;
 use estimator_plugin_api::sdk::tape::{Tape, Var};
+use estimator_plugin_api::sdk::variables::{LayerVars, VarBuilder};
 use estimator_plugin_api::sdk::{BuiltIn, Model, ModelInputs, OptimizerPart};
 use ndarray::Array2;
 use serde::de::DeserializeOwned;
@@ -27,31 +28,41 @@ pub enum Body {
     /// A learned bias per logit, the same for every example.
     Baseline {
         logits_dimension: usize,
+        /// Its bias, once declared.
+        bias: LayerVars,
     },
 }
 
 const BASELINE_BIAS: &str = "baseline/bias";
 
 impl Body {
-    fn variables(&self) -> Vec<VarSpec> {
+    /// A baseline's body over `logits_dimension` logits.
+    pub fn baseline(logits_dimension: usize) -> Self {
+        Body::Baseline {
+            logits_dimension,
+            bias: LayerVars::default(),
+        }
+    }
+
+    /// Declares the body's variables in `vars`, in TF's order: a DNN's, then a linear
+    /// model's.
+    fn declare(self, vars: &mut VarBuilder) -> Self {
         match self {
-            Body::Dnn(dnn) => dnn.variables(),
-            Body::Linear(linear) => linear.variables(),
+            Body::Dnn(dnn) => Body::Dnn(dnn.declare(vars)),
+            Body::Linear(linear) => Body::Linear(linear.declare(vars)),
             Body::Combined(dnn, linear) => {
-                let mut vars = dnn.as_ref().map(DnnBody::variables).unwrap_or_default();
-                vars.extend(
-                    linear
-                        .as_ref()
-                        .map(LinearModel::variables)
-                        .unwrap_or_default(),
-                );
-                vars
+                let dnn = dnn.map(|d| d.declare(vars));
+                Body::Combined(dnn, linear.map(|l| l.declare(vars)))
             }
-            Body::Baseline { logits_dimension } => vec![VarSpec::new(
-                BASELINE_BIAS,
-                &[*logits_dimension],
-                Initializer::Zeros,
-            )],
+            Body::Baseline {
+                logits_dimension, ..
+            } => {
+                let spec = VarSpec::new(BASELINE_BIAS, &[logits_dimension], Initializer::Zeros);
+                Body::Baseline {
+                    logits_dimension,
+                    bias: LayerVars::declare(vars, [spec]),
+                }
+            }
         }
     }
 
@@ -84,9 +95,13 @@ impl Body {
                     )),
                 }
             }
-            Body::Baseline { logits_dimension } => {
+            Body::Baseline {
+                logits_dimension,
+                bias,
+            } => {
                 let zeros = tape.constant(Array2::zeros((inputs.batch_len(), *logits_dimension)));
-                let logits = tape.add_bias(zeros, params.get(BASELINE_BIAS)?)?;
+                let bias = params.var(bias.get(0, BASELINE_BIAS)?);
+                let logits = tape.add_bias(zeros, bias)?;
                 Ok((logits, Vec::new()))
             }
         }
@@ -111,6 +126,8 @@ pub trait CannedParams: DeserializeOwned + Send + 'static {
 /// A premade model, built from its params `P`.
 pub struct Canned<P> {
     pub body: Body,
+    /// The body's variables, declared once.
+    vars: VarBuilder,
     pub head: Head,
     /// TF's default optimizer for each part of the body.
     pub optimizers: Vec<OptimizerPart>,
@@ -119,8 +136,11 @@ pub struct Canned<P> {
 
 impl<P> Canned<P> {
     pub fn new(body: Body, head: Head, optimizers: Vec<OptimizerPart>) -> Self {
+        let mut vars = VarBuilder::new();
+        let body = body.declare(&mut vars);
         Canned {
             body,
+            vars,
             head,
             optimizers,
             params: PhantomData,
@@ -136,7 +156,7 @@ impl<P: CannedParams> Model for Canned<P> {
     }
 
     fn variables(&self) -> Vec<VarSpec> {
-        self.body.variables()
+        self.vars.specs()
     }
 
     fn model_fn(&mut self, inputs: &ModelInputs<'_>) -> Result<EstimatorSpec, PluginError> {

@@ -1,11 +1,12 @@
 //! TF's DNN body, shared by `DNNClassifier` and `DNNRegressor`: dense features → hidden
 //! layers → logits of the head's width.
 
-use estimator_plugin_api::abi::{FactoryContext, ModeKeys, NamedTensor, PluginError, VarSpec};
+use estimator_plugin_api::abi::{FactoryContext, ModeKeys, NamedTensor, PluginError};
 use estimator_plugin_api::sdk::dropout::Dropout;
 use estimator_plugin_api::sdk::feature_columns::{DenseFeatures, FeatureColumn};
 use estimator_plugin_api::sdk::layers::{Activation, Mlp, Params};
 use estimator_plugin_api::sdk::tape::{Tape, Var};
+use estimator_plugin_api::sdk::variables::VarBuilder;
 use estimator_plugin_api::sdk::{ModelInputs, OptimizerPart};
 
 use crate::canned::optimizer_part;
@@ -59,10 +60,12 @@ impl DnnBody {
         Ok(DnnBody { input, mlp })
     }
 
-    pub fn variables(&self) -> Vec<VarSpec> {
-        let mut vars = self.input.variables();
-        vars.extend(self.mlp.variables());
-        vars
+    /// Declares the input layer's tables, then the layers' variables, in `vars`.
+    pub fn declare(self, vars: &mut VarBuilder) -> Self {
+        DnnBody {
+            input: self.input.declare(vars),
+            mlp: self.mlp.declare(vars),
+        }
     }
 
     /// The logits, and in TRAIN batch norm's new moving averages.

@@ -35,20 +35,15 @@ impl Model for Regularized {
             )));
         }
         let mut vars = VarBuilder::new();
-        let input = DenseFeatures::new(params.feature_columns, "input_layer", ctx)?;
-        vars.declare_all(input.variables());
+        let input =
+            DenseFeatures::new(params.feature_columns, "input_layer", ctx)?.declare(&mut vars);
         let width = input.width();
-        let logits = Dense::declare(
-            &mut vars,
-            "dense",
-            width,
-            params.n_classes,
-            Activation::Linear,
-        )
-        .with_kernel_regularizer(Regularizer {
-            l1: 0.0,
-            l2: params.l2,
-        });
+        let logits = Dense::new("dense", width, params.n_classes, Activation::Linear)
+            .with_kernel_regularizer(Regularizer {
+                l1: 0.0,
+                l2: params.l2,
+            })
+            .declare(&mut vars);
         // Logged through the host: `RUST_LOG=estimator_plugin_regularized=debug` shows it.
         tracing::debug!(l2 = %params.l2, inputs = width, "declared the logits layer");
         Ok(Regularized {

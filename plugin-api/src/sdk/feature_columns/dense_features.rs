@@ -7,14 +7,17 @@ use crate::abi::{FactoryContext, Initializer, PluginError, VarSpec};
 use crate::sdk::layers::Params;
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::tape::{Tape, Var};
+use crate::sdk::variables::{LayerVars, VarBuilder};
 
 use super::{prepare_sorted, FeatureColumn};
 
 #[derive(Clone, Debug)]
 pub struct DenseFeatures {
     columns: Vec<FeatureColumn>,
-    /// Each column's embedding table name (for embedding columns), built once.
+    /// Each column's embedding table name (for embedding columns).
     tables: Vec<Option<String>>,
+    /// The tables' handles, in column order, once declared.
+    vars: LayerVars,
 }
 
 impl DenseFeatures {
@@ -44,7 +47,18 @@ impl DenseFeatures {
                 _ => None,
             })
             .collect();
-        Ok(DenseFeatures { columns, tables })
+        Ok(DenseFeatures {
+            columns,
+            tables,
+            vars: LayerVars::default(),
+        })
+    }
+
+    /// Declares the embedding tables in `vars`; each step reads them through their
+    /// handles.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        self.vars = LayerVars::declare(vars, self.variables());
+        self
     }
 
     pub fn width(&self) -> usize {
@@ -83,6 +97,7 @@ impl DenseFeatures {
     ) -> Result<Var, PluginError> {
         let mut parts = Vec::new();
         let mut run: Vec<&FeatureColumn> = Vec::new();
+        let mut tables_seen = 0;
         for (column, table) in self.columns.iter().zip(&self.tables) {
             match (column, table) {
                 (FeatureColumn::Embedding(e), Some(table)) => {
@@ -91,7 +106,8 @@ impl DenseFeatures {
                         run.clear();
                     }
                     let ids = e.categorical_column.sparse_ids(inputs)?;
-                    let table = params.get(table)?;
+                    let table = params.var(self.vars.get(tables_seen, table)?);
+                    tables_seen += 1;
                     parts.push(tape.embedding_lookup(table, ids, e.combiner)?);
                 }
                 (other, _) => run.push(other),
@@ -184,8 +200,11 @@ mod tests {
                 r#"[{{"embedding": {{"categorical_column": {{"identity": {{"key": "i", "num_buckets": 3}}}},
                      "dimension": 2, "combiner": "{combiner}"}}}}]"#
             );
-            let dense = DenseFeatures::new(columns(&json), "input_layer", &ctx()).expect("valid");
-            let specs = dense.variables();
+            let mut declared = VarBuilder::new();
+            let dense = DenseFeatures::new(columns(&json), "input_layer", &ctx())
+                .expect("valid")
+                .declare(&mut declared);
+            let specs = declared.specs();
             assert_eq!(
                 specs[0].name.as_str(),
                 "input_layer/i_embedding/embedding_weights"

@@ -8,6 +8,7 @@ use crate::sdk::layers::Params;
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::sparse::Combiner;
 use crate::sdk::tape::{Tape, Var};
+use crate::sdk::variables::{LayerVars, VarBuilder};
 
 use super::{prepare_sorted, FeatureColumn};
 
@@ -34,9 +35,11 @@ impl From<SparseCombiner> for Combiner {
 #[derive(Clone, Debug)]
 pub struct LinearModel {
     columns: Vec<FeatureColumn>,
-    /// Each column's weights variable, then the bias: names built once.
+    /// Each column's weights variable, then the bias: their names.
     weights: Vec<String>,
     bias: String,
+    /// Their handles, in the same order, once declared.
+    vars: LayerVars,
     units: usize,
     combiner: Combiner,
 }
@@ -69,9 +72,17 @@ impl LinearModel {
             columns,
             weights,
             bias: format!("{scope}/bias_weights"),
+            vars: LayerVars::default(),
             units,
             combiner: sparse_combiner.into(),
         })
+    }
+
+    /// Declares the weights and bias in `vars`; each step reads them through their
+    /// handles.
+    pub fn declare(mut self, vars: &mut VarBuilder) -> Self {
+        self.vars = LayerVars::declare(vars, self.variables());
+        self
     }
 
     /// Rows of a column's weights: its buckets when categorical, else its dense width.
@@ -111,8 +122,8 @@ impl LinearModel {
         inputs: &ModelInputs<'_>,
     ) -> Result<Var, PluginError> {
         let mut sum: Option<Var> = None;
-        for (column, name) in self.columns.iter().zip(&self.weights) {
-            let weights = params.get(name)?;
+        for (i, column) in self.columns.iter().enumerate() {
+            let weights = params.var(self.vars.get(i, &self.weights[i])?);
             let part = match column.num_buckets() {
                 Some(_) => {
                     let ids = column.sparse_ids(inputs)?;
@@ -130,7 +141,8 @@ impl LinearModel {
         }
         let sum =
             sum.ok_or_else(|| PluginError::bad_params("feature_columns must not be empty"))?;
-        tape.add_bias(sum, params.get(&self.bias)?)
+        let bias = params.var(self.vars.get(self.columns.len(), &self.bias)?);
+        tape.add_bias(sum, bias)
     }
 }
 
@@ -156,7 +168,9 @@ mod tests {
             &ctx(),
         )
         .expect("valid");
-        let specs = model.variables();
+        let mut declared = VarBuilder::new();
+        let model = model.declare(&mut declared);
+        let specs = declared.specs();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,

@@ -7,11 +7,13 @@ mod class_names;
 mod multi_class;
 mod regression;
 
-use crate::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError};
+use ndarray::ArrayView2;
+
+use crate::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError, Tensor};
 use crate::sdk::feature_columns::NumericColumn;
 use crate::sdk::layers::Params;
 use crate::sdk::tape::{LossReduction, Tape, Var, Weighting};
-use crate::sdk::ModelInputs;
+use crate::sdk::{argmax_rows, softmax_rows, tensor_from_array2, ModelInputs};
 
 pub use binary::BinaryClassHead;
 pub use class_names::ClassNames;
@@ -137,4 +139,18 @@ impl Head {
             _ => sums.iter().map(MetricPartial::ratio_value).collect(),
         }
     }
+}
+
+/// Adds TF's classification predictions of `logits` to `spec`: `logits`, `probabilities`
+/// (their softmax) and `class_ids` (`[batch, 1]`, the most probable class). Returns the
+/// class ids.
+pub fn add_class_predictions(spec: &mut EstimatorSpec, logits: ArrayView2<'_, f32>) -> Vec<i64> {
+    let class_ids = argmax_rows(logits);
+    spec.add_prediction("logits", tensor_from_array2(logits.to_owned()));
+    spec.add_prediction("probabilities", tensor_from_array2(softmax_rows(logits)));
+    spec.add_prediction(
+        "class_ids",
+        Tensor::i64(vec![logits.nrows(), 1], class_ids.clone()),
+    );
+    class_ids
 }

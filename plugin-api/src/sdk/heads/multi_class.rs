@@ -5,10 +5,10 @@ use crate::abi::{
 };
 use crate::sdk::layers::Params;
 use crate::sdk::tape::{Tape, Var};
-use crate::sdk::{argmax_rows, softmax_rows, tensor_from_array2, ModelInputs};
+use crate::sdk::ModelInputs;
 
 use super::class_names::ClassNames;
-use super::{weight_at, weighting, LossArgs};
+use super::{add_class_predictions, weight_at, weighting, LossArgs};
 
 pub struct MultiClassHead {
     pub classes: ClassNames,
@@ -29,17 +29,8 @@ impl MultiClassHead {
         let n = self.classes.len();
         let logit_values = tape.value(logits);
         let batch = logit_values.nrows();
-        let class_ids = argmax_rows(logit_values);
         let mut spec = EstimatorSpec::new(inputs.mode);
-        spec.predictions = vec![
-            NamedTensor::new("logits", tensor_from_array2(logit_values.to_owned())),
-            NamedTensor::new(
-                "probabilities",
-                tensor_from_array2(softmax_rows(logit_values)),
-            ),
-            NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.clone())),
-        ]
-        .into();
+        let class_ids = add_class_predictions(&mut spec, logit_values);
         // The class names are for prediction output and serving; TRAIN skips building a
         // string per example every step.
         if inputs.mode != ModeKeys::Train {
