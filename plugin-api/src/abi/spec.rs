@@ -270,6 +270,11 @@ impl EstimatorSpec {
         self.gradients = gradients.into_iter().collect();
     }
 
+    /// Sets the new values of non-trainable variables (batch norm's moving averages).
+    pub fn set_updates(&mut self, updates: impl IntoIterator<Item = NamedTensor>) {
+        self.updates = updates.into_iter().collect();
+    }
+
     /// Adds a new value for a non-trainable variable.
     pub fn add_update(&mut self, name: impl Into<String>, tensor: Tensor) {
         self.updates.push(NamedTensor::new(name, tensor));

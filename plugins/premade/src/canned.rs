@@ -165,7 +165,7 @@ impl<P: CannedParams> Model for Canned<P> {
         let (logits, updates) = self.body.logits(&mut tape, &params, inputs)?;
         let mut spec = self.head.spec(&mut tape, &params, logits, inputs)?;
         if inputs.mode == ModeKeys::Train {
-            spec.updates = updates.into();
+            spec.set_updates(updates);
         }
         Ok(spec)
     }
