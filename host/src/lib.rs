@@ -15,6 +15,7 @@ pub(crate) mod error;
 pub(crate) mod estimator;
 pub(crate) mod eval_metrics;
 pub mod events;
+pub mod export;
 pub(crate) mod fingerprint;
 pub mod hooks;
 pub(crate) mod input;

@@ -78,11 +78,25 @@ enum Command {
         #[arg(long)]
         checkpoint: Option<PathBuf>,
     },
+    /// Export the latest checkpoint (or --checkpoint) as a new version under
+    /// --export-dir, for `estimator serve`; prints the version's directory last.
+    Export {
+        manifest: PathBuf,
+        /// The base directory: the export is written to EXPORT_DIR/<unix seconds>/.
+        #[arg(long)]
+        export_dir: PathBuf,
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
     /// Write one JSON object of predictions per example.
     Predict {
         manifest: PathBuf,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "export_dir")]
         checkpoint: Option<PathBuf>,
+        /// Predict with this exported version (a directory `estimator export` wrote)
+        /// instead of model_dir's checkpoint.
+        #[arg(long)]
+        export_dir: Option<PathBuf>,
         /// Read examples from this file instead of the manifest's input (sets params.path).
         #[arg(long)]
         input: Option<PathBuf>,
@@ -176,7 +190,8 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             Command::Train { manifest, .. }
             | Command::TrainAndEvaluate { manifest, .. }
             | Command::Evaluate { manifest, .. }
-            | Command::Predict { manifest, .. } => manifest,
+            | Command::Predict { manifest, .. }
+            | Command::Export { manifest, .. } => manifest,
             Command::Checkpoints { .. } | Command::NewPlugin { .. } => {
                 return Err(Error::Usage(
                     "--print-config needs a command that reads a manifest".into(),
@@ -257,9 +272,19 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 None => print!("{}", inspect::variables(&ckpt)),
             }
         }
+        Command::Export {
+            manifest,
+            export_dir,
+            checkpoint,
+        } => {
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let dir = est.export(&export_dir, checkpoint.as_deref())?;
+            println!("{}", dir.display());
+        }
         Command::Predict {
             manifest,
             checkpoint,
+            export_dir,
             input,
             output,
         } => {
@@ -276,10 +301,14 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let write_err = |e| Error::io("cannot write predictions", e);
-            est.predict_with_hooks(checkpoint.as_deref(), hooks, |example| {
+            let write = |example: serde_json::Map<String, serde_json::Value>| {
                 serde_json::to_writer(&mut out, &example).map_err(|e| write_err(e.into()))?;
                 out.write_all(b"\n").map_err(write_err)
-            })?;
+            };
+            match export_dir {
+                Some(dir) => est.predict_export(&dir, write)?,
+                None => est.predict_with_hooks(checkpoint.as_deref(), hooks, write)?,
+            };
             out.flush().map_err(write_err)?;
         }
         Command::NewPlugin {

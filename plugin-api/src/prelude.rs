@@ -10,8 +10,9 @@
 //! of them; `tracing::info!` in a plugin logs through the host).
 
 pub use crate::abi::{
-    BuiltIn, Chunk, EstimatorSpec, FactoryContext, Gradient, Initializer, MetricPartial,
-    MetricValue, ModeKeys, NamedTensor, OptimizerPart, PluginError, Tensor, TensorView, VarSpec,
+    BuiltIn, Chunk, EstimatorSpec, ExportOutput, FactoryContext, Gradient, Initializer,
+    MetricPartial, MetricValue, ModeKeys, NamedTensor, OptimizerPart, PluginError, Tensor,
+    TensorView, VarSpec,
 };
 pub use crate::sdk::feature_columns::{DenseFeatures, FeatureColumn};
 pub use crate::sdk::heads::{add_class_predictions, Head, LossArgs};

@@ -28,7 +28,6 @@ pub use state::{
 pub(crate) use commit::Clock;
 pub(crate) use commit::{system_clock, Committer};
 pub(crate) use contents::{saved_hook_states, saved_input, Provenance, SavedInput, TrainingState};
-#[cfg(test)]
 pub(crate) use format::encode;
 pub(crate) use format::SavedTensor;
 pub(crate) use retention::RetentionPolicy;

@@ -15,6 +15,7 @@ use crate::denormals::FlushDenormals;
 use crate::error::Result;
 use crate::eval_metrics::EvalMetrics;
 use crate::events::SummaryWriter;
+use crate::export::Servable;
 use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
 use crate::input::BatchRef;
 
@@ -112,6 +113,28 @@ impl Estimator {
             examples += batch.len;
             Ok(())
         })?;
+        Ok(examples)
+    }
+
+    /// Runs PREDICT over `input.predict` (or `input.eval` without labels) with the model
+    /// and weights of the exported version in `export_dir` instead of model_dir's, which
+    /// is never read. Returns the number of examples.
+    pub fn predict_export(
+        &mut self,
+        export_dir: &Path,
+        mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+    ) -> Result<usize> {
+        let servable = Servable::load(export_dir, &mut self.registry)?;
+        let _flush = FlushDenormals::new();
+        let mut pipeline = self.pipeline("predict", ModeKeys::Predict)?;
+        let mut examples = 0;
+        while let Some(batch) = pipeline.next_batch()? {
+            let spec = servable.predict_views(&batch.features, batch.len)?;
+            for row in 0..batch.len {
+                sink(example_json(&spec, row))?;
+            }
+            examples += batch.len;
+        }
         Ok(examples)
     }
 

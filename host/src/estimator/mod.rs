@@ -3,6 +3,7 @@
 //!
 //! - `train`: the training loop, read top to bottom;
 //! - `infer`: the one loop evaluate and predict share;
+//! - `export`: a trained model as a self-contained version for serving;
 //! - `train_and_evaluate`: training whose checkpoints are evaluated as they come;
 //! - `session`: assembling a run from the manifest (model, variables, inputs, metrics,
 //!   optimizers, warm start) and calling model_fn;
@@ -14,6 +15,7 @@
 //! As in TF's runtime, the loops run with subnormal floats flushed to zero (see
 //! [`crate::denormals`]).
 
+mod export;
 mod hook_setup;
 mod infer;
 mod model_dir;

@@ -12,6 +12,7 @@ use abi_stable::{
 };
 
 use super::error::PluginError;
+use super::export::ExportOutput;
 use super::settings::{BuiltIn, OptimizerPart};
 use super::spec::{
     Chunk, EstimatorSpec, MetricPartial, MetricValue, ModeKeys_NE, StepContext, VarSpec,
@@ -56,6 +57,14 @@ pub trait ModelFn: Send {
         variables: RSlice<'_, NamedView<'_>>,
         ctx: StepContext,
     ) -> RResult<EstimatorSpec, PluginError>;
+
+    /// The model's serving signatures (TF's `export_outputs` in PREDICT), which
+    /// `estimator export` writes and `estimator serve` answers. Appended after the last
+    /// prefix field: a library built before it declares none (this default), and is
+    /// served with TF's default, `serving_default` predicting everything.
+    fn export_outputs(&self) -> RResult<RVec<ExportOutput>, PluginError> {
+        RResult::ROk(RVec::new())
+    }
 }
 
 /// A streaming metric, like a `tf.metrics` (value, update_op) pair.

@@ -4,6 +4,7 @@
 //! time that the host and the plugin agree on every layout.
 
 mod error;
+mod export;
 mod factory;
 mod logging;
 mod root;
@@ -12,6 +13,7 @@ mod spec;
 mod tensor;
 
 pub use error::{ErrorKind, ErrorKind_NE, PluginError};
+pub use export::{ExportMethod, ExportMethod_NE, ExportOutput, SignatureOutput};
 pub use factory::{
     InputSource, InputSourceBox, InputSource_TO, Metric, MetricBox, Metric_TO, ModelFn, ModelFnBox,
     ModelFn_TO,

@@ -14,9 +14,9 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    self, known_mode, BuiltIn, Chunk, ErrorKind, EstimatorSpec, FactoryContext, InputSourceBox,
-    MetricBox, MetricPartial, MetricValue, ModeKeys_NE, ModelFnBox, NamedView, OptimizerPart,
-    PluginError, StepContext, TensorView, VarSpec,
+    self, known_mode, BuiltIn, Chunk, ErrorKind, EstimatorSpec, ExportOutput, FactoryContext,
+    InputSourceBox, MetricBox, MetricPartial, MetricValue, ModeKeys_NE, ModelFnBox, NamedView,
+    OptimizerPart, PluginError, StepContext, TensorView, VarSpec,
 };
 
 use super::plugin::{Input, Model, ModelInputs, StreamingMetric};
@@ -104,6 +104,10 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
                 .eval_metric_results(sums.as_slice())
                 .map(RVec::from)
         })
+    }
+
+    fn export_outputs(&self) -> RResult<RVec<ExportOutput>, PluginError> {
+        guard(|| Ok(self.model.export_outputs().into()))
     }
 
     fn model_fn(

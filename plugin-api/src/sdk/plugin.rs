@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
-    BuiltIn, Chunk, EstimatorSpec, FactoryContext, MetricPartial, MetricValue, ModeKeys, NamedView,
-    OptimizerPart, PluginError, StepContext, TensorView, VarSpec,
+    BuiltIn, Chunk, EstimatorSpec, ExportOutput, FactoryContext, MetricPartial, MetricValue,
+    ModeKeys, NamedView, OptimizerPart, PluginError, StepContext, TensorView, VarSpec,
 };
 
 /// Everything model_fn receives for one batch, borrowed from the host for the call.
@@ -81,6 +81,13 @@ pub trait Model: Send + Sized + 'static {
     /// Adagrad 0.001, a linear model's Ftrl 0.2). The manifest's `optimizer:` overrides a
     /// part's default. Empty (the default): one part, the host's default optimizer.
     fn optimizer_parts(&self) -> Vec<OptimizerPart> {
+        Vec::new()
+    }
+
+    /// The model's serving signatures, TF's `export_outputs`. Empty (the default): TF's
+    /// default, `serving_default` predicting every prediction. A head gives TF's
+    /// (`Head::export_outputs`).
+    fn export_outputs(&self) -> Vec<ExportOutput> {
         Vec::new()
     }
 

@@ -5,8 +5,8 @@
 use std::marker::PhantomData;
 
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, Initializer, MetricPartial, MetricValue, ModeKeys, NamedTensor,
-    PluginError, VarSpec,
+    EstimatorSpec, ExportOutput, FactoryContext, Initializer, MetricPartial, MetricValue, ModeKeys,
+    NamedTensor, PluginError, VarSpec,
 };
 use estimator_plugin_api::sdk::feature_columns::LinearModel;
 use estimator_plugin_api::sdk::layers::Params;
@@ -176,5 +176,9 @@ impl<P: CannedParams> Model for Canned<P> {
 
     fn eval_metric_results(&self, sums: &[MetricPartial]) -> Result<Vec<MetricValue>, PluginError> {
         Ok(self.head.eval_metric_results(sums))
+    }
+
+    fn export_outputs(&self) -> Vec<ExportOutput> {
+        self.head.export_outputs()
     }
 }

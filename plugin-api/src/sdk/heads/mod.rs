@@ -9,7 +9,7 @@ mod regression;
 
 use ndarray::ArrayView2;
 
-use crate::abi::{EstimatorSpec, MetricPartial, MetricValue, PluginError, Tensor};
+use crate::abi::{EstimatorSpec, ExportOutput, MetricPartial, MetricValue, PluginError, Tensor};
 use crate::sdk::feature_columns::NumericColumn;
 use crate::sdk::layers::Params;
 use crate::sdk::tape::{LossReduction, Tape, Var, Weighting};
@@ -131,6 +131,32 @@ impl Head {
             Head::MultiClass(h) => h.spec(tape, params, logits, inputs),
             Head::Regression(h) => h.spec(tape, params, logits, inputs),
         }
+    }
+
+    /// TF's serving signatures for this head's predictions: `serving_default` and
+    /// `classification` (scores `probabilities`, classes `all_classes`) for a classifier,
+    /// plus `regression` (`logistic`) for a binary one; `serving_default` and
+    /// `regression` (`predictions`) for a regressor; and `predict` (every prediction).
+    pub fn export_outputs(&self) -> Vec<ExportOutput> {
+        let classification =
+            |name| ExportOutput::classification(name, "probabilities", "all_classes");
+        let mut outputs = match self {
+            Head::Binary(_) => vec![
+                classification("serving_default"),
+                classification("classification"),
+                ExportOutput::regression("regression", "logistic"),
+            ],
+            Head::MultiClass(_) => vec![
+                classification("serving_default"),
+                classification("classification"),
+            ],
+            Head::Regression(_) => vec![
+                ExportOutput::regression("serving_default", "predictions"),
+                ExportOutput::regression("regression", "predictions"),
+            ],
+        };
+        outputs.push(ExportOutput::predict_all("predict"));
+        outputs
     }
 
     pub fn eval_metric_results(&self, sums: &[MetricPartial]) -> Vec<MetricValue> {
