@@ -24,6 +24,7 @@ pub(crate) mod optimizer;
 pub(crate) mod plugin_logs;
 pub(crate) mod plugins;
 pub(crate) mod seed;
+pub mod serve;
 pub(crate) mod spec_check;
 pub(crate) mod variables;
 pub(crate) mod warm_start;

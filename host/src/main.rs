@@ -13,7 +13,7 @@ use estimator_host::cli::scaffold::{self, PluginKind};
 use estimator_host::hooks::Hook;
 use estimator_host::PluginRegistry;
 use estimator_host::StopAt;
-use estimator_host::{checkpoint, Error, Estimator, Manifest};
+use estimator_host::{checkpoint, serve, Error, Estimator, Manifest};
 
 #[derive(Parser)]
 #[command(
@@ -104,6 +104,29 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Serve exported versions over TF Serving's REST API, swapping in new versions as
+    /// they appear under the base path.
+    Serve {
+        /// The model's name in request paths (/v1/models/NAME).
+        #[arg(long = "model_name", requires = "model_base_path")]
+        model_name: Option<String>,
+        /// The directory `estimator export --export-dir` writes versions into.
+        #[arg(long = "model_base_path", requires = "model_name")]
+        model_base_path: Option<PathBuf>,
+        /// A YAML list of models: `- {name, base_path, model_version_policy}`.
+        #[arg(long = "model_config_file", conflicts_with_all = ["model_name", "model_base_path"])]
+        model_config_file: Option<PathBuf>,
+        #[arg(long = "rest_api_port", default_value_t = 8501)]
+        rest_api_port: u16,
+        #[arg(long = "rest_api_host", default_value = "127.0.0.1")]
+        rest_api_host: std::net::IpAddr,
+        /// How often the base paths are polled for new versions.
+        #[arg(long = "file_system_poll_wait_seconds", default_value_t = 1.0)]
+        file_system_poll_wait_seconds: f64,
+        /// Requests with a larger body are refused with 413.
+        #[arg(long = "max_request_bytes", default_value_t = 32 << 20)]
+        max_request_bytes: usize,
+    },
     /// Write a new plugin crate into DIR (its name names the plugin): a working model,
     /// metric or input, a manifest that trains with it, data, and a test.
     NewPlugin {
@@ -192,7 +215,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             | Command::Evaluate { manifest, .. }
             | Command::Predict { manifest, .. }
             | Command::Export { manifest, .. } => manifest,
-            Command::Checkpoints { .. } | Command::NewPlugin { .. } => {
+            Command::Checkpoints { .. } | Command::NewPlugin { .. } | Command::Serve { .. } => {
                 return Err(Error::Usage(
                     "--print-config needs a command that reads a manifest".into(),
                 ))
@@ -310,6 +333,40 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 None => est.predict_with_hooks(checkpoint.as_deref(), hooks, write)?,
             };
             out.flush().map_err(write_err)?;
+        }
+        Command::Serve {
+            model_name,
+            model_base_path,
+            model_config_file,
+            rest_api_port,
+            rest_api_host,
+            file_system_poll_wait_seconds,
+            max_request_bytes,
+        } => {
+            let models =
+                match (model_config_file, model_name, model_base_path) {
+                    (Some(file), _, _) => serve::read_model_config_file(&file)?,
+                    (None, Some(name), Some(base_path)) => vec![serve::ModelConfig {
+                        name,
+                        base_path,
+                        model_version_policy: serve::VersionPolicy::default(),
+                    }],
+                    _ => return Err(Error::Usage(
+                        "serve needs --model_name and --model_base_path, or --model_config_file"
+                            .into(),
+                    )),
+                };
+            if !(file_system_poll_wait_seconds > 0.0 && file_system_poll_wait_seconds.is_finite()) {
+                return Err(Error::Usage(
+                    "--file_system_poll_wait_seconds must be > 0".into(),
+                ));
+            }
+            serve::run(serve::ServeConfig {
+                models,
+                address: std::net::SocketAddr::new(rest_api_host, rest_api_port),
+                poll_wait: std::time::Duration::from_secs_f64(file_system_poll_wait_seconds),
+                max_request_bytes,
+            })?;
         }
         Command::NewPlugin {
             dir,

@@ -19,7 +19,7 @@ mod export;
 mod hook_setup;
 mod infer;
 mod model_dir;
-mod predictions;
+pub(crate) mod predictions;
 mod session;
 mod step_clock;
 #[cfg(test)]

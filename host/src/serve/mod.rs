@@ -1,0 +1,158 @@
+//! `estimator serve`: TF Serving's REST API over exported versions, polled from disk and
+//! swapped in without a restart.
+//!
+//! - `policy`: which versions serve (pure);
+//! - `versions`: one model's versions, their states, and the poll that loads and unloads;
+//! - `rest`: the HTTP endpoints (axum on tokio).
+//!
+//! A request runs model_fn on the runtime thread that took it (one per core), with a model
+//! instance of its version's pool; it holds that version until it is answered. SIGTERM or
+//! SIGINT stops accepting connections, lets in-flight requests finish, and exits 0.
+
+mod policy;
+mod rest;
+mod versions;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tracing::info;
+
+pub use policy::VersionPolicy;
+use rest::Server;
+use versions::ModelVersions;
+
+use crate::error::{Error, Result};
+use crate::plugins::PluginRegistry;
+
+/// One served model, as `--model_name`/`--model_base_path` or an entry of
+/// `--model_config_file` gives it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub base_path: PathBuf,
+    #[serde(default)]
+    pub model_version_policy: VersionPolicy,
+}
+
+/// What `estimator serve` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub models: Vec<ModelConfig>,
+    pub address: SocketAddr,
+    pub poll_wait: Duration,
+    pub max_request_bytes: usize,
+}
+
+/// Reads `--model_config_file`: a YAML list of models.
+pub fn read_model_config_file(path: &std::path::Path) -> Result<Vec<ModelConfig>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
+    let models: Vec<ModelConfig> = serde_yaml::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    Ok(models
+        .into_iter()
+        .map(|mut m| {
+            m.base_path = base.join(&m.base_path);
+            m
+        })
+        .collect())
+}
+
+/// Serves until SIGTERM or SIGINT.
+pub fn run(config: ServeConfig) -> Result<()> {
+    let mut models = BTreeMap::new();
+    for m in &config.models {
+        let versions = ModelVersions::new(
+            m.name.clone(),
+            m.base_path.clone(),
+            m.model_version_policy.clone(),
+        );
+        if models.insert(m.name.clone(), Arc::new(versions)).is_some() {
+            return Err(Error::Usage(format!(
+                "model `{}` is configured twice",
+                m.name
+            )));
+        }
+    }
+    let registry = Arc::new(Mutex::new(PluginRegistry::from_env()));
+    for versions in models.values() {
+        versions.poll(&registry);
+    }
+    let server = Arc::new(Server {
+        models,
+        max_request_bytes: config.max_request_bytes,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = spawn_poller(
+        Arc::clone(&server),
+        registry,
+        config.poll_wait,
+        Arc::clone(&stop),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the server's runtime", e))?;
+    let served = runtime.block_on(serve(Arc::clone(&server), config.address));
+    stop.store(true, Ordering::Relaxed);
+    let _ = poller.join();
+    served
+}
+
+async fn serve(server: Arc<Server>, address: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {address}: {e}")))?;
+    info!("Exporting HTTP/REST API at:{address} ...");
+    axum::serve(listener, rest::router(server))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| Error::io("the HTTP server failed", e))?;
+    info!("Stopped serving: every in-flight request was answered");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining in-flight requests"),
+        _ = int.recv() => info!("SIGINT: draining in-flight requests"),
+    }
+}
+
+/// Polls every model's base path every `wait` until `stop`.
+fn spawn_poller(
+    server: Arc<Server>,
+    registry: Arc<Mutex<PluginRegistry>>,
+    wait: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let tick = Duration::from_millis(50).min(wait);
+        let mut waited = Duration::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(tick);
+            waited += tick;
+            if waited >= wait {
+                waited = Duration::ZERO;
+                for versions in server.models.values() {
+                    versions.poll(&registry);
+                }
+            }
+        }
+    })
+}

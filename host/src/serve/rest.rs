@@ -1,0 +1,458 @@
+//! TF Serving's REST API (`api_rest.md`): model status, metadata, and `:predict`,
+//! `:classify` and `:regress`, with TF Serving's bodies and HTTP codes. Every error is
+//! `{"error": "..."}`; a bad request never stops the server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::versions::{ModelVersions, VersionState};
+use crate::estimator::predictions::row_json;
+use crate::export::{
+    columns_from_inputs, columns_from_instances, Method, Servable, Signature, TensorInfo,
+};
+use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, NamedTensor, Tensor};
+
+/// What every handler reads.
+pub struct Server {
+    pub models: BTreeMap<String, Arc<ModelVersions>>,
+    pub max_request_bytes: usize,
+}
+
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/v1/models/{model}", get(status).post(call_latest))
+        .route("/v1/models/{model}/metadata", get(metadata_latest))
+        .route(
+            "/v1/models/{model}/versions/{version}",
+            get(status_of_version).post(call_version),
+        )
+        .route(
+            "/v1/models/{model}/versions/{version}/metadata",
+            get(metadata_of_version),
+        )
+        .fallback(|| async { ApiError::not_found("no such endpoint (see TF Serving's REST API)") })
+        .with_state(server)
+}
+
+/// An error answer: an HTTP code and `{"error": message}`.
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, message.into())
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+async fn status(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Answer {
+    version_status(&server, &model, None)
+}
+
+async fn status_of_version(
+    State(server): State<Arc<Server>>,
+    Path((model, version)): Path<(String, String)>,
+) -> Answer {
+    version_status(&server, &model, Some(parse_version(&version)?))
+}
+
+async fn metadata_latest(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Answer {
+    metadata(&server, &model, None)
+}
+
+async fn metadata_of_version(
+    State(server): State<Arc<Server>>,
+    Path((model, version)): Path<(String, String)>,
+) -> Answer {
+    metadata(&server, &model, Some(parse_version(&version)?))
+}
+
+async fn call_latest(
+    State(server): State<Arc<Server>>,
+    Path(target): Path<String>,
+    body: Body,
+) -> Answer {
+    let (model, verb) = split_verb(&target)?;
+    call(&server, model, None, verb, body).await
+}
+
+async fn call_version(
+    State(server): State<Arc<Server>>,
+    Path((model, target)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    let (version, verb) = split_verb(&target)?;
+    call(&server, &model, Some(parse_version(version)?), verb, body).await
+}
+
+/// `iris:predict` → (`iris`, `predict`).
+fn split_verb(target: &str) -> Result<(&str, &str), ApiError> {
+    target.rsplit_once(':').ok_or_else(|| {
+        ApiError::not_found(format!(
+            "`{target}`: expected <model>:predict, :classify or :regress"
+        ))
+    })
+}
+
+fn parse_version(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Could not parse version `{text}`: not a whole number"
+        ))
+    })
+}
+
+fn model<'s>(
+    server: &'s Server,
+    name: &str,
+    version: Option<u64>,
+) -> Result<&'s ModelVersions, ApiError> {
+    server
+        .models
+        .get(name)
+        .map(Arc::as_ref)
+        .ok_or_else(|| not_found(name, version))
+}
+
+fn not_found(name: &str, version: Option<u64>) -> ApiError {
+    ApiError::not_found(match version {
+        Some(v) => format!("Servable not found for request: Specific({name}, {v})"),
+        None => format!("Servable not found for request: Latest({name})"),
+    })
+}
+
+fn servable(
+    server: &Server,
+    name: &str,
+    version: Option<u64>,
+) -> Result<(u64, Arc<Servable>), ApiError> {
+    model(server, name, version)?
+        .servable(version)
+        .ok_or_else(|| not_found(name, version))
+}
+
+fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
+    let states = model(server, name, version)?.states();
+    let listed: Vec<Value> = states
+        .iter()
+        .rev()
+        .filter(|(v, _)| version.is_none_or(|wanted| wanted == *v))
+        .map(|(v, state)| {
+            let (code, message) = match state {
+                VersionState::End(Some(error)) => ("UNKNOWN", error.as_str()),
+                _ => ("OK", ""),
+            };
+            json!({
+                "version": v.to_string(),
+                "state": state.tf_name(),
+                "status": { "error_code": code, "error_message": message },
+            })
+        })
+        .collect();
+    if listed.is_empty() {
+        return Err(not_found(name, version));
+    }
+    Ok(Json(json!({ "model_version_status": listed })))
+}
+
+fn metadata(server: &Server, name: &str, version: Option<u64>) -> Answer {
+    let (version, servable) = servable(server, name, version)?;
+    let meta = &servable.meta;
+    let signatures: Map<String, Value> = meta
+        .signatures
+        .iter()
+        .map(|(key, sig)| (key.clone(), signature_def(&meta.inputs, sig)))
+        .collect();
+    Ok(Json(json!({
+        "model_spec": { "name": name, "signature_name": "", "version": version.to_string() },
+        "metadata": { "signature_def": { "signature_def": signatures } },
+    })))
+}
+
+/// A signature as TF Serving's metadata shows it.
+fn signature_def(inputs: &BTreeMap<String, TensorInfo>, sig: &Signature) -> Value {
+    let tensor = |name: &str, dtype: &str, shape: &[usize]| {
+        let mut dim = vec![json!({ "size": "-1", "name": "" })];
+        dim.extend(
+            shape
+                .iter()
+                .map(|d| json!({ "size": d.to_string(), "name": "" })),
+        );
+        json!({ "dtype": dtype, "tensor_shape": { "dim": dim, "unknown_rank": false }, "name": format!("{name}:0") })
+    };
+    let inputs: Map<String, Value> = inputs
+        .iter()
+        .map(|(n, i)| (n.clone(), tensor(n, i.dtype.tf_name(), &i.shape)))
+        .collect();
+    let outputs: Map<String, Value> = sig
+        .outputs
+        .iter()
+        .map(|(k, o)| {
+            (
+                k.clone(),
+                tensor(&o.prediction, o.dtype.tf_name(), &o.shape),
+            )
+        })
+        .collect();
+    json!({ "inputs": inputs, "outputs": outputs, "method_name": sig.method.tf_name() })
+}
+
+async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, body: Body) -> Answer {
+    let method = match verb {
+        "predict" => Method::Predict,
+        "classify" => Method::Classify,
+        "regress" => Method::Regress,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "unknown method `:{other}` (predict, classify, regress)"
+            )))
+        }
+    };
+    let bytes = axum::body::to_bytes(body, server.max_request_bytes)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("length limit") {
+                ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is over the limit of {} bytes (--max_request_bytes)",
+                        server.max_request_bytes
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+    let request: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("JSON Parse error: {e}")))?;
+    let Value::Object(request) = request else {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    };
+    let (_, servable) = servable(server, name, version)?;
+    let signature_name = match request.get("signature_name") {
+        None => "serving_default",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "signature_name must be a string, not {other}"
+            )))
+        }
+    };
+    let signature = servable
+        .meta
+        .signatures
+        .get(signature_name)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Serving signature name: \"{signature_name}\" not found in signature def"
+            ))
+        })?;
+    match method {
+        Method::Predict => predict(&servable, signature, &request),
+        Method::Classify | Method::Regress => {
+            if signature.method != method {
+                return Err(ApiError::bad_request(format!(
+                    "Expected {} signature method_name to be {}. Was: {}",
+                    if method == Method::Classify {
+                        "classification"
+                    } else {
+                        "regression"
+                    },
+                    method.tf_name(),
+                    signature.method.tf_name()
+                )));
+            }
+            classify_or_regress(&servable, signature, method, &request)
+        }
+    }
+}
+
+fn predict(servable: &Servable, signature: &Signature, request: &Map<String, Value>) -> Answer {
+    let inputs = &servable.meta.inputs;
+    match (request.get("instances"), request.get("inputs")) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
+        )),
+        (None, None) => Err(ApiError::bad_request("Missing 'inputs' or 'instances' key")),
+        (Some(instances), None) => {
+            let instances = instances
+                .as_array()
+                .ok_or_else(|| ApiError::bad_request("'instances' must be a list"))?;
+            let columns = columns_from_instances(inputs, instances)
+                .map_err(|m| ApiError::bad_request(m.0))?;
+            let spec = run(servable, &columns, instances.len())?;
+            let rows: Vec<Value> = (0..instances.len())
+                .map(|row| output_row(signature, &spec, row))
+                .collect();
+            Ok(Json(json!({ "predictions": rows })))
+        }
+        (None, Some(given)) => {
+            let given = given.as_object().ok_or_else(|| {
+                ApiError::bad_request("'inputs' must be an object of named inputs")
+            })?;
+            let (columns, rows) =
+                columns_from_inputs(inputs, given).map_err(|m| ApiError::bad_request(m.0))?;
+            let spec = run(servable, &columns, rows)?;
+            let mut outputs = Map::new();
+            for (key, o) in &signature.outputs {
+                let tensor = prediction(&spec, &o.prediction)?;
+                outputs.insert(
+                    key.clone(),
+                    (0..rows).map(|r| row_json(tensor, r)).collect(),
+                );
+            }
+            let outputs = match outputs.len() {
+                1 => outputs
+                    .into_iter()
+                    .next()
+                    .map(|(_, v)| v)
+                    .unwrap_or(Value::Null),
+                _ => Value::Object(outputs),
+            };
+            Ok(Json(json!({ "outputs": outputs })))
+        }
+    }
+}
+
+/// One example's outputs: the value itself when the signature has one output.
+fn output_row(signature: &Signature, spec: &EstimatorSpec, row: usize) -> Value {
+    let mut values = Map::new();
+    for (key, o) in &signature.outputs {
+        if let Ok(tensor) = prediction(spec, &o.prediction) {
+            values.insert(key.clone(), row_json(tensor, row));
+        }
+    }
+    match values.len() {
+        1 => values
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null),
+        _ => Value::Object(values),
+    }
+}
+
+fn classify_or_regress(
+    servable: &Servable,
+    signature: &Signature,
+    method: Method,
+    request: &Map<String, Value>,
+) -> Answer {
+    let examples = request
+        .get("examples")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request("Missing 'examples' key (a list of examples)"))?;
+    let mut examples = examples.clone();
+    // TF Serving's `context`: features shared by every example.
+    if let Some(Value::Object(context)) = request.get("context") {
+        for example in &mut examples {
+            if let Value::Object(features) = example {
+                for (k, v) in context {
+                    features.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+    let columns = columns_from_instances(&servable.meta.inputs, &examples)
+        .map_err(|m| ApiError::bad_request(m.0))?;
+    let spec = run(servable, &columns, examples.len())?;
+    let output = |key: &str| {
+        signature
+            .outputs
+            .get(key)
+            .map(|o| prediction(&spec, &o.prediction))
+            .transpose()
+    };
+    let results: Vec<Value> = match method {
+        Method::Regress => {
+            let values = output("outputs")?
+                .ok_or_else(|| ApiError::bad_request("the signature has no `outputs`"))?;
+            (0..examples.len())
+                .map(|r| scalar_or_row(values, r))
+                .collect()
+        }
+        _ => {
+            let scores = output("scores")?;
+            let classes = output("classes")?;
+            (0..examples.len())
+                .map(|r| class_scores(scores, classes, r))
+                .collect()
+        }
+    };
+    Ok(Json(json!({ "results": results })))
+}
+
+/// `[[class, score], ...]` for one example.
+fn class_scores(scores: Option<&Tensor>, classes: Option<&Tensor>, row: usize) -> Value {
+    let as_list = |t: Option<&Tensor>| match t.map(|t| row_json(t, row)) {
+        Some(Value::Array(items)) => items,
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    let (scores, classes) = (as_list(scores), as_list(classes));
+    let n = scores.len().max(classes.len());
+    (0..n)
+        .map(|i| {
+            let class = classes
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| Value::from(i.to_string()));
+            let score = scores.get(i).cloned().unwrap_or(Value::Null);
+            json!([class, score])
+        })
+        .collect()
+}
+
+fn scalar_or_row(t: &Tensor, row: usize) -> Value {
+    match row_json(t, row) {
+        Value::Array(items) if items.len() == 1 => items.into_iter().next().unwrap_or(Value::Null),
+        other => other,
+    }
+}
+
+fn prediction<'s>(spec: &'s EstimatorSpec, name: &str) -> Result<&'s Tensor, ApiError> {
+    spec.prediction(name).ok_or_else(|| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("model_fn did not return prediction `{name}`"),
+        )
+    })
+}
+
+/// Predicts with `servable`; bad data the model refuses is the client's error (400),
+/// anything else the server's (500).
+fn run(
+    servable: &Servable,
+    columns: &[NamedTensor],
+    rows: usize,
+) -> Result<EstimatorSpec, ApiError> {
+    if rows == 0 {
+        return Err(ApiError::bad_request("no examples to predict"));
+    }
+    servable.predict(columns, rows).map_err(|e| match &e {
+        crate::Error::PluginCall { source, .. } if source.kind() == ErrorKind::BadData => {
+            ApiError::bad_request(e.to_string())
+        }
+        _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    })
+}
