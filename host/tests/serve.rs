@@ -1,0 +1,416 @@
+//! `estimator serve` through the real binary on a loopback port: TF Serving's endpoints
+//! and error codes, versions swapped in under load, a broken version that changes
+//! nothing, SIGTERM, and a Python client speaking TF Serving's documented requests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::http::{get, post, request_text, Serving};
+use common::{config_in, ok, p};
+use serde_json::{json, Value};
+
+/// Trains `config` for `steps` in `dir` and exports it under `base`; returns the manifest
+/// and the version directory.
+fn exported(dir: &Path, config: &str, steps: &str, base: &Path) -> (PathBuf, PathBuf) {
+    let manifest = config_in(dir, config, |t| t);
+    ok(&["train", p(&manifest), "--max-steps", steps, "--quiet"]);
+    let out = ok(&["export", p(&manifest), "--export-dir", p(base), "--quiet"]);
+    (
+        manifest,
+        PathBuf::from(out.lines().last().expect("path").trim()),
+    )
+}
+
+fn version_of(dir: &Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_owned()
+}
+
+const IRIS_ROW: &str =
+    r#"{"SepalLength": 5.9, "SepalWidth": 3.0, "PetalLength": 4.2, "PetalWidth": 1.5}"#;
+
+#[test]
+fn every_endpoint_answers_as_tf_serving_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (manifest, version) = exported(dir.path(), "iris_custom.yaml", "300", &base);
+    let v = version_of(&version);
+    let server = Serving::start(
+        &["--model_name", "iris", "--model_base_path", p(&base)],
+        "iris",
+    );
+    let port = server.port;
+
+    let (code, status) = get(port, "/v1/models/iris");
+    assert_eq!(code, 200);
+    assert_eq!(
+        status,
+        json!({"model_version_status": [{"version": v, "state": "AVAILABLE",
+               "status": {"error_code": "OK", "error_message": ""}}]})
+    );
+    assert_eq!(
+        get(port, &format!("/v1/models/iris/versions/{v}")),
+        (200, status)
+    );
+
+    let (code, meta) = get(port, "/v1/models/iris/metadata");
+    assert_eq!(code, 200);
+    assert_eq!(meta["model_spec"]["version"], json!(v));
+    let default = &meta["metadata"]["signature_def"]["signature_def"]["serving_default"];
+    assert_eq!(default["method_name"], "tensorflow/serving/predict");
+    assert_eq!(default["inputs"]["SepalLength"]["dtype"], "DT_FLOAT");
+    assert_eq!(
+        default["outputs"]["probabilities"]["tensor_shape"]["dim"][1]["size"],
+        "3"
+    );
+
+    // Rows and columns give the same predictions as `estimator predict` would.
+    let (code, rows) = post(
+        port,
+        "/v1/models/iris:predict",
+        &format!(r#"{{"instances": [{IRIS_ROW}, {IRIS_ROW}]}}"#),
+    );
+    assert_eq!(code, 200, "{rows}");
+    let first = &rows["predictions"][0];
+    assert_eq!(first["probabilities"].as_array().map(Vec::len), Some(3));
+    assert_eq!(&rows["predictions"][1], first);
+    let columns = r#"{"signature_name": "serving_default", "inputs": {"SepalLength": [5.9], "SepalWidth": [3.0], "PetalLength": [4.2], "PetalWidth": [1.5]}}"#;
+    let (code, cols) = post(
+        port,
+        &format!("/v1/models/iris/versions/{v}:predict"),
+        columns,
+    );
+    assert_eq!(code, 200, "{cols}");
+    assert_eq!(cols["outputs"]["class_ids"][0], first["class_ids"]);
+    assert_eq!(cols["outputs"]["logits"][0], first["logits"]);
+    let _ = manifest;
+}
+
+#[test]
+fn classify_and_regress_answer_a_premade_classifiers_signatures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (manifest, _) = exported(dir.path(), "breast_cancer_dnn_classifier.yaml", "50", &base);
+    let server = Serving::start(
+        &["--model_name", "cancer", "--model_base_path", p(&base)],
+        "cancer",
+    );
+    // One example from the manifest's own input, as `estimator predict` reads it.
+    let predicted: Value = serde_json::from_str(
+        ok(&["predict", p(&manifest), "--quiet"])
+            .lines()
+            .next()
+            .expect("a prediction"),
+    )
+    .expect("JSON");
+    let warmup: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::fs::read_dir(&base)
+                .expect("base")
+                .next()
+                .expect("version")
+                .expect("entry")
+                .path()
+                .join("warmup.json"),
+        )
+        .expect("warmup"),
+    )
+    .expect("JSON");
+    let example = warmup[0].to_string();
+    let (code, classified) = post(
+        server.port,
+        "/v1/models/cancer:classify",
+        &format!(r#"{{"examples": [{example}]}}"#),
+    );
+    assert_eq!(code, 200, "{classified}");
+    let pairs = classified["results"][0].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 2);
+    assert_eq!(pairs[0][0], predicted["all_classes"][0]);
+    assert_eq!(pairs[1][1], predicted["probabilities"][1]);
+    let (code, regressed) = post(
+        server.port,
+        "/v1/models/cancer:regress",
+        &format!(r#"{{"signature_name": "regression", "examples": [{example}]}}"#),
+    );
+    assert_eq!(code, 200, "{regressed}");
+    assert_eq!(regressed["results"][0], predicted["logistic"][0]);
+    // :regress on the default (a classification) signature is TF Serving's 400.
+    let (code, wrong) = post(
+        server.port,
+        "/v1/models/cancer:regress",
+        &format!(r#"{{"examples": [{example}]}}"#),
+    );
+    assert_eq!(code, 400, "{wrong}");
+}
+
+#[test]
+fn bad_requests_get_tf_servings_codes_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = Serving::start(
+        &[
+            "--model_name",
+            "iris",
+            "--model_base_path",
+            p(&base),
+            "--max_request_bytes",
+            "4096",
+        ],
+        "iris",
+    );
+    let port = server.port;
+    let predict = "/v1/models/iris:predict";
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed JSON", predict.into(), 400, "{\"instances\": ["),
+        (
+            "both formats",
+            predict.into(),
+            400,
+            r#"{"instances": [], "inputs": {}}"#,
+        ),
+        (
+            "neither format",
+            predict.into(),
+            400,
+            r#"{"signature_name": "serving_default"}"#,
+        ),
+        (
+            "a missing feature",
+            predict.into(),
+            400,
+            r#"{"instances": [{"SepalLength": 1}]}"#,
+        ),
+        (
+            "a wrong type",
+            predict.into(),
+            400,
+            r#"{"instances": [{"SepalLength": "long", "SepalWidth": 1, "PetalLength": 1, "PetalWidth": 1}]}"#,
+        ),
+        (
+            "ragged columns",
+            predict.into(),
+            400,
+            r#"{"inputs": {"SepalLength": [1, 2], "SepalWidth": [1], "PetalLength": [1], "PetalWidth": [1]}}"#,
+        ),
+        (
+            "an unknown model",
+            "/v1/models/nope:predict".into(),
+            404,
+            r#"{"instances": []}"#,
+        ),
+        (
+            "an unknown version",
+            "/v1/models/iris/versions/7:predict".into(),
+            404,
+            r#"{"instances": []}"#,
+        ),
+        (
+            "an unknown signature",
+            predict.into(),
+            404,
+            r#"{"signature_name": "nope", "instances": []}"#,
+        ),
+    ];
+    for (what, path, code, body) in &cases {
+        let (got, answer) = post(port, path, body);
+        assert_eq!(got, *code, "{what}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {answer}"
+        );
+    }
+    let big = format!(r#"{{"instances": [{}]}}"#, vec![IRIS_ROW; 100].join(","));
+    let (code, answer) = post(port, predict, &big);
+    assert_eq!(code, 413, "{answer}");
+    assert_eq!(get(port, "/v1/models/nope").0, 404);
+    // Still serving.
+    let (code, _) = post(port, predict, &format!(r#"{{"instances": [{IRIS_ROW}]}}"#));
+    assert_eq!(code, 200);
+    let (status, stderr) = server.terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?} {stderr}");
+}
+
+#[test]
+fn a_new_version_swaps_in_under_load_with_no_failed_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, old) = exported(dir.path(), "iris_custom.yaml", "50", &base);
+    // The next version is another plugin: the premade DNN, trained in its own folder.
+    let premade = tempfile::tempdir().expect("temp dir");
+    let staging = premade.path().join("staging");
+    let (_, new) = exported(premade.path(), "iris_dnn.yaml", "50", &staging);
+    let server = Serving::start(
+        &[
+            "--model_name",
+            "iris",
+            "--model_base_path",
+            p(&base),
+            "--file_system_poll_wait_seconds",
+            "0.2",
+        ],
+        "iris",
+    );
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, done, failed) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (code, _) = request_text(
+                        port,
+                        "POST",
+                        "/v1/models/iris:predict",
+                        &format!(r#"{{"instances": [{IRIS_ROW}]}}"#),
+                    );
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if code != 200 {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A newer version number than the one serving, renamed into place as an export is.
+    let newer = base.join((version_of(&old).parse::<u64>().expect("number") + 1).to_string());
+    std::fs::rename(&new, &newer).expect("rename");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let swapped_at = loop {
+        let (_, status) = get(port, "/v1/models/iris");
+        if status["model_version_status"][0]["version"] == json!(version_of(&newer))
+            && status["model_version_status"][0]["state"] == "AVAILABLE"
+        {
+            break Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new version never served: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    assert!(done.load(Ordering::Relaxed) > 50, "load ran");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed during the swap"
+    );
+    // The premade model answers now: its predictions have `classes`.
+    let (_, answer) = post(
+        port,
+        "/v1/models/iris:predict",
+        &format!(r#"{{"signature_name": "predict", "instances": [{IRIS_ROW}]}}"#),
+    );
+    assert!(answer["predictions"][0]["classes"].is_array(), "{answer}");
+    let (_, status) = get(port, "/v1/models/iris");
+    assert_eq!(
+        status["model_version_status"][1]["state"], "END",
+        "the old version unloaded: {status}"
+    );
+    let _ = swapped_at;
+}
+
+#[test]
+fn a_broken_newer_version_is_reported_and_the_old_one_keeps_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = Serving::start(
+        &[
+            "--model_name",
+            "iris",
+            "--model_base_path",
+            p(&base),
+            "--file_system_poll_wait_seconds",
+            "0.1",
+        ],
+        "iris",
+    );
+    let newer = base.join((version_of(&old).parse::<u64>().expect("number") + 1).to_string());
+    std::fs::create_dir(&newer).expect("mkdir");
+    std::fs::write(newer.join("export.yaml"), "format: 1\nglobal_step: [").expect("write");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let (_, status) = get(server.port, "/v1/models/iris");
+        if status["model_version_status"].as_array().map(Vec::len) == Some(2) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken version was never tried: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let broken = &status["model_version_status"][0];
+    assert_eq!(broken["version"], json!(version_of(&newer)));
+    assert_eq!(broken["state"], "END");
+    assert_eq!(broken["status"]["error_code"], "UNKNOWN");
+    assert!(
+        broken["status"]["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("export.yaml")),
+        "{status}"
+    );
+    assert_eq!(status["model_version_status"][1]["state"], "AVAILABLE");
+    let (code, _) = post(
+        server.port,
+        "/v1/models/iris:predict",
+        &format!(r#"{{"instances": [{IRIS_ROW}]}}"#),
+    );
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn a_python_client_gets_what_estimator_predict_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (manifest, version) = exported(dir.path(), "iris_custom.yaml", "200", &base);
+    // Moved elsewhere, the export still serves: it is self-contained.
+    let moved = tempfile::tempdir().expect("temp dir");
+    let moved_base = moved.path().join("models");
+    std::fs::create_dir(&moved_base).expect("mkdir");
+    std::fs::rename(&version, moved_base.join(version_of(&version))).expect("move");
+    let server = Serving::start(
+        &["--model_name", "iris", "--model_base_path", p(&moved_base)],
+        "iris",
+    );
+    let script = common::repo_root().join("scripts/tf_serving_client.py");
+    let data = common::repo_root().join("data/iris_test.csv");
+    let out = std::process::Command::new("python3")
+        .args([
+            p(&script),
+            &format!("http://127.0.0.1:{}/v1/models/iris:predict", server.port),
+            p(&data),
+            "Species",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let predicted: Vec<Value> = ok(&["predict", p(&manifest), "--quiet"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(served.len(), 30);
+    assert_eq!(served, predicted);
+}
