@@ -126,6 +126,18 @@ enum Command {
         /// Requests with a larger body are refused with 413.
         #[arg(long = "max_request_bytes", default_value_t = 32 << 20)]
         max_request_bytes: usize,
+        /// A request not answered in this time gets 408.
+        #[arg(long = "rest_api_timeout_in_ms", default_value_t = 30_000)]
+        rest_api_timeout_in_ms: u64,
+        /// Merge concurrent requests into one model_fn call (TF Serving's batching).
+        #[arg(long = "enable_batching")]
+        enable_batching: bool,
+        /// The most examples in one batch.
+        #[arg(long = "max_batch_size", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+        max_batch_size: u64,
+        /// How long a request waits for others to fill its batch.
+        #[arg(long = "batch_timeout_micros", default_value_t = 1000)]
+        batch_timeout_micros: u64,
     },
     /// Write a new plugin crate into DIR (its name names the plugin): a working model,
     /// metric or input, a manifest that trains with it, data, and a test.
@@ -342,6 +354,10 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             rest_api_host,
             file_system_poll_wait_seconds,
             max_request_bytes,
+            rest_api_timeout_in_ms,
+            enable_batching,
+            max_batch_size,
+            batch_timeout_micros,
         } => {
             let models =
                 match (model_config_file, model_name, model_base_path) {
@@ -366,6 +382,11 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 address: std::net::SocketAddr::new(rest_api_host, rest_api_port),
                 poll_wait: std::time::Duration::from_secs_f64(file_system_poll_wait_seconds),
                 max_request_bytes,
+                request_timeout: std::time::Duration::from_millis(rest_api_timeout_in_ms),
+                batching: enable_batching.then(|| serve::BatchingOptions {
+                    max_batch_size: max_batch_size as usize,
+                    batch_timeout: std::time::Duration::from_micros(batch_timeout_micros),
+                }),
             })?;
         }
         Command::NewPlugin {

@@ -414,3 +414,141 @@ fn a_python_client_gets_what_estimator_predict_writes() {
     assert_eq!(served.len(), 30);
     assert_eq!(served, predicted);
 }
+
+#[test]
+fn batching_merges_concurrent_requests_and_answers_each_its_own_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (manifest, _) = exported(dir.path(), "iris_custom.yaml", "200", &base);
+    let expected: Vec<Value> = ok(&["predict", p(&manifest), "--quiet"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let rows: Vec<String> = std::fs::read_to_string(common::repo_root().join("data/iris_test.csv"))
+        .expect("data")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            format!(
+                r#"{{"SepalLength": {}, "SepalWidth": {}, "PetalLength": {}, "PetalWidth": {}}}"#,
+                v[0], v[1], v[2], v[3]
+            )
+        })
+        .collect();
+    let server = Serving::start_logging(
+        &[
+            "--model_name",
+            "iris",
+            "--model_base_path",
+            p(&base),
+            "--enable_batching",
+            "--max_batch_size",
+            "8",
+            "--batch_timeout_micros",
+            "50000",
+        ],
+        "iris",
+        "warn,estimator_host::serve=debug",
+    );
+    let port = server.port;
+    // Every test example at once, each its own request: each must get its own answer.
+    let answers: Vec<_> = rows
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, row)| {
+            std::thread::spawn(move || {
+                let (code, answer) = post(
+                    port,
+                    "/v1/models/iris:predict",
+                    &format!(r#"{{"instances": [{row}]}}"#),
+                );
+                (i, code, answer)
+            })
+        })
+        .collect();
+    for handle in answers {
+        let (i, code, answer) = handle.join().expect("client");
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["predictions"][0], expected[i], "example {i}");
+    }
+    let (_, log) = server.terminate();
+    let merged = log
+        .lines()
+        .filter_map(|l| {
+            l.split("from ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|&requests| requests > 1)
+        .count();
+    assert!(merged > 0, "some batch held several requests: {log}");
+}
+
+#[test]
+fn a_model_config_file_serves_several_models_with_their_policies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let iris_base = dir.path().join("iris");
+    let (manifest, first) = exported(dir.path(), "iris_custom.yaml", "10", &iris_base);
+    let out = ok(&[
+        "export",
+        p(&manifest),
+        "--export-dir",
+        p(&iris_base),
+        "--quiet",
+    ]);
+    let second = PathBuf::from(out.lines().last().expect("path").trim());
+    let cancer = tempfile::tempdir().expect("temp dir");
+    let cancer_base = dir.path().join("cancer");
+    exported(
+        cancer.path(),
+        "breast_cancer_linear_classifier.yaml",
+        "10",
+        &cancer_base,
+    );
+    let config = dir.path().join("models.yaml");
+    std::fs::write(
+        &config,
+        "- name: iris\n  base_path: iris\n  model_version_policy: {all: {}}\n- name: cancer\n  base_path: cancer\n",
+    )
+    .expect("write");
+    let server = Serving::start(&["--model_config_file", p(&config)], "cancer");
+    let (_, status) = get(server.port, "/v1/models/iris");
+    let versions: Vec<&str> = status["model_version_status"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|s| s["state"] == "AVAILABLE")
+        .filter_map(|s| s["version"].as_str())
+        .collect();
+    assert_eq!(
+        versions,
+        [version_of(&second), version_of(&first)],
+        "all: both versions serve"
+    );
+    for v in [version_of(&first), version_of(&second)] {
+        let (code, _) = post(
+            server.port,
+            &format!("/v1/models/iris/versions/{v}:predict"),
+            &format!(r#"{{"instances": [{IRIS_ROW}]}}"#),
+        );
+        assert_eq!(code, 200, "version {v}");
+    }
+    assert_eq!(get(server.port, "/v1/models/cancer/metadata").0, 200);
+    // A bad config file is refused at start, naming the file and the cause.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- name: iris\n  base_path: iris\n  model_version_policy: {newest: {}}\n",
+    )
+    .expect("write");
+    let line = common::fails(&["serve", "--model_config_file", p(&bad)]);
+    assert!(
+        line.contains("bad.yaml") && line.contains("unknown variant `newest`"),
+        "{line}"
+    );
+}

@@ -9,6 +9,7 @@
 //! instance of its version's pool; it holds that version until it is answered. SIGTERM or
 //! SIGINT stops accepting connections, lets in-flight requests finish, and exits 0.
 
+mod batching;
 mod policy;
 mod rest;
 mod versions;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tracing::info;
 
+pub use batching::BatchingOptions;
 pub use policy::VersionPolicy;
 use rest::Server;
 use versions::ModelVersions;
@@ -48,14 +50,22 @@ pub struct ServeConfig {
     pub address: SocketAddr,
     pub poll_wait: Duration,
     pub max_request_bytes: usize,
+    /// A request not answered in this time gets 408.
+    pub request_timeout: Duration,
+    /// Server-side batching, when on.
+    pub batching: Option<BatchingOptions>,
 }
 
 /// Reads `--model_config_file`: a YAML list of models.
 pub fn read_model_config_file(path: &std::path::Path) -> Result<Vec<ModelConfig>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
-    let models: Vec<ModelConfig> = serde_yaml::from_str(&text)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+    let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("{}: {e}", path.display()));
+    // Through JSON, so that a policy is written as TF Serving writes it, `{latest: {...}}`
+    // (serde_yaml reads enums from YAML tags only).
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(&e))?;
+    let json = serde_json::to_value(yaml).map_err(|e| bad(&e))?;
+    let models: Vec<ModelConfig> = serde_json::from_value(json).map_err(|e| bad(&e))?;
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     Ok(models
         .into_iter()
@@ -74,6 +84,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             m.name.clone(),
             m.base_path.clone(),
             m.model_version_policy.clone(),
+            config.batching,
         );
         if models.insert(m.name.clone(), Arc::new(versions)).is_some() {
             return Err(Error::Usage(format!(
@@ -89,6 +100,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
     let server = Arc::new(Server {
         models,
         max_request_bytes: config.max_request_bytes,
+        request_timeout: config.request_timeout,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let poller = spawn_poller(

@@ -13,17 +13,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::versions::{ModelVersions, VersionState};
+use super::versions::{ModelVersions, Version, VersionState};
 use crate::estimator::predictions::row_json;
-use crate::export::{
-    columns_from_inputs, columns_from_instances, Method, Servable, Signature, TensorInfo,
-};
+use crate::export::{columns_from_inputs, columns_from_instances, Method, Signature, TensorInfo};
 use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, NamedTensor, Tensor};
 
 /// What every handler reads.
 pub struct Server {
     pub models: BTreeMap<String, Arc<ModelVersions>>,
     pub max_request_bytes: usize,
+    pub request_timeout: std::time::Duration,
 }
 
 pub fn router(server: Arc<Server>) -> Router {
@@ -143,7 +142,7 @@ fn servable(
     server: &Server,
     name: &str,
     version: Option<u64>,
-) -> Result<(u64, Arc<Servable>), ApiError> {
+) -> Result<(u64, Arc<Version>), ApiError> {
     model(server, name, version)?
         .servable(version)
         .ok_or_else(|| not_found(name, version))
@@ -174,8 +173,8 @@ fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
 }
 
 fn metadata(server: &Server, name: &str, version: Option<u64>) -> Answer {
-    let (version, servable) = servable(server, name, version)?;
-    let meta = &servable.meta;
+    let (version, served) = servable(server, name, version)?;
+    let meta = &served.servable.meta;
     let signatures: Map<String, Value> = meta
         .signatures
         .iter()
@@ -215,7 +214,29 @@ fn signature_def(inputs: &BTreeMap<String, TensorInfo>, sig: &Signature) -> Valu
     json!({ "inputs": inputs, "outputs": outputs, "method_name": sig.method.tf_name() })
 }
 
+/// Answers a `:predict`, `:classify` or `:regress`, or 408 past the request timeout.
 async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, body: Body) -> Answer {
+    let timeout = server.request_timeout;
+    tokio::time::timeout(timeout, answer_call(server, name, version, verb, body))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request was not answered within {} ms (--rest_api_timeout_in_ms)",
+                    timeout.as_millis()
+                ),
+            ))
+        })
+}
+
+async fn answer_call(
+    server: &Server,
+    name: &str,
+    version: Option<u64>,
+    verb: &str,
+    body: Body,
+) -> Answer {
     let method = match verb {
         "predict" => Method::Predict,
         "classify" => Method::Classify,
@@ -248,7 +269,7 @@ async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, bod
             "the request body must be a JSON object",
         ));
     };
-    let (_, servable) = servable(server, name, version)?;
+    let (_, served) = servable(server, name, version)?;
     let signature_name = match request.get("signature_name") {
         None => "serving_default",
         Some(Value::String(s)) => s.as_str(),
@@ -258,7 +279,8 @@ async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, bod
             )))
         }
     };
-    let signature = servable
+    let signature = served
+        .servable
         .meta
         .signatures
         .get(signature_name)
@@ -268,7 +290,7 @@ async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, bod
             ))
         })?;
     match method {
-        Method::Predict => predict(&servable, signature, &request),
+        Method::Predict => predict(&served, signature, &request).await,
         Method::Classify | Method::Regress => {
             if signature.method != method {
                 return Err(ApiError::bad_request(format!(
@@ -282,13 +304,13 @@ async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, bod
                     signature.method.tf_name()
                 )));
             }
-            classify_or_regress(&servable, signature, method, &request)
+            classify_or_regress(&served, signature, method, &request).await
         }
     }
 }
 
-fn predict(servable: &Servable, signature: &Signature, request: &Map<String, Value>) -> Answer {
-    let inputs = &servable.meta.inputs;
+async fn predict(served: &Version, signature: &Signature, request: &Map<String, Value>) -> Answer {
+    let inputs = &served.servable.meta.inputs;
     match (request.get("instances"), request.get("inputs")) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
@@ -300,7 +322,7 @@ fn predict(servable: &Servable, signature: &Signature, request: &Map<String, Val
                 .ok_or_else(|| ApiError::bad_request("'instances' must be a list"))?;
             let columns = columns_from_instances(inputs, instances)
                 .map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(servable, &columns, instances.len())?;
+            let spec = run(served, columns, instances.len()).await?;
             let rows: Vec<Value> = (0..instances.len())
                 .map(|row| output_row(signature, &spec, row))
                 .collect();
@@ -312,7 +334,7 @@ fn predict(servable: &Servable, signature: &Signature, request: &Map<String, Val
             })?;
             let (columns, rows) =
                 columns_from_inputs(inputs, given).map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(servable, &columns, rows)?;
+            let spec = run(served, columns, rows).await?;
             let mut outputs = Map::new();
             for (key, o) in &signature.outputs {
                 let tensor = prediction(&spec, &o.prediction)?;
@@ -352,8 +374,8 @@ fn output_row(signature: &Signature, spec: &EstimatorSpec, row: usize) -> Value 
     }
 }
 
-fn classify_or_regress(
-    servable: &Servable,
+async fn classify_or_regress(
+    served: &Version,
     signature: &Signature,
     method: Method,
     request: &Map<String, Value>,
@@ -373,9 +395,9 @@ fn classify_or_regress(
             }
         }
     }
-    let columns = columns_from_instances(&servable.meta.inputs, &examples)
+    let columns = columns_from_instances(&served.servable.meta.inputs, &examples)
         .map_err(|m| ApiError::bad_request(m.0))?;
-    let spec = run(servable, &columns, examples.len())?;
+    let spec = run(served, columns, examples.len()).await?;
     let output = |key: &str| {
         signature
             .outputs
@@ -439,17 +461,21 @@ fn prediction<'s>(spec: &'s EstimatorSpec, name: &str) -> Result<&'s Tensor, Api
     })
 }
 
-/// Predicts with `servable`; bad data the model refuses is the client's error (400),
-/// anything else the server's (500).
-fn run(
-    servable: &Servable,
-    columns: &[NamedTensor],
+/// Predicts with `served`, in a batch when batching is on; bad data the model refuses is
+/// the client's error (400), anything else the server's (500).
+async fn run(
+    served: &Version,
+    columns: Vec<NamedTensor>,
     rows: usize,
 ) -> Result<EstimatorSpec, ApiError> {
     if rows == 0 {
         return Err(ApiError::bad_request("no examples to predict"));
     }
-    servable.predict(columns, rows).map_err(|e| match &e {
+    let predicted = match &served.batcher {
+        Some(batcher) => batcher.predict(columns, rows).await,
+        None => served.servable.predict(&columns, rows),
+    };
+    predicted.map_err(|e| match &e {
         crate::Error::PluginCall { source, .. } if source.kind() == ErrorKind::BadData => {
             ApiError::bad_request(e.to_string())
         }

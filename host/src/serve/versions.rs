@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::{error, info, warn};
 
+use super::batching::{Batcher, BatchingOptions};
 use super::policy::{versions_in, VersionPolicy};
 use crate::export::Servable;
 use crate::plugins::PluginRegistry;
@@ -36,9 +37,15 @@ impl VersionState {
     }
 }
 
+/// A version that serves: the loaded export, and its batch queue when batching is on.
+pub struct Version {
+    pub servable: Arc<Servable>,
+    pub batcher: Option<Batcher>,
+}
+
 #[derive(Default)]
 struct Table {
-    serving: BTreeMap<u64, Arc<Servable>>,
+    serving: BTreeMap<u64, Arc<Version>>,
     states: BTreeMap<u64, VersionState>,
     failed: BTreeSet<u64>,
 }
@@ -47,21 +54,28 @@ pub struct ModelVersions {
     pub name: String,
     pub base_path: PathBuf,
     pub policy: VersionPolicy,
+    batching: Option<BatchingOptions>,
     table: RwLock<Table>,
 }
 
 impl ModelVersions {
-    pub fn new(name: String, base_path: PathBuf, policy: VersionPolicy) -> Self {
+    pub fn new(
+        name: String,
+        base_path: PathBuf,
+        policy: VersionPolicy,
+        batching: Option<BatchingOptions>,
+    ) -> Self {
         ModelVersions {
             name,
             base_path,
             policy,
+            batching,
             table: RwLock::new(Table::default()),
         }
     }
 
     /// The version to answer with: `version`, or the largest serving one.
-    pub fn servable(&self, version: Option<u64>) -> Option<(u64, Arc<Servable>)> {
+    pub fn servable(&self, version: Option<u64>) -> Option<(u64, Arc<Version>)> {
         let table = self.table.read().ok()?;
         let found = match version {
             Some(v) => table.serving.get_key_value(&v),
@@ -167,7 +181,13 @@ impl ModelVersions {
         match loaded {
             Ok(servable) => {
                 info!("Successfully loaded servable version {{name: {name} version: {version}}}");
-                table.serving.insert(version, Arc::new(servable));
+                let servable = Arc::new(servable);
+                let batcher = self
+                    .batching
+                    .map(|o| Batcher::start(Arc::clone(&servable), o));
+                table
+                    .serving
+                    .insert(version, Arc::new(Version { servable, batcher }));
                 table.states.insert(version, VersionState::Available);
             }
             Err(e) => {

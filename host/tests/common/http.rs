@@ -66,20 +66,32 @@ pub struct Serving {
 impl Serving {
     /// Starts the server and waits until `model` answers its status (a version serves).
     pub fn start(args: &[&str], model: &str) -> Self {
+        Self::start_logging(args, model, "warn")
+    }
+
+    /// [`Serving::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(args: &[&str], model: &str, filter: &str) -> Self {
         super::ensure_plugins_built();
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_estimator"))
             .arg("serve")
             .args(args)
             .args(["--rest_api_port", &port.to_string()])
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("estimator serve starts");
-        let serving = Serving { child, port };
+        let mut serving = Serving { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            if let Ok(Some(status)) = serving.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut err) = serving.child.stderr.take() {
+                    let _ = err.read_to_string(&mut stderr);
+                }
+                panic!("estimator serve exited ({status}): {stderr}");
+            }
             let up = TcpStream::connect(("127.0.0.1", port)).is_ok()
                 && request_text(port, "GET", &format!("/v1/models/{model}"), "").0 == 200;
             if up {

@@ -1,0 +1,279 @@
+//! Server-side batching, TF Serving's `--enable_batching`: concurrent requests to one
+//! version wait up to `batch_timeout` for others, and up to `max_batch_size` examples run
+//! in one model_fn call; each request gets its own rows back.
+//!
+//! Each version with batching has a queue and one batching thread per core. A thread takes
+//! the first waiting request, gathers more until the batch is full or the timeout passes,
+//! and predicts; a request larger than `max_batch_size` runs alone.
+
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use estimator_plugin_api::abi::{EstimatorSpec, NamedTensor, Tensor, TensorBuf};
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::error::{Error, Result};
+use crate::export::Servable;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchingOptions {
+    pub max_batch_size: usize,
+    pub batch_timeout: Duration,
+}
+
+/// One request waiting in a batch queue.
+struct Job {
+    columns: Vec<NamedTensor>,
+    rows: usize,
+    reply: oneshot::Sender<Result<EstimatorSpec>>,
+}
+
+/// A version's batch queue. Dropping it stops its threads once the queue is empty.
+pub struct Batcher {
+    queue: Sender<Job>,
+}
+
+impl Batcher {
+    pub fn start(servable: Arc<Servable>, options: BatchingOptions) -> Self {
+        let (queue, jobs) = channel::<Job>();
+        let shared = Arc::new(Mutex::new(Queue { jobs, held: None }));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for _ in 0..threads {
+            let (servable, shared) = (Arc::clone(&servable), Arc::clone(&shared));
+            std::thread::spawn(move || run(&servable, &shared, options));
+        }
+        Batcher { queue }
+    }
+
+    /// Predicts `rows` examples as part of a batch; the spec holds this request's rows.
+    pub async fn predict(&self, columns: Vec<NamedTensor>, rows: usize) -> Result<EstimatorSpec> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job {
+                columns,
+                rows,
+                reply,
+            })
+            .map_err(|_| Error::Internal("the version's batch queue is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Internal("a batching thread stopped without answering".into()))?
+    }
+}
+
+/// The queue as the batching threads share it: the receiver, and a job that did not fit
+/// in the last batch, which starts the next one.
+struct Queue {
+    jobs: Receiver<Job>,
+    held: Option<Job>,
+}
+
+/// A batching thread: gather, predict, answer, until the queue closes.
+fn run(servable: &Servable, queue: &Mutex<Queue>, options: BatchingOptions) {
+    loop {
+        let batch = {
+            let Ok(mut queue) = queue.lock() else { return };
+            match gather(&mut queue, options) {
+                Some(batch) => batch,
+                None => return,
+            }
+        };
+        answer(servable, batch);
+    }
+}
+
+/// The next batch: the first job, then whatever arrives before the batch is full or the
+/// timeout passes. `None` once the queue is closed and empty.
+fn gather(queue: &mut Queue, options: BatchingOptions) -> Option<Vec<Job>> {
+    let first = match queue.held.take() {
+        Some(job) => job,
+        None => queue.jobs.recv().ok()?,
+    };
+    let mut rows = first.rows;
+    let mut batch = vec![first];
+    let deadline = Instant::now() + options.batch_timeout;
+    while rows < options.max_batch_size {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match queue.jobs.recv_timeout(left) {
+            Ok(job) if rows + job.rows <= options.max_batch_size => {
+                rows += job.rows;
+                batch.push(job);
+            }
+            Ok(job) => {
+                queue.held = Some(job);
+                break;
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Predicts one batch and hands each job its rows.
+fn answer(servable: &Servable, batch: Vec<Job>) {
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    debug!("batch of {rows} examples from {} requests", batch.len());
+    let columns = match concat_columns(&batch) {
+        Ok(columns) => columns,
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(Error::Internal(e.clone())));
+            }
+            return;
+        }
+    };
+    match servable.predict(&columns, rows) {
+        Ok(spec) => {
+            let mut start = 0;
+            for job in batch {
+                let part = rows_of(&spec, start, start + job.rows);
+                start += job.rows;
+                let _ = job.reply.send(Ok(part));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let shared = |e: &Error| match e {
+                Error::PluginCall {
+                    plugin,
+                    call,
+                    source,
+                } => Error::PluginCall {
+                    plugin: plugin.clone(),
+                    call: call.clone(),
+                    source: source.clone(),
+                },
+                _ => Error::Internal(message.clone()),
+            };
+            for job in batch {
+                let _ = job.reply.send(Err(shared(&e)));
+            }
+        }
+    }
+}
+
+/// Every job's columns, one after another, input by input.
+fn concat_columns(batch: &[Job]) -> std::result::Result<Vec<NamedTensor>, String> {
+    let first = &batch[0].columns;
+    (0..first.len())
+        .map(|i| {
+            let parts: Vec<&Tensor> = batch.iter().map(|j| &j.columns[i].tensor).collect();
+            concat_rows(&parts).map(|t| NamedTensor::new(first[i].name.as_str(), t))
+        })
+        .collect()
+}
+
+/// Tensors of one dtype and row shape, stacked along the batch dimension.
+pub fn concat_rows(parts: &[&Tensor]) -> std::result::Result<Tensor, String> {
+    let first = parts.first().ok_or("no tensors to stack")?;
+    let rows: usize = parts.iter().map(|t| t.batch_len()).sum();
+    let mut shape = first.shape.to_vec();
+    if let Some(n) = shape.first_mut() {
+        *n = rows;
+    }
+    let mismatch = || "requests in one batch have different input types".to_owned();
+    let data = match &first.data {
+        TensorBuf::F32(_) => TensorBuf::F32(
+            parts
+                .iter()
+                .map(|t| t.as_f32().ok_or_else(mismatch))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+                .concat()
+                .into(),
+        ),
+        TensorBuf::I64(_) => TensorBuf::I64(
+            parts
+                .iter()
+                .map(|t| t.as_i64().ok_or_else(mismatch))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+                .concat()
+                .into(),
+        ),
+        TensorBuf::Str(_) => {
+            let mut all = Vec::new();
+            for t in parts {
+                let TensorBuf::Str(v) = &t.data else {
+                    return Err(mismatch());
+                };
+                all.extend(v.iter().cloned());
+            }
+            TensorBuf::Str(all.into())
+        }
+    };
+    Ok(Tensor {
+        shape: shape.into(),
+        data,
+    })
+}
+
+/// Rows `start..end` of every prediction.
+fn rows_of(spec: &EstimatorSpec, start: usize, end: usize) -> EstimatorSpec {
+    let mut part = EstimatorSpec::new(estimator_plugin_api::abi::ModeKeys::Predict);
+    for p in spec.predictions.iter() {
+        part.add_prediction(p.name.as_str(), slice_rows(&p.tensor, start, end));
+    }
+    part
+}
+
+pub fn slice_rows(t: &Tensor, start: usize, end: usize) -> Tensor {
+    let width: usize = t.shape[1..].iter().product();
+    let range = start * width..end * width;
+    let mut shape = t.shape.to_vec();
+    if let Some(n) = shape.first_mut() {
+        *n = end - start;
+    }
+    let data = match &t.data {
+        TensorBuf::F32(v) => TensorBuf::F32(v[range].to_vec().into()),
+        TensorBuf::I64(v) => TensorBuf::I64(v[range].to_vec().into()),
+        TensorBuf::Str(v) => TensorBuf::Str(v[range].to_vec().into()),
+    };
+    Tensor {
+        shape: shape.into(),
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacked_rows_slice_back_to_each_request() {
+        let a = Tensor::f32(vec![1, 2], vec![1.0, 2.0]);
+        let b = Tensor::f32(vec![2, 2], vec![3.0, 4.0, 5.0, 6.0]);
+        let both = concat_rows(&[&a, &b]).expect("same types");
+        assert_eq!(both.shape.as_slice(), &[3, 2]);
+        assert_eq!(slice_rows(&both, 0, 1), a);
+        assert_eq!(slice_rows(&both, 1, 3), b);
+        let ids = Tensor::i64(vec![1], vec![7]);
+        assert!(concat_rows(&[&a, &ids]).is_err());
+    }
+
+    #[test]
+    fn a_batch_fills_up_to_its_size_and_a_job_too_big_waits_for_the_next() {
+        let (send, jobs) = channel::<Job>();
+        let job = |rows| {
+            let (reply, _answer) = oneshot::channel();
+            Job {
+                columns: Vec::new(),
+                rows,
+                reply,
+            }
+        };
+        for rows in [2, 3, 4, 1] {
+            send.send(job(rows)).expect("queued");
+        }
+        let mut queue = Queue { jobs, held: None };
+        let options = BatchingOptions {
+            max_batch_size: 6,
+            batch_timeout: Duration::from_millis(10),
+        };
+        let sizes = |b: Vec<Job>| b.iter().map(|j| j.rows).collect::<Vec<_>>();
+        assert_eq!(sizes(gather(&mut queue, options).expect("batch")), [2, 3]);
+        assert_eq!(sizes(gather(&mut queue, options).expect("batch")), [4, 1]);
+        drop(send);
+        assert!(gather(&mut queue, options).is_none(), "closed and empty");
+    }
+}
