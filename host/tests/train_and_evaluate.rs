@@ -143,3 +143,73 @@ fn early_stopping_reads_the_evaluations_and_stops_training() {
         stopped_at
     );
 }
+
+/// The versions an exporter wrote under `model_dir/export/<name>`, sorted.
+fn exports(model_dir: &std::path::Path, name: &str) -> Vec<u64> {
+    let mut versions: Vec<u64> = std::fs::read_dir(model_dir.join("export").join(name))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort_unstable();
+    versions
+}
+
+#[test]
+fn exporters_write_the_latest_the_best_and_the_final_model() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let specs = "train_spec: { max_steps: 60 }\neval_spec:\n  throttle_secs: 0\n  exporters:\n    - latest: { exports_to_keep: 2 }\n    - best: {}\n    - final: {}\n";
+    let m = manifest(dir.path(), specs);
+    ok(&["train-and-evaluate", p(&m), "--quiet"]);
+    let model_dir = dir.path().join("model");
+    // Evaluations at 20, 40 and 60: the latest exporter keeps its 2 newest.
+    assert_eq!(exports(&model_dir, "latest").len(), 2);
+    assert_eq!(exports(&model_dir, "final").len(), 1);
+    // The best exporter exported each evaluation whose loss beat every earlier one.
+    let losses: Vec<f64> = estimator_host::events::read_scalars(&model_dir.join("eval"))
+        .expect("eval events")["loss"]
+        .iter()
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(losses.len(), 3);
+    let improving = |losses: &[f64]| {
+        let mut best = f64::INFINITY;
+        losses
+            .iter()
+            .filter(|&&l| {
+                let better = l < best;
+                best = best.min(l);
+                better
+            })
+            .count()
+    };
+    assert_eq!(
+        exports(&model_dir, "best_exporter").len(),
+        improving(&losses)
+    );
+    // Each export predicts as the model_dir's latest checkpoint does.
+    let final_dir = model_dir
+        .join("export/final")
+        .join(exports(&model_dir, "final")[0].to_string());
+    assert_eq!(
+        ok(&["predict", p(&m), "--export-dir", p(&final_dir), "--quiet"]),
+        ok(&["predict", p(&m), "--quiet"])
+    );
+    // Resumed to 100, the best exporter still knows the best loss from before.
+    let more = std::fs::read_to_string(&m)
+        .expect("manifest")
+        .replace("max_steps: 60", "max_steps: 100");
+    std::fs::write(&m, more).expect("write");
+    ok(&["train-and-evaluate", p(&m), "--quiet"]);
+    let losses: Vec<f64> = estimator_host::events::read_scalars(&model_dir.join("eval"))
+        .expect("eval events")["loss"]
+        .iter()
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(losses.len(), 5);
+    assert_eq!(
+        exports(&model_dir, "best_exporter").len(),
+        improving(&losses).min(5)
+    );
+}

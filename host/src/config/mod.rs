@@ -19,3 +19,4 @@ mod yaml_errors;
 pub use entries::Sha256Pin;
 pub use manifest::{params_json, Manifest};
 pub use run_config::CheckpointEvery;
+pub use specs::ExporterConfig;

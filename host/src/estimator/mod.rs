@@ -16,6 +16,7 @@
 //! [`crate::denormals`]).
 
 mod export;
+mod exporters;
 mod hook_setup;
 mod infer;
 mod model_dir;

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tracing::info;
 
+use super::exporters::Exporters;
 use super::{Estimator, StopAt, TrainOutcome};
 use crate::error::Result;
 use crate::events::SummaryWriter;
@@ -27,6 +28,7 @@ pub struct TrainAndEvaluateOutcome {
 /// Evaluates checkpoints as training saves them.
 pub struct EvalListener {
     evaluator: Estimator,
+    exporters: Exporters,
     throttle_secs: u64,
     seen_first_save: bool,
     last_eval: Option<Instant>,
@@ -37,9 +39,10 @@ pub struct EvalListener {
 
 impl EvalListener {
     /// `evaluator` is an Estimator over the same model_dir with the eval spec applied.
-    pub fn new(evaluator: Estimator, throttle_secs: u64) -> Self {
+    pub fn new(evaluator: Estimator, throttle_secs: u64, exporters: Exporters) -> Self {
         EvalListener {
             evaluator,
+            exporters,
             throttle_secs,
             seen_first_save: false,
             last_eval: None,
@@ -50,7 +53,10 @@ impl EvalListener {
     }
 
     fn evaluate(&mut self, global_step: i64, path: &Path) -> Result<()> {
-        self.metrics = Some(self.evaluator.evaluate(Some(path))?);
+        let metrics = self.evaluator.evaluate(Some(path))?;
+        self.exporters
+            .after_evaluation(&mut self.evaluator, global_step, path, &metrics)?;
+        self.metrics = Some(metrics);
         self.evaluated_steps.push(global_step);
         self.last_eval = Some(Instant::now());
         Ok(())
@@ -84,6 +90,9 @@ impl CheckpointSaverListener for EvalListener {
         if step == global_step && self.evaluated_steps.last() != Some(&step) {
             self.evaluate(step, &path)?;
         }
+        if self.evaluated_steps.last() == Some(&step) {
+            self.exporters.at_end(&mut self.evaluator, &path)?;
+        }
         Ok(())
     }
 }
@@ -115,9 +124,11 @@ impl Estimator {
             .extend(eval_spec.hooks.iter().cloned());
         eval_manifest.run_config.random_seed = Some(self.seed);
         let registry = PluginRegistry::with_search_dirs(self.registry.search_dirs().to_vec());
+        let exporters = Exporters::new(eval_spec.exporters.clone(), &self.model_dir());
         let mut listener = EvalListener::new(
             Estimator::new(eval_manifest, registry),
             eval_spec.throttle_secs,
+            exporters,
         );
         let summaries = SummaryWriter::new(&self.model_dir());
         let mut spec_hooks = self.build_hooks("train_spec.hooks", &train_spec.hooks, &summaries)?;

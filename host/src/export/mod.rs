@@ -5,15 +5,18 @@
 //!   model's `export_outputs` (pure);
 //! - `layout`: the version directory, its files, and writing one (`temp-<version>`, then a
 //!   rename);
+//! - `keeping`: which exports an exporter keeps, and which evaluation is the best (pure);
 //! - `servable`: a version loaded from disk, with its own copy of the plugin library and
 //!   a pool of model instances.
 
 mod examples;
+mod keeping;
 mod layout;
 mod servable;
 mod signature;
 
 pub use examples::{columns_from_inputs, columns_from_instances, instances_from_features};
+pub use keeping::{best_before, improves, versions_to_delete};
 pub use layout::{
     write_version, ExportMeta, ExportedModel, EXPORT_FILE, FORMAT, PLUGIN_DIR, VARIABLES_FILE,
     WARMUP_FILE,
