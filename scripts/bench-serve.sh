@@ -83,6 +83,6 @@ PY
 "$bin" export "$work/wide.yaml" --export-dir "$work/wide_export" --quiet > /dev/null
 echo "-- batching off"
 serve_and_load wide "$work/wide_export" 256 "$work/wide.json"
-echo "-- batching on (max_batch_size 256, batch_timeout_micros 2000)"
+echo "-- batching on (max_batch_size 64, batch_timeout_micros 1000)"
 serve_and_load wide "$work/wide_export" 256 "$work/wide.json" \
-    --enable_batching --max_batch_size 256 --batch_timeout_micros 2000
+    --enable_batching --max_batch_size 64 --batch_timeout_micros 1000

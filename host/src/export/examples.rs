@@ -1,10 +1,11 @@
 //! Examples as JSON and as columns: requests in TF Serving's row (`instances`) and
-//! columnar (`inputs`) formats turned into the feature columns model_fn reads, and a
+//! columnar (`inputs`) formats turned into the feature columns model_fn reads (one tensor
+//! per input, in the inputs' order: by name), and a
 //! batch's features turned back into instances (an export's warm-up examples).
 
 use std::collections::BTreeMap;
 
-use estimator_plugin_api::abi::{NamedTensor, NamedView, Tensor, TensorData};
+use estimator_plugin_api::abi::{NamedView, Tensor, TensorData};
 use serde_json::{Map, Value};
 
 use super::signature::{DTypeName, TensorInfo};
@@ -14,7 +15,7 @@ use crate::error::Invalid;
 pub fn columns_from_instances(
     inputs: &BTreeMap<String, TensorInfo>,
     instances: &[Value],
-) -> Result<Vec<NamedTensor>, Invalid> {
+) -> Result<Vec<Tensor>, Invalid> {
     let mut columns: Vec<Column> = inputs.iter().map(|(n, i)| Column::new(n, i)).collect();
     for (row, instance) in instances.iter().enumerate() {
         let Value::Object(features) = instance else {
@@ -41,7 +42,7 @@ pub fn columns_from_instances(
 pub fn columns_from_inputs(
     inputs: &BTreeMap<String, TensorInfo>,
     given: &Map<String, Value>,
-) -> Result<(Vec<NamedTensor>, usize), Invalid> {
+) -> Result<(Vec<Tensor>, usize), Invalid> {
     refuse_unknown(inputs, given.keys(), "inputs")?;
     let mut rows = None;
     let mut columns = Vec::new();
@@ -91,9 +92,9 @@ fn refuse_unknown<'k>(
 }
 
 /// One input's values, gathered example by example.
-struct Column<'a> {
-    name: &'a str,
-    info: &'a TensorInfo,
+pub(super) struct Column<'a> {
+    pub(super) name: &'a str,
+    pub(super) info: &'a TensorInfo,
     values: Values,
 }
 
@@ -104,7 +105,7 @@ enum Values {
 }
 
 impl<'a> Column<'a> {
-    fn new(name: &'a str, info: &'a TensorInfo) -> Self {
+    pub(super) fn new(name: &'a str, info: &'a TensorInfo) -> Self {
         let values = match info.dtype {
             DTypeName::Float32 => Values::F32(Vec::new()),
             DTypeName::Int64 => Values::I64(Vec::new()),
@@ -114,7 +115,7 @@ impl<'a> Column<'a> {
     }
 
     /// Adds one example's value, which must have the input's shape and type.
-    fn push(&mut self, value: &Value, at: &str) -> Result<(), Invalid> {
+    pub(super) fn push(&mut self, value: &Value, at: &str) -> Result<(), Invalid> {
         let mut leaves = Vec::new();
         flatten(value, &self.info.shape, &mut leaves).map_err(|()| {
             Invalid(format!(
@@ -122,37 +123,39 @@ impl<'a> Column<'a> {
                 self.name, self.info.shape
             ))
         })?;
-        let wrong = |v: &Value, wanted: &str| {
+        leaves
+            .into_iter()
+            .try_for_each(|leaf| self.push_leaf(leaf, at))
+    }
+
+    /// Adds one scalar, which must have the input's type.
+    pub(super) fn push_leaf(
+        &mut self,
+        leaf: &Value,
+        at: impl std::fmt::Display,
+    ) -> Result<(), Invalid> {
+        let wrong = |wanted: &str| {
             Invalid(format!(
-                "{at}: input `{}` must hold {wanted}, not {v}",
+                "{at}: input `{}` must hold {wanted}, not {leaf}",
                 self.name
             ))
         };
-        for leaf in leaves {
-            match &mut self.values {
-                Values::F32(out) => {
-                    out.push(leaf.as_f64().ok_or_else(|| wrong(leaf, "numbers"))? as f32)
-                }
-                Values::I64(out) => out.push(leaf.as_i64().ok_or_else(|| wrong(leaf, "integers"))?),
-                Values::Str(out) => out.push(
-                    leaf.as_str()
-                        .ok_or_else(|| wrong(leaf, "strings"))?
-                        .to_owned(),
-                ),
-            }
+        match &mut self.values {
+            Values::F32(out) => out.push(leaf.as_f64().ok_or_else(|| wrong("numbers"))? as f32),
+            Values::I64(out) => out.push(leaf.as_i64().ok_or_else(|| wrong("integers"))?),
+            Values::Str(out) => out.push(leaf.as_str().ok_or_else(|| wrong("strings"))?.to_owned()),
         }
         Ok(())
     }
 
-    fn finish(self, rows: usize) -> NamedTensor {
+    pub(super) fn finish(self, rows: usize) -> Tensor {
         let mut shape = vec![rows];
         shape.extend_from_slice(&self.info.shape);
-        let tensor = match self.values {
+        match self.values {
             Values::F32(v) => Tensor::f32(shape, v),
             Values::I64(v) => Tensor::i64(shape, v),
             Values::Str(v) => Tensor::strings(shape, v),
-        };
-        NamedTensor::new(self.name, tensor)
+        }
     }
 }
 
@@ -243,14 +246,14 @@ mod tests {
         let (cols, n) =
             columns_from_inputs(&iris_inputs(), given.as_object().expect("object")).expect("valid");
         assert_eq!((rows.clone(), 2), (cols, n));
-        assert_eq!(rows[0].tensor.shape.as_slice(), &[2]);
-        assert_eq!(rows[1].tensor.data, TensorBuf::F32(vec![2.5, 4.0].into()));
+        assert_eq!(rows[0].shape.as_slice(), &[2]);
+        assert_eq!(rows[1].data, TensorBuf::F32(vec![2.5, 4.0].into()));
     }
 
     #[test]
     fn bad_requests_are_named() {
         let inputs = iris_inputs();
-        let err = |r: Result<Vec<NamedTensor>, Invalid>| r.expect_err("refused").0;
+        let err = |r: Result<Vec<Tensor>, Invalid>| r.expect_err("refused").0;
         assert_eq!(
             err(columns_from_instances(&inputs, &[json!({"a": 1})])),
             "instance 0 has no input `b`"

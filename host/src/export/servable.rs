@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use abi_stable::std_types::{ROption, RSlice};
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedTensor, NamedView, StepContext,
+    EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedView, StepContext, Tensor,
 };
 
 use super::examples::columns_from_instances;
+use super::instances::{input_index, InputIndex};
 use super::layout::{ExportMeta, PLUGIN_DIR, VARIABLES_FILE, WARMUP_FILE};
 use crate::checkpoint;
 use crate::config::params_json;
@@ -26,6 +27,8 @@ use crate::variables::VariableStore;
 pub struct Servable {
     pub dir: PathBuf,
     pub meta: ExportMeta,
+    /// The inputs' positions by name, for reading requests.
+    pub input_index: InputIndex,
     lib: Arc<PluginLibrary>,
     params: String,
     vars: VariableStore,
@@ -47,6 +50,7 @@ impl Servable {
             params,
             vars: VariableStore::default(),
             idle: Mutex::new(Vec::new()),
+            input_index: input_index(&meta.inputs),
             meta,
         };
         let model = servable.new_instance()?;
@@ -71,14 +75,18 @@ impl Servable {
         self.dir.file_name()?.to_str()?.parse().ok()
     }
 
-    /// Runs model_fn in PREDICT on `features` (`rows` examples); the spec is checked as
-    /// a PREDICT spec is in `estimator predict`.
-    pub fn predict(&self, features: &[NamedTensor], rows: usize) -> Result<EstimatorSpec> {
-        let views: Vec<NamedView<'_>> = features
-            .iter()
-            .map(|f| NamedView {
-                name: f.name.as_str().into(),
-                tensor: f.tensor.view(),
+    /// Runs model_fn in PREDICT on `columns`, one per input in the export's order of
+    /// inputs (`rows` examples); the spec is checked as a PREDICT spec is in
+    /// `estimator predict`.
+    pub fn predict(&self, columns: &[Tensor], rows: usize) -> Result<EstimatorSpec> {
+        let views: Vec<NamedView<'_>> = self
+            .meta
+            .inputs
+            .keys()
+            .zip(columns)
+            .map(|(name, column)| NamedView {
+                name: name.as_str().into(),
+                tensor: column.view(),
             })
             .collect();
         self.predict_views(&views, rows)

@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use estimator_plugin_api::abi::{EstimatorSpec, NamedTensor, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{EstimatorSpec, Tensor, TensorBuf};
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -25,7 +25,7 @@ pub struct BatchingOptions {
 
 /// One request waiting in a batch queue.
 struct Job {
-    columns: Vec<NamedTensor>,
+    columns: Vec<Tensor>,
     rows: usize,
     reply: oneshot::Sender<Result<EstimatorSpec>>,
 }
@@ -48,7 +48,7 @@ impl Batcher {
     }
 
     /// Predicts `rows` examples as part of a batch; the spec holds this request's rows.
-    pub async fn predict(&self, columns: Vec<NamedTensor>, rows: usize) -> Result<EstimatorSpec> {
+    pub async fn predict(&self, columns: Vec<Tensor>, rows: usize) -> Result<EstimatorSpec> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job {
@@ -155,12 +155,12 @@ fn answer(servable: &Servable, batch: Vec<Job>) {
 }
 
 /// Every job's columns, one after another, input by input.
-fn concat_columns(batch: &[Job]) -> std::result::Result<Vec<NamedTensor>, String> {
-    let first = &batch[0].columns;
-    (0..first.len())
+fn concat_columns(batch: &[Job]) -> std::result::Result<Vec<Tensor>, String> {
+    let inputs = batch[0].columns.len();
+    (0..inputs)
         .map(|i| {
-            let parts: Vec<&Tensor> = batch.iter().map(|j| &j.columns[i].tensor).collect();
-            concat_rows(&parts).map(|t| NamedTensor::new(first[i].name.as_str(), t))
+            let parts: Vec<&Tensor> = batch.iter().map(|j| &j.columns[i]).collect();
+            concat_rows(&parts)
         })
         .collect()
 }

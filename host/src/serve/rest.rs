@@ -11,12 +11,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::versions::{ModelVersions, Version, VersionState};
 use crate::estimator::predictions::row_json;
-use crate::export::{columns_from_inputs, columns_from_instances, Method, Signature, TensorInfo};
-use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, NamedTensor, Tensor};
+use crate::export::{
+    columns_from_inputs, columns_from_instances, columns_from_instances_json, Method, Signature,
+    TensorInfo,
+};
+use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, Tensor};
 
 /// What every handler reads.
 pub struct Server {
@@ -262,23 +266,13 @@ async fn answer_call(
                 ApiError::bad_request(format!("cannot read the request body: {e}"))
             }
         })?;
-    let request: Value = serde_json::from_slice(&bytes)
+    let request: Request<'_> = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("JSON Parse error: {e}")))?;
-    let Value::Object(request) = request else {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
-    };
     let (_, served) = servable(server, name, version)?;
-    let signature_name = match request.get("signature_name") {
-        None => "serving_default",
-        Some(Value::String(s)) => s.as_str(),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "signature_name must be a string, not {other}"
-            )))
-        }
-    };
+    let signature_name = request
+        .signature_name
+        .as_deref()
+        .unwrap_or("serving_default");
     let signature = served
         .servable
         .meta
@@ -309,31 +303,28 @@ async fn answer_call(
     }
 }
 
-async fn predict(served: &Version, signature: &Signature, request: &Map<String, Value>) -> Answer {
+async fn predict(served: &Version, signature: &Signature, request: &Request<'_>) -> Answer {
     let inputs = &served.servable.meta.inputs;
-    match (request.get("instances"), request.get("inputs")) {
+    match (request.instances, request.inputs) {
         (Some(_), Some(_)) => Err(ApiError::bad_request(
             "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
         )),
         (None, None) => Err(ApiError::bad_request("Missing 'inputs' or 'instances' key")),
         (Some(instances), None) => {
-            let instances = instances
-                .as_array()
-                .ok_or_else(|| ApiError::bad_request("'instances' must be a list"))?;
-            let columns = columns_from_instances(inputs, instances)
+            let index = &served.servable.input_index;
+            let (columns, rows) = columns_from_instances_json(inputs, index, instances.get())
                 .map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(served, columns, instances.len()).await?;
-            let rows: Vec<Value> = (0..instances.len())
+            let spec = run(served, columns, rows).await?;
+            let rows: Vec<Value> = (0..rows)
                 .map(|row| output_row(signature, &spec, row))
                 .collect();
             Ok(Json(json!({ "predictions": rows })))
         }
         (None, Some(given)) => {
-            let given = given.as_object().ok_or_else(|| {
-                ApiError::bad_request("'inputs' must be an object of named inputs")
-            })?;
+            let given: Map<String, Value> = serde_json::from_str(given.get())
+                .map_err(|_| ApiError::bad_request("'inputs' must be an object of named inputs"))?;
             let (columns, rows) =
-                columns_from_inputs(inputs, given).map_err(|m| ApiError::bad_request(m.0))?;
+                columns_from_inputs(inputs, &given).map_err(|m| ApiError::bad_request(m.0))?;
             let spec = run(served, columns, rows).await?;
             let mut outputs = Map::new();
             for (key, o) in &signature.outputs {
@@ -354,6 +345,21 @@ async fn predict(served: &Version, signature: &Signature, request: &Map<String, 
             Ok(Json(json!({ "outputs": outputs })))
         }
     }
+}
+
+/// A request body as TF Serving's REST API shapes it. The examples stay JSON text until
+/// the version's inputs are known, then go straight into columns.
+#[derive(serde::Deserialize)]
+struct Request<'a> {
+    signature_name: Option<String>,
+    #[serde(borrow)]
+    instances: Option<&'a RawValue>,
+    #[serde(borrow)]
+    inputs: Option<&'a RawValue>,
+    #[serde(borrow)]
+    examples: Option<&'a RawValue>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
 }
 
 /// One example's outputs: the value itself when the signature has one output.
@@ -378,18 +384,21 @@ async fn classify_or_regress(
     served: &Version,
     signature: &Signature,
     method: Method,
-    request: &Map<String, Value>,
+    request: &Request<'_>,
 ) -> Answer {
-    let examples = request
-        .get("examples")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("Missing 'examples' key (a list of examples)"))?;
-    let mut examples = examples.clone();
+    let missing = || ApiError::bad_request("Missing 'examples' key (a list of examples)");
+    let examples = request.examples.ok_or_else(missing)?;
+    let mut examples: Vec<Value> = serde_json::from_str(examples.get()).map_err(|_| missing())?;
+    let context: Option<Map<String, Value>> = request
+        .context
+        .map(|c| serde_json::from_str(c.get()))
+        .transpose()
+        .map_err(|_| ApiError::bad_request("'context' must be an object of named inputs"))?;
     // TF Serving's `context`: features shared by every example.
-    if let Some(Value::Object(context)) = request.get("context") {
+    if let Some(context) = context {
         for example in &mut examples {
             if let Value::Object(features) = example {
-                for (k, v) in context {
+                for (k, v) in &context {
                     features.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
@@ -465,7 +474,7 @@ fn prediction<'s>(spec: &'s EstimatorSpec, name: &str) -> Result<&'s Tensor, Api
 /// the client's error (400), anything else the server's (500).
 async fn run(
     served: &Version,
-    columns: Vec<NamedTensor>,
+    columns: Vec<Tensor>,
     rows: usize,
 ) -> Result<EstimatorSpec, ApiError> {
     if rows == 0 {

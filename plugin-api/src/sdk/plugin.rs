@@ -21,10 +21,16 @@ pub struct ModelInputs<'a> {
 }
 
 impl<'a> ModelInputs<'a> {
+    /// The feature `name`. Features sorted by name (as a server passes them) are found by
+    /// binary search; otherwise by a scan.
     pub fn feature(&self, name: &str) -> Result<&TensorView<'a>, PluginError> {
-        self.features
-            .iter()
-            .find(|f| f.name.as_str() == name)
+        let by_search = self
+            .features
+            .binary_search_by(|f| f.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.features[i]);
+        by_search
+            .or_else(|| self.features.iter().find(|f| f.name.as_str() == name))
             .map(|f| &f.tensor)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
