@@ -552,3 +552,43 @@ fn a_model_config_file_serves_several_models_with_their_policies() {
         "{line}"
     );
 }
+
+#[test]
+fn a_request_not_answered_in_time_gets_408_and_the_server_goes_on() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = Serving::start(
+        &[
+            "--model_name",
+            "iris",
+            "--model_base_path",
+            p(&base),
+            "--rest_api_timeout_in_ms",
+            "300",
+        ],
+        "iris",
+    );
+    // A client that announces a body and never finishes sending it.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connects");
+    write!(
+        slow,
+        "POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"inst"
+    )
+    .expect("sends");
+    let mut answer = String::new();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let n = slow.read(&mut buf).expect("an answer");
+    answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("rest_api_timeout_in_ms"), "{answer}");
+    let (code, _) = post(
+        server.port,
+        "/v1/models/iris:predict",
+        &format!(r#"{{"instances": [{IRIS_ROW}]}}"#),
+    );
+    assert_eq!(code, 200);
+}
