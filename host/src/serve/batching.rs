@@ -27,6 +27,8 @@ pub struct BatchingOptions {
 struct Job {
     columns: Vec<Tensor>,
     rows: usize,
+    /// The predictions the request answers with; only these are copied out of the batch.
+    wanted: Vec<String>,
     reply: oneshot::Sender<Result<EstimatorSpec>>,
 }
 
@@ -47,13 +49,20 @@ impl Batcher {
         Batcher { queue }
     }
 
-    /// Predicts `rows` examples as part of a batch; the spec holds this request's rows.
-    pub async fn predict(&self, columns: Vec<Tensor>, rows: usize) -> Result<EstimatorSpec> {
+    /// Predicts `rows` examples as part of a batch; the spec holds this request's rows of
+    /// the `wanted` predictions.
+    pub async fn predict(
+        &self,
+        columns: Vec<Tensor>,
+        rows: usize,
+        wanted: Vec<String>,
+    ) -> Result<EstimatorSpec> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Job {
                 columns,
                 rows,
+                wanted,
                 reply,
             })
             .map_err(|_| Error::Internal("the version's batch queue is closed".into()))?;
@@ -128,7 +137,7 @@ fn answer(servable: &Servable, batch: Vec<Job>) {
         Ok(spec) => {
             let mut start = 0;
             for job in batch {
-                let part = rows_of(&spec, start, start + job.rows);
+                let part = rows_of(&spec, &job.wanted, start, start + job.rows);
                 start += job.rows;
                 let _ = job.reply.send(Ok(part));
             }
@@ -209,9 +218,10 @@ pub fn concat_rows(parts: &[&Tensor]) -> std::result::Result<Tensor, String> {
 }
 
 /// Rows `start..end` of every prediction.
-fn rows_of(spec: &EstimatorSpec, start: usize, end: usize) -> EstimatorSpec {
+fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize) -> EstimatorSpec {
     let mut part = EstimatorSpec::new(estimator_plugin_api::abi::ModeKeys::Predict);
-    for p in spec.predictions.iter() {
+    let predictions = spec.predictions.iter();
+    for p in predictions.filter(|p| wanted.iter().any(|w| w.as_str() == p.name.as_str())) {
         part.add_prediction(p.name.as_str(), slice_rows(&p.tensor, start, end));
     }
     part
@@ -259,6 +269,7 @@ mod tests {
             Job {
                 columns: Vec::new(),
                 rows,
+                wanted: Vec::new(),
                 reply,
             }
         };

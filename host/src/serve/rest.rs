@@ -314,7 +314,7 @@ async fn predict(served: &Version, signature: &Signature, request: &Request<'_>)
             let index = &served.servable.input_index;
             let (columns, rows) = columns_from_instances_json(inputs, index, instances.get())
                 .map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(served, columns, rows).await?;
+            let spec = run(served, signature, columns, rows).await?;
             let rows: Vec<Value> = (0..rows)
                 .map(|row| output_row(signature, &spec, row))
                 .collect();
@@ -325,7 +325,7 @@ async fn predict(served: &Version, signature: &Signature, request: &Request<'_>)
                 .map_err(|_| ApiError::bad_request("'inputs' must be an object of named inputs"))?;
             let (columns, rows) =
                 columns_from_inputs(inputs, &given).map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(served, columns, rows).await?;
+            let spec = run(served, signature, columns, rows).await?;
             let mut outputs = Map::new();
             for (key, o) in &signature.outputs {
                 let tensor = prediction(&spec, &o.prediction)?;
@@ -406,7 +406,7 @@ async fn classify_or_regress(
     }
     let columns = columns_from_instances(&served.servable.meta.inputs, &examples)
         .map_err(|m| ApiError::bad_request(m.0))?;
-    let spec = run(served, columns, examples.len()).await?;
+    let spec = run(served, signature, columns, examples.len()).await?;
     let output = |key: &str| {
         signature
             .outputs
@@ -474,6 +474,7 @@ fn prediction<'s>(spec: &'s EstimatorSpec, name: &str) -> Result<&'s Tensor, Api
 /// the client's error (400), anything else the server's (500).
 async fn run(
     served: &Version,
+    signature: &Signature,
     columns: Vec<Tensor>,
     rows: usize,
 ) -> Result<EstimatorSpec, ApiError> {
@@ -481,7 +482,14 @@ async fn run(
         return Err(ApiError::bad_request("no examples to predict"));
     }
     let predicted = match &served.batcher {
-        Some(batcher) => batcher.predict(columns, rows).await,
+        Some(batcher) => {
+            let wanted = signature
+                .outputs
+                .values()
+                .map(|o| o.prediction.clone())
+                .collect();
+            batcher.predict(columns, rows, wanted).await
+        }
         None => served.servable.predict(&columns, rows),
     };
     predicted.map_err(|e| match &e {
