@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 mkdir -p logs
-for target in manifest csv checkpoint checkpoint_state events; do
+for target in manifest csv checkpoint checkpoint_state events tf_bundle; do
     mkdir -p "corpus/$target"
     log="logs/$target.log"
     status=0

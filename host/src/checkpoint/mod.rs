@@ -16,6 +16,7 @@ mod schedule;
 mod state;
 #[cfg(test)]
 mod test_support;
+pub mod tf;
 mod writer;
 
 // Reading checkpoints is public; writing them is the runtime's own.
