@@ -32,6 +32,13 @@ fn version_of(dir: &Path) -> String {
         .to_owned()
 }
 
+/// `estimator serve` of the versions under `base` as model `iris`, with `extra` flags.
+fn serve_iris(base: &Path, extra: &[&str]) -> Serving {
+    let mut args = vec!["--model_name", "iris", "--model_base_path", p(base)];
+    args.extend_from_slice(extra);
+    Serving::start(&args, "iris")
+}
+
 const IRIS_ROW: &str =
     r#"{"SepalLength": 5.9, "SepalWidth": 3.0, "PetalLength": 4.2, "PetalWidth": 1.5}"#;
 
@@ -41,10 +48,7 @@ fn every_endpoint_answers_as_tf_serving_does() {
     let base = dir.path().join("export");
     let (manifest, version) = exported(dir.path(), "iris_custom.yaml", "300", &base);
     let v = version_of(&version);
-    let server = Serving::start(
-        &["--model_name", "iris", "--model_base_path", p(&base)],
-        "iris",
-    );
+    let server = serve_iris(&base, &[]);
     let port = server.port;
 
     let (code, status) = get(port, "/v1/models/iris");
@@ -154,17 +158,7 @@ fn bad_requests_get_tf_servings_codes_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = dir.path().join("export");
     exported(dir.path(), "iris_custom.yaml", "10", &base);
-    let server = Serving::start(
-        &[
-            "--model_name",
-            "iris",
-            "--model_base_path",
-            p(&base),
-            "--max_request_bytes",
-            "4096",
-        ],
-        "iris",
-    );
+    let server = serve_iris(&base, &["--max_request_bytes", "4096"]);
     let port = server.port;
     let predict = "/v1/models/iris:predict";
     let cases: Vec<(&str, String, u16, &str)> = vec![
@@ -246,17 +240,7 @@ fn a_new_version_swaps_in_under_load_with_no_failed_request() {
     let premade = tempfile::tempdir().expect("temp dir");
     let staging = premade.path().join("staging");
     let (_, new) = exported(premade.path(), "iris_dnn.yaml", "50", &staging);
-    let server = Serving::start(
-        &[
-            "--model_name",
-            "iris",
-            "--model_base_path",
-            p(&base),
-            "--file_system_poll_wait_seconds",
-            "0.2",
-        ],
-        "iris",
-    );
+    let server = serve_iris(&base, &["--file_system_poll_wait_seconds", "0.2"]);
     let port = server.port;
     let stop = Arc::new(AtomicBool::new(false));
     let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -328,17 +312,7 @@ fn a_broken_newer_version_is_reported_and_the_old_one_keeps_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = dir.path().join("export");
     let (_, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
-    let server = Serving::start(
-        &[
-            "--model_name",
-            "iris",
-            "--model_base_path",
-            p(&base),
-            "--file_system_poll_wait_seconds",
-            "0.1",
-        ],
-        "iris",
-    );
+    let server = serve_iris(&base, &["--file_system_poll_wait_seconds", "0.1"]);
     let newer = base.join((version_of(&old).parse::<u64>().expect("number") + 1).to_string());
     std::fs::create_dir(&newer).expect("mkdir");
     std::fs::write(newer.join("export.yaml"), "format: 1\nglobal_step: [").expect("write");
@@ -383,10 +357,7 @@ fn a_python_client_gets_what_estimator_predict_writes() {
     let moved_base = moved.path().join("models");
     std::fs::create_dir(&moved_base).expect("mkdir");
     std::fs::rename(&version, moved_base.join(version_of(&version))).expect("move");
-    let server = Serving::start(
-        &["--model_name", "iris", "--model_base_path", p(&moved_base)],
-        "iris",
-    );
+    let server = serve_iris(&moved_base, &[]);
     let script = common::repo_root().join("scripts/tf_serving_client.py");
     let data = common::repo_root().join("data/iris_test.csv");
     let out = std::process::Command::new("python3")
@@ -559,17 +530,7 @@ fn a_request_not_answered_in_time_gets_408_and_the_server_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = dir.path().join("export");
     exported(dir.path(), "iris_custom.yaml", "10", &base);
-    let server = Serving::start(
-        &[
-            "--model_name",
-            "iris",
-            "--model_base_path",
-            p(&base),
-            "--rest_api_timeout_in_ms",
-            "300",
-        ],
-        "iris",
-    );
+    let server = serve_iris(&base, &["--rest_api_timeout_in_ms", "300"]);
     // A client that announces a body and never finishes sending it.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connects");
     write!(

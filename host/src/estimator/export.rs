@@ -12,8 +12,8 @@ use super::Estimator;
 use crate::checkpoint::{self, SavedTensor};
 use crate::error::{Error, Result};
 use crate::export::{
-    instances_from_features, resolve, write_version, DTypeName, ExportMeta, ExportedModel,
-    TensorInfo, PLUGIN_DIR, VARIABLES_FILE,
+    instances_from_features, resolve, write_version, ExportMeta, ExportedModel, TensorInfo,
+    PLUGIN_DIR, VARIABLES_FILE,
 };
 use crate::fingerprint::sha256_hex;
 use crate::input::BatchRef;
@@ -65,15 +65,11 @@ impl Estimator {
         spec: &EstimatorSpec,
         sha256: String,
     ) -> Result<ExportMeta> {
-        let per_example = |shape: &[usize]| shape.get(1..).unwrap_or_default().to_vec();
         let inputs = batch
             .features
             .iter()
             .map(|f| {
-                let info = TensorInfo {
-                    dtype: DTypeName::of(f.tensor.dtype()),
-                    shape: per_example(&f.tensor.shape),
-                };
+                let info = TensorInfo::of_batch(f.tensor.dtype(), &f.tensor.shape);
                 (f.name.to_string(), info)
             })
             .collect();
@@ -81,10 +77,7 @@ impl Estimator {
             .predictions
             .iter()
             .map(|p| {
-                let info = TensorInfo {
-                    dtype: DTypeName::of(p.tensor.dtype()),
-                    shape: per_example(&p.tensor.shape),
-                };
+                let info = TensorInfo::of_batch(p.tensor.dtype(), &p.tensor.shape);
                 (p.name.to_string(), info)
             })
             .collect();

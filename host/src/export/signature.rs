@@ -18,6 +18,16 @@ pub enum DTypeName {
     String,
 }
 
+impl TensorInfo {
+    /// The per-example type of a tensor whose first dimension is the batch.
+    pub fn of_batch(dtype: DType, shape: &[usize]) -> Self {
+        TensorInfo {
+            dtype: DTypeName::of(dtype),
+            shape: shape.get(1..).unwrap_or_default().to_vec(),
+        }
+    }
+}
+
 impl DTypeName {
     pub fn of(dtype: DType) -> Self {
         match dtype {
