@@ -1,7 +1,7 @@
 //! A spec's predictions as one JSON object per example: each tensor's row, a scalar for a
 //! `[batch]` tensor and a (nested) list otherwise.
 
-use estimator_plugin_api::abi::{EstimatorSpec, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{EstimatorSpec, TensorData, TensorView};
 
 /// One example's predictions: each tensor's row `row`, as a scalar for `[batch]` tensors and
 /// as a (nested) list otherwise.
@@ -11,21 +11,21 @@ pub(crate) fn example_json(
 ) -> serde_json::Map<String, serde_json::Value> {
     spec.predictions
         .iter()
-        .map(|p| (p.name.to_string(), row_json(&p.tensor, row)))
+        .map(|p| (p.name.to_string(), row_json(&p.tensor.view(), row)))
         .collect()
 }
 
 /// Row `row` of a tensor whose first dimension is the batch: a scalar for a `[batch]`
 /// tensor, a (nested) list otherwise.
-pub(crate) fn row_json(t: &Tensor, row: usize) -> serde_json::Value {
+pub(crate) fn row_json(t: &TensorView<'_>, row: usize) -> serde_json::Value {
     use serde_json::Value;
     let row_shape = &t.shape[1..];
     let width: usize = row_shape.iter().product();
     let range = row * width..(row + 1) * width;
-    let values: Vec<Value> = match &t.data {
-        TensorBuf::F32(v) => v[range].iter().map(|&x| f32_json(x)).collect(),
-        TensorBuf::I64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
-        TensorBuf::Str(v) => v[range].iter().map(|s| Value::from(s.as_str())).collect(),
+    let values: Vec<Value> = match t.data {
+        TensorData::F32(v) => v[range].iter().map(|&x| f32_json(x)).collect(),
+        TensorData::I64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
+        TensorData::Str(v) => v[range].iter().map(|s| Value::from(s.as_str())).collect(),
     };
     nest(values, row_shape)
 }

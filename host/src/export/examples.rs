@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use estimator_plugin_api::abi::{NamedView, Tensor, TensorData};
+use estimator_plugin_api::abi::{NamedView, Tensor};
 use serde_json::{Map, Value};
 
 use super::signature::{DTypeName, TensorInfo};
 use crate::error::Invalid;
+use crate::estimator::predictions::row_json;
 
 /// Columns from instances: one JSON object per example, with every input.
 pub fn columns_from_instances(
@@ -183,42 +184,13 @@ fn flatten<'v>(value: &'v Value, shape: &[usize], out: &mut Vec<&'v Value>) -> R
 pub fn instances_from_features(features: &[NamedView<'_>], rows: usize) -> Vec<Value> {
     (0..rows)
         .map(|row| {
-            let mut instance = Map::new();
-            for f in features {
-                let shape = f.tensor.shape.as_slice();
-                let width: usize = shape[1..].iter().product();
-                let range = row * width..(row + 1) * width;
-                let leaves: Vec<Value> = match f.tensor.data {
-                    TensorData::F32(v) => v[range]
-                        .iter()
-                        .map(|&x| Value::from(f64::from(x)))
-                        .collect(),
-                    TensorData::I64(v) => v[range].iter().map(|&x| Value::from(x)).collect(),
-                    TensorData::Str(v) => {
-                        v[range].iter().map(|s| Value::from(s.as_str())).collect()
-                    }
-                };
-                instance.insert(f.name.to_string(), nest(leaves, &shape[1..]));
-            }
+            let instance: Map<String, Value> = features
+                .iter()
+                .map(|f| (f.name.to_string(), row_json(&f.tensor, row)))
+                .collect();
             Value::Object(instance)
         })
         .collect()
-}
-
-fn nest(values: Vec<Value>, shape: &[usize]) -> Value {
-    match shape {
-        [] => values.into_iter().next().unwrap_or(Value::Null),
-        [_] => Value::Array(values),
-        [_, rest @ ..] => {
-            let inner: usize = rest.iter().product();
-            Value::Array(
-                values
-                    .chunks(inner.max(1))
-                    .map(|c| nest(c.to_vec(), rest))
-                    .collect(),
-            )
-        }
-    }
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ async fn predict(served: &Version, signature: &Signature, request: &Request<'_>)
                 let tensor = prediction(&spec, &o.prediction)?;
                 outputs.insert(
                     key.clone(),
-                    (0..rows).map(|r| row_json(tensor, r)).collect(),
+                    (0..rows).map(|r| row_json(&tensor.view(), r)).collect(),
                 );
             }
             let outputs = match outputs.len() {
@@ -367,7 +367,7 @@ fn output_row(signature: &Signature, spec: &EstimatorSpec, row: usize) -> Value 
     let mut values = Map::new();
     for (key, o) in &signature.outputs {
         if let Ok(tensor) = prediction(spec, &o.prediction) {
-            values.insert(key.clone(), row_json(tensor, row));
+            values.insert(key.clone(), row_json(&tensor.view(), row));
         }
     }
     match values.len() {
@@ -435,7 +435,7 @@ async fn classify_or_regress(
 
 /// `[[class, score], ...]` for one example.
 fn class_scores(scores: Option<&Tensor>, classes: Option<&Tensor>, row: usize) -> Value {
-    let as_list = |t: Option<&Tensor>| match t.map(|t| row_json(t, row)) {
+    let as_list = |t: Option<&Tensor>| match t.map(|t| row_json(&t.view(), row)) {
         Some(Value::Array(items)) => items,
         Some(one) => vec![one],
         None => Vec::new(),
@@ -455,7 +455,7 @@ fn class_scores(scores: Option<&Tensor>, classes: Option<&Tensor>, row: usize) -
 }
 
 fn scalar_or_row(t: &Tensor, row: usize) -> Value {
-    match row_json(t, row) {
+    match row_json(&t.view(), row) {
         Value::Array(items) if items.len() == 1 => items.into_iter().next().unwrap_or(Value::Null),
         other => other,
     }
