@@ -113,13 +113,52 @@ fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads a checkpoint file.
+/// Reads a checkpoint: our safetensors file, or TF's tensor bundle when `path` is a TF
+/// checkpoint's prefix (`model_dir/model.ckpt-300`, beside its `.index` file).
 pub fn read(path: &Path) -> Result<Checkpoint> {
+    if !path.exists() && super::tf::is_tf_checkpoint(path) {
+        return read_tf(path);
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::Checkpoint {
         path: path.to_path_buf(),
         message: format!("cannot read: {e}"),
     })?;
     decode(&bytes, path)
+}
+
+/// A TF checkpoint as ours: float tensors as float32 (TF's float64 narrowed), and the
+/// global step. TF's integer and boolean tensors other than `global_step` (optimizer
+/// counters) are left out.
+fn read_tf(prefix: &Path) -> Result<Checkpoint> {
+    use super::tf::TfValues;
+    let bundle = super::tf::read_bundle(prefix)?;
+    let mut tensors = HashMap::new();
+    let mut global_step = None;
+    for (name, tensor) in bundle {
+        match (name.as_str(), tensor.values) {
+            ("global_step", TfValues::I64(v)) if v.len() == 1 => global_step = v.first().copied(),
+            (_, TfValues::F32(v)) => {
+                tensors.insert(name, (tensor.shape, v));
+            }
+            (_, TfValues::F64(v)) => {
+                tensors.insert(
+                    name,
+                    (tensor.shape, v.into_iter().map(|x| x as f32).collect()),
+                );
+            }
+            _ => {}
+        }
+    }
+    let global_step = global_step.ok_or_else(|| Error::Checkpoint {
+        path: prefix.to_path_buf(),
+        message: "has no int64 global_step".into(),
+    })?;
+    Ok(Checkpoint {
+        path: prefix.to_path_buf(),
+        global_step,
+        tensors,
+        metadata: BTreeMap::new(),
+    })
 }
 
 /// Parses a checkpoint file's bytes; `path` names it in errors and in the result.

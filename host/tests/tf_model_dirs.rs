@@ -1,0 +1,106 @@
+//! Model_dirs written by TF Estimator 2.15 (`data/tf_model_dirs/`), read as they are:
+//! `evaluate` and `predict` on TF's own checkpoints give what TF's evaluate and predict
+//! gave, to float32 precision.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ok, p};
+use serde_json::Value;
+
+/// A copy of the case's folder in a temp dir, its manifest's data paths made absolute.
+fn case(dir: &Path, name: &str) -> PathBuf {
+    let from = common::repo_root().join("data/tf_model_dirs").join(name);
+    let to = dir.join(name);
+    copy_dir(&from, &to);
+    let manifest = to.join("manifest.yaml");
+    let data = common::repo_root().join("data");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(
+        &manifest,
+        text.replace("\"../../", &format!("\"{}/", data.display())),
+    )
+    .expect("write");
+    manifest
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        match entry.file_type().expect("type").is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+}
+
+/// Whether two numbers agree to float32 precision: 1e-5 relative, or 1e-6 absolute
+/// near zero.
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-5 * a.abs().max(b.abs()) || (a - b).abs() <= 1e-6
+}
+
+/// Every number in `ours` agrees with `tf`'s, and everything else is equal.
+fn agree(ours: &Value, tf: &Value) -> bool {
+    match (ours, tf) {
+        (Value::Number(a), Value::Number(b)) => close(
+            a.as_f64().unwrap_or(f64::NAN),
+            b.as_f64().unwrap_or(f64::NAN),
+        ),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| agree(x, y))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| agree(v, w)))
+        }
+        (a, b) => a == b,
+    }
+}
+
+fn check(name: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = case(dir.path(), name);
+    let folder = manifest.parent().expect("folder");
+    let ours: Value =
+        serde_json::from_str(&ok(&["evaluate", p(&manifest), "--json", "--quiet"])).expect("JSON");
+    let tf: Value = serde_json::from_str(
+        &std::fs::read_to_string(folder.join("tf_eval.json")).expect("tf_eval"),
+    )
+    .expect("JSON");
+    assert!(agree(&ours, &tf), "{name}: evaluate gave {ours}, TF {tf}");
+    let predicted = ok(&["predict", p(&manifest), "--quiet"]);
+    let tf_predicted =
+        std::fs::read_to_string(folder.join("tf_predictions.jsonl")).expect("tf_predictions");
+    assert_eq!(
+        predicted.lines().count(),
+        tf_predicted.lines().count(),
+        "{name}"
+    );
+    for (i, (a, b)) in predicted.lines().zip(tf_predicted.lines()).enumerate() {
+        let (a, b): (Value, Value) = (
+            serde_json::from_str(a).expect("JSON"),
+            serde_json::from_str(b).expect("JSON"),
+        );
+        assert!(agree(&a, &b), "{name} example {i}: ours {a}, TF {b}");
+    }
+}
+
+#[test]
+fn a_tf_dnn_classifiers_model_dir_evaluates_and_predicts_as_tf_did() {
+    check("iris_dnn_classifier");
+}
+
+#[test]
+fn a_tf_linear_classifier_with_string_labels_evaluates_and_predicts_as_tf_did() {
+    check("breast_cancer_linear_classifier");
+}
+
+#[test]
+fn a_tf_wide_and_deep_regressor_evaluates_and_predicts_as_tf_did() {
+    check("diabetes_dnn_linear_combined_regressor");
+}
