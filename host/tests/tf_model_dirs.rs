@@ -104,3 +104,55 @@ fn a_tf_linear_classifier_with_string_labels_evaluates_and_predicts_as_tf_did() 
 fn a_tf_wide_and_deep_regressor_evaluates_and_predicts_as_tf_did() {
     check("diabetes_dnn_linear_combined_regressor");
 }
+
+#[test]
+fn estimator_checkpoints_lists_and_reads_tfs_checkpoints() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = case(dir.path(), "iris_dnn_classifier");
+    let model_dir = manifest.parent().expect("folder").join("model_dir");
+    let listed = ok(&["checkpoints", p(&model_dir)]);
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "model.ckpt-0",
+            "model.ckpt-100",
+            "model.ckpt-200",
+            "model.ckpt-300"
+        ],
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("(latest)")),
+        "{listed}"
+    );
+    let variables = ok(&["checkpoints", p(&model_dir), "--variables"]);
+    assert!(
+        variables.starts_with("global_step  []  300\n"),
+        "{variables}"
+    );
+    assert!(
+        variables.contains("dnn/hiddenlayer_0/kernel  [4, 10]\n"),
+        "{variables}"
+    );
+    let bias: Vec<f64> = serde_json::from_str(&ok(&[
+        "checkpoints",
+        p(&model_dir),
+        "--value",
+        "dnn/logits/bias",
+        "--checkpoint",
+        p(&model_dir.join("model.ckpt-100")),
+    ]))
+    .expect("JSON");
+    assert_eq!(bias.len(), 3);
+    assert!(
+        bias.iter().any(|b| *b != 0.0),
+        "trained by step 100: {bias:?}"
+    );
+}

@@ -7,8 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 
-/// One line per checkpoint file in `model_dir`, oldest first: name, step, when it was
-/// written, and whether the state file lists it (and as the latest).
+/// One line per checkpoint in `model_dir`, oldest first: name, step, when it was
+/// written, and whether the state file lists it (and as the latest). TF's checkpoints
+/// are listed by their prefix (`model.ckpt-300`), as TF's state file names them.
 pub fn list(model_dir: &Path) -> Result<String> {
     let state = checkpoint::read_state(model_dir)?.unwrap_or_default();
     let mut files: Vec<(i64, String)> = std::fs::read_dir(model_dir)
@@ -16,7 +17,10 @@ pub fn list(model_dir: &Path) -> Result<String> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            checkpoint::step_of(&name).map(|step| (step, name))
+            match checkpoint::tf::step_of_index(&name) {
+                Some(step) => Some((step, format!("model.ckpt-{step}"))),
+                None => checkpoint::step_of(&name).map(|step| (step, name)),
+            }
         })
         .collect();
     files.sort();
@@ -29,10 +33,11 @@ pub fn list(model_dir: &Path) -> Result<String> {
     let mut out = String::new();
     for (step, name) in files {
         let listed = state.all.iter().find(|(n, _)| *n == name);
-        let written = listed.map_or_else(
-            || "written at an unrecorded time".to_owned(),
-            |(_, t)| format!("written {}", timestamp(*t)),
-        );
+        // TF's own state files record no times (they read as 0).
+        let written = match listed {
+            Some((_, t)) if *t > 0.0 => format!("written {}", timestamp(*t)),
+            _ => "written at an unrecorded time".to_owned(),
+        };
         let role = match (
             state.latest.as_deref() == Some(name.as_str()),
             listed.is_some(),

@@ -7,3 +7,22 @@ mod bundle;
 mod table;
 
 pub use bundle::{decode_bundle, is_tf_checkpoint, read_bundle, TfTensor, TfValues};
+
+/// The global step of a TF checkpoint's index file name, `model.ckpt-<step>.index`.
+pub fn step_of_index(file_name: &str) -> Option<i64> {
+    file_name
+        .strip_prefix("model.ckpt-")?
+        .strip_suffix(".index")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_index_file_names_its_step() {
+        assert_eq!(super::step_of_index("model.ckpt-300.index"), Some(300));
+        assert_eq!(super::step_of_index("model.ckpt-300.safetensors"), None);
+        assert_eq!(super::step_of_index("model.ckpt-x.index"), None);
+    }
+}
