@@ -191,14 +191,14 @@ pub fn apply(
     Ok(started)
 }
 
-/// A checkpoint file as given, or with `.safetensors` added to a prefix, or a model_dir's
-/// latest checkpoint; otherwise why not.
+/// A checkpoint file as given (or TF's checkpoint prefix), or with `.safetensors` added to
+/// a prefix, or a model_dir's latest checkpoint (ours or TF's); otherwise why not.
 fn source_path(path: &Path) -> std::result::Result<PathBuf, Invalid> {
     if path.is_dir() {
         let latest = checkpoint::latest(path).map_err(|e| Invalid(e.to_string()))?;
         return latest.ok_or_else(|| Invalid(format!("{} has no checkpoint", path.display())));
     }
-    if path.is_file() {
+    if path.is_file() || checkpoint::tf::is_tf_checkpoint(path) {
         return Ok(path.to_path_buf());
     }
     let with_suffix = PathBuf::from(format!("{}.safetensors", path.display()));

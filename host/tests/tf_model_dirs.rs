@@ -156,3 +156,31 @@ fn estimator_checkpoints_lists_and_reads_tfs_checkpoints() {
         "trained by step 100: {bias:?}"
     );
 }
+
+#[test]
+fn a_new_model_warm_started_from_a_tf_model_dir_predicts_as_tf_did() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = case(dir.path(), "iris_dnn_classifier");
+    let folder = manifest.parent().expect("folder");
+    // A fresh model_dir, warm-started from TF's: no checkpoint of its own.
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let warm = text.replacen(
+        "\"model_dir\": \"model_dir\"",
+        "\"model_dir\": \"fresh\", \"warm_start_from\": \"model_dir\"",
+        1,
+    );
+    assert_ne!(warm, text, "the manifest names its model_dir as expected");
+    let warm_manifest = folder.join("warm.yaml");
+    std::fs::write(&warm_manifest, warm).expect("write");
+    let predicted = ok(&["predict", p(&warm_manifest), "--quiet"]);
+    let tf_predicted =
+        std::fs::read_to_string(folder.join("tf_predictions.jsonl")).expect("tf_predictions");
+    for (i, (a, b)) in predicted.lines().zip(tf_predicted.lines()).enumerate() {
+        let (a, b): (Value, Value) = (
+            serde_json::from_str(a).expect("JSON"),
+            serde_json::from_str(b).expect("JSON"),
+        );
+        assert!(agree(&a, &b), "example {i}: ours {a}, TF {b}");
+    }
+    assert_eq!(predicted.lines().count(), 30);
+}

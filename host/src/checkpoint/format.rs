@@ -193,8 +193,18 @@ impl Weights {
     }
 }
 
-/// Reads a safetensors file of weights (see [`Weights`]).
+/// Reads a safetensors file of weights (see [`Weights`]), or TF's checkpoint `path` is
+/// the prefix of.
 pub fn read_weights(path: &Path) -> Result<Weights> {
+    if !path.exists() && super::tf::is_tf_checkpoint(path) {
+        let ckpt = read_tf(path)?;
+        return Ok(Weights {
+            path: ckpt.path,
+            global_step: Some(ckpt.global_step),
+            tensors: ckpt.tensors,
+            metadata: ckpt.metadata,
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| Error::Checkpoint {
         path: path.to_path_buf(),
         message: format!("cannot read: {e}"),
