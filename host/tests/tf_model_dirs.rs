@@ -184,3 +184,29 @@ fn a_new_model_warm_started_from_a_tf_model_dir_predicts_as_tf_did() {
     }
     assert_eq!(predicted.lines().count(), 30);
 }
+
+#[test]
+fn a_tf_model_dir_that_does_not_fit_the_manifest_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = case(dir.path(), "iris_dnn_classifier");
+    let model_dir = manifest.parent().expect("folder").join("model_dir");
+    let before = common::files(&model_dir);
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let wider = text.replacen("10,\n    10", "20,\n    20", 1);
+    assert_ne!(
+        wider, text,
+        "the manifest lists its hidden units as expected"
+    );
+    std::fs::write(&manifest, wider).expect("write");
+    for command in ["evaluate", "predict", "train"] {
+        let line = common::fails(&[command, p(&manifest)]);
+        assert!(
+            line.contains("model.ckpt-300")
+                && line.contains("dnn/hiddenlayer_0/kernel")
+                && line.contains("[4, 10]")
+                && line.contains("[4, 20]"),
+            "{command}: {line}"
+        );
+        assert_eq!(common::files(&model_dir), before, "{command} wrote nothing");
+    }
+}
