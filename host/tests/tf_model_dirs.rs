@@ -210,3 +210,66 @@ fn a_tf_model_dir_that_does_not_fit_the_manifest_is_refused_before_anything_is_w
         assert_eq!(common::files(&model_dir), before, "{command} wrote nothing");
     }
 }
+
+/// Every number in a (nested) JSON array, in order.
+fn numbers(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(numbers).collect(),
+        other => other.as_f64().into_iter().collect(),
+    }
+}
+
+#[test]
+fn training_resumes_from_tfs_step_with_tfs_optimizer_slots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = case(dir.path(), "iris_dnn_classifier");
+    let model_dir = manifest.parent().expect("folder").join("model_dir");
+    let slot = "training/Adagrad/dnn/hiddenlayer_0/kernel/accumulator";
+    let value = |checkpoint: &str| {
+        let text = ok(&[
+            "checkpoints",
+            p(&model_dir),
+            "--value",
+            slot,
+            "--checkpoint",
+            p(&model_dir.join(checkpoint)),
+        ]);
+        numbers(&serde_json::from_str(&text).expect("JSON"))
+    };
+    let tf_300 = value("model.ckpt-300");
+    ok(&["train", p(&manifest), "--max-steps", "310", "--quiet"]);
+    // Adagrad's accumulators only grow: restored from TF's, not started over from 0.1.
+    let ours_310 = value("model.ckpt-310.safetensors");
+    assert_eq!(tf_300.len(), ours_310.len());
+    assert!(
+        tf_300.iter().any(|&a| a > 0.2),
+        "TF accumulated: {tf_300:?}"
+    );
+    assert!(
+        tf_300.iter().zip(&ours_310).all(|(t, o)| o >= t),
+        "{tf_300:?} -> {ours_310:?}"
+    );
+    // Our checkpoints are written beside TF's, and the state file lists both in order.
+    let state = std::fs::read_to_string(model_dir.join("checkpoint")).expect("state");
+    let listed: Vec<&str> = state
+        .lines()
+        .filter_map(|l| l.strip_prefix("all_model_checkpoint_paths: "))
+        .collect();
+    let tf_at = listed
+        .iter()
+        .position(|n| *n == "\"model.ckpt-300\"")
+        .expect("TF's listed");
+    let ours_at = listed
+        .iter()
+        .position(|n| *n == "\"model.ckpt-310.safetensors\"")
+        .expect("ours listed");
+    assert!(tf_at < ours_at, "{state}");
+    assert!(
+        state.starts_with("model_checkpoint_path: \"model.ckpt-310.safetensors\""),
+        "{state}"
+    );
+    assert!(
+        model_dir.join("model.ckpt-300.index").is_file(),
+        "TF's files are left alone"
+    );
+}
