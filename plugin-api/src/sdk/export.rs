@@ -243,7 +243,7 @@ pub fn not_found(what: &str, name: RStr<'_>, known: &[RStr<'static>]) -> PluginE
 /// module for a program that links the plugin crate statically (its `rlib`). Only one
 /// crate that exports a root module can be linked into a program (the exported symbol is
 /// the same in each); to link plugins of your own into a test, write their module with
-/// [`define_plugin_module!`], which exports nothing.
+/// [`define_plugin_module!`](crate::define_plugin_module), which exports nothing.
 #[macro_export]
 macro_rules! export_plugin {
     (
