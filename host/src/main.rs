@@ -82,7 +82,7 @@ enum Command {
     /// --export-dir, for `estimator serve`; prints the version's directory last.
     Export {
         manifest: PathBuf,
-        /// The base directory: the export is written to EXPORT_DIR/<unix seconds>/.
+        /// The base directory: the export is written to EXPORT_DIR/UNIX_SECONDS/.
         #[arg(long)]
         export_dir: PathBuf,
         #[arg(long)]

@@ -99,7 +99,7 @@ impl CheckpointSaverListener for EvalListener {
 
 impl Estimator {
     /// TF's `train_and_evaluate` (local mode): trains as `train_spec` says, evaluating each
-    /// new checkpoint as `eval_spec` says (see [`crate::train_and_evaluate`]). Returns the
+    /// new checkpoint as `eval_spec` says (see the module's docs). Returns the
     /// training's outcome and the last evaluation's metrics.
     pub fn train_and_evaluate(&mut self) -> Result<TrainAndEvaluateOutcome> {
         self.train_and_evaluate_with_hooks(Vec::new())

@@ -37,7 +37,7 @@ pub enum HookConfig {
 }
 
 /// `checkpoint_saver` in `hooks.train`: when the loop writes checkpoints, instead of
-/// run_config's frequency; [`CheckpointSaverHook`] does the saving.
+/// run_config's frequency; `CheckpointSaverHook` does the saving.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSaverSettings {
@@ -63,7 +63,7 @@ impl CheckpointSaverSettings {
 impl HookConfig {
     /// The hook, writing any summaries through `summaries`; `model_dir` anchors the
     /// early-stopping hooks' eval folder. `checkpoint_saver` builds none here: it sets the
-    /// schedule of the loop's [`CheckpointSaverHook`] ([`CheckpointSaverHook::schedule_of`]),
+    /// schedule of the loop's `CheckpointSaverHook` (`CheckpointSaverHook::schedule_of`),
     /// and is only checked.
     pub fn build(
         &self,
