@@ -254,7 +254,7 @@ async fn answer_call(
     let bytes = axum::body::to_bytes(body, server.max_request_bytes)
         .await
         .map_err(|e| {
-            if e.to_string().contains("length limit") {
+            if over_limit(&e) {
                 ApiError(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
@@ -345,6 +345,18 @@ async fn predict(served: &Version, signature: &Signature, request: &Request<'_>)
             Ok(Json(json!({ "outputs": outputs })))
         }
     }
+}
+
+/// Whether reading a body failed because it was over the size limit.
+fn over_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// A request body as TF Serving's REST API shapes it. The examples stay JSON text until
