@@ -24,3 +24,4 @@ mod shuffle;
 pub use batch::BatchRef;
 pub use pipeline::{Pipeline, PipelineConfig};
 pub use position::PipelinePosition;
+pub use reader::concatenate_tensors;

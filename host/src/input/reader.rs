@@ -160,7 +160,7 @@ pub(super) fn concatenate(chunks: &[Rc<Chunk>]) -> Chunk {
 }
 
 /// Stacks tensors along their first dimension; they share dtype and row shape.
-pub(super) fn concatenate_tensors(tensors: &[&Tensor]) -> Tensor {
+pub fn concatenate_tensors(tensors: &[&Tensor]) -> Tensor {
     let rows: usize = tensors.iter().map(|t| t.batch_len()).sum();
     let mut shape: Vec<usize> = tensors.first().map_or(vec![0], |t| t.shape.to_vec());
     if let Some(first) = shape.first_mut() {

@@ -16,6 +16,7 @@ use tracing::debug;
 
 use crate::error::{Error, Result};
 use crate::export::Servable;
+use crate::input::concatenate_tensors;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchingOptions {
@@ -124,15 +125,7 @@ fn gather(queue: &mut Queue, options: BatchingOptions) -> Option<Vec<Job>> {
 fn answer(servable: &Servable, batch: Vec<Job>) {
     let rows: usize = batch.iter().map(|j| j.rows).sum();
     debug!("batch of {rows} examples from {} requests", batch.len());
-    let columns = match concat_columns(&batch) {
-        Ok(columns) => columns,
-        Err(e) => {
-            for job in batch {
-                let _ = job.reply.send(Err(Error::Internal(e.clone())));
-            }
-            return;
-        }
-    };
+    let columns = concat_columns(&batch);
     match servable.predict(&columns, rows) {
         Ok(spec) => {
             let mut start = 0;
@@ -163,58 +156,16 @@ fn answer(servable: &Servable, batch: Vec<Job>) {
     }
 }
 
-/// Every job's columns, one after another, input by input.
-fn concat_columns(batch: &[Job]) -> std::result::Result<Vec<Tensor>, String> {
+/// Every job's columns, one after another, input by input. Every job's columns were
+/// read against the same inputs, so they share dtypes and row shapes.
+fn concat_columns(batch: &[Job]) -> Vec<Tensor> {
     let inputs = batch[0].columns.len();
     (0..inputs)
         .map(|i| {
             let parts: Vec<&Tensor> = batch.iter().map(|j| &j.columns[i]).collect();
-            concat_rows(&parts)
+            concatenate_tensors(&parts)
         })
         .collect()
-}
-
-/// Tensors of one dtype and row shape, stacked along the batch dimension.
-pub fn concat_rows(parts: &[&Tensor]) -> std::result::Result<Tensor, String> {
-    let first = parts.first().ok_or("no tensors to stack")?;
-    let rows: usize = parts.iter().map(|t| t.batch_len()).sum();
-    let mut shape = first.shape.to_vec();
-    if let Some(n) = shape.first_mut() {
-        *n = rows;
-    }
-    let mismatch = || "requests in one batch have different input types".to_owned();
-    let data = match &first.data {
-        TensorBuf::F32(_) => TensorBuf::F32(
-            parts
-                .iter()
-                .map(|t| t.as_f32().ok_or_else(mismatch))
-                .collect::<std::result::Result<Vec<_>, _>>()?
-                .concat()
-                .into(),
-        ),
-        TensorBuf::I64(_) => TensorBuf::I64(
-            parts
-                .iter()
-                .map(|t| t.as_i64().ok_or_else(mismatch))
-                .collect::<std::result::Result<Vec<_>, _>>()?
-                .concat()
-                .into(),
-        ),
-        TensorBuf::Str(_) => {
-            let mut all = Vec::new();
-            for t in parts {
-                let TensorBuf::Str(v) = &t.data else {
-                    return Err(mismatch());
-                };
-                all.extend(v.iter().cloned());
-            }
-            TensorBuf::Str(all.into())
-        }
-    };
-    Ok(Tensor {
-        shape: shape.into(),
-        data,
-    })
 }
 
 /// Rows `start..end` of every prediction.
@@ -253,12 +204,10 @@ mod tests {
     fn stacked_rows_slice_back_to_each_request() {
         let a = Tensor::f32(vec![1, 2], vec![1.0, 2.0]);
         let b = Tensor::f32(vec![2, 2], vec![3.0, 4.0, 5.0, 6.0]);
-        let both = concat_rows(&[&a, &b]).expect("same types");
+        let both = concatenate_tensors(&[&a, &b]);
         assert_eq!(both.shape.as_slice(), &[3, 2]);
         assert_eq!(slice_rows(&both, 0, 1), a);
         assert_eq!(slice_rows(&both, 1, 3), b);
-        let ids = Tensor::i64(vec![1], vec![7]);
-        assert!(concat_rows(&[&a, &ids]).is_err());
     }
 
     #[test]
