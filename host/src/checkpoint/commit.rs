@@ -66,11 +66,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(context(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io(context(), e.error))?;
+    sync_folder(dir);
+    Ok(())
+}
+
+/// Makes renames and new entries in `dir` durable, where the filesystem can: not all
+/// support syncing a folder.
+pub fn sync_folder(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
-        // Makes the rename itself durable; not all filesystems support syncing a folder.
         let _ = d.sync_all();
     }
-    Ok(())
 }
 
 /// Commits checkpoints into one model_dir and applies retention, continuing the state a

@@ -119,7 +119,7 @@ impl Estimator {
     }
 }
 
-/// Writes a version's files into `dir`, each synced to disk.
+/// Writes a version's files into `dir`, each durably.
 fn write_files(
     dir: &Path,
     meta: &ExportMeta,
@@ -151,15 +151,7 @@ fn write_files(
         (plugin_dir.join(&meta.model.plugin), library),
     ];
     for (path, bytes) in files {
-        write_synced(&path, bytes)?;
+        checkpoint::write_atomic(&path, bytes)?;
     }
     Ok(())
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let context = |e| Error::io(format!("{}: cannot write", path.display()), e);
-    let mut file = std::fs::File::create(path).map_err(context)?;
-    file.write_all(bytes).map_err(context)?;
-    file.sync_all().map_err(context)
 }

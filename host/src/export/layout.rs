@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::signature::{Signatures, TensorInfo};
+use crate::checkpoint::sync_folder;
 use crate::error::{Error, Result};
 
 pub const EXPORT_FILE: &str = "export.yaml";
@@ -115,23 +116,18 @@ pub fn write_version(base: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Res
     let temp = base.join(format!("temp-{version}"));
     let done = base.join(version.to_string());
     std::fs::create_dir(&temp).map_err(|e| io("create", &temp, e))?;
+    // `fill` writes each file durably (`checkpoint::write_atomic`); the rename is made
+    // durable here.
     let written = fill(&temp).and_then(|()| {
-        sync_dir(&temp)?;
         std::fs::rename(&temp, &done).map_err(|e| io("rename", &temp, e))?;
-        sync_dir(base)
+        sync_folder(base);
+        Ok(())
     });
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
     }
     Ok(done)
-}
-
-/// Makes a directory's entries durable, so a crash never leaves a version half there.
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(format!("{}: cannot sync", dir.display()), e))
 }
 
 #[cfg(test)]
