@@ -145,3 +145,20 @@ fn nothing_to_export_or_a_tampered_library_is_refused() {
     );
     assert!(line.contains("not the pinned"), "{line}");
 }
+
+#[test]
+fn an_exports_variables_carry_checksums_and_a_flipped_bit_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = trained(dir.path(), "iris_custom.yaml", "10");
+    let version = export(&manifest, &dir.path().join("export"));
+    let variables = version.join("variables.safetensors");
+    let mut bytes = std::fs::read(&variables).expect("variables");
+    *bytes.last_mut().expect("data") ^= 0x10;
+    std::fs::write(&variables, bytes).expect("damage");
+    let line = fails(&["predict", p(&manifest), "--export-dir", p(&version)]);
+    assert!(
+        line.starts_with(&format!("error: {}: tensor `", variables.display()))
+            && line.ends_with("` fails its crc32c check: the file is damaged"),
+        "{line}"
+    );
+}

@@ -258,6 +258,38 @@ fn a_damaged_latest_checkpoint_is_skipped_with_a_warning_naming_it() {
 }
 
 #[test]
+fn a_flipped_bit_in_a_checkpoints_tensor_is_caught_and_the_one_before_is_used() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);
+    ok(&["train", p(&manifest), "--max-steps", "300"]);
+    let model_dir = dir.path().join("model");
+    let damaged = model_dir.join(checkpoint::file_name(300));
+    let mut bytes = std::fs::read(&damaged).expect("read");
+    // The last byte is the last tensor's data, which is never a header's padding.
+    *bytes.last_mut().expect("data") ^= 0x04;
+    std::fs::write(&damaged, bytes).expect("damage");
+    let out = estimator(&["evaluate", p(&manifest), "--json"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: tensor `", damaged.display()))
+            && stderr.contains(
+                "` fails its crc32c check: the file is damaged; using the checkpoint before it"
+            ),
+        "{stderr}"
+    );
+    let metrics: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(metrics["global_step"], 200);
+    let listing = ok(&["checkpoints", p(&model_dir)]);
+    let marked: Vec<&str> = listing.lines().filter(|l| l.contains("DAMAGED")).collect();
+    assert_eq!(marked.len(), 1, "{listing}");
+    assert!(
+        marked[0].starts_with("model.ckpt-300.safetensors  step 300"),
+        "{listing}"
+    );
+}
+
+#[test]
 fn checkpoints_lists_a_model_dir_and_shows_variables_and_values() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| t);

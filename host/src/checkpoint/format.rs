@@ -53,7 +53,49 @@ fn take_tensor(
     Ok(data)
 }
 
-/// Serializes tensors and metadata in the safetensors format.
+/// The metadata key of every tensor's crc32c (TF's bundle checksum), as a JSON object from
+/// tensor name to checksum.
+const CHECKSUMS: &str = "tensor_crc32c";
+
+/// Each tensor's crc32c over its bytes, as the JSON text stored under [`CHECKSUMS`].
+fn checksums(views: &[(String, TensorView<'_>)]) -> String {
+    let sums: BTreeMap<&str, u32> = views
+        .iter()
+        .map(|(name, view)| (name.as_str(), crc32c::crc32c(view.data())))
+        .collect();
+    serde_json::json!(sums).to_string()
+}
+
+/// Checks every tensor of `file` against the checksums its metadata records. A file
+/// without them (written before checksums were) is taken as it is.
+fn verify_checksums(
+    file: &safetensors::SafeTensors<'_>,
+    recorded: Option<&String>,
+) -> std::result::Result<(), String> {
+    let Some(recorded) = recorded else {
+        return Ok(());
+    };
+    let mut sums: BTreeMap<String, u32> = serde_json::from_str(recorded)
+        .map_err(|e| format!("metadata `{CHECKSUMS}` is damaged: {e}"))?;
+    for (name, view) in file.tensors() {
+        let sum = sums.remove(&name).ok_or_else(|| {
+            format!("tensor `{name}` has no recorded crc32c: the file is damaged")
+        })?;
+        if crc32c::crc32c(view.data()) != sum {
+            return Err(format!(
+                "tensor `{name}` fails its crc32c check: the file is damaged"
+            ));
+        }
+    }
+    match sums.into_keys().next() {
+        Some(name) => Err(format!(
+            "has a crc32c for tensor `{name}` but not the tensor: the file is damaged"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Serializes tensors and metadata in the safetensors format, with every tensor's crc32c.
 pub fn encode(
     tensors: &[SavedTensor<'_>],
     global_step: i64,
@@ -80,6 +122,7 @@ pub fn encode(
     }
     let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
     info.insert("global_step".into(), global_step.to_string());
+    info.insert(CHECKSUMS.into(), checksums(&views));
     let bytes = safetensors::serialize(views, &Some(info)).map_err(bad)?;
     with_sorted_header(bytes)
 }
@@ -221,7 +264,7 @@ fn decode_weights(bytes: &[u8], path: &Path, widen: bool) -> Result<Weights> {
     };
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
-    let metadata: BTreeMap<String, String> = meta
+    let mut metadata: BTreeMap<String, String> = meta
         .metadata()
         .clone()
         .unwrap_or_default()
@@ -229,6 +272,7 @@ fn decode_weights(bytes: &[u8], path: &Path, widen: bool) -> Result<Weights> {
         .collect();
     let file = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| bad(format!("not a valid checkpoint: {e}")))?;
+    verify_checksums(&file, metadata.remove(CHECKSUMS).as_ref()).map_err(bad)?;
     let mut tensors = HashMap::new();
     let mut global_step = None;
     for (name, view) in file.tensors() {
@@ -348,6 +392,63 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_flipped_bit_in_any_tensor_is_refused_naming_the_tensor() {
+        let (w, b) = ([1.5f32, -2.0, 3.25, 0.0], [7.0f32]);
+        let tensors = [
+            SavedTensor {
+                name: "dense/kernel",
+                shape: &[2, 2],
+                data: &w,
+            },
+            SavedTensor {
+                name: "dense/bias",
+                shape: &[1],
+                data: &b,
+            },
+        ];
+        let bytes = encode(&tensors, 12, &BTreeMap::new()).expect("encodes");
+        let header = 8 + u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        // The data is the global step's 8 bytes and the two tensors' 20, in name order.
+        assert_eq!(bytes.len() - header, 8 + 16 + 4);
+        let path = Path::new("model.ckpt-12.safetensors");
+        assert_eq!(decode(&bytes, path).expect("whole").global_step, 12);
+        for at in header..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 1 << bit;
+                let err = decode(&damaged, path)
+                    .expect_err("damage detected")
+                    .to_string();
+                assert!(
+                    err.starts_with("model.ckpt-12.safetensors: tensor `")
+                        && err.ends_with("` fails its crc32c check: the file is damaged"),
+                    "byte {at} bit {bit}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_without_checksums_still_reads() {
+        // A file as written before checksums were: safetensors with the step alone.
+        let (step, w) = (3i64.to_le_bytes(), 2.0f32.to_le_bytes());
+        let views = [
+            (
+                "global_step",
+                TensorView::new(Dtype::I64, vec![], &step).expect("view"),
+            ),
+            ("w", TensorView::new(Dtype::F32, vec![1], &w).expect("view")),
+        ];
+        let info = HashMap::from([("global_step".to_owned(), "3".to_owned())]);
+        let old = safetensors::serialize(views, &Some(info)).expect("serializes");
+        let ckpt = decode(&old, Path::new("old.safetensors")).expect("reads");
+        assert_eq!(
+            (ckpt.global_step, ckpt.tensors["w"].1.clone()),
+            (3, vec![2.0])
+        );
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -397,7 +498,7 @@ mod tests {
                     .map(|(name, shape, data)| SavedTensor { name, shape, data })
                     .collect();
                 let metadata: BTreeMap<String, String> =
-                    metadata.into_iter().filter(|(k, _)| k != "global_step").collect();
+                    metadata.into_iter().filter(|(k, _)| k != "global_step" && k != CHECKSUMS).collect();
                 let bytes = encode(&saved, step, &metadata).expect("encodes");
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path = dir.path().join(file_name(step));

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 
 /// One line per checkpoint in `model_dir`, oldest first: name, step, when it was
 /// written, and whether the state file lists it (and as the latest). TF's checkpoints
-/// are listed by their prefix (`model.ckpt-300`), as TF's state file names them.
+/// are listed by their prefix (`model.ckpt-300`), as TF's state file names them. Each is
+/// read whole, checksums included, and one that fails is marked `DAMAGED` with the cause.
 pub fn list(model_dir: &Path) -> Result<String> {
     let state = checkpoint::read_state(model_dir)?.unwrap_or_default();
     let mut files: Vec<(i64, String)> = std::fs::read_dir(model_dir)
@@ -46,7 +47,14 @@ pub fn list(model_dir: &Path) -> Result<String> {
             (false, true) => "listed",
             (false, false) => "kept, not listed",
         };
-        out.push_str(&format!("{name}  step {step}  {written}  ({role})\n"));
+        let health = match checkpoint::read(&model_dir.join(&name)) {
+            Ok(_) => String::new(),
+            Err(Error::Checkpoint { message, .. }) => format!("  DAMAGED: {message}"),
+            Err(other) => format!("  DAMAGED: {other}"),
+        };
+        out.push_str(&format!(
+            "{name}  step {step}  {written}  ({role}){health}\n"
+        ));
     }
     Ok(out)
 }
@@ -128,11 +136,17 @@ mod tests {
                 )
                 .expect("saves");
         }
-        std::fs::write(dir.path().join(checkpoint::file_name(1)), b"kept by age").expect("write");
+        let kept_by_age = checkpoint::encode(&tensors, 1, &BTreeMap::new()).expect("encodes");
+        std::fs::write(dir.path().join(checkpoint::file_name(1)), kept_by_age).expect("write");
+        let five = dir.path().join(checkpoint::file_name(5));
+        let mut bytes = std::fs::read(&five).expect("read");
+        *bytes.last_mut().expect("data") ^= 0x01;
+        std::fs::write(&five, bytes).expect("damage");
         assert_eq!(
             list(dir.path()).expect("lists"),
             "model.ckpt-1.safetensors  step 1  written at an unrecorded time  (kept, not listed)\n\
-             model.ckpt-5.safetensors  step 5  written 2027-01-15T08:00:00Z  (listed)\n\
+             model.ckpt-5.safetensors  step 5  written 2027-01-15T08:00:00Z  (listed)  \
+             DAMAGED: tensor `w` fails its crc32c check: the file is damaged\n\
              model.ckpt-9.safetensors  step 9  written 2027-01-15T08:00:00Z  (latest)\n"
         );
         let ckpt = checkpoint::read(&dir.path().join(checkpoint::file_name(9))).expect("reads");
