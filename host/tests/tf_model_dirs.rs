@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{ok, p};
+use estimator_host::checkpoint;
 use serde_json::Value;
 
 /// A copy of the case's folder in a temp dir, its manifest's data paths made absolute.
@@ -272,4 +273,87 @@ fn training_resumes_from_tfs_step_with_tfs_optimizer_slots() {
         model_dir.join("model.ckpt-300.index").is_file(),
         "TF's files are left alone"
     );
+}
+
+/// Whether our checkpoint `ours` holds what TF's `tf` does, to `tolerance` relative (or
+/// 1e-6 absolute near zero): every variable and slot TF saved, and the same update
+/// counters. TF's optimizer hyperparameters (`training/Adam/learning_rate`, ...) are the
+/// manifest's business and not compared.
+fn assert_same_state(ours: &Path, tf: &Path, tolerance: f32) {
+    let ours = checkpoint::read(ours).expect("ours");
+    let tf = checkpoint::read(tf).expect("TF's");
+    assert_eq!(ours.global_step, tf.global_step);
+    let hyperparameter = |name: &str, shape: &[usize]| {
+        shape.is_empty() && name.starts_with("training/") && name.matches('/').count() == 2
+    };
+    let mut compared = 0;
+    for (name, (shape, want)) in &tf.tensors {
+        if hyperparameter(name, shape) {
+            continue;
+        }
+        let (our_shape, got) = ours.tensors.get(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(our_shape, shape, "{name}");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            let gap = (a - b).abs();
+            assert!(
+                gap <= tolerance * a.abs().max(b.abs()) || gap <= 1e-6,
+                "{name}[{i}]: ours {a}, TF {b}"
+            );
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, ours.tensors.len(), "ours has tensors TF lacks");
+    let counters = |c: &checkpoint::Checkpoint| -> std::collections::BTreeMap<String, i64> {
+        serde_json::from_str(&c.metadata["optimizer.iterations"]).expect("counters")
+    };
+    for (name, count) in counters(&tf) {
+        assert_eq!(counters(&ours).get(&name), Some(&count), "{name}");
+    }
+}
+
+const CASES: [&str; 4] = [
+    "iris_dnn_classifier",
+    "iris_dnn_classifier_adam",
+    "breast_cancer_linear_classifier",
+    "diabetes_dnn_linear_combined_regressor",
+];
+
+/// TF's own `train(steps=50)` on each model_dir (`continued/`, made by
+/// `scripts/tf/continue_fixtures.py`) restarts the input and continues variables, slots
+/// and counters from step 300; ours must end where TF's did.
+#[test]
+fn fifty_more_steps_from_tfs_checkpoint_end_where_tfs_own_fifty_did() {
+    for name in CASES {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = case(dir.path(), name);
+        let folder = manifest.parent().expect("folder");
+        ok(&["train", p(&manifest), "--max-steps", "350", "--quiet"]);
+        assert_same_state(
+            &folder.join("model_dir/model.ckpt-350.safetensors"),
+            &folder.join("continued/model.ckpt-350"),
+            1e-4,
+        );
+    }
+}
+
+/// From TF's step-0 checkpoint (its initial weights and slots), 300 steps here end at
+/// TF's step-300 checkpoint: the whole trajectory, not only its last stretch.
+#[test]
+fn three_hundred_steps_from_tfs_initial_checkpoint_end_at_tfs_step_300() {
+    for name in CASES {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = case(dir.path(), name);
+        let model_dir = manifest.parent().expect("folder").join("model_dir");
+        std::fs::write(
+            model_dir.join("checkpoint"),
+            "model_checkpoint_path: \"model.ckpt-0\"\nall_model_checkpoint_paths: \"model.ckpt-0\"\n",
+        )
+        .expect("state");
+        ok(&["train", p(&manifest), "--max-steps", "300", "--quiet"]);
+        assert_same_state(
+            &model_dir.join("model.ckpt-300.safetensors"),
+            &model_dir.join("model.ckpt-300"),
+            1e-4,
+        );
+    }
 }

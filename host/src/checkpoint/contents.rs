@@ -13,6 +13,9 @@ const INPUT_POSITION: &str = "input.train.position";
 const INPUT_FINGERPRINT: &str = "input.train.fingerprint";
 /// The training hooks' states, by hook name.
 const HOOK_STATES: &str = "hooks.train";
+/// The optimizers' update counters by TF's name (`training/Adam/iter`); a TF checkpoint's
+/// int64 `.../iter` scalars are read into the same key.
+pub const OPTIMIZER_ITERATIONS: &str = "optimizer.iterations";
 
 /// The plugin and manifest a checkpoint was trained with.
 pub struct Provenance<'a> {
@@ -31,6 +34,7 @@ pub struct TrainingState<'a> {
     pub input_position: &'a PipelinePosition,
     pub input_fingerprint: &'a str,
     pub hook_states: serde_json::Map<String, serde_json::Value>,
+    pub optimizer_iterations: BTreeMap<String, i64>,
 }
 
 impl TrainingState<'_> {
@@ -53,6 +57,10 @@ impl TrainingState<'_> {
             (
                 HOOK_STATES.to_owned(),
                 serde_json::Value::Object(self.hook_states.clone()).to_string(),
+            ),
+            (
+                OPTIMIZER_ITERATIONS.to_owned(),
+                serde_json::json!(self.optimizer_iterations).to_string(),
             ),
         ]);
         encode(&self.tensors, self.global_step, &metadata)
@@ -92,6 +100,18 @@ pub fn saved_hook_states(ckpt: &Checkpoint) -> Result<serde_json::Map<String, se
         Some(text) => serde_json::from_str(text).map_err(|e| Error::Checkpoint {
             path: ckpt.path.clone(),
             message: format!("{HOOK_STATES}: {e}"),
+        }),
+    }
+}
+
+/// The optimizers' update counters a checkpoint holds; none for checkpoints written
+/// before counters were saved.
+pub fn saved_iterations(ckpt: &Checkpoint) -> Result<BTreeMap<String, i64>> {
+    match ckpt.metadata.get(OPTIMIZER_ITERATIONS) {
+        None => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| Error::Checkpoint {
+            path: ckpt.path.clone(),
+            message: format!("{OPTIMIZER_ITERATIONS}: {e}"),
         }),
     }
 }

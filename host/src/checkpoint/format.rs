@@ -177,9 +177,13 @@ fn read_tf(prefix: &Path) -> Result<Checkpoint> {
     let bundle = super::tf::read_bundle(prefix)?;
     let mut tensors = HashMap::new();
     let mut global_step = None;
+    let mut iterations = BTreeMap::new();
     for (name, tensor) in bundle {
         match (name.as_str(), tensor.values) {
             ("global_step", TfValues::I64(v)) if v.len() == 1 => global_step = v.first().copied(),
+            (counter, TfValues::I64(v)) if counter.ends_with("/iter") && v.len() == 1 => {
+                iterations.insert(name, v[0]);
+            }
             (_, TfValues::F32(v)) => {
                 tensors.insert(name, (tensor.shape, v));
             }
@@ -200,7 +204,10 @@ fn read_tf(prefix: &Path) -> Result<Checkpoint> {
         path: prefix.to_path_buf(),
         global_step,
         tensors,
-        metadata: BTreeMap::new(),
+        metadata: BTreeMap::from([(
+            super::contents::OPTIMIZER_ITERATIONS.to_owned(),
+            serde_json::json!(iterations).to_string(),
+        )]),
     })
 }
 

@@ -28,7 +28,9 @@ pub use state::{
 #[cfg(test)]
 pub(crate) use commit::Clock;
 pub(crate) use commit::{sync_folder, system_clock, write_atomic, Committer};
-pub(crate) use contents::{saved_hook_states, saved_input, Provenance, SavedInput, TrainingState};
+pub(crate) use contents::{
+    saved_hook_states, saved_input, saved_iterations, Provenance, SavedInput, TrainingState,
+};
 pub(crate) use format::encode;
 pub(crate) use format::SavedTensor;
 pub(crate) use retention::RetentionPolicy;

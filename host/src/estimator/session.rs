@@ -326,6 +326,7 @@ impl Estimator {
             input_position,
             input_fingerprint,
             hook_states,
+            optimizer_iterations: optimizer.iterations(),
         }
     }
 }

@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::step_clock::{Part, StepClock};
 use super::{Estimator, StopAt, TrainOutcome};
-use crate::checkpoint::{saved_hook_states, saved_input, Checkpoint, SavedInput};
+use crate::checkpoint::{saved_hook_states, saved_input, saved_iterations, Checkpoint, SavedInput};
 use crate::denormals::FlushDenormals;
 use crate::error::Result;
 use crate::hooks::{
@@ -234,8 +234,9 @@ impl Estimator {
         })
     }
 
-    /// Continues from `ckpt`: the optimizers' slots, the input's position (unless the
-    /// input changed since, when it starts over as in TF) and the hooks' states.
+    /// Continues from `ckpt`: the optimizers' slots and update counters, the input's
+    /// position (unless the input changed since, when it starts over as in TF) and the
+    /// hooks' states.
     fn resume(
         &self,
         ckpt: &mut Checkpoint,
@@ -246,6 +247,7 @@ impl Estimator {
         for slot in optimizer.slots_mut() {
             slot.data = ckpt.take(&slot.name, &slot.shape)?;
         }
+        optimizer.restore_iterations(ckpt.global_step, &saved_iterations(ckpt)?);
         match saved_input(ckpt, &self.input_fingerprint("train")?)? {
             SavedInput::Resume(position) => pipeline.seek(&position)?,
             SavedInput::Changed => info!(

@@ -40,7 +40,14 @@ impl UpdateRule for Adagrad {
         non_negative("initial_accumulator_value", self.initial_accumulator_value)
     }
 
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, _step: i64) {
+    fn update(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        lr: f32,
+        _iterations: i64,
+    ) {
         for ((w, g), a) in w.iter_mut().zip(g).zip(slots[0].iter_mut()) {
             *a += g * g;
             *w -= lr * g / (a.sqrt() + self.epsilon);

@@ -55,19 +55,19 @@ impl UpdateRule for Adam {
         false
     }
 
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, step: i64) {
+    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, iterations: i64) {
         let (beta_1, beta_2) = (self.beta_1, self.beta_2);
-        // Keras' `iterations` counts this update: the global step before it, plus one.
-        let t = (step + 1) as i32;
-        let lr_t = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+        // Keras' bias correction counts this update too.
+        let t = (iterations + 1) as f32;
+        let lr_t = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
         let (m_slot, rest) = slots.split_at_mut(1);
         let (v_slot, vhat_slot) = rest.split_at_mut(1);
         let (m, v) = (&mut *m_slot[0], &mut *v_slot[0]);
         let mut vhat = vhat_slot.first_mut().map(|s| &mut **s);
         for (i, ((w, g), m)) in w.iter_mut().zip(g).zip(m.iter_mut()).enumerate() {
-            *m = beta_1 * *m + (1.0 - beta_1) * g;
+            *m += (g - *m) * (1.0 - beta_1);
             let v = &mut v[i];
-            *v = beta_2 * *v + (1.0 - beta_2) * g * g;
+            *v += (g * g - *v) * (1.0 - beta_2);
             // AMSGrad divides by the largest second moment so far (TF's
             // ApplyAdamWithAmsgrad).
             let second = match vhat.as_deref_mut() {
@@ -77,7 +77,7 @@ impl UpdateRule for Adam {
                 }
                 None => *v,
             };
-            *w -= lr_t * *m / (second.sqrt() + self.epsilon);
+            *w -= *m * lr_t / (second.sqrt() + self.epsilon);
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Optimizer {
     trainable: Vec<usize>,
     /// Where each of `trainable`'s gradients is in the model's list of gradients.
     positions: Vec<usize>,
+    /// The updates made so far (Keras' `iterations`), which Adam's bias correction uses.
+    iterations: i64,
 }
 
 impl Optimizer {
@@ -64,6 +66,7 @@ impl Optimizer {
             slots,
             trainable,
             positions,
+            iterations: 0,
         }
     }
 
@@ -79,6 +82,19 @@ impl Optimizer {
         &mut self.slots
     }
 
+    /// TF's name for the update counter: `training/<Optimizer>/iter`.
+    pub fn iterations_name(&self) -> String {
+        format!("training/{}/iter", self.config.tf_name())
+    }
+
+    pub fn iterations(&self) -> i64 {
+        self.iterations
+    }
+
+    pub fn set_iterations(&mut self, iterations: i64) {
+        self.iterations = iterations;
+    }
+
     /// Indices of the variables that receive gradients, in gradient order.
     #[cfg(feature = "bench")]
     pub fn trainable(&self) -> &[usize] {
@@ -87,8 +103,8 @@ impl Optimizer {
 
     /// Applies its variables' gradients from the model's list (checked by `spec_check`:
     /// F32, one per trainable variable in declaration order, dense with the variable's
-    /// shape or row-sparse within it). `step` is the global step before this update
-    /// (Adam's bias correction uses `step + 1`, as Keras' `iterations`).
+    /// shape or row-sparse within it). `step` is the global step before this update, which
+    /// learning-rate schedules follow; the rule sees the optimizer's own update count.
     ///
     /// A row-sparse gradient updates only its rows, slots included, as Keras' sparse
     /// updates do (repeated rows are summed first); Adam, whose Keras sparse update
@@ -117,17 +133,18 @@ impl Optimizer {
                         let range = row * summed.width..(row + 1) * summed.width;
                         let mut parts = slot_parts(slots, range.clone());
                         let parts = &mut parts[..per_var];
-                        rule.update(&mut var[range], g, parts, lr, step);
+                        rule.update(&mut var[range], g, parts, lr, self.iterations);
                     }
                 }
                 _ => {
                     let grad = dense_values(gradient, rows, var.len(), scale);
                     let mut parts = slot_parts(slots, 0..var.len());
                     let parts = &mut parts[..per_var];
-                    rule.update(var, &grad, parts, lr, step);
+                    rule.update(var, &grad, parts, lr, self.iterations);
                 }
             }
         }
+        self.iterations += 1;
     }
 }
 

@@ -72,7 +72,14 @@ impl UpdateRule for Ftrl {
         non_negative("beta", self.beta)
     }
 
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, _step: i64) {
+    fn update(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        lr: f32,
+        _iterations: i64,
+    ) {
         // Keras folds beta into l2, as its Ftrl does.
         let l2 = self.l2_regularization_strength + self.beta / (2.0 * lr);
         let l1 = self.l1_regularization_strength;

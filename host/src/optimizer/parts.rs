@@ -175,6 +175,24 @@ impl Optimizers {
         self.parts.iter_mut().flat_map(Optimizer::slots_mut)
     }
 
+    /// Each part's update counter by TF's name (`training/Adam/iter`), for checkpoints.
+    pub fn iterations(&self) -> BTreeMap<String, i64> {
+        self.parts
+            .iter()
+            .map(|p| (p.iterations_name(), p.iterations()))
+            .collect()
+    }
+
+    /// Restores the update counters a checkpoint at `global_step` saved; a part whose
+    /// counter it lacks (checkpoints from before counters were saved) counts from the
+    /// global step, as it does when every update was one step.
+    pub fn restore_iterations(&mut self, global_step: i64, saved: &BTreeMap<String, i64>) {
+        for part in &mut self.parts {
+            let saved = saved.get(&part.iterations_name()).copied();
+            part.set_iterations(saved.unwrap_or(global_step));
+        }
+    }
+
     /// Every part applies its variables' gradients; the global step advances once.
     pub fn apply(&mut self, vars: &mut VariableStore, gradients: &[Gradient], step: i64) {
         for part in &mut self.parts {
@@ -216,6 +234,43 @@ mod tests {
 
     fn section(yaml: &str) -> OptimizerSection {
         OptimizerSection::from_yaml(serde_yaml::from_str(yaml).expect("yaml")).expect("section")
+    }
+
+    #[test]
+    fn update_counters_count_each_apply_and_restore_from_a_checkpoint_or_the_step() {
+        let mut vars = store();
+        let declared = vec![part("dnn", "{name: adam}"), part("linear", "{name: ftrl}")];
+        let mut opt =
+            Optimizers::resolve(&OptimizerSection::ModelDefault, declared, &vars).expect("valid");
+        let counters = |o: &Optimizers| o.iterations().into_iter().collect::<Vec<_>>();
+        assert_eq!(
+            counters(&opt),
+            [
+                ("training/Adam/iter".to_owned(), 0),
+                ("training/Ftrl/iter".to_owned(), 0)
+            ]
+        );
+        let grads: Vec<Gradient> = (0..3)
+            .map(|_| {
+                Gradient::dense(
+                    "g",
+                    estimator_plugin_api::abi::Tensor::f32(vec![1], vec![1.0]),
+                )
+            })
+            .collect();
+        opt.apply(&mut vars, &grads, 0);
+        opt.apply(&mut vars, &grads, 1);
+        assert_eq!(counters(&opt)[0].1, 2);
+        // TF saved the linear optimizer's counter only: the other follows the global step.
+        let saved = BTreeMap::from([("training/Ftrl/iter".to_owned(), 7)]);
+        opt.restore_iterations(300, &saved);
+        assert_eq!(
+            counters(&opt),
+            [
+                ("training/Adam/iter".to_owned(), 300),
+                ("training/Ftrl/iter".to_owned(), 7)
+            ]
+        );
     }
 
     #[test]

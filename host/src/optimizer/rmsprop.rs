@@ -47,7 +47,14 @@ impl UpdateRule for Rmsprop {
         unit("momentum", self.momentum)
     }
 
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, _step: i64) {
+    fn update(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        lr: f32,
+        _iterations: i64,
+    ) {
         let (rho, momentum, epsilon) = (self.rho, self.momentum, self.epsilon);
         let (rms, rest) = slots.split_at_mut(1);
         let (mut mom, mut mg) = match (momentum > 0.0, self.centered) {

@@ -30,9 +30,10 @@ pub trait UpdateRule: std::fmt::Debug + Send + Sync {
         true
     }
 
-    /// One update of weights `w` by gradient `g` at learning rate `lr`, for the update made
-    /// at global step `step`, with the slots' values for the same elements.
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, step: i64);
+    /// One update of weights `w` by gradient `g` at learning rate `lr`, with the slots'
+    /// values for the same elements. `iterations` counts the updates the optimizer made
+    /// before this one (Keras' `iterations`, TF's `training/<Optimizer>/iter`).
+    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, iterations: i64);
 
     /// The rule's own manifest keys with their values, for the resolved configuration.
     fn params(&self) -> serde_yaml::Value;

@@ -66,7 +66,14 @@ impl UpdateRule for Sgd {
         unit("momentum", self.momentum)
     }
 
-    fn update(&self, w: &mut [f32], g: &[f32], slots: &mut [&mut [f32]], lr: f32, _step: i64) {
+    fn update(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        slots: &mut [&mut [f32]],
+        lr: f32,
+        _iterations: i64,
+    ) {
         let Some(velocity) = slots.first_mut() else {
             for (w, g) in w.iter_mut().zip(g) {
                 *w -= lr * g;
