@@ -3,7 +3,8 @@
 //!
 //! The public API: [`Estimator`] and what its calls take and return, [`Manifest`],
 //! [`PluginRegistry`], the [`hooks`] (TF's `SessionRunHook` and the built-in ones),
-//! reading [`checkpoint`]s and TensorBoard [`events`], and the binary's [`cli`] pieces.
+//! reading [`checkpoint`]s and TensorBoard [`events`], the [`threads`] matmuls use, and the
+//! binary's [`cli`] pieces.
 //! Everything else is the runtime's own. Benchmarks reach a few internals through the
 //! `bench` feature.
 
@@ -26,6 +27,7 @@ pub(crate) mod plugins;
 pub(crate) mod seed;
 pub mod serve;
 pub(crate) mod spec_check;
+pub mod threads;
 pub(crate) mod variables;
 pub(crate) mod warm_start;
 

@@ -13,7 +13,7 @@ use estimator_host::cli::scaffold::{self, PluginKind};
 use estimator_host::hooks::Hook;
 use estimator_host::PluginRegistry;
 use estimator_host::StopAt;
-use estimator_host::{checkpoint, serve, Error, Estimator, Manifest};
+use estimator_host::{checkpoint, serve, threads, Error, Estimator, Manifest};
 
 #[derive(Parser)]
 #[command(
@@ -138,6 +138,9 @@ enum Command {
         /// How long a request waits for others to fill its batch.
         #[arg(long = "batch_timeout_micros", default_value_t = 1000)]
         batch_timeout_micros: u64,
+        /// Threads for one op (matmuls); 0 uses the machine's cores.
+        #[arg(long = "tensorflow_intra_op_parallelism", default_value_t = 0)]
+        tensorflow_intra_op_parallelism: usize,
     },
     /// Write a new plugin crate into DIR (its name names the plugin): a working model,
     /// metric or input, a manifest that trains with it, data, and a test.
@@ -213,7 +216,16 @@ enum Outcome {
 }
 
 fn run(cli: Cli) -> Result<Outcome, Error> {
-    let load = |path: &std::path::Path| Manifest::load_with(path, &cli.overrides);
+    // Every command that reads a manifest sets the matmul threads from it, before any
+    // plugin is loaded.
+    let load = |path: &std::path::Path| {
+        let manifest = Manifest::load_with(path, &cli.overrides)?;
+        threads::configure(threads::intra_op_threads(
+            manifest.run_config.intra_op_threads,
+            1,
+        ));
+        Ok::<_, Error>(manifest)
+    };
     // Draws only when stderr is a terminal.
     let mut progress = ProgressHook::new();
     let mut hooks: Vec<&mut dyn Hook> = Vec::new();
@@ -358,7 +370,10 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             enable_batching,
             max_batch_size,
             batch_timeout_micros,
+            tensorflow_intra_op_parallelism,
         } => {
+            let requested = Some(tensorflow_intra_op_parallelism).filter(|&n| n > 0);
+            threads::configure(threads::intra_op_threads(requested, 1));
             let models =
                 match (model_config_file, model_name, model_base_path) {
                     (Some(file), _, _) => serve::read_model_config_file(&file)?,

@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub log_step_count_steps: Option<u64>,
     /// Write TensorBoard summaries every this many steps; 0 turns them off.
     pub save_summary_steps: u64,
+    /// Threads for the heavy ops (matmuls) as given; `None` means the machine's cores
+    /// (see `crate::threads`).
+    pub intra_op_threads: Option<usize>,
 }
 
 impl Default for RunConfig {
@@ -43,8 +46,18 @@ impl Default for RunConfig {
             keep_checkpoint_every_n_hours: 10000.0,
             log_step_count_steps: Some(100),
             save_summary_steps: 100,
+            intra_op_threads: None,
         })
     }
+}
+
+/// `run_config.session_config`: TF's ConfigProto, of which threads are what applies here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Threads for one op (TF's name); 0 or absent: the machine's cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intra_op_parallelism_threads: Option<usize>,
 }
 
 /// `run_config:` as written. A key given as `null` is `Some(None)`; a key left out is `None`.
@@ -69,6 +82,8 @@ pub struct RunConfigSpec {
     pub log_step_count_steps: Option<Option<u64>>,
     #[serde(default)]
     pub save_summary_steps: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_config: Option<SessionConfig>,
 }
 
 /// Tells a key given as `null` (`Some(None)`) from one left out (`None`, via `default`).
@@ -120,6 +135,11 @@ impl TryFrom<RunConfigSpec> for RunConfig {
             keep_checkpoint_every_n_hours: hours,
             log_step_count_steps,
             save_summary_steps: spec.save_summary_steps.unwrap_or(100),
+            // TF's 0 lets the system pick, as absent does.
+            intra_op_threads: spec
+                .session_config
+                .and_then(|s| s.intra_op_parallelism_threads)
+                .filter(|&n| n > 0),
         })
     }
 }
@@ -140,6 +160,9 @@ impl From<RunConfig> for RunConfigSpec {
             keep_checkpoint_every_n_hours: Some(rc.keep_checkpoint_every_n_hours),
             log_step_count_steps: Some(rc.log_step_count_steps),
             save_summary_steps: Some(rc.save_summary_steps),
+            session_config: rc.intra_op_threads.map(|n| SessionConfig {
+                intra_op_parallelism_threads: Some(n),
+            }),
         }
     }
 }
