@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RSlice};
 use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, StepContext};
+use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
 use super::Estimator;
@@ -13,7 +14,7 @@ use crate::checkpoint::{Checkpoint, Provenance, SavedTensor, TrainingState};
 use crate::config::{built_in, params_json, Sha256Pin};
 use crate::error::{Error, Invalid, Result};
 use crate::eval_metrics::PluginMetric;
-use crate::input::{BatchRef, Pipeline, PipelineConfig, PipelinePosition};
+use crate::input::{BatchRef, Opener, Pipeline, PipelineConfig, PipelinePosition};
 use crate::optimizer::{DeclaredPart, Optimizers, Slot};
 use crate::plugins::PluginLibrary;
 use crate::seed;
@@ -144,6 +145,16 @@ impl Estimator {
 
     /// The input pipeline of `input.<key>`, read in `mode`.
     pub(super) fn pipeline(&mut self, key: &str, mode: ModeKeys) -> Result<Pipeline> {
+        let (config, opener, rng) = self.pipeline_parts(key, mode)?;
+        Ok(Pipeline::new(config, opener, rng))
+    }
+
+    /// What a pipeline of `input.<key>` is built from, for building it on another thread.
+    pub(super) fn pipeline_parts(
+        &mut self,
+        key: &str,
+        mode: ModeKeys,
+    ) -> Result<(PipelineConfig, Opener, ChaCha8Rng)> {
         let entry = self.manifest.input(key)?.clone();
         let lib = self.load_plugin(
             &format!("input.{key}"),
@@ -173,11 +184,8 @@ impl Estimator {
             drop_remainder: entry.drop_remainder,
             cache: entry.cache,
         };
-        Ok(Pipeline::new(
-            config,
-            opener,
-            seed::rng(self.seed, &format!("shuffle/{key}")),
-        ))
+        let rng = seed::rng(self.seed, &format!("shuffle/{key}"));
+        Ok((config, opener, rng))
     }
 
     /// The manifest's `metrics:`, each created by its plugin.

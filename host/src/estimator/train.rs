@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::hooks::{
     CheckpointSaverHook, CheckpointSaverListener, Hook, HookSet, RunInfo, RunValues, StepTimings,
 };
-use crate::input::Pipeline;
+use crate::input::{PipelinePosition, Prefetched};
 use crate::lock::ModelDirLock;
 use crate::optimizer::Optimizers;
 
@@ -78,7 +78,7 @@ impl Estimator {
         // Created only to refuse bad metric entries now, not after hours of training.
         self.plugin_metrics()?;
         let mut optimizer = self.optimizers(&session)?;
-        let mut pipeline = self.pipeline("train", ModeKeys::Train)?;
+        let (input_config, opener, shuffle_rng) = self.pipeline_parts("train", ModeKeys::Train)?;
         let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
         hooks.begin(&RunInfo {
             mode: ModeKeys::Train,
@@ -86,14 +86,19 @@ impl Estimator {
             last_step,
             model_plugin: session.lib.name.clone(),
         })?;
-        match restored.as_mut() {
-            Some(ckpt) => self.resume(ckpt, &mut optimizer, &mut pipeline, &mut hooks)?,
-            None => self.warm_start(&mut session, optimizer.slots_mut())?,
-        }
+        let seek = match restored.as_mut() {
+            Some(ckpt) => self.resume(ckpt, &mut optimizer, &mut hooks)?,
+            None => {
+                self.warm_start(&mut session, optimizer.slots_mut())?;
+                None
+            }
+        };
+        // The input runs ahead on its own thread from here (TF's prefetch).
+        let mut pipeline = Prefetched::start(input_config, opener, shuffle_rng, seek)?;
         hooks.after_create_session(session.global_step)?;
         let fingerprint = self.input_fingerprint("train")?;
         // The first checkpoint holds the starting step, so the input from before its batch.
-        let start_position = pipeline.position();
+        let start_position = pipeline.position().clone();
         let trainable = optimizer.trainable().to_vec();
         let mut listeners = Some(listeners);
         let mut saver: Option<CheckpointSaverHook<'_>> = None;
@@ -186,11 +191,10 @@ impl Estimator {
             last = Some((step, batch_len, spec));
             // Save on schedule.
             if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
-                let position = pipeline.position();
                 let state = self.training_state(
                     &session,
                     &optimizer,
-                    &position,
+                    pipeline.position(),
                     &fingerprint,
                     hooks.states(),
                 );
@@ -216,7 +220,7 @@ impl Estimator {
                 Ok(self.training_state(
                     &session,
                     &optimizer,
-                    &position,
+                    position,
                     &fingerprint,
                     hooks.states(),
                 ))
@@ -234,29 +238,32 @@ impl Estimator {
         })
     }
 
-    /// Continues from `ckpt`: the optimizers' slots and update counters, the input's
-    /// position (unless the input changed since, when it starts over as in TF) and the
-    /// hooks' states.
+    /// Continues from `ckpt`: the optimizers' slots and update counters and the hooks'
+    /// states; returns where the input goes on from (none when the input changed since,
+    /// and it starts over as in TF).
     fn resume(
         &self,
         ckpt: &mut Checkpoint,
         optimizer: &mut Optimizers,
-        pipeline: &mut Pipeline,
         hooks: &mut HookSet<'_>,
-    ) -> Result<()> {
+    ) -> Result<Option<PipelinePosition>> {
         for slot in optimizer.slots_mut() {
             slot.data = ckpt.take(&slot.name, &slot.shape)?;
         }
         optimizer.restore_iterations(ckpt.global_step, &saved_iterations(ckpt)?);
-        match saved_input(ckpt, &self.input_fingerprint("train")?)? {
-            SavedInput::Resume(position) => pipeline.seek(&position)?,
-            SavedInput::Changed => info!(
-                "input.train differs from the one {} was trained with: it starts from the beginning",
-                ckpt.path.display()
-            ),
-            SavedInput::Unknown => {}
-        }
-        hooks.restore(&saved_hook_states(ckpt)?)
+        let seek = match saved_input(ckpt, &self.input_fingerprint("train")?)? {
+            SavedInput::Resume(position) => Some(position),
+            SavedInput::Changed => {
+                info!(
+                    "input.train differs from the one {} was trained with: it starts from the beginning",
+                    ckpt.path.display()
+                );
+                None
+            }
+            SavedInput::Unknown => None,
+        };
+        hooks.restore(&saved_hook_states(ckpt)?)?;
+        Ok(seek)
     }
 
     /// The global step to stop at: the caller's, else the manifest's `train:`, else none.

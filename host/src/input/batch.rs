@@ -83,6 +83,30 @@ impl Pipeline {
     }
 }
 
+impl BatchBuffers {
+    /// Views of the first `len` rows, the feature columns named `names` in order.
+    pub(super) fn views<'a>(&'a self, names: &'a [String], len: usize) -> BatchRef<'a> {
+        let features = names
+            .iter()
+            .zip(&self.columns)
+            .zip(&self.shapes)
+            .map(|((name, buf), shape)| NamedView {
+                name: name.as_str().into(),
+                tensor: view(buf, shape, shape.iter().product()),
+            })
+            .collect();
+        let labels = self
+            .label
+            .as_ref()
+            .map(|(buf, shape)| view(buf, shape, shape.iter().product()));
+        BatchRef {
+            features,
+            labels,
+            len,
+        }
+    }
+}
+
 pub(super) static EMPTY: TensorBuf = TensorBuf::F32(abi_stable::std_types::RVec::new());
 
 /// Copies each picked row's values of one column into `dst`, row after row.

@@ -12,16 +12,20 @@
 //! - `schema`: the columns every chunk must have;
 //! - `shuffle`: TF's shuffle buffer;
 //! - `batch`: gathering picked rows into the batch's buffers;
-//! - `position`: where a pipeline is, saved in checkpoints, and seeking back to it.
+//! - `position`: where a pipeline is, saved in checkpoints, and seeking back to it;
+//! - `prefetch`: the pipeline on a background thread, batches ahead of the step (TF's
+//!   `prefetch`), for training.
 
 mod batch;
 mod pipeline;
 mod position;
+mod prefetch;
 mod reader;
 mod schema;
 mod shuffle;
 
 pub use batch::BatchRef;
-pub use pipeline::{Pipeline, PipelineConfig};
+pub use pipeline::{Opener, Pipeline, PipelineConfig};
 pub use position::PipelinePosition;
+pub use prefetch::Prefetched;
 pub use reader::concatenate_tensors;

@@ -10,7 +10,7 @@ use super::shuffle::ShuffleBuffer;
 use crate::error::Result;
 
 /// Opens the source again for a new pass over the data.
-pub type Opener = Box<dyn FnMut() -> Result<InputSourceBox>>;
+pub type Opener = Box<dyn FnMut() -> Result<InputSourceBox> + Send>;
 
 /// Pipeline settings from the manifest's input entry.
 #[derive(Clone, Debug)]
@@ -117,7 +117,8 @@ mod tests {
     };
     use rand::Rng;
     use rand::SeedableRng;
-    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     /// A source of rows 0..rows, `x = i` (f32, width 2: i and 10·i) and label `i`, in
     /// chunks of `chunk` rows; counts how often it is opened.
@@ -156,7 +157,7 @@ mod tests {
         }
     }
 
-    fn pipeline(rows: usize, config: PipelineConfig) -> (Pipeline, Rc<std::cell::Cell<usize>>) {
+    fn pipeline(rows: usize, config: PipelineConfig) -> (Pipeline, Arc<AtomicUsize>) {
         chunked_pipeline(rows, 3, config)
     }
 
@@ -164,11 +165,11 @@ mod tests {
         rows: usize,
         chunk: usize,
         config: PipelineConfig,
-    ) -> (Pipeline, Rc<std::cell::Cell<usize>>) {
-        let opened = Rc::new(std::cell::Cell::new(0));
-        let counter = Rc::clone(&opened);
+    ) -> (Pipeline, Arc<AtomicUsize>) {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&opened);
         let opener: Opener = Box::new(move || {
-            counter.set(counter.get() + 1);
+            counter.fetch_add(1, Ordering::Relaxed);
             Ok(InputSource_TO::from_value(
                 Counting {
                     next: 0,
@@ -259,7 +260,11 @@ mod tests {
             label_batches(&mut p, 3),
             vec![vec![0, 1, 2], vec![3, 0, 1], vec![2, 3, 0]]
         );
-        assert_eq!(opened.get(), 1, "later passes come from the cache");
+        assert_eq!(
+            opened.load(Ordering::Relaxed),
+            1,
+            "later passes come from the cache"
+        );
         assert_eq!(
             p.reader.cache.len(),
             1,
@@ -278,7 +283,7 @@ mod tests {
             },
         );
         assert_eq!(label_batches(&mut p, 3).len(), 3);
-        assert_eq!(opened.get(), 3);
+        assert_eq!(opened.load(Ordering::Relaxed), 3);
     }
 
     #[test]

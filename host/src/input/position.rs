@@ -19,23 +19,46 @@ pub struct PipelinePosition {
     pub shuffle_buffer: Vec<u64>,
     /// Whether the shuffle buffer has seen the end of the current pass.
     pub shuffle_pass_ended: bool,
-    /// The shuffle RNG's position in its stream (a u128, as text for JSON's sake).
-    pub shuffle_rng_word: String,
+    /// The shuffle RNG's position in its stream (as text in JSON, which has no u128).
+    #[serde(with = "word_as_text")]
+    pub shuffle_rng_word: u128,
+}
+
+/// A u128 as decimal text.
+mod word_as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(word: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(word)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Pipeline {
     /// Where the pipeline is now, for a checkpoint.
     pub fn position(&self) -> PipelinePosition {
+        let mut position = PipelinePosition::default();
+        self.position_into(&mut position);
+        position
+    }
+
+    /// Writes where the pipeline is now into `out`, reusing its buffer (the prefetch
+    /// stage records a position with every batch, without allocating).
+    pub fn position_into(&self, out: &mut PipelinePosition) {
         let shuffle = self.shuffle.as_ref();
-        PipelinePosition {
-            passes: self.passes,
-            rows_read: self.reader.rows_read,
-            rows_emitted: self.rows_this_pass,
-            shuffle_buffer: shuffle
-                .map_or(Vec::new(), |s| s.rows.iter().map(|r| r.ordinal).collect()),
-            shuffle_pass_ended: shuffle.is_some_and(|s| s.pass_ended),
-            shuffle_rng_word: shuffle.map_or(0, |s| s.rng.get_word_pos()).to_string(),
+        out.passes = self.passes;
+        out.rows_read = self.reader.rows_read;
+        out.rows_emitted = self.rows_this_pass;
+        out.shuffle_buffer.clear();
+        if let Some(s) = shuffle {
+            out.shuffle_buffer.extend(s.rows.iter().map(|r| r.ordinal));
         }
+        out.shuffle_pass_ended = shuffle.is_some_and(|s| s.pass_ended);
+        out.shuffle_rng_word = shuffle.map_or(0, |s| s.rng.get_word_pos());
     }
 
     /// Moves a new pipeline to `position`, re-reading the current pass up to it (and,
@@ -86,11 +109,7 @@ impl Pipeline {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| changed("a buffered row is past the rows read"))?;
         shuffle.pass_ended = position.shuffle_pass_ended;
-        let word = position
-            .shuffle_rng_word
-            .parse()
-            .map_err(|_| changed("the shuffle position is unreadable"))?;
-        shuffle.rng.set_word_pos(word);
+        shuffle.rng.set_word_pos(position.shuffle_rng_word);
         if shuffle.pass_ended && self.reader.next_row()?.is_some() {
             return Err(changed("it has more rows"));
         }

@@ -1,0 +1,303 @@
+//! TF's `prefetch`: a background thread runs the pipeline a few batches ahead of the
+//! training step, so reading, shuffling and gathering leave the step's critical path.
+//!
+//! The pipeline lives on that thread for good (its rows share chunks by `Rc`); what
+//! crosses is batches. Each travels in a slot with its own buffers and the pipeline's
+//! position after it. Slots go round: the step hands the one it used back, the thread
+//! fills it again, so a steady-state step allocates nothing. The position reported is the
+//! one after the last batch the step took, never the thread's own: a checkpoint resumes
+//! exactly where training was, however far ahead the thread has read.
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::batch::{BatchBuffers, BatchRef};
+use super::pipeline::{Opener, Pipeline, PipelineConfig};
+use super::position::PipelinePosition;
+use crate::error::{Error, Result};
+
+/// Batches in flight: the step's, and as many filled ahead.
+const SLOTS: usize = 3;
+
+/// One batch and where the pipeline was after it.
+struct Slot {
+    buffers: Option<BatchBuffers>,
+    /// The feature columns' names, in the buffers' order.
+    names: Vec<String>,
+    len: usize,
+    position: PipelinePosition,
+}
+
+/// What the thread sends: a filled slot, the end of the input, or an error.
+type Filled = Result<Option<Slot>>;
+
+/// A pipeline running ahead on its own thread.
+pub struct Prefetched {
+    filled: Receiver<Filled>,
+    empty: SyncSender<Slot>,
+    /// The batch the step is using.
+    current: Option<Slot>,
+    /// Where the pipeline is after the batches the step has taken.
+    position: PipelinePosition,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prefetched {
+    /// Builds the pipeline on a new thread, moves it to `seek` (a checkpoint's position)
+    /// if given, and starts filling batches. Errors from opening or seeking come back
+    /// here.
+    pub fn start(
+        config: PipelineConfig,
+        opener: Opener,
+        rng: ChaCha8Rng,
+        seek: Option<PipelinePosition>,
+    ) -> Result<Self> {
+        let (filled_tx, filled) = mpsc::sync_channel::<Filled>(SLOTS);
+        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
+        let (started_tx, started) = mpsc::sync_channel::<Result<PipelinePosition>>(1);
+        let name = format!("{} prefetch", config.label);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let mut pipeline = Pipeline::new(config, opener, rng);
+                let sought = match &seek {
+                    Some(position) => pipeline.seek(position),
+                    None => Ok(()),
+                };
+                let ok = sought.is_ok();
+                let _ = started_tx.send(sought.map(|()| pipeline.position()));
+                if ok {
+                    fill(&mut pipeline, &empty_rx, &filled_tx);
+                }
+            })
+            .map_err(|e| Error::io("starting the input thread", e))?;
+        let position = started
+            .recv()
+            .map_err(|_| Error::Internal("the input thread stopped before starting".into()))??;
+        for _ in 0..SLOTS {
+            let slot = Slot {
+                buffers: None,
+                names: Vec::new(),
+                len: 0,
+                position: PipelinePosition::default(),
+            };
+            // The thread waits for slots; it cannot have gone while this holds `filled`.
+            let _ = empty.send(slot);
+        }
+        Ok(Prefetched {
+            filled,
+            empty,
+            current: None,
+            position,
+            thread: Some(thread),
+        })
+    }
+
+    /// The next batch, or `None` at the end of the input. The batch before it goes back
+    /// to be filled again.
+    pub fn next_batch(&mut self) -> Result<Option<BatchRef<'_>>> {
+        if let Some(used) = self.current.take() {
+            // The thread has gone only after an error or the end, both already passed on.
+            let _ = self.empty.send(used);
+        }
+        match self.filled.recv() {
+            Ok(Ok(Some(mut slot))) => {
+                // Swapping keeps both positions' buffers: nothing is allocated.
+                std::mem::swap(&mut self.position, &mut slot.position);
+                Ok(self.current.insert(slot).views())
+            }
+            Ok(Ok(None)) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Internal(
+                "the input thread stopped without a word (it panicked)".into(),
+            )),
+        }
+    }
+
+    /// Where the pipeline is after the batches taken so far, for a checkpoint.
+    pub fn position(&self) -> &PipelinePosition {
+        &self.position
+    }
+}
+
+impl Drop for Prefetched {
+    /// Stops the thread: with its channels closed, it returns at its next send or wait.
+    fn drop(&mut self) {
+        let (_, closed) = mpsc::channel();
+        drop(std::mem::replace(&mut self.filled, closed));
+        let (closed, _) = mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.empty, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread's loop: takes an empty slot, fills it with the next batch and sends it,
+/// until the input ends, an error comes, or the step side has gone.
+fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Filled>) {
+    while let Ok(mut slot) = empty.recv() {
+        pipeline.batch = slot.buffers.take();
+        let next = match pipeline.next_batch() {
+            Ok(Some(batch)) => {
+                slot.len = batch.len;
+                if slot.names.is_empty() {
+                    slot.names = batch.features.iter().map(|f| f.name.to_string()).collect();
+                }
+                Ok(Some(()))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let message = match next {
+            Ok(Some(())) => {
+                slot.buffers = pipeline.batch.take();
+                pipeline.position_into(&mut slot.position);
+                Ok(Some(slot))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let last = !matches!(message, Ok(Some(_)));
+        if filled.send(message).is_err() || last {
+            return;
+        }
+    }
+}
+
+impl Slot {
+    fn views(&self) -> Option<BatchRef<'_>> {
+        self.buffers
+            .as_ref()
+            .map(|buffers| buffers.views(&self.names, self.len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi_stable::sabi_trait::TD_Opaque;
+    use abi_stable::std_types::{ROption, RResult};
+    use estimator_plugin_api::abi::{
+        Chunk, InputSource, InputSource_TO, NamedTensor, PluginError, Tensor, TensorData,
+    };
+    use rand::SeedableRng;
+
+    /// Rows 0..rows (`x = i`, label `i`) in chunks of 4; fails at row `fail_at` if given.
+    struct Rows {
+        next: usize,
+        rows: usize,
+        fail_at: Option<usize>,
+    }
+
+    impl InputSource for Rows {
+        fn next_chunk(&mut self) -> RResult<ROption<Chunk>, PluginError> {
+            if self.fail_at.is_some_and(|f| self.next >= f) {
+                return RResult::RErr(PluginError::bad_data("row 9 is unreadable"));
+            }
+            let end = (self.next + 4).min(self.rows);
+            let ids: Vec<usize> = (self.next..end).collect();
+            self.next = end;
+            if ids.is_empty() {
+                return RResult::ROk(ROption::RNone);
+            }
+            let x = ids.iter().map(|&i| i as f32).collect();
+            let labels = ids.iter().map(|&i| i as i64).collect();
+            RResult::ROk(ROption::RSome(Chunk {
+                features: vec![NamedTensor::new("x", Tensor::f32(vec![ids.len()], x))].into(),
+                labels: ROption::RSome(Tensor::i64(vec![ids.len()], labels)),
+            }))
+        }
+    }
+
+    fn parts(fail_at: Option<usize>) -> (PipelineConfig, Opener, ChaCha8Rng) {
+        let config = PipelineConfig {
+            label: "input.train".into(),
+            plugin: "test".into(),
+            batch_size: 5,
+            shuffle: Some(7),
+            repeat: true,
+            drop_remainder: false,
+            cache: true,
+        };
+        let opener: Opener = Box::new(move || {
+            let rows = Rows {
+                next: 0,
+                rows: 23,
+                fail_at,
+            };
+            Ok(InputSource_TO::from_value(rows, TD_Opaque))
+        });
+        (config, opener, ChaCha8Rng::seed_from_u64(9))
+    }
+
+    fn labels_and_x(batch: &BatchRef<'_>) -> (Vec<i64>, Vec<f32>) {
+        let labels = match batch.labels.as_ref().map(|l| &l.data) {
+            Some(TensorData::I64(l)) => l.to_vec(),
+            _ => panic!("i64 labels"),
+        };
+        let x = match &batch.features[0].tensor.data {
+            TensorData::F32(x) => x.to_vec(),
+            _ => panic!("f32 x"),
+        };
+        (labels, x)
+    }
+
+    #[test]
+    fn gives_the_pipelines_batches_and_the_position_after_the_last_one_taken() {
+        let (config, opener, rng) = parts(None);
+        let mut plain = Pipeline::new(config, opener, rng);
+        let (config, opener, rng) = parts(None);
+        let mut ahead = Prefetched::start(config, opener, rng, None).expect("starts");
+        assert_eq!(ahead.position(), &plain.position());
+        for _ in 0..12 {
+            let want = labels_and_x(&plain.next_batch().expect("ok").expect("repeats"));
+            let got = labels_and_x(&ahead.next_batch().expect("ok").expect("repeats"));
+            assert_eq!(got, want);
+            assert_eq!(got.0.iter().map(|&l| l as f32).collect::<Vec<_>>(), got.1);
+            // The thread has read further; the position is the step's.
+            assert_eq!(ahead.position(), &plain.position());
+        }
+    }
+
+    #[test]
+    fn starts_at_a_saved_position_as_the_pipeline_seeks() {
+        let (config, opener, rng) = parts(None);
+        let mut plain = Pipeline::new(config, opener, rng);
+        for _ in 0..6 {
+            plain.next_batch().expect("ok");
+        }
+        let saved = plain.position();
+        let (config, opener, rng) = parts(None);
+        let mut resumed =
+            Prefetched::start(config, opener, rng, Some(saved.clone())).expect("seeks");
+        assert_eq!(resumed.position(), &saved);
+        for _ in 0..6 {
+            let want = labels_and_x(&plain.next_batch().expect("ok").expect("repeats"));
+            let got = labels_and_x(&resumed.next_batch().expect("ok").expect("repeats"));
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_source_error_arrives_in_order_and_dropping_early_stops_the_thread() {
+        let (config, opener, rng) = parts(Some(8));
+        let mut failing = Prefetched::start(config, opener, rng, None).expect("starts");
+        // Rows before the failing chunk make one batch; the shuffle buffer then needs more.
+        let err = loop {
+            match failing.next_batch() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the error never came"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        assert!(err.contains("row 9 is unreadable"), "{err}");
+        // A repeating input dropped after one batch: the thread is joined, not left running.
+        let (config, opener, rng) = parts(None);
+        let mut endless = Prefetched::start(config, opener, rng, None).expect("starts");
+        endless.next_batch().expect("ok");
+        drop(endless);
+    }
+}
