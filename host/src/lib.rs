@@ -40,6 +40,7 @@ pub use plugins::PluginRegistry;
 #[cfg(feature = "bench")]
 pub mod bench {
     pub use crate::denormals::FlushDenormals;
+    pub use crate::input::{Opener, Pipeline, PipelineConfig};
     pub use crate::optimizer::{Optimizer, OptimizerConfig};
     /// TF's EstimatorSpec checks, as the loops make them.
     pub mod spec_check {
