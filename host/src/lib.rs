@@ -33,7 +33,9 @@ pub(crate) mod warm_start;
 
 pub use config::Manifest;
 pub use error::{Error, Invalid, Result};
-pub use estimator::{Estimator, StopAt, TrainAndEvaluateOutcome, TrainOutcome, RESOLVED_CONFIG};
+pub use estimator::{
+    Estimator, PredictionRow, StopAt, TrainAndEvaluateOutcome, TrainOutcome, RESOLVED_CONFIG,
+};
 pub use plugins::PluginRegistry;
 
 /// Internals the criterion benchmarks time on their own (`--features bench`).

@@ -348,7 +348,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let write_err = |e| Error::io("cannot write predictions", e);
-            let write = |example: serde_json::Map<String, serde_json::Value>| {
+            let write = |example: estimator_host::PredictionRow<'_>| {
                 serde_json::to_writer(&mut out, &example).map_err(|e| write_err(e.into()))?;
                 out.write_all(b"\n").map_err(write_err)
             };

@@ -8,7 +8,7 @@ use std::time::Instant;
 use estimator_plugin_api::abi::{EstimatorSpec, ModeKeys};
 use tracing::info;
 
-use super::predictions::example_json;
+use super::predictions::{sorted_by_name, PredictionRow};
 use super::session::Session;
 use super::Estimator;
 use crate::denormals::FlushDenormals;
@@ -84,7 +84,7 @@ impl Estimator {
     pub fn predict(
         &mut self,
         checkpoint: Option<&Path>,
-        sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+        sink: impl FnMut(PredictionRow<'_>) -> Result<()>,
     ) -> Result<usize> {
         self.predict_with_hooks(checkpoint, Vec::new(), sink)
     }
@@ -95,7 +95,7 @@ impl Estimator {
         &mut self,
         checkpoint: Option<&Path>,
         user_hooks: Vec<&mut dyn Hook>,
-        mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+        mut sink: impl FnMut(PredictionRow<'_>) -> Result<()>,
     ) -> Result<usize> {
         let hooks = self.manifest.hooks.predict.clone();
         let run = Inference {
@@ -107,8 +107,9 @@ impl Estimator {
         };
         let mut examples = 0;
         self.infer(run, user_hooks, |spec, batch| {
+            let sorted = sorted_by_name(spec);
             for row in 0..batch.len {
-                sink(example_json(spec, row))?;
+                sink(PredictionRow::new(spec, &sorted, row))?;
             }
             examples += batch.len;
             Ok(())
@@ -122,7 +123,7 @@ impl Estimator {
     pub fn predict_export(
         &mut self,
         export_dir: &Path,
-        mut sink: impl FnMut(serde_json::Map<String, serde_json::Value>) -> Result<()>,
+        mut sink: impl FnMut(PredictionRow<'_>) -> Result<()>,
     ) -> Result<usize> {
         let servable = Servable::load(export_dir, &mut self.registry)?;
         let _flush = FlushDenormals::new();
@@ -130,8 +131,9 @@ impl Estimator {
         let mut examples = 0;
         while let Some(batch) = pipeline.next_batch()? {
             let spec = servable.predict_views(&batch.features, batch.len)?;
+            let sorted = sorted_by_name(&spec);
             for row in 0..batch.len {
-                sink(example_json(&spec, row))?;
+                sink(PredictionRow::new(&spec, &sorted, row))?;
             }
             examples += batch.len;
         }
@@ -244,7 +246,7 @@ mod tests {
         let mut rows = Vec::new();
         let count = estimator
             .predict(None, |row| {
-                rows.push(row);
+                rows.push(row.to_json());
                 Ok(())
             })
             .expect("predicts");

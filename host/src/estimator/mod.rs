@@ -40,6 +40,7 @@ use crate::plugins::PluginRegistry;
 use crate::seed;
 
 pub use model_dir::RESOLVED_CONFIG;
+pub use predictions::PredictionRow;
 pub use train_and_evaluate::TrainAndEvaluateOutcome;
 
 /// When `train` stops, besides the end of the input.
