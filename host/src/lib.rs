@@ -29,6 +29,7 @@ pub mod serve;
 pub(crate) mod spec_check;
 pub mod threads;
 pub(crate) mod variables;
+pub(crate) mod views;
 pub(crate) mod warm_start;
 
 pub use config::Manifest;

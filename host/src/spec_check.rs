@@ -78,9 +78,8 @@ fn check_gradients(
             trainable.len()
         )));
     }
-    let all: Vec<_> = vars.iter().collect();
     for (g, &index) in spec.gradients.iter().zip(trainable) {
-        let var = all[index];
+        let var = vars.get(index);
         if g.name.as_str() != var.name {
             return Err(Invalid(format!("mode train: gradient `{}` is where variable `{}`'s gradient belongs (declaration order)", g.name, var.name)));
         }

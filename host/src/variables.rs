@@ -69,6 +69,10 @@ impl VariableStore {
         self.vars.is_empty()
     }
 
+    pub fn get(&self, index: usize) -> &Variable {
+        &self.vars[index]
+    }
+
     pub fn get_mut(&mut self, index: usize) -> &mut Variable {
         &mut self.vars[index]
     }
@@ -91,13 +95,17 @@ impl VariableStore {
 
     /// Borrowed views of every variable, in declaration order, for one model_fn call.
     pub fn views(&self) -> Vec<NamedView<'_>> {
-        self.vars
-            .iter()
-            .map(|v| NamedView {
-                name: v.name.as_str().into(),
-                tensor: TensorView::f32(&v.shape, &v.data),
-            })
-            .collect()
+        self.views_into(Vec::with_capacity(self.vars.len()))
+    }
+
+    /// The variables' views in `list` (emptied first), keeping its allocation.
+    pub fn views_into<'a>(&'a self, list: Vec<NamedView<'_>>) -> Vec<NamedView<'a>> {
+        let mut list = crate::views::recycle(list);
+        list.extend(self.vars.iter().map(|v| NamedView {
+            name: v.name.as_str().into(),
+            tensor: TensorView::f32(&v.shape, &v.data),
+        }));
+        list
     }
 
     /// Indices of the trainable variables, in declaration order (the order of gradients).

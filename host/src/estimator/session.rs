@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RSlice};
-use estimator_plugin_api::abi::{EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, StepContext};
+use estimator_plugin_api::abi::{
+    EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedView, StepContext,
+};
 use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
@@ -28,6 +30,8 @@ pub(super) struct Session {
     pub model: ModelFnBox,
     pub vars: VariableStore,
     pub global_step: i64,
+    /// The buffer model_fn's list of variable views is rebuilt in each step.
+    views: Vec<NamedView<'static>>,
 }
 
 impl Session {
@@ -40,7 +44,7 @@ impl Session {
         run_seed: u64,
         trainable: &[usize],
     ) -> Result<EstimatorSpec> {
-        let variables = self.vars.views();
+        let variables = self.vars.views_into(std::mem::take(&mut self.views));
         let ctx = StepContext {
             global_step: self.global_step,
             seed: seed::step_seed(run_seed, self.global_step),
@@ -55,12 +59,13 @@ impl Session {
                 RSlice::from_slice(&variables),
                 ctx,
             )
-            .into_result()
-            .map_err(|e| Error::PluginCall {
-                plugin: self.lib.name.clone(),
-                call: format!("model_fn in mode {mode}"),
-                source: e,
-            })?;
+            .into_result();
+        self.views = crate::views::recycle(variables);
+        let spec = spec.map_err(|e| Error::PluginCall {
+            plugin: self.lib.name.clone(),
+            call: format!("model_fn in mode {mode}"),
+            source: e,
+        })?;
         spec_check::check(&spec, mode, &self.vars, trainable, batch.len)
             .map_err(|message| self.spec_error(message))?;
         Ok(spec)
@@ -112,6 +117,7 @@ impl Estimator {
             model,
             vars,
             global_step,
+            views: Vec::new(),
         })
     }
 

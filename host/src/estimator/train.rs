@@ -128,6 +128,8 @@ impl Estimator {
             // Run model_fn and check its spec.
             let spec = session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?;
             let (step, batch_len) = (session.global_step, batch.len);
+            let used = crate::views::recycle(batch.features);
+            pipeline.give_back(used);
             clock.lap(Part::ModelFn);
             let lr = optimizer.learning_rate_at(step);
             if !spec.loss.into_option().is_some_and(f32::is_finite) {

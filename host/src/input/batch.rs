@@ -84,17 +84,21 @@ impl Pipeline {
 }
 
 impl BatchBuffers {
-    /// Views of the first `len` rows, the feature columns named `names` in order.
-    pub(super) fn views<'a>(&'a self, names: &'a [String], len: usize) -> BatchRef<'a> {
-        let features = names
-            .iter()
-            .zip(&self.columns)
-            .zip(&self.shapes)
-            .map(|((name, buf), shape)| NamedView {
+    /// Views of the first `len` rows, the feature columns named `names` in order, listed
+    /// in `list`'s buffer.
+    pub(super) fn views_into<'a>(
+        &'a self,
+        names: &'a [String],
+        len: usize,
+        list: Vec<NamedView<'_>>,
+    ) -> BatchRef<'a> {
+        let mut features = crate::views::recycle(list);
+        features.extend(names.iter().zip(&self.columns).zip(&self.shapes).map(
+            |((name, buf), shape)| NamedView {
                 name: name.as_str().into(),
                 tensor: view(buf, shape, shape.iter().product()),
-            })
-            .collect();
+            },
+        ));
         let labels = self
             .label
             .as_ref()

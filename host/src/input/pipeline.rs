@@ -60,6 +60,15 @@ impl Pipeline {
 
     /// The next batch, or `None` at the end of the input.
     pub fn next_batch(&mut self) -> Result<Option<BatchRef<'_>>> {
+        Ok(match self.fill_batch()? {
+            Some(_) => self.views(),
+            None => None,
+        })
+    }
+
+    /// Gathers the next batch into the batch buffers without viewing it; returns its
+    /// number of rows, or `None` at the end of the input.
+    pub(super) fn fill_batch(&mut self) -> Result<Option<usize>> {
         if self.passes == 0 {
             self.start_pass()?;
         }
@@ -75,7 +84,15 @@ impl Pipeline {
             return Ok(None);
         }
         self.gather();
-        Ok(self.views())
+        Ok(Some(filled))
+    }
+
+    /// The feature columns' names, in the batch buffers' order (none before the first
+    /// chunk).
+    pub(super) fn feature_names(&self) -> Vec<String> {
+        self.reader.schema.as_ref().map_or(Vec::new(), |s| {
+            s.features.iter().map(|c| c.name.clone()).collect()
+        })
     }
 
     /// The next element after shuffle and repeat; `None` at the end of the input.

@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 
 use rand_chacha::ChaCha8Rng;
 
+use estimator_plugin_api::abi::NamedView;
+
 use super::batch::{BatchBuffers, BatchRef};
 use super::pipeline::{Opener, Pipeline, PipelineConfig};
 use super::position::PipelinePosition;
@@ -41,6 +43,8 @@ pub struct Prefetched {
     current: Option<Slot>,
     /// Where the pipeline is after the batches the step has taken.
     position: PipelinePosition,
+    /// The buffer each batch's list of feature views is built in (see `recycle`).
+    views: Vec<NamedView<'static>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -91,6 +95,7 @@ impl Prefetched {
             empty,
             current: None,
             position,
+            views: Vec::new(),
             thread: Some(thread),
         })
     }
@@ -106,7 +111,8 @@ impl Prefetched {
             Ok(Ok(Some(mut slot))) => {
                 // Swapping keeps both positions' buffers: nothing is allocated.
                 std::mem::swap(&mut self.position, &mut slot.position);
-                Ok(self.current.insert(slot).views())
+                let views = std::mem::take(&mut self.views);
+                Ok(Some(self.current.insert(slot).views(views)))
             }
             Ok(Ok(None)) => Ok(None),
             Ok(Err(e)) => Err(e),
@@ -114,6 +120,13 @@ impl Prefetched {
                 "the input thread stopped without a word (it panicked)".into(),
             )),
         }
+    }
+
+    /// Takes back the buffer of a batch's feature views (emptied by
+    /// [`crate::views::recycle`]) once the step is done with it, so the next batch reuses
+    /// it.
+    pub fn give_back(&mut self, features: Vec<NamedView<'static>>) {
+        self.views = features;
     }
 
     /// Where the pipeline is after the batches taken so far, for a checkpoint.
@@ -140,11 +153,11 @@ impl Drop for Prefetched {
 fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Filled>) {
     while let Ok(mut slot) = empty.recv() {
         pipeline.batch = slot.buffers.take();
-        let next = match pipeline.next_batch() {
-            Ok(Some(batch)) => {
-                slot.len = batch.len;
+        let next = match pipeline.fill_batch() {
+            Ok(Some(len)) => {
+                slot.len = len;
                 if slot.names.is_empty() {
-                    slot.names = batch.features.iter().map(|f| f.name.to_string()).collect();
+                    slot.names = pipeline.feature_names();
                 }
                 Ok(Some(()))
             }
@@ -168,10 +181,16 @@ fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Fil
 }
 
 impl Slot {
-    fn views(&self) -> Option<BatchRef<'_>> {
-        self.buffers
-            .as_ref()
-            .map(|buffers| buffers.views(&self.names, self.len))
+    /// The batch, its feature views in `list`'s buffer.
+    fn views<'a>(&'a self, list: Vec<NamedView<'_>>) -> BatchRef<'a> {
+        match &self.buffers {
+            Some(buffers) => buffers.views_into(&self.names, self.len, list),
+            None => BatchRef {
+                features: crate::views::recycle(list),
+                labels: None,
+                len: 0,
+            },
+        }
     }
 }
 

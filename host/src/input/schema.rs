@@ -24,8 +24,12 @@ impl ColumnSchema {
         }
     }
 
-    pub(super) fn same_layout(&self, other: &ColumnSchema) -> bool {
-        self.name == other.name && self.row_shape == other.row_shape && self.dtype == other.dtype
+    /// Whether `tensor` named `name` is this column's layout (checked for every chunk of a
+    /// streamed input, so without building a schema of it).
+    pub(super) fn fits(&self, name: &str, tensor: &Tensor) -> bool {
+        self.name == name
+            && tensor.shape.iter().skip(1).eq(self.row_shape.iter())
+            && tensor.dtype() == self.dtype
     }
 
     /// The shape of a batch of `rows` examples.
@@ -72,19 +76,18 @@ impl Schema {
     /// returns the number of rows.
     pub(super) fn check(&self, chunk: &Chunk, label: &str) -> Result<usize> {
         let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
-        let got = Schema::of(chunk);
-        let fits = got.features.len() == self.features.len()
-            && got
+        let labels = chunk.labels.as_ref().into_option();
+        let fits = chunk.features.len() == self.features.len()
+            && chunk
                 .features
                 .iter()
                 .zip(&self.features)
-                .all(|(a, b)| a.same_layout(b))
-            && got.label.is_some() == self.label.is_some()
-            && got
-                .label
-                .iter()
-                .zip(&self.label)
-                .all(|(a, b)| a.same_layout(b));
+                .all(|(f, col)| col.fits(&f.name, &f.tensor))
+            && match (labels, &self.label) {
+                (Some(t), Some(col)) => col.fits("labels", t),
+                (None, None) => true,
+                _ => false,
+            };
         if !fits {
             return Err(Error::Data(format!(
                 "{label}: a chunk's columns differ from the first chunk's"
