@@ -140,8 +140,8 @@ pub(super) fn gather_column<'r>(
 }
 
 /// The typed body of [`gather_column`]. Consecutive rows usually come from the same chunk
-/// (always, once the cache is compacted), so the column is looked up again only when the
-/// chunk changes. Values are copied one by one: rows are one to a few values wide, where a
+/// (always, without a shuffle), so the column is looked up again only when the chunk
+/// changes. Values are copied one by one: rows are one to a few values wide, where a
 /// `memcpy` call would cost more than the copy.
 pub(super) fn gather_values<'r, T: Clone + 'r>(
     dst: &mut [T],

@@ -4,8 +4,9 @@
 //! Rows are never copied on their way through the stages: the shuffle buffer holds
 //! references to rows of the source's chunks, and only the rows picked for a batch are
 //! gathered, column by column, into the batch's preallocated buffers. Steady-state
-//! batching allocates nothing. With `cache` (the default), the first pass's chunks are kept,
-//! joined into one, and later passes replay it instead of re-reading the source.
+//! batching allocates nothing. With `cache` (the default), the first pass's chunks are kept
+//! as they came (joining them would hold the data set twice for a moment), and later passes
+//! replay them instead of re-reading the source.
 //!
 //! - `pipeline`: the stages wired together, batch after batch;
 //! - `reader`: rows from the source, pass after pass, with the first pass cached;

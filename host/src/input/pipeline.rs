@@ -284,8 +284,8 @@ mod tests {
         );
         assert_eq!(
             p.reader.cache.len(),
-            1,
-            "the cached chunks are joined into one"
+            2,
+            "the cache keeps the source's chunks as they came: no second copy"
         );
     }
 

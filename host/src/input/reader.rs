@@ -3,9 +3,7 @@
 
 use std::rc::Rc;
 
-use abi_stable::std_types::ROption;
-
-use estimator_plugin_api::abi::{Chunk, InputSourceBox, NamedTensor, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{Chunk, InputSourceBox, Tensor, TensorBuf};
 
 use super::pipeline::{Opener, PipelineConfig};
 use super::schema::Schema;
@@ -114,10 +112,6 @@ impl RowReader {
             self.source = None;
             self.current = None;
             self.cache_complete = self.use_cache;
-            if self.cache.len() > 1 {
-                // Later passes read one chunk: batches then gather from a single buffer.
-                self.cache = vec![Rc::new(concatenate(&self.cache))];
-            }
             self.next_cached = self.cache.len();
             return Ok(false);
         };
@@ -130,33 +124,6 @@ impl RowReader {
         self.current = Some((chunk, rows));
         Ok(true)
     }
-}
-
-/// Concatenates the cached chunks of a pass into one.
-pub(super) fn concatenate(chunks: &[Rc<Chunk>]) -> Chunk {
-    let Some(first) = chunks.first() else {
-        return Chunk {
-            features: Default::default(),
-            labels: ROption::RNone,
-        };
-    };
-    let features = (0..first.features.len())
-        .map(|i| {
-            let tensors: Vec<&Tensor> = chunks.iter().map(|c| &c.features[i].tensor).collect();
-            NamedTensor::new(
-                first.features[i].name.as_str(),
-                concatenate_tensors(&tensors),
-            )
-        })
-        .collect();
-    let labels = first.labels.as_ref().map(|_| {
-        let tensors: Vec<&Tensor> = chunks
-            .iter()
-            .filter_map(|c| c.labels.as_ref().into_option())
-            .collect();
-        concatenate_tensors(&tensors)
-    });
-    Chunk { features, labels }
 }
 
 /// Stacks tensors along their first dimension; they share dtype and row shape.
