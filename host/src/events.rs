@@ -271,20 +271,34 @@ fn fields(mut b: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
 /// that a run refused before its first step leaves no file behind.
 #[derive(Clone)]
 pub struct SummaryWriter {
-    inner: std::sync::Arc<std::sync::Mutex<(PathBuf, Option<EventWriter>)>>,
+    /// None: a writer that writes nothing (a data-parallel run's ranks other than 0).
+    inner: Option<SharedFile>,
 }
+
+/// The folder and, once written to, the event file in it.
+type SharedFile = std::sync::Arc<std::sync::Mutex<(PathBuf, Option<EventWriter>)>>;
 
 impl SummaryWriter {
     pub fn new(dir: &Path) -> Self {
         SummaryWriter {
-            inner: std::sync::Arc::new(std::sync::Mutex::new((dir.to_path_buf(), None))),
+            inner: Some(std::sync::Arc::new(std::sync::Mutex::new((
+                dir.to_path_buf(),
+                None,
+            )))),
         }
+    }
+
+    /// A writer that writes nothing.
+    pub fn silent() -> Self {
+        SummaryWriter { inner: None }
     }
 
     /// Writes `scalars` at `step` and flushes, so TensorBoard sees them while training runs.
     pub fn scalars(&self, step: i64, scalars: &[(&str, f32)]) -> Result<()> {
-        let mut guard = self
-            .inner
+        let Some(inner) = &self.inner else {
+            return Ok(());
+        };
+        let mut guard = inner
             .lock()
             .map_err(|_| Error::Internal("a summary writer thread panicked".into()))?;
         let (dir, writer) = &mut *guard;

@@ -24,6 +24,7 @@ pub(crate) mod lock;
 pub(crate) mod optimizer;
 pub(crate) mod plugin_logs;
 pub(crate) mod plugins;
+pub mod replica;
 pub(crate) mod seed;
 pub mod serve;
 pub(crate) mod spec_check;

@@ -13,7 +13,7 @@ use estimator_host::cli::scaffold::{self, PluginKind};
 use estimator_host::hooks::Hook;
 use estimator_host::PluginRegistry;
 use estimator_host::StopAt;
-use estimator_host::{checkpoint, serve, threads, Error, Estimator, Manifest};
+use estimator_host::{checkpoint, replica, serve, threads, Error, Estimator, Manifest};
 
 #[derive(Parser)]
 #[command(
@@ -179,15 +179,47 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    init_logging(cli.quiet);
-    match run(cli) {
+    // Under mpirun, rank 0 logs as one process would; the others only warnings and errors,
+    // each line starting with their rank.
+    let rank = launched_rank();
+    if rank > 0 {
+        LogWriter::set_prefix(format!("[rank {rank}] "));
+    }
+    init_logging(cli.quiet || rank > 0);
+    let replicas = match replica::Replicas::from_launcher() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let replicas = std::rc::Rc::new(replicas);
+    match run(cli, &replicas) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted(signal)) => ExitCode::from((128 + signal) as u8),
         Err(e) => {
-            eprintln!("error: {}", one_line(&e.to_string()));
+            let prefix = if rank > 0 {
+                format!("[rank {rank}] ")
+            } else {
+                String::new()
+            };
+            eprintln!("{prefix}error: {}", one_line(&e.to_string()));
+            // A rank that fails alone would leave the others waiting in a collective:
+            // end the whole job, with this exit code.
+            if replicas.is_distributed() {
+                replicas.abort(e.exit_code());
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// This process's rank as the launcher numbered it; 0 without one.
+fn launched_rank() -> usize {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn init_logging(quiet: bool) {
@@ -215,14 +247,15 @@ enum Outcome {
     Interrupted(i32),
 }
 
-fn run(cli: Cli) -> Result<Outcome, Error> {
+fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, Error> {
     // Every command that reads a manifest sets the matmul threads from it, before any
     // plugin is loaded.
     let load = |path: &std::path::Path| {
         let manifest = Manifest::load_with(path, &cli.overrides)?;
+        // Ranks on one machine share its cores.
         threads::configure(threads::intra_op_threads(
             manifest.run_config.intra_op_threads,
-            1,
+            replica::local_ranks(),
         ));
         Ok::<_, Error>(manifest)
     };
@@ -231,6 +264,20 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
     let mut hooks: Vec<&mut dyn Hook> = Vec::new();
     if !cli.quiet {
         hooks.push(&mut progress);
+    }
+    // Under mpirun, `train` runs on every rank; any other command runs on rank 0 alone,
+    // as one process would.
+    if replicas.is_distributed() {
+        match &cli.command {
+            Command::Train { .. } => {}
+            Command::TrainAndEvaluate { .. } => {
+                return Err(Error::Usage(
+                    "train-and-evaluate does not run under mpirun yet: train under mpirun, then evaluate".into(),
+                ))
+            }
+            _ if !replicas.is_chief() => return Ok(Outcome::Done),
+            _ => {}
+        }
     }
     if cli.print_config {
         let manifest = match &cli.command {
@@ -256,7 +303,8 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
             max_steps,
         } => {
             let stop = steps.map(StopAt::Steps).or(max_steps.map(StopAt::MaxSteps));
-            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env())
+                .with_replicas(std::rc::Rc::clone(replicas));
             let signals = Signals::watch(&est.stop_flag())?;
             let outcome = est.train_with_hooks(stop, hooks)?;
             if outcome.interrupted {

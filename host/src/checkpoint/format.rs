@@ -156,6 +156,23 @@ fn with_sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `ckpt` as our checkpoint file's bytes (tensors sorted by name), however it was read:
+/// how rank 0 hands the checkpoint it resumes from to the other ranks.
+pub fn encode_checkpoint(ckpt: &Checkpoint) -> Result<Vec<u8>> {
+    let mut names: Vec<&String> = ckpt.tensors.keys().collect();
+    names.sort();
+    let tensors: Vec<SavedTensor<'_>> = names
+        .into_iter()
+        .map(|name| {
+            let (shape, data) = &ckpt.tensors[name];
+            SavedTensor { name, shape, data }
+        })
+        .collect();
+    let mut metadata = ckpt.metadata.clone();
+    metadata.remove("global_step");
+    encode(&tensors, ckpt.global_step, &metadata)
+}
+
 /// Reads a checkpoint: our safetensors file, or TF's tensor bundle when `path` is a TF
 /// checkpoint's prefix (`model_dir/model.ckpt-300`, beside its `.index` file).
 pub fn read(path: &Path) -> Result<Checkpoint> {

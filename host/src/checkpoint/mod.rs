@@ -20,7 +20,7 @@ pub mod tf;
 mod writer;
 
 // Reading checkpoints is public; writing them is the runtime's own.
-pub use format::{decode, read, read_weights, Checkpoint, Weights};
+pub use format::{decode, encode_checkpoint, read, read_weights, Checkpoint, Weights};
 pub use state::{
     file_name, latest, read_latest_whole, read_state, step_of, CheckpointState, STATE_FILE,
 };

@@ -137,6 +137,16 @@ pub struct LogWriter {
     line: Vec<u8>,
 }
 
+/// What every log line starts with: a data-parallel run's rank, for ranks other than 0.
+static LOG_PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+impl LogWriter {
+    /// Starts every later log line with `prefix` (set once).
+    pub fn set_prefix(prefix: String) {
+        let _ = LOG_PREFIX.set(prefix);
+    }
+}
+
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.line.extend_from_slice(buf);
@@ -144,7 +154,13 @@ impl Write for LogWriter {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        let line = std::mem::take(&mut self.line);
+        let mut line = std::mem::take(&mut self.line);
+        if line.is_empty() {
+            return Ok(());
+        }
+        if let Some(prefix) = LOG_PREFIX.get() {
+            line.splice(0..0, prefix.bytes());
+        }
         let bar = ACTIVE.lock().ok().and_then(|a| a.clone());
         match bar {
             Some(bar) => bar.suspend(|| std::io::stderr().write_all(&line)),

@@ -21,7 +21,11 @@ impl Estimator {
     pub(super) fn train_hooks(&self, session: &Session) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
-        let summaries = SummaryWriter::new(&self.model_dir());
+        // Rank 0 alone writes model_dir; the other ranks' summaries go nowhere.
+        let summaries = match self.replicas.is_chief() {
+            true => SummaryWriter::new(&self.model_dir()),
+            false => SummaryWriter::silent(),
+        };
         let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
         // First, so that a NaN fails or stops the run before anything records it.
         if !has("nan_tensor") {

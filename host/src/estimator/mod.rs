@@ -29,6 +29,7 @@ mod train;
 mod train_and_evaluate;
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ use tracing::info;
 use crate::config::Manifest;
 use crate::error::Result;
 use crate::plugins::PluginRegistry;
+use crate::replica::Replicas;
 use crate::seed;
 
 pub use model_dir::RESOLVED_CONFIG;
@@ -103,6 +105,8 @@ pub struct Estimator {
     registry: PluginRegistry,
     seed: u64,
     stop: Arc<AtomicBool>,
+    /// The other processes of a data-parallel run; one process by default.
+    replicas: Rc<Replicas>,
 }
 
 impl Estimator {
@@ -117,7 +121,24 @@ impl Estimator {
             registry,
             seed,
             stop: Arc::new(AtomicBool::new(false)),
+            replicas: Rc::new(Replicas::single()),
         }
+    }
+
+    /// Trains as one of `replicas` (the processes `mpirun` started): every rank takes
+    /// its share of each batch, and rank 0 alone writes model_dir. The ranks take rank
+    /// 0's seed, so a manifest without `random_seed` still starts them alike.
+    pub fn with_replicas(mut self, replicas: Rc<Replicas>) -> Self {
+        let seed = replicas.broadcast(self.seed.to_le_bytes().to_vec());
+        if let Ok(bytes) = <[u8; 8]>::try_from(seed.as_slice()) {
+            self.seed = u64::from_le_bytes(bytes);
+        }
+        self.replicas = replicas;
+        self
+    }
+
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -11,7 +11,9 @@ use tracing::info;
 
 use super::step_clock::{Part, StepClock};
 use super::{Estimator, StopAt, TrainOutcome};
-use crate::checkpoint::{saved_hook_states, saved_input, saved_iterations, Checkpoint, SavedInput};
+use crate::checkpoint::{
+    self, saved_hook_states, saved_input, saved_iterations, Checkpoint, SavedInput,
+};
 use crate::denormals::FlushDenormals;
 use crate::error::Result;
 use crate::hooks::{
@@ -20,6 +22,7 @@ use crate::hooks::{
 use crate::input::{PipelinePosition, Prefetched};
 use crate::lock::ModelDirLock;
 use crate::optimizer::Optimizers;
+use crate::replica::{average_over_ranks, rows_of_rank, BatchSlicer};
 
 impl Estimator {
     /// Trains until `stop` (or the manifest's `train:` section, or the end of the input,
@@ -52,10 +55,20 @@ impl Estimator {
         }
         // Find the latest checkpoint and its global step; locked before reading, so the
         // checkpoint we resume from stays the latest.
+        // In a data-parallel run, rank 0 alone locks and reads model_dir, and hands the
+        // checkpoint to the others.
         let model_dir = self.model_dir();
+        let chief = self.replicas.is_chief();
         self.check_model_dir_is_a_folder(&model_dir)?;
-        let mut lock = ModelDirLock::acquire_existing(&model_dir)?;
-        let mut restored = self.latest_checkpoint(&model_dir)?;
+        let mut lock = match chief {
+            true => ModelDirLock::acquire_existing(&model_dir)?,
+            false => None,
+        };
+        let latest = match chief {
+            true => self.latest_checkpoint(&model_dir)?,
+            false => None,
+        };
+        let mut restored = self.shared_with_replicas(latest, &model_dir)?;
         let start_step = restored.as_ref().map_or(0, |c| c.global_step);
         let last_step = self.last_step(stop, start_step);
         if last_step.is_some_and(|last| start_step >= last) {
@@ -106,14 +119,20 @@ impl Estimator {
         let mut clock = StepClock::new(hooks.wants_timings());
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last: Option<(i64, usize, EstimatorSpec)> = None;
+        let (mut slicer, mut fused) = (BatchSlicer::default(), Vec::new());
 
         loop {
-            // Stop at max_steps, when a hook or a listener asks, or on a signal.
+            // Stop at max_steps, when a hook or a listener asks, or on a signal: on every
+            // rank when any rank would.
             let done = last_step.is_some_and(|last| session.global_step >= last);
-            if done || hooks.stop_requested() || listener_stop {
+            let [stop, signalled] = self.replicas.any([
+                done || hooks.stop_requested() || listener_stop,
+                self.stop.load(Ordering::Relaxed),
+            ]);
+            if stop {
                 break;
             }
-            if self.stop.load(Ordering::Relaxed) {
+            if signalled {
                 interrupted = true;
                 break;
             }
@@ -125,8 +144,26 @@ impl Estimator {
                 break;
             };
             clock.lap(Part::Input);
-            // Run model_fn and check its spec.
-            let spec = session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?;
+            // Run model_fn on this rank's rows and check its spec; with several ranks,
+            // average the result over them.
+            let spec = match self.replicas.is_distributed() {
+                false => session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?,
+                true => {
+                    let rows = rows_of_rank(batch.len, self.replicas.rank(), self.replicas.size());
+                    let local_rows = rows.len();
+                    let local = slicer.slice(&batch, rows);
+                    let mut spec =
+                        session.run_model_fn(&local, ModeKeys::Train, self.seed, &trainable)?;
+                    average_over_ranks(
+                        &mut spec,
+                        local_rows,
+                        batch.len,
+                        &self.replicas,
+                        &mut fused,
+                    );
+                    spec
+                }
+            };
             let (step, batch_len) = (session.global_step, batch.len);
             let used = crate::views::recycle(batch.features);
             pipeline.give_back(used);
@@ -151,8 +188,8 @@ impl Estimator {
                 return Err(session.spec_error(format!("loss is not finite at global step {step}")));
             }
             // model_dir is touched only once a step has been validated and is finite, so
-            // a bad model or input leaves it as it was.
-            if steps_run == 0 && saver.is_none() {
+            // a bad model or input leaves it as it was; by rank 0 alone.
+            if chief && steps_run == 0 && saver.is_none() {
                 if lock.is_none() {
                     lock = Some(self.create_model_dir(&model_dir)?);
                 }
@@ -266,6 +303,32 @@ impl Estimator {
         };
         hooks.restore(&saved_hook_states(ckpt)?)?;
         Ok(seek)
+    }
+
+    /// Rank 0's checkpoint (or none) on every rank of a data-parallel run, read by rank 0
+    /// alone: the variables, slots, global step, input position and hook states the
+    /// ranks all start from. One process keeps its own.
+    fn shared_with_replicas(
+        &self,
+        latest: Option<Checkpoint>,
+        model_dir: &std::path::Path,
+    ) -> Result<Option<Checkpoint>> {
+        if !self.replicas.is_distributed() {
+            return Ok(latest);
+        }
+        let bytes = match &latest {
+            Some(ckpt) if self.replicas.is_chief() => checkpoint::encode_checkpoint(ckpt)?,
+            _ => Vec::new(),
+        };
+        let bytes = self.replicas.broadcast(bytes);
+        match (latest, bytes.is_empty()) {
+            (_, true) => Ok(None),
+            (Some(ckpt), false) => Ok(Some(ckpt)),
+            (None, false) => {
+                let name = model_dir.join("(rank 0's latest checkpoint)");
+                checkpoint::decode(&bytes, &name).map(Some)
+            }
+        }
     }
 
     /// The global step to stop at: the caller's, else the manifest's `train:`, else none.

@@ -1,0 +1,163 @@
+//! The replica context: how the training loop sees the other processes of a data-parallel
+//! run. On one process (no `mpirun`, one rank, or a build without the `mpi` feature) every
+//! call is a no-op and the loop is exactly the single-process one. Under `mpirun -np N` in
+//! a build with `--features estimator-host/mpi`, the calls are MPI collectives (`mpi.rs`).
+//!
+//! - `slice`: each rank's contiguous rows of a global batch;
+//! - `gradients`: averaging a step's loss, gradients and updates over the ranks, weighted
+//!   by their rows, dense ones by one fused allreduce and row-sparse ones by allgather;
+//! - `mpi`: the collectives, the only file that names MPI.
+
+mod gradients;
+#[cfg(feature = "mpi")]
+mod mpi;
+mod slice;
+
+pub use gradients::average_over_ranks;
+pub use slice::{rows_of_rank, BatchSlicer};
+
+#[cfg(not(feature = "mpi"))]
+use crate::error::Error;
+use crate::error::Result;
+
+/// The processes of this run and the collectives between them.
+pub struct Replicas {
+    backend: Backend,
+}
+
+enum Backend {
+    Single,
+    #[cfg(feature = "mpi")]
+    Mpi(mpi::MpiWorld),
+}
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Replicas::single()
+    }
+}
+
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Replicas(rank {} of {})", self.rank(), self.size())
+    }
+}
+
+/// How many processes the launcher started, from the variables OpenMPI's `mpirun` (or
+/// a PMI launcher) sets; 1 without one.
+pub fn launched_ranks() -> usize {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
+/// How many processes of this run share this machine (OpenMPI's local size); 1 without a
+/// launcher.
+pub fn local_ranks() -> usize {
+    std::env::var("OMPI_COMM_WORLD_LOCAL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+impl Replicas {
+    /// One process: every collective is the identity.
+    pub fn single() -> Self {
+        Replicas {
+            backend: Backend::Single,
+        }
+    }
+
+    /// Joins the job the launcher started this process in; one process without one.
+    pub fn from_launcher() -> Result<Self> {
+        if launched_ranks() <= 1 {
+            return Ok(Replicas::single());
+        }
+        #[cfg(feature = "mpi")]
+        {
+            Ok(Replicas {
+                backend: Backend::Mpi(mpi::MpiWorld::join()?),
+            })
+        }
+        #[cfg(not(feature = "mpi"))]
+        Err(Error::Usage(format!(
+            "started as one of {} processes, but this estimator was built without MPI: build it with `cargo build --release --features estimator-host/mpi`",
+            launched_ranks()
+        )))
+    }
+
+    pub fn rank(&self) -> usize {
+        match &self.backend {
+            Backend::Single => 0,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.rank(),
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        match &self.backend {
+            Backend::Single => 1,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.size(),
+        }
+    }
+
+    /// Rank 0: the one process that writes model_dir and logs.
+    pub fn is_chief(&self) -> bool {
+        self.rank() == 0
+    }
+
+    pub fn is_distributed(&self) -> bool {
+        self.size() > 1
+    }
+
+    /// Adds `values` element-wise over the ranks, in place.
+    pub fn sum(&self, values: &mut [f32]) {
+        match &self.backend {
+            // One process: its values are the sum.
+            Backend::Single => {
+                let _ = values;
+            }
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.sum(values),
+        }
+    }
+
+    /// Each flag set on any rank, on every rank: how ranks agree on a decision.
+    pub fn any<const N: usize>(&self, flags: [bool; N]) -> [bool; N] {
+        match &self.backend {
+            Backend::Single => flags,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.any(flags),
+        }
+    }
+
+    /// The chief's `bytes`, on every rank (the others' are ignored).
+    pub fn broadcast(&self, bytes: Vec<u8>) -> Vec<u8> {
+        match &self.backend {
+            Backend::Single => bytes,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.broadcast(bytes),
+        }
+    }
+
+    /// Every rank's `(rows, values)` joined in rank order, on every rank.
+    pub fn gather_rows(&self, rows: &[i64], values: &[f32]) -> (Vec<i64>, Vec<f32>) {
+        match &self.backend {
+            Backend::Single => (rows.to_vec(), values.to_vec()),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.gather_rows(rows, values),
+        }
+    }
+
+    /// Ends the whole job at once with `code`: for a failure one rank meets alone (a
+    /// chief's write), so that no rank is left waiting in a collective.
+    pub fn abort(&self, code: i32) -> ! {
+        match &self.backend {
+            Backend::Single => std::process::exit(code),
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.abort(code),
+        }
+    }
+}

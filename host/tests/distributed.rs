@@ -1,0 +1,261 @@
+//! Data-parallel training under `mpirun -np 2 --oversubscribe` on loopback, through the
+//! real binary built with `--features mpi` and the real plugins. Needs OpenMPI's `mpirun`
+//! (Debian's `openmpi-bin`); `.ci/run` installs it.
+
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{config_in, ensure_plugins_built, ok, p};
+use estimator_host::checkpoint;
+
+/// `mpirun -np <ranks> estimator <args>`, allowed to run as root (CI's containers do).
+fn mpirun(ranks: usize, args: &[&str]) -> Command {
+    ensure_plugins_built();
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["--oversubscribe", "-np", &ranks.to_string()])
+        .arg(env!("CARGO_BIN_EXE_estimator"))
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run_ranks(ranks: usize, args: &[&str]) -> Output {
+    mpirun(ranks, args).output().expect("mpirun runs")
+}
+
+fn ok_ranks(ranks: usize, args: &[&str]) {
+    let out = run_ranks(ranks, args);
+    assert!(
+        out.status.success(),
+        "mpirun -np {ranks} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// iris_custom in `dir`, a checkpoint every 25 steps.
+fn manifest(dir: &Path) -> PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        t.replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 25")
+    })
+}
+
+fn state(dir: &Path, step: i64) -> checkpoint::Checkpoint {
+    checkpoint::read(&dir.join("model").join(checkpoint::file_name(step))).expect("checkpoint")
+}
+
+/// Every variable and slot of `a` within `tolerance` (relative, or 1e-6 absolute) of `b`'s.
+fn assert_close(a: &checkpoint::Checkpoint, b: &checkpoint::Checkpoint, tolerance: f32) {
+    assert_eq!(a.global_step, b.global_step);
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (name, (_, x)) in &a.tensors {
+        let y = &b.tensors[name].1;
+        for (i, (u, v)) in x.iter().zip(y).enumerate() {
+            let gap = (u - v).abs();
+            assert!(
+                gap <= tolerance * u.abs().max(v.abs()) || gap <= 1e-6,
+                "{name}[{i}]: {u} against {v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_ranks_train_as_one_within_summation_order_and_repeat_byte_for_byte() {
+    let (one, two) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    ok(&[
+        "train",
+        p(&manifest(one.path())),
+        "--max-steps",
+        "100",
+        "--quiet",
+    ]);
+    let two_manifest = manifest(two.path());
+    ok_ranks(
+        2,
+        &["train", p(&two_manifest), "--max-steps", "100", "--quiet"],
+    );
+    // The same averaged gradient, summed in another order: measured 1e-5 relative at most.
+    assert_close(&state(two.path(), 100), &state(one.path(), 100), 1e-4);
+    // It trained: the gradients were not lost on the way.
+    assert_ne!(state(two.path(), 0).tensors, state(two.path(), 100).tensors);
+    let first = std::fs::read(two.path().join("model").join(checkpoint::file_name(100)))
+        .expect("checkpoint");
+    std::fs::remove_dir_all(two.path().join("model")).expect("clear");
+    ok_ranks(
+        2,
+        &["train", p(&two_manifest), "--max-steps", "100", "--quiet"],
+    );
+    let again = std::fs::read(two.path().join("model").join(checkpoint::file_name(100)))
+        .expect("checkpoint");
+    assert!(first == again, "two 2-rank runs differ");
+}
+
+#[test]
+fn only_rank_0_writes_model_dir() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = manifest(dir.path());
+    ok_ranks(2, &["train", p(&manifest), "--max-steps", "50", "--quiet"]);
+    let model_dir = dir.path().join("model");
+    let mut files = common::files(&model_dir);
+    files.retain(|f| !f.starts_with("events.out.tfevents"));
+    assert_eq!(
+        files,
+        [
+            "checkpoint",
+            "model.ckpt-0.safetensors",
+            "model.ckpt-25.safetensors",
+            "model.ckpt-50.safetensors",
+            "resolved_config.yaml"
+        ]
+    );
+    let events = common::files(&model_dir)
+        .into_iter()
+        .filter(|f| f.starts_with("events.out.tfevents"))
+        .count();
+    assert_eq!(events, 1, "one event file, rank 0's");
+}
+
+#[test]
+fn a_run_resumes_across_rank_counts() {
+    let (straight, mixed) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    ok(&[
+        "train",
+        p(&manifest(straight.path())),
+        "--max-steps",
+        "100",
+        "--quiet",
+    ]);
+    let m = manifest(mixed.path());
+    // 2 ranks, then 1, then 2 again: the input goes on where it stopped each time.
+    ok_ranks(2, &["train", p(&m), "--max-steps", "40", "--quiet"]);
+    ok(&["train", p(&m), "--max-steps", "70", "--quiet"]);
+    ok_ranks(2, &["train", p(&m), "--max-steps", "100", "--quiet"]);
+    assert_close(
+        &state(mixed.path(), 100),
+        &state(straight.path(), 100),
+        1e-4,
+    );
+}
+
+/// The ranks' processes under `mpirun` (its children), with their rank.
+fn ranks_of(mpirun: &Child) -> Vec<(u32, usize)> {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", mpirun.id()))
+        .unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let rank = environ
+                .split(|&b| b == 0)
+                .filter_map(|kv| std::str::from_utf8(kv).ok())
+                .find_map(|kv| kv.strip_prefix("OMPI_COMM_WORLD_RANK="))?
+                .parse()
+                .ok()?;
+            Some((pid, rank))
+        })
+        .collect()
+}
+
+/// Starts a long 2-rank run and waits for its step-25 checkpoint; returns mpirun and the
+/// pid of rank 1.
+fn long_run(manifest: &Path, model_dir: &Path) -> (Child, u32) {
+    let child = mpirun(
+        2,
+        &["train", p(manifest), "--max-steps", "100000000", "--quiet"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("mpirun starts");
+    common::wait_for(&model_dir.join(checkpoint::file_name(25)));
+    let ranks = ranks_of(&child);
+    let rank_1 = ranks
+        .iter()
+        .find(|(_, r)| *r == 1)
+        .map(|(pid, _)| *pid)
+        .unwrap_or_else(|| panic!("rank 1 among {ranks:?}"));
+    (child, rank_1)
+}
+
+/// Waits for `child`, for at most a minute.
+fn finish(mut child: Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the ranks did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn a_stop_on_one_rank_stops_all_with_a_checkpoint() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = manifest(dir.path());
+    let model_dir = dir.path().join("model");
+    let (child, rank_1) = long_run(&manifest, &model_dir);
+    signal(rank_1, "-INT");
+    let status = finish(child);
+    // Interrupted, not failed: 130 (SIGINT) from rank 1, or 143 from rank 0, which
+    // stopped with it without a signal of its own.
+    assert!(matches!(status.code(), Some(130) | Some(143)), "{status:?}");
+    // Rank 0 saved where the ranks agreed to stop, and that checkpoint is the latest.
+    let latest = checkpoint::read_latest_whole(&model_dir)
+        .expect("state")
+        .expect("a checkpoint");
+    assert!(latest.global_step > 25, "{}", latest.global_step);
+}
+
+#[test]
+fn a_killed_rank_fails_the_job_and_the_next_run_resumes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = manifest(dir.path());
+    let model_dir = dir.path().join("model");
+    let (child, rank_1) = long_run(&manifest, &model_dir);
+    signal(rank_1, "-KILL");
+    let status = finish(child);
+    assert!(!status.success(), "the job fails");
+    let committed = checkpoint::read_latest_whole(&model_dir)
+        .expect("state")
+        .expect("a checkpoint")
+        .global_step;
+    let target = (committed + 30).to_string();
+    let out = mpirun(2, &["train", p(&manifest), "--max-steps", &target])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("mpirun runs");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let from = checkpoint::file_name(committed);
+    assert!(
+        logs.contains("Restoring parameters from") && logs.contains(&from),
+        "resumed from {from}: {logs}"
+    );
+    let resumed = checkpoint::read_latest_whole(&model_dir)
+        .expect("state")
+        .expect("a checkpoint");
+    assert_eq!(resumed.global_step, committed + 30);
+}
