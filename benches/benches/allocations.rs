@@ -10,12 +10,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::{iris_batch, plugin_dir, repo_root};
+use estimator_benches::{iris_batch, plugin_dir, repo_root, train_inputs};
 use estimator_host::bench::VariableStore;
 use estimator_host::hooks::{Hook, RunValues};
 use estimator_host::{Estimator, Manifest, PluginRegistry, StopAt};
-use estimator_plugin_api::abi::{FactoryContext, ModeKeys, NamedView, StepContext, TensorView};
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorView};
+use estimator_plugin_api::sdk::Model;
 use estimator_plugin_iris_custom::IrisCustom;
 
 struct Counting;
@@ -142,17 +142,8 @@ fn sdk_allocations_per_step() -> f64 {
         .collect();
     let views = vars.views();
     let mut step = |global_step: i64| {
-        let inputs = ModelInputs {
-            features: &features,
-            labels: Some(TensorView::i64(&batch.shape, &batch.labels)),
-            mode: ModeKeys::Train,
-            variables: &views,
-            specs: &specs,
-            ctx: StepContext {
-                global_step,
-                seed: 1,
-            },
-        };
+        let labels = TensorView::i64(&batch.shape, &batch.labels);
+        let inputs = train_inputs(&features, labels, &views, &specs, global_step);
         drop(model.model_fn(&inputs).expect("valid step"));
     };
     step(0);

@@ -8,10 +8,11 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use estimator_benches::train_inputs;
 use estimator_host::bench::{FlushDenormals, Optimizer, OptimizerConfig, VariableStore};
-use estimator_plugin_api::abi::{FactoryContext, ModeKeys, NamedView, StepContext, TensorView};
+use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::Model;
 use estimator_plugin_premade::DnnClassifier;
 
 const FEATURES: usize = 256;
@@ -67,17 +68,8 @@ fn compute_step(c: &mut Criterion) {
         .collect();
     let mut step = |vars: &mut VariableStore, optimizer: &mut Optimizer, global_step: i64| {
         let views = vars.views();
-        let inputs = ModelInputs {
-            features: &features,
-            labels: Some(TensorView::i64(&shape, &labels)),
-            mode: ModeKeys::Train,
-            variables: &views,
-            specs: &specs,
-            ctx: StepContext {
-                global_step,
-                seed: 1,
-            },
-        };
+        let batch_labels = TensorView::i64(&shape, &labels);
+        let inputs = train_inputs(&features, batch_labels, &views, &specs, global_step);
         let spec = model.model_fn(&inputs).expect("valid step");
         drop(views);
         optimizer.apply(vars, &spec.gradients, global_step);

@@ -5,12 +5,11 @@
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
+use estimator_benches::train_inputs;
 use estimator_host::bench::VariableStore;
-use estimator_plugin_api::abi::{
-    FactoryContext, ModeKeys, NamedView, StepContext, TensorData, TensorView,
-};
+use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorData, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::Model;
 use estimator_plugin_premade::{DnnClassifier, DnnLinearCombinedClassifier};
 
 const COLORS: [&str; 5] = ["red", "orange", "blue", "green", "grey"];
@@ -46,17 +45,8 @@ fn bench_step<M: Model>(c: &mut Criterion, name: &str, params: &str) {
     let views = vars.views();
     c.bench_function(name, |b| {
         b.iter(|| {
-            let inputs = ModelInputs {
-                features: &features,
-                labels: Some(TensorView::i64(&shape, &labels)),
-                mode: ModeKeys::Train,
-                variables: &views,
-                specs: &specs,
-                ctx: StepContext {
-                    global_step: 0,
-                    seed: 1,
-                },
-            };
+            let batch_labels = TensorView::i64(&shape, &labels);
+            let inputs = train_inputs(&features, batch_labels, &views, &specs, 0);
             model.model_fn(&inputs).expect("valid step")
         })
     });

@@ -61,3 +61,24 @@ pub fn iris_batch(n: usize) -> IrisBatch {
         shape: [n],
     }
 }
+
+/// A TRAIN model_fn's inputs at `global_step`, with the per-step seed the benches use.
+pub fn train_inputs<'a>(
+    features: &'a [estimator_plugin_api::abi::NamedView<'a>],
+    labels: estimator_plugin_api::abi::TensorView<'a>,
+    variables: &'a [estimator_plugin_api::abi::NamedView<'a>],
+    specs: &'a [estimator_plugin_api::abi::VarSpec],
+    global_step: i64,
+) -> estimator_plugin_api::sdk::ModelInputs<'a> {
+    estimator_plugin_api::sdk::ModelInputs {
+        features,
+        labels: Some(labels),
+        mode: estimator_plugin_api::abi::ModeKeys::Train,
+        variables,
+        specs,
+        ctx: estimator_plugin_api::abi::StepContext {
+            global_step,
+            seed: 1,
+        },
+    }
+}
