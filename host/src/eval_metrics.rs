@@ -28,7 +28,7 @@ impl PluginMetric {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EvalState {
     pub loss_sum: f64,
     pub batches: u64,
@@ -59,9 +59,23 @@ impl EvalMetrics {
     }
 
     /// Adds one batch. `spec` has passed `spec_check` for EVAL.
+    #[cfg(test)]
     pub fn update(&mut self, spec: &EstimatorSpec, labels: Option<&TensorView<'_>>) -> Result<()> {
-        self.loss_sum += f64::from(spec.loss.into_option().unwrap_or(f32::NAN));
-        self.batches += 1;
+        self.update_share(spec, labels, 1.0, true)
+    }
+
+    /// Adds one rank's share of a batch in a data-parallel evaluation: its loss weighted
+    /// by its share of the rows (the batch's loss is their sum), the batch counted by
+    /// one rank alone.
+    pub fn update_share(
+        &mut self,
+        spec: &EstimatorSpec,
+        labels: Option<&TensorView<'_>>,
+        loss_weight: f64,
+        counts_batch: bool,
+    ) -> Result<()> {
+        self.loss_sum += loss_weight * f64::from(spec.loss.into_option().unwrap_or(f32::NAN));
+        self.batches += u64::from(counts_batch);
         for m in spec.eval_metric_ops.iter() {
             // A name is allocated once per evaluation, not once per batch: a binary head
             // sends hundreds of partial sums.
@@ -97,7 +111,6 @@ impl EvalMetrics {
     }
 
     /// The sums so far, for another part of the evaluation to [`merge`](Self::merge).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn state(&self) -> Result<EvalState> {
         let plugin_metrics = self
             .plugin_metrics
@@ -120,7 +133,6 @@ impl EvalMetrics {
 
     /// Adds another part's sums, as if its batches had been evaluated here. Parts must
     /// come from the same manifest (the same metrics, in the same order).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn merge(&mut self, other: &EvalState) -> Result<()> {
         if other.plugin_metrics.len() != self.plugin_metrics.len() {
             return Err(Error::Internal(format!(

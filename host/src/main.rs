@@ -265,11 +265,11 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
     if !cli.quiet {
         hooks.push(&mut progress);
     }
-    // Under mpirun, `train` runs on every rank; any other command runs on rank 0 alone,
-    // as one process would.
+    // Under mpirun, `train` and `evaluate` run on every rank; any other command runs on
+    // rank 0 alone, as one process would.
     if replicas.is_distributed() {
         match &cli.command {
-            Command::Train { .. } => {}
+            Command::Train { .. } | Command::Evaluate { .. } => {}
             Command::TrainAndEvaluate { .. } => {
                 return Err(Error::Usage(
                     "train-and-evaluate does not run under mpirun yet: train under mpirun, then evaluate".into(),
@@ -337,9 +337,10 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
             checkpoint,
             json,
         } => {
-            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env())
+                .with_replicas(std::rc::Rc::clone(replicas));
             let results = est.evaluate_with_hooks(checkpoint.as_deref(), hooks)?;
-            if json {
+            if json && replicas.is_chief() {
                 println!("{}", metrics_json(&results));
             }
         }

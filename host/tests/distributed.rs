@@ -259,3 +259,61 @@ fn a_killed_rank_fails_the_job_and_the_next_run_resumes() {
         .expect("a checkpoint");
     assert_eq!(resumed.global_step, committed + 30);
 }
+
+#[test]
+fn distributed_evaluation_equals_the_one_rank_evaluation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = manifest(dir.path());
+    ok(&["train", p(&manifest), "--max-steps", "100", "--quiet"]);
+    let metrics = |text: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(text.trim()).expect("one JSON line")
+    };
+    // Batches of 7 over 30 examples: uneven shares, and a last batch of 2 that leaves
+    // ranks 2 and 3 nothing.
+    let batch = "input.eval.batch_size=7";
+    let one = metrics(&ok(&[
+        "evaluate",
+        p(&manifest),
+        "--json",
+        "--quiet",
+        "--set",
+        batch,
+    ]));
+    for ranks in [2, 4] {
+        let out = run_ranks(
+            ranks,
+            &[
+                "evaluate",
+                p(&manifest),
+                "--json",
+                "--quiet",
+                "--set",
+                batch,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().count(), 1, "rank 0 alone prints: {text}");
+        let many = metrics(&text);
+        assert_eq!(many["accuracy"], one["accuracy"], "{ranks} ranks");
+        assert_eq!(many["global_step"], one["global_step"]);
+        let (a, b) = (
+            many["loss"].as_f64().expect("loss"),
+            one["loss"].as_f64().expect("loss"),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "{ranks} ranks: loss {a} against {b}"
+        );
+    }
+    let eval_events = common::files(&dir.path().join("model").join("eval"));
+    assert_eq!(
+        eval_events.len(),
+        3,
+        "one event file per evaluation, rank 0's: {eval_events:?}"
+    );
+}

@@ -76,6 +76,7 @@ impl Estimator {
         mode: ModeKeys,
     ) -> Result<Vec<Box<dyn Hook>>> {
         let summaries = match name {
+            _ if !self.replicas.is_chief() => SummaryWriter::silent(),
             "eval" => SummaryWriter::new(&self.eval_dir()),
             _ => SummaryWriter::new(&self.model_dir().join(name)),
         };

@@ -12,12 +12,13 @@ use super::predictions::{sorted_by_name, PredictionRow};
 use super::session::Session;
 use super::Estimator;
 use crate::denormals::FlushDenormals;
-use crate::error::Result;
-use crate::eval_metrics::EvalMetrics;
+use crate::error::{Error, Result};
+use crate::eval_metrics::{EvalMetrics, EvalState};
 use crate::events::SummaryWriter;
 use crate::export::Servable;
 use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
 use crate::input::BatchRef;
+use crate::replica::{rows_of_rank, BatchSlicer};
 
 /// One pass of inference.
 struct Inference<'a> {
@@ -53,9 +54,25 @@ impl Estimator {
             max_batches: self.manifest.eval.steps,
         };
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
-        let session = self.infer(run, user_hooks, |spec, batch| {
-            metrics.update(spec, batch.labels.as_ref())
+        let chief = self.replicas.is_chief();
+        let session = self.infer(run, user_hooks, |spec, share, batch_len| {
+            // A rank's loss counts by its share of the batch's rows; rank 0 counts the batch.
+            let weight = share.len as f64 / batch_len.max(1) as f64;
+            metrics.update_share(spec, share.labels.as_ref(), weight, chief)
         })?;
+        // A data-parallel evaluation: every rank adds the others' sums to its own.
+        if self.replicas.is_distributed() {
+            let own = serde_json::to_vec(&metrics.state()?)
+                .map_err(|e| Error::Internal(format!("encoding an evaluation's sums: {e}")))?;
+            for (rank, bytes) in self.replicas.gather_bytes(&own).iter().enumerate() {
+                if rank == self.replicas.rank() {
+                    continue;
+                }
+                let state: EvalState = serde_json::from_slice(bytes)
+                    .map_err(|e| Error::Internal(format!("rank {rank}'s evaluation sums: {e}")))?;
+                metrics.merge(&state)?;
+            }
+        }
         if metrics.batches() == 0 {
             return Err(self.manifest.error("input.eval produced no examples"));
         }
@@ -75,7 +92,9 @@ impl Estimator {
             .filter(|(k, _)| k.as_str() != "global_step")
             .map(|(k, v)| (k.as_str(), *v as f32))
             .collect();
-        SummaryWriter::new(&self.eval_dir()).scalars(session.global_step, &scalars)?;
+        if chief {
+            SummaryWriter::new(&self.eval_dir()).scalars(session.global_step, &scalars)?;
+        }
         Ok(results)
     }
 
@@ -106,7 +125,7 @@ impl Estimator {
             max_batches: None,
         };
         let mut examples = 0;
-        self.infer(run, user_hooks, |spec, batch| {
+        self.infer(run, user_hooks, |spec, batch, _| {
             let sorted = sorted_by_name(spec);
             for row in 0..batch.len {
                 sink(PredictionRow::new(spec, &sorted, row))?;
@@ -141,19 +160,25 @@ impl Estimator {
     }
 
     /// The inference loop: restore (or warm-start) the model, then for each batch run the
-    /// hooks, model_fn with its spec checked, and `on_batch`. PREDICT hides the labels.
-    /// Returns the session, for what the caller reports.
+    /// hooks, model_fn with its spec checked, and `on_batch` with the rows model_fn saw
+    /// and the batch's size. PREDICT hides the labels. In a data-parallel run (evaluation
+    /// only), each rank takes its share of every batch and rank 0 reads the checkpoint
+    /// for all. Returns the session, for what the caller reports.
     fn infer(
         &mut self,
         run: Inference<'_>,
         user_hooks: Vec<&mut dyn Hook>,
-        mut on_batch: impl FnMut(&EstimatorSpec, &BatchRef<'_>) -> Result<()>,
+        mut on_batch: impl FnMut(&EstimatorSpec, &BatchRef<'_>, usize) -> Result<()>,
     ) -> Result<Session> {
         let verb = match run.mode {
             ModeKeys::Eval => "evaluate",
             _ => "predict",
         };
-        let mut ckpt = self.checkpoint_for(verb, run.checkpoint)?;
+        let latest = match self.replicas.is_chief() {
+            true => self.checkpoint_for(verb, run.checkpoint)?,
+            false => None,
+        };
+        let mut ckpt = self.shared_with_replicas(latest, &self.model_dir())?;
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
         if ckpt.is_none() {
@@ -177,7 +202,14 @@ impl Estimator {
         }
         let mut last: Option<(usize, EstimatorSpec)> = None;
         let mut step = 0u64;
-        while run.max_batches.is_none_or(|n| step < n) && !hooks.stop_requested() {
+        let (rank, ranks) = (self.replicas.rank(), self.replicas.size());
+        let mut slicer = BatchSlicer::default();
+        loop {
+            let more = run.max_batches.is_none_or(|n| step < n);
+            let [stop] = self.replicas.any([!more || hooks.stop_requested()]);
+            if stop {
+                break;
+            }
             hooks.before_run(global_step)?;
             let Some(mut batch) = pipeline.next_batch()? else {
                 break;
@@ -185,10 +217,21 @@ impl Estimator {
             if run.mode == ModeKeys::Predict {
                 batch.labels = None;
             }
-            let spec = session.run_model_fn(&batch, run.mode, self.seed, &[])?;
-            on_batch(&spec, &batch)?;
-            hooks.after_run(&loop_values(step as i64, global_step, batch.len, &spec))?;
-            last = Some((batch.len, spec));
+            let batch_len = batch.len;
+            let rows = rows_of_rank(batch_len, rank, ranks);
+            if rows.is_empty() {
+                // A short last batch can leave a rank nothing to evaluate.
+                step += 1;
+                continue;
+            }
+            let share = match ranks {
+                1 => batch,
+                _ => slicer.slice(&batch, rows),
+            };
+            let spec = session.run_model_fn(&share, run.mode, self.seed, &[])?;
+            on_batch(&spec, &share, batch_len)?;
+            hooks.after_run(&loop_values(step as i64, global_step, batch_len, &spec))?;
+            last = Some((batch_len, spec));
             step += 1;
         }
         let last_values = last

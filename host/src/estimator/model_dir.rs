@@ -74,6 +74,32 @@ impl Estimator {
         Ok(latest)
     }
 
+    /// Rank 0's checkpoint (or none) on every rank of a data-parallel run, read by rank 0
+    /// alone: the variables, slots, global step, input position and hook states the
+    /// ranks all start from. One process keeps its own.
+    pub(super) fn shared_with_replicas(
+        &self,
+        latest: Option<Checkpoint>,
+        model_dir: &std::path::Path,
+    ) -> Result<Option<Checkpoint>> {
+        if !self.replicas.is_distributed() {
+            return Ok(latest);
+        }
+        let bytes = match &latest {
+            Some(ckpt) if self.replicas.is_chief() => checkpoint::encode_checkpoint(ckpt)?,
+            _ => Vec::new(),
+        };
+        let bytes = self.replicas.broadcast(bytes);
+        match (latest, bytes.is_empty()) {
+            (_, true) => Ok(None),
+            (Some(ckpt), false) => Ok(Some(ckpt)),
+            (None, false) => {
+                let name = model_dir.join("(rank 0's latest checkpoint)");
+                checkpoint::decode(&bytes, &name).map(Some)
+            }
+        }
+    }
+
     /// Writes the manifest with every default filled in, and the seed this run uses.
     /// Replaced whole (temp file and rename) but not synced to disk: it is a record for
     /// people, not something a resumed run needs.

@@ -11,9 +11,7 @@ use tracing::info;
 
 use super::step_clock::{Part, StepClock};
 use super::{Estimator, StopAt, TrainOutcome};
-use crate::checkpoint::{
-    self, saved_hook_states, saved_input, saved_iterations, Checkpoint, SavedInput,
-};
+use crate::checkpoint::{saved_hook_states, saved_input, saved_iterations, Checkpoint, SavedInput};
 use crate::denormals::FlushDenormals;
 use crate::error::Result;
 use crate::hooks::{
@@ -303,32 +301,6 @@ impl Estimator {
         };
         hooks.restore(&saved_hook_states(ckpt)?)?;
         Ok(seek)
-    }
-
-    /// Rank 0's checkpoint (or none) on every rank of a data-parallel run, read by rank 0
-    /// alone: the variables, slots, global step, input position and hook states the
-    /// ranks all start from. One process keeps its own.
-    fn shared_with_replicas(
-        &self,
-        latest: Option<Checkpoint>,
-        model_dir: &std::path::Path,
-    ) -> Result<Option<Checkpoint>> {
-        if !self.replicas.is_distributed() {
-            return Ok(latest);
-        }
-        let bytes = match &latest {
-            Some(ckpt) if self.replicas.is_chief() => checkpoint::encode_checkpoint(ckpt)?,
-            _ => Vec::new(),
-        };
-        let bytes = self.replicas.broadcast(bytes);
-        match (latest, bytes.is_empty()) {
-            (_, true) => Ok(None),
-            (Some(ckpt), false) => Ok(Some(ckpt)),
-            (None, false) => {
-                let name = model_dir.join("(rank 0's latest checkpoint)");
-                checkpoint::decode(&bytes, &name).map(Some)
-            }
-        }
     }
 
     /// The global step to stop at: the caller's, else the manifest's `train:`, else none.

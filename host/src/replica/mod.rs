@@ -151,6 +151,15 @@ impl Replicas {
         }
     }
 
+    /// Every rank's `bytes`, in rank order, on every rank.
+    pub fn gather_bytes(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        match &self.backend {
+            Backend::Single => vec![bytes.to_vec()],
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.gather_bytes(bytes),
+        }
+    }
+
     /// Ends the whole job at once with `code`: for a failure one rank meets alone (a
     /// chief's write), so that no rank is left waiting in a collective.
     pub fn abort(&self, code: i32) -> ! {

@@ -76,29 +76,38 @@ impl MpiWorld {
     }
 
     pub fn gather_rows(&self, rows: &[i64], values: &[f32]) -> (Vec<i64>, Vec<f32>) {
+        (self.all_gather(rows).0, self.all_gather(values).0)
+    }
+
+    pub fn gather_bytes(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let (all, counts) = self.all_gather(bytes);
+        let mut parts = Vec::with_capacity(counts.len());
+        let mut at = 0;
+        for count in counts {
+            let end = at + count as usize;
+            parts.push(all[at..end].to_vec());
+            at = end;
+        }
+        parts
+    }
+
+    /// Every rank's `local` joined in rank order, and each rank's length.
+    fn all_gather<T: Equivalence + Default + Clone>(&self, local: &[T]) -> (Vec<T>, Vec<Count>) {
         let world = self.universe.world();
-        let counts = |n: usize| {
-            let mut all = vec![0 as Count; self.size];
-            world.all_gather_into(&(n as Count), &mut all[..]);
-            let displs: Vec<Count> = all
-                .iter()
-                .scan(0, |at, &c| {
-                    let d = *at;
-                    *at += c;
-                    Some(d)
-                })
-                .collect();
-            (all, displs)
-        };
-        let (row_counts, row_displs) = counts(rows.len());
-        let mut all_rows = vec![0i64; row_counts.iter().sum::<Count>() as usize];
-        let mut partition = PartitionMut::new(&mut all_rows[..], row_counts, row_displs);
-        world.all_gather_varcount_into(rows, &mut partition);
-        let (value_counts, value_displs) = counts(values.len());
-        let mut all_values = vec![0f32; value_counts.iter().sum::<Count>() as usize];
-        let mut partition = PartitionMut::new(&mut all_values[..], value_counts, value_displs);
-        world.all_gather_varcount_into(values, &mut partition);
-        (all_rows, all_values)
+        let mut counts = vec![0 as Count; self.size];
+        world.all_gather_into(&(local.len() as Count), &mut counts[..]);
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let mut all = vec![T::default(); counts.iter().sum::<Count>() as usize];
+        let mut partition = PartitionMut::new(&mut all[..], counts.clone(), displs);
+        world.all_gather_varcount_into(local, &mut partition);
+        (all, counts)
     }
 
     pub fn abort(&self, code: i32) -> ! {
