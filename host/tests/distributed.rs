@@ -317,3 +317,19 @@ fn distributed_evaluation_equals_the_one_rank_evaluation() {
         "one event file per evaluation, rank 0's: {eval_events:?}"
     );
 }
+
+#[test]
+fn a_batch_too_small_to_share_is_refused_on_every_rank_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
+        t.replace("batch_size: 100", "batch_size: 1")
+    });
+    let out = run_ranks(2, &["train", p(&manifest), "--max-steps", "10"]);
+    assert_eq!(out.status.code(), Some(2), "bad input");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a batch of 1 rows cannot be shared by 2 ranks"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("model").exists(), "nothing written");
+}

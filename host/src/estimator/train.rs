@@ -147,7 +147,15 @@ impl Estimator {
             let spec = match self.replicas.is_distributed() {
                 false => session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?,
                 true => {
-                    let rows = rows_of_rank(batch.len, self.replicas.rank(), self.replicas.size());
+                    let ranks = self.replicas.size();
+                    let rows = rows_of_rank(batch.len, self.replicas.rank(), ranks);
+                    if rows.is_empty() {
+                        // Every rank sees the same batch, so every rank stops here.
+                        return Err(self.manifest.error(format!(
+                            "input.train: a batch of {} rows cannot be shared by {ranks} ranks: make batch_size at least the number of ranks, or set drop_remainder",
+                            batch.len
+                        )));
+                    }
                     let local_rows = rows.len();
                     let local = slicer.slice(&batch, rows);
                     let mut spec =
