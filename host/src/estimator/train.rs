@@ -20,7 +20,7 @@ use crate::hooks::{
 use crate::input::{PipelinePosition, Prefetched};
 use crate::lock::ModelDirLock;
 use crate::optimizer::Optimizers;
-use crate::replica::{average_over_ranks, rows_of_rank, BatchSlicer};
+use crate::replica::average_over_ranks;
 
 impl Estimator {
     /// Trains until `stop` (or the manifest's `train:` section, or the end of the input,
@@ -105,7 +105,8 @@ impl Estimator {
             }
         };
         // The input runs ahead on its own thread from here (TF's prefetch).
-        let mut pipeline = Prefetched::start(input_config, opener, shuffle_rng, seek)?;
+        let share = (self.replicas.rank(), self.replicas.size());
+        let mut pipeline = Prefetched::start(input_config, opener, shuffle_rng, seek, share)?;
         hooks.after_create_session(session.global_step)?;
         let fingerprint = self.input_fingerprint("train")?;
         // The first checkpoint holds the starting step, so the input from before its batch.
@@ -117,7 +118,7 @@ impl Estimator {
         let mut clock = StepClock::new(hooks.wants_timings());
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last: Option<(i64, usize, EstimatorSpec)> = None;
-        let (mut slicer, mut fused) = (BatchSlicer::default(), Vec::new());
+        let mut fused = Vec::new();
 
         loop {
             // Stop at max_steps, when a hook or a listener asks, or on a signal: on every
@@ -142,35 +143,25 @@ impl Estimator {
                 break;
             };
             clock.lap(Part::Input);
-            // Run model_fn on this rank's rows and check its spec; with several ranks,
-            // average the result over them.
-            let spec = match self.replicas.is_distributed() {
-                false => session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?,
-                true => {
-                    let ranks = self.replicas.size();
-                    let rows = rows_of_rank(batch.len, self.replicas.rank(), ranks);
-                    if rows.is_empty() {
-                        // Every rank sees the same batch, so every rank stops here.
-                        return Err(self.manifest.error(format!(
-                            "input.train: a batch of {} rows cannot be shared by {ranks} ranks: make batch_size at least the number of ranks, or set drop_remainder",
-                            batch.len
-                        )));
-                    }
-                    let local_rows = rows.len();
-                    let local = slicer.slice(&batch, rows);
-                    let mut spec =
-                        session.run_model_fn(&local, ModeKeys::Train, self.seed, &trainable)?;
-                    average_over_ranks(
-                        &mut spec,
-                        local_rows,
-                        batch.len,
-                        &self.replicas,
-                        &mut fused,
-                    );
-                    spec
-                }
-            };
-            let (step, batch_len) = (session.global_step, batch.len);
+            // Run model_fn on this rank's rows (all of them on one process) and check its
+            // spec; with several ranks, average the result over them.
+            if batch.len == 0 {
+                // Every rank sees the same batch, so every rank stops here.
+                return Err(self.manifest.error(format!(
+                    "input.train: a batch of {} rows cannot be shared by {} ranks: make batch_size at least the number of ranks, or set drop_remainder",
+                    batch.global_len,
+                    self.replicas.size()
+                )));
+            }
+            let mut spec = session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?;
+            average_over_ranks(
+                &mut spec,
+                batch.len,
+                batch.global_len,
+                &self.replicas,
+                &mut fused,
+            );
+            let (step, batch_len) = (session.global_step, batch.global_len);
             let used = crate::views::recycle(batch.features);
             pipeline.give_back(used);
             clock.lap(Part::ModelFn);

@@ -10,7 +10,11 @@ use super::reader::RowRef;
 pub struct BatchRef<'a> {
     pub features: Vec<NamedView<'a>>,
     pub labels: Option<TensorView<'a>>,
+    /// The rows here.
     pub len: usize,
+    /// The rows of the whole batch: more than `len` for one rank's share of it in a
+    /// data-parallel run, `len` otherwise.
+    pub global_len: usize,
 }
 
 /// A batch's columns, allocated once for `batch_size` rows, with their shapes for the
@@ -79,6 +83,7 @@ impl Pipeline {
             features,
             labels,
             len,
+            global_len: self.batch_rows,
         })
     }
 }
@@ -89,7 +94,7 @@ impl BatchBuffers {
     pub(super) fn views_into<'a>(
         &'a self,
         names: &'a [String],
-        len: usize,
+        (len, global_len): (usize, usize),
         list: Vec<NamedView<'_>>,
     ) -> BatchRef<'a> {
         let mut features = crate::views::recycle(list);
@@ -107,6 +112,7 @@ impl BatchBuffers {
             features,
             labels,
             len,
+            global_len,
         }
     }
 }

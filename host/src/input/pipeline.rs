@@ -8,6 +8,7 @@ use super::batch::{BatchBuffers, BatchRef};
 use super::reader::{RowReader, RowRef};
 use super::shuffle::ShuffleBuffer;
 use crate::error::Result;
+use crate::replica::rows_of_rank;
 
 /// Opens the source again for a new pass over the data.
 pub type Opener = Box<dyn FnMut() -> Result<InputSourceBox> + Send>;
@@ -37,6 +38,10 @@ pub struct Pipeline {
     pub(super) passes: u64,
     /// Rows seen in the current pass; a pass with none ends a repeating input.
     pub(super) rows_this_pass: u64,
+    /// `(rank, ranks)`: a data-parallel rank gathers only its share of each batch.
+    pub(super) share: (usize, usize),
+    /// The rows of the last batch, all ranks' shares together.
+    pub(super) batch_rows: usize,
 }
 
 impl Pipeline {
@@ -54,6 +59,8 @@ impl Pipeline {
             batch: None,
             passes: 0,
             rows_this_pass: 0,
+            share: (0, 1),
+            batch_rows: 0,
             config,
         }
     }
@@ -83,8 +90,23 @@ impl Pipeline {
         if filled == 0 || (filled < self.config.batch_size && self.config.drop_remainder) {
             return Ok(None);
         }
+        self.batch_rows = filled;
+        // Every rank picks the whole batch, so all stay at the same position; each
+        // gathers only its own rows.
+        let (rank, ranks) = self.share;
+        if ranks > 1 {
+            let rows = rows_of_rank(filled, rank, ranks);
+            self.picked.truncate(rows.end);
+            self.picked.drain(..rows.start);
+        }
         self.gather();
         Ok(Some(filled))
+    }
+
+    /// Makes this pipeline rank `rank`'s of `ranks`: each batch holds that rank's share
+    /// of the rows, [`BatchRef::global_len`] the whole batch's.
+    pub fn share_batches(&mut self, rank: usize, ranks: usize) {
+        self.share = (rank, ranks.max(1));
     }
 
     /// The feature columns' names, in the batch buffers' order (none before the first

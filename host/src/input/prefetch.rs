@@ -29,6 +29,8 @@ struct Slot {
     /// The feature columns' names, in the buffers' order.
     names: Vec<String>,
     len: usize,
+    /// The whole batch's rows when `len` is one rank's share.
+    global_len: usize,
     position: PipelinePosition,
 }
 
@@ -50,13 +52,14 @@ pub struct Prefetched {
 
 impl Prefetched {
     /// Builds the pipeline on a new thread, moves it to `seek` (a checkpoint's position)
-    /// if given, and starts filling batches. Errors from opening or seeking come back
-    /// here.
+    /// if given, and starts filling batches, each `share = (rank, ranks)`'s share of its
+    /// rows ((0, 1): all of them). Errors from opening or seeking come back here.
     pub fn start(
         config: PipelineConfig,
         opener: Opener,
         rng: ChaCha8Rng,
         seek: Option<PipelinePosition>,
+        share: (usize, usize),
     ) -> Result<Self> {
         let (filled_tx, filled) = mpsc::sync_channel::<Filled>(SLOTS);
         let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
@@ -66,6 +69,7 @@ impl Prefetched {
             .name(name)
             .spawn(move || {
                 let mut pipeline = Pipeline::new(config, opener, rng);
+                pipeline.share_batches(share.0, share.1);
                 let sought = match &seek {
                     Some(position) => pipeline.seek(position),
                     None => Ok(()),
@@ -85,6 +89,7 @@ impl Prefetched {
                 buffers: None,
                 names: Vec::new(),
                 len: 0,
+                global_len: 0,
                 position: PipelinePosition::default(),
             };
             // The thread waits for slots; it cannot have gone while this holds `filled`.
@@ -154,8 +159,9 @@ fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Fil
     while let Ok(mut slot) = empty.recv() {
         pipeline.batch = slot.buffers.take();
         let next = match pipeline.fill_batch() {
-            Ok(Some(len)) => {
-                slot.len = len;
+            Ok(Some(global_len)) => {
+                slot.len = pipeline.picked.len();
+                slot.global_len = global_len;
                 if slot.names.is_empty() {
                     slot.names = pipeline.feature_names();
                 }
@@ -184,11 +190,12 @@ impl Slot {
     /// The batch, its feature views in `list`'s buffer.
     fn views<'a>(&'a self, list: Vec<NamedView<'_>>) -> BatchRef<'a> {
         match &self.buffers {
-            Some(buffers) => buffers.views_into(&self.names, self.len, list),
+            Some(buffers) => buffers.views_into(&self.names, (self.len, self.global_len), list),
             None => BatchRef {
                 features: crate::views::recycle(list),
                 labels: None,
                 len: 0,
+                global_len: 0,
             },
         }
     }
@@ -269,7 +276,7 @@ mod tests {
         let (config, opener, rng) = parts(None);
         let mut plain = Pipeline::new(config, opener, rng);
         let (config, opener, rng) = parts(None);
-        let mut ahead = Prefetched::start(config, opener, rng, None).expect("starts");
+        let mut ahead = Prefetched::start(config, opener, rng, None, (0, 1)).expect("starts");
         assert_eq!(ahead.position(), &plain.position());
         for _ in 0..12 {
             let want = labels_and_x(&plain.next_batch().expect("ok").expect("repeats"));
@@ -291,7 +298,7 @@ mod tests {
         let saved = plain.position();
         let (config, opener, rng) = parts(None);
         let mut resumed =
-            Prefetched::start(config, opener, rng, Some(saved.clone())).expect("seeks");
+            Prefetched::start(config, opener, rng, Some(saved.clone()), (0, 1)).expect("seeks");
         assert_eq!(resumed.position(), &saved);
         for _ in 0..6 {
             let want = labels_and_x(&plain.next_batch().expect("ok").expect("repeats"));
@@ -303,7 +310,7 @@ mod tests {
     #[test]
     fn a_source_error_arrives_in_order_and_dropping_early_stops_the_thread() {
         let (config, opener, rng) = parts(Some(8));
-        let mut failing = Prefetched::start(config, opener, rng, None).expect("starts");
+        let mut failing = Prefetched::start(config, opener, rng, None, (0, 1)).expect("starts");
         // Rows before the failing chunk make one batch; the shuffle buffer then needs more.
         let err = loop {
             match failing.next_batch() {
@@ -315,7 +322,7 @@ mod tests {
         assert!(err.contains("row 9 is unreadable"), "{err}");
         // A repeating input dropped after one batch: the thread is joined, not left running.
         let (config, opener, rng) = parts(None);
-        let mut endless = Prefetched::start(config, opener, rng, None).expect("starts");
+        let mut endless = Prefetched::start(config, opener, rng, None, (0, 1)).expect("starts");
         endless.next_batch().expect("ok");
         drop(endless);
     }

@@ -61,6 +61,7 @@ impl BatchSlicer {
             features,
             labels,
             len: rows.len(),
+            global_len: batch.global_len,
         }
     }
 }
@@ -104,6 +105,7 @@ mod tests {
             }],
             labels: Some(TensorView::i64(&label_shape, &labels)),
             len: 3,
+            global_len: 3,
         };
         let mut slicer = BatchSlicer::default();
         let part = slicer.slice(&batch, 1..3);
