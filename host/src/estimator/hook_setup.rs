@@ -14,6 +14,15 @@ use crate::hooks::{
 };
 
 impl Estimator {
+    /// The TensorBoard writer for `dir`: rank 0 alone writes model_dir, so in a
+    /// data-parallel run the other ranks' summaries go nowhere.
+    pub(super) fn summaries_in(&self, dir: &std::path::Path) -> SummaryWriter {
+        match self.replicas.is_chief() {
+            true => SummaryWriter::new(dir),
+            false => SummaryWriter::silent(),
+        }
+    }
+
     /// The built-in training hooks: TF's defaults (nan_tensor; logging_tensor and
     /// step_counter every `log_step_count_steps`; summaries every `save_summary_steps`),
     /// each replaced by a manifest hook of the same kind, then the manifest's others, then
@@ -21,11 +30,7 @@ impl Estimator {
     pub(super) fn train_hooks(&self, session: &Session) -> Result<Vec<Box<dyn Hook>>> {
         let configured = &self.manifest.hooks.train;
         let has = |kind: &str| configured.iter().any(|c| c.kind() == kind);
-        // Rank 0 alone writes model_dir; the other ranks' summaries go nowhere.
-        let summaries = match self.replicas.is_chief() {
-            true => SummaryWriter::new(&self.model_dir()),
-            false => SummaryWriter::silent(),
-        };
+        let summaries = self.summaries_in(&self.model_dir());
         let mut hooks: Vec<Box<dyn Hook>> = Vec::new();
         // First, so that a NaN fails or stops the run before anything records it.
         if !has("nan_tensor") {
@@ -76,9 +81,8 @@ impl Estimator {
         mode: ModeKeys,
     ) -> Result<Vec<Box<dyn Hook>>> {
         let summaries = match name {
-            _ if !self.replicas.is_chief() => SummaryWriter::silent(),
-            "eval" => SummaryWriter::new(&self.eval_dir()),
-            _ => SummaryWriter::new(&self.model_dir().join(name)),
+            "eval" => self.summaries_in(&self.eval_dir()),
+            _ => self.summaries_in(&self.model_dir().join(name)),
         };
         let mut hooks = self.build_hooks(&format!("hooks.{name}"), configs, &summaries)?;
         hooks.extend(self.requested_hooks(session, mode, &summaries)?);

@@ -14,7 +14,6 @@ use super::Estimator;
 use crate::denormals::FlushDenormals;
 use crate::error::{Error, Result};
 use crate::eval_metrics::{EvalMetrics, EvalState};
-use crate::events::SummaryWriter;
 use crate::export::Servable;
 use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
 use crate::input::BatchRef;
@@ -92,9 +91,8 @@ impl Estimator {
             .filter(|(k, _)| k.as_str() != "global_step")
             .map(|(k, v)| (k.as_str(), *v as f32))
             .collect();
-        if chief {
-            SummaryWriter::new(&self.eval_dir()).scalars(session.global_step, &scalars)?;
-        }
+        self.summaries_in(&self.eval_dir())
+            .scalars(session.global_step, &scalars)?;
         Ok(results)
     }
 

@@ -63,28 +63,8 @@ impl Pipeline {
 
     pub(super) fn views(&self) -> Option<BatchRef<'_>> {
         let (schema, batch) = (self.reader.schema.as_ref()?, self.batch.as_ref()?);
-        let len = self.picked.len();
-        let features = schema
-            .features
-            .iter()
-            .zip(&batch.columns)
-            .zip(&batch.shapes)
-            .map(|((col, buf), shape)| NamedView {
-                name: col.name.as_str().into(),
-                tensor: view(buf, shape, col.width * len),
-            })
-            .collect();
-        let labels = batch
-            .label
-            .as_ref()
-            .zip(schema.label.as_ref())
-            .map(|((buf, shape), col)| view(buf, shape, col.width * len));
-        Some(BatchRef {
-            features,
-            labels,
-            len,
-            global_len: self.batch_rows,
-        })
+        let names = schema.features.iter().map(|c| c.name.as_str());
+        Some(batch.views_into(names, (self.picked.len(), self.batch_rows), Vec::new()))
     }
 }
 
@@ -93,21 +73,18 @@ impl BatchBuffers {
     /// in `list`'s buffer.
     pub(super) fn views_into<'a>(
         &'a self,
-        names: &'a [String],
+        names: impl IntoIterator<Item = &'a str>,
         (len, global_len): (usize, usize),
         list: Vec<NamedView<'_>>,
     ) -> BatchRef<'a> {
         let mut features = crate::views::recycle(list);
-        features.extend(names.iter().zip(&self.columns).zip(&self.shapes).map(
+        features.extend(names.into_iter().zip(&self.columns).zip(&self.shapes).map(
             |((name, buf), shape)| NamedView {
-                name: name.as_str().into(),
-                tensor: view(buf, shape, shape.iter().product()),
+                name: name.into(),
+                tensor: view(buf, shape),
             },
         ));
-        let labels = self
-            .label
-            .as_ref()
-            .map(|(buf, shape)| view(buf, shape, shape.iter().product()));
+        let labels = self.label.as_ref().map(|(buf, shape)| view(buf, shape));
         BatchRef {
             features,
             labels,
@@ -175,7 +152,9 @@ pub(super) fn gather_values<'r, T: Clone + 'r>(
     }
 }
 
-pub(super) fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize], n: usize) -> TensorView<'a> {
+/// The first rows of `buf`, as many as `shape` says.
+fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize]) -> TensorView<'a> {
+    let n: usize = shape.iter().product();
     let data = match buf {
         TensorBuf::F32(v) => TensorData::F32(v[..n].into()),
         TensorBuf::I64(v) => TensorData::I64(v[..n].into()),

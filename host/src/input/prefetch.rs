@@ -190,7 +190,10 @@ impl Slot {
     /// The batch, its feature views in `list`'s buffer.
     fn views<'a>(&'a self, list: Vec<NamedView<'_>>) -> BatchRef<'a> {
         match &self.buffers {
-            Some(buffers) => buffers.views_into(&self.names, (self.len, self.global_len), list),
+            Some(buffers) => {
+                let names = self.names.iter().map(String::as_str);
+                buffers.views_into(names, (self.len, self.global_len), list)
+            }
             None => BatchRef {
                 features: crate::views::recycle(list),
                 labels: None,
