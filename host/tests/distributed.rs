@@ -46,6 +46,20 @@ fn manifest(dir: &Path) -> PathBuf {
     })
 }
 
+/// A folder holding `manifest` trained by one process for 100 steps: the reference the
+/// ranks are held to.
+fn trained_by_one_process() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    ok(&[
+        "train",
+        p(&manifest(dir.path())),
+        "--max-steps",
+        "100",
+        "--quiet",
+    ]);
+    dir
+}
+
 fn state(dir: &Path, step: i64) -> checkpoint::Checkpoint {
     checkpoint::read(&dir.join("model").join(checkpoint::file_name(step))).expect("checkpoint")
 }
@@ -57,9 +71,8 @@ fn assert_close(a: &checkpoint::Checkpoint, b: &checkpoint::Checkpoint, toleranc
     for (name, (_, x)) in &a.tensors {
         let y = &b.tensors[name].1;
         for (i, (u, v)) in x.iter().zip(y).enumerate() {
-            let gap = (u - v).abs();
             assert!(
-                gap <= tolerance * u.abs().max(v.abs()) || gap <= 1e-6,
+                common::within(*u, *v, tolerance),
                 "{name}[{i}]: {u} against {v}"
             );
         }
@@ -68,17 +81,7 @@ fn assert_close(a: &checkpoint::Checkpoint, b: &checkpoint::Checkpoint, toleranc
 
 #[test]
 fn two_ranks_train_as_one_within_summation_order_and_repeat_byte_for_byte() {
-    let (one, two) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    ok(&[
-        "train",
-        p(&manifest(one.path())),
-        "--max-steps",
-        "100",
-        "--quiet",
-    ]);
+    let (one, two) = (trained_by_one_process(), tempfile::tempdir().expect("dir"));
     let two_manifest = manifest(two.path());
     ok_ranks(
         2,
@@ -127,17 +130,7 @@ fn only_rank_0_writes_model_dir() {
 
 #[test]
 fn a_run_resumes_across_rank_counts() {
-    let (straight, mixed) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    ok(&[
-        "train",
-        p(&manifest(straight.path())),
-        "--max-steps",
-        "100",
-        "--quiet",
-    ]);
+    let (straight, mixed) = (trained_by_one_process(), tempfile::tempdir().expect("dir"));
     let m = manifest(mixed.path());
     // 2 ranks, then 1, then 2 again: the input goes on where it stopped each time.
     ok_ranks(2, &["train", p(&m), "--max-steps", "40", "--quiet"]);
@@ -262,9 +255,8 @@ fn a_killed_rank_fails_the_job_and_the_next_run_resumes() {
 
 #[test]
 fn distributed_evaluation_equals_the_one_rank_evaluation() {
-    let dir = tempfile::tempdir().expect("dir");
-    let manifest = manifest(dir.path());
-    ok(&["train", p(&manifest), "--max-steps", "100", "--quiet"]);
+    let dir = trained_by_one_process();
+    let manifest = dir.path().join("manifest.yaml");
     let metrics = |text: &str| -> serde_json::Map<String, serde_json::Value> {
         serde_json::from_str(text.trim()).expect("one JSON line")
     };

@@ -294,9 +294,8 @@ fn assert_same_state(ours: &Path, tf: &Path, tolerance: f32) {
         let (our_shape, got) = ours.tensors.get(name).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(our_shape, shape, "{name}");
         for (i, (a, b)) in got.iter().zip(want).enumerate() {
-            let gap = (a - b).abs();
             assert!(
-                gap <= tolerance * a.abs().max(b.abs()) || gap <= 1e-6,
+                common::within(*a, *b, tolerance),
                 "{name}[{i}]: ours {a}, TF {b}"
             );
         }

@@ -296,3 +296,9 @@ pub fn kill_repeatedly(args: &[&str], model_dir: &Path, kills: usize, seed: u64)
     }
     record
 }
+
+/// Whether two float32 values agree to `relative`, or to 1e-6 absolute near zero.
+pub fn within(a: f32, b: f32, relative: f32) -> bool {
+    let gap = (a - b).abs();
+    gap <= relative * a.abs().max(b.abs()) || gap <= 1e-6
+}
