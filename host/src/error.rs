@@ -41,6 +41,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A failure of the runtime itself, not of what the user gave it: a bug.
+    /// Another rank of a data-parallel run failed (it says why), so this one stops too,
+    /// with that rank's exit code.
+    #[error("stopped because rank {rank} failed (its error is above)")]
+    OtherRank { rank: usize, code: i32 },
     #[error("internal error, a bug in estimator (please report it): {0}")]
     Internal(String),
     /// Reading or writing files in model_dir failed.
@@ -63,6 +67,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } | Error::Internal(_) => 1,
+            Error::OtherRank { code, .. } => *code,
             _ => 2,
         }
     }

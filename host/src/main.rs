@@ -204,9 +204,10 @@ fn main() -> ExitCode {
                 String::new()
             };
             eprintln!("{prefix}error: {}", one_line(&e.to_string()));
-            // A rank that fails alone would leave the others waiting in a collective:
-            // end the whole job, with this exit code.
-            if replicas.is_distributed() {
+            // A failure the ranks did not agree on (one rank's, outside the loops) would
+            // leave the others waiting in a collective: end the whole job, with this
+            // exit code.
+            if replicas.is_distributed() && !replicas.failure_agreed() {
                 replicas.abort(e.exit_code());
             }
             ExitCode::from(e.exit_code() as u8)
@@ -265,16 +266,16 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
     if !cli.quiet {
         hooks.push(&mut progress);
     }
-    // Under mpirun, `train` and `evaluate` run on every rank; any other command runs on
-    // rank 0 alone, as one process would.
+    // Under mpirun, `train`, `train-and-evaluate`, `evaluate` and `predict` (of a
+    // checkpoint) run on every rank; any other command runs on rank 0 alone, as one
+    // process would.
     if replicas.is_distributed() {
         match &cli.command {
-            Command::Train { .. } | Command::Evaluate { .. } => {}
-            Command::TrainAndEvaluate { .. } => {
-                return Err(Error::Usage(
-                    "train-and-evaluate does not run under mpirun yet: train under mpirun, then evaluate".into(),
-                ))
+            Command::Train { .. } | Command::TrainAndEvaluate { .. } | Command::Evaluate { .. } => {
             }
+            Command::Predict {
+                export_dir: None, ..
+            } => {}
             _ if !replicas.is_chief() => return Ok(Outcome::Done),
             _ => {}
         }
@@ -317,10 +318,11 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
             }
         }
         Command::TrainAndEvaluate { manifest, json } => {
-            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env());
+            let mut est = Estimator::new(load(&manifest)?, PluginRegistry::from_env())
+                .with_replicas(std::rc::Rc::clone(replicas));
             let signals = Signals::watch(&est.stop_flag())?;
             let outcome = est.train_and_evaluate_with_hooks(hooks)?;
-            if json {
+            if json && replicas.is_chief() {
                 println!("{}", metrics_json(&outcome.metrics));
             }
             if outcome.train.interrupted {
@@ -388,8 +390,11 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
             if let Some(path) = input {
                 m.override_predict_path(&path)?;
             }
-            let mut est = Estimator::new(m, PluginRegistry::from_env());
+            let mut est = Estimator::new(m, PluginRegistry::from_env())
+                .with_replicas(std::rc::Rc::clone(replicas));
+            // Rank 0 writes every rank's predictions.
             let mut out: Box<dyn Write> = match &output {
+                _ if !replicas.is_chief() => Box::new(std::io::sink()),
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
                         .map_err(|e| Error::io(format!("{}: cannot create", path.display()), e))?,

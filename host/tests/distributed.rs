@@ -325,3 +325,109 @@ fn a_batch_too_small_to_share_is_refused_on_every_rank_before_anything_is_writte
     );
     assert!(!dir.path().join("model").exists(), "nothing written");
 }
+
+#[test]
+fn a_model_fn_failing_on_one_rank_ends_every_rank_with_its_error_and_exit_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = common::staged_manifest(dir.path(), "{ fail_at_step: 3, fail_on_rank: 1 }");
+    let out = run_ranks(2, &["train", p(&manifest), "--max-steps", "10"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The plugin's exit code, from both ranks: they agreed, nobody aborted the job.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[rank 1] error:") && stderr.contains("failing at step 3 on purpose"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: stopped because rank 1 failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("MPI_ABORT"), "{stderr}");
+    // Steps 0-2 ran and were saved; the failed step was not applied.
+    let latest = checkpoint::read_latest_whole(&dir.path().join("model"))
+        .expect("state")
+        .expect("a checkpoint");
+    assert_eq!(latest.global_step, 3);
+}
+
+#[test]
+fn distributed_prediction_writes_every_row_in_input_order_from_rank_0() {
+    let dir = trained_by_one_process();
+    let manifest = dir.path().join("manifest.yaml");
+    // Batches of 7 over 30 examples: uneven shares, and a last batch of 2 that leaves
+    // ranks 2 and 3 nothing.
+    let args = |output: &Path| {
+        vec![
+            "predict".to_owned(),
+            p(&manifest).to_owned(),
+            "--quiet".to_owned(),
+            "--set".to_owned(),
+            "input.eval.batch_size=7".to_owned(),
+            "--output".to_owned(),
+            p(output).to_owned(),
+        ]
+    };
+    let one = dir.path().join("one.jsonl");
+    let one_args = args(&one);
+    ok(&one_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let one = std::fs::read_to_string(&one).expect("predictions");
+    assert_eq!(one.lines().count(), 30);
+    for ranks in [2, 4] {
+        let many = dir.path().join(format!("{ranks}.jsonl"));
+        let many_args = args(&many);
+        ok_ranks(
+            ranks,
+            &many_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let many = std::fs::read_to_string(&many).expect("predictions");
+        assert_eq!(many, one, "{ranks} ranks");
+    }
+}
+
+#[test]
+fn train_and_evaluate_runs_under_mpirun_with_rank_0_evaluating() {
+    let (one, two) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let specs = "train_spec: { max_steps: 50 }\neval_spec: { throttle_secs: 0 }\n";
+    let [one_manifest, two_manifest] = [&one, &two].map(|d| {
+        config_in(d.path(), "iris_custom.yaml", |t| {
+            format!(
+                "{}{specs}",
+                t.replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 25")
+            )
+        })
+    });
+    let metrics = |text: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(text.trim()).expect("one JSON line")
+    };
+    let alone = metrics(&ok(&[
+        "train-and-evaluate",
+        p(&one_manifest),
+        "--json",
+        "--quiet",
+    ]));
+    let out = run_ranks(
+        2,
+        &["train-and-evaluate", p(&two_manifest), "--json", "--quiet"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.lines().count(), 1, "rank 0 alone prints: {text}");
+    let shared = metrics(&text);
+    assert_eq!(shared["global_step"], 50);
+    assert_eq!(shared["accuracy"], alone["accuracy"]);
+    let (a, b) = (
+        shared["loss"].as_f64().expect("loss"),
+        alone["loss"].as_f64().expect("loss"),
+    );
+    assert!((a - b).abs() <= 1e-4 * b.abs(), "loss {a} against {b}");
+    // Evaluated at 25 and 50 (not at the first save), by rank 0 alone.
+    let eval_events = common::files(&two.path().join("model").join("eval"));
+    assert_eq!(eval_events.len(), 2, "{eval_events:?}");
+}

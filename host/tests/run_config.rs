@@ -317,20 +317,6 @@ fn checkpoints_lists_a_model_dir_and_shows_variables_and_values() {
     assert_eq!(bias, saved.tensors["dense_2/bias"].1);
 }
 
-/// The faulty plugin's `staged` model with `params` (YAML), saving every step.
-fn staged_manifest(dir: &std::path::Path, params: &str) -> std::path::PathBuf {
-    config_in(dir, "iris_custom.yaml", |t| {
-        let start = t.find("model:\n").expect("model section");
-        let end = t.find("optimizer:").expect("optimizer section");
-        format!(
-            "{}model: {{ plugin: faulty, name: staged, params: {params} }}\n{}",
-            &t[..start],
-            &t[end..]
-        )
-        .replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 1")
-    })
-}
-
 /// The global step of the latest checkpoint the state file lists, once it lists one.
 fn latest_step(model_dir: &std::path::Path) -> Option<i64> {
     let latest = checkpoint::latest(model_dir).ok().flatten()?;
@@ -342,7 +328,7 @@ fn a_second_signal_ends_the_process_without_finishing_the_step() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model_dir = dir.path().join("model");
     // From step 2 on every step takes a minute: the first SIGINT waits for it to end.
-    let manifest = staged_manifest(dir.path(), "{ sleep_from_step: 2, sleep_ms: 60000 }");
+    let manifest = common::staged_manifest(dir.path(), "{ sleep_from_step: 2, sleep_ms: 60000 }");
     let mut child = spawn(&["train", p(&manifest)]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while latest_step(&model_dir) != Some(2) {
@@ -372,7 +358,7 @@ fn an_error_mid_training_first_finishes_the_write_in_flight() {
     let model_dir = dir.path().join("model");
     // 32M values: each checkpoint is 128 MiB, so step 1's write is still going when
     // step 2 fails at once.
-    let manifest = staged_manifest(dir.path(), "{ size: 33554432, fail_at_step: 2 }");
+    let manifest = common::staged_manifest(dir.path(), "{ size: 33554432, fail_at_step: 2 }");
     let out = estimator(&["train", p(&manifest)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -390,7 +376,7 @@ fn a_signal_during_a_write_finishes_it_then_saves_the_step_reached() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model_dir = dir.path().join("model");
     // 128 MiB checkpoints every step: a write is under way whenever the signal lands.
-    let manifest = staged_manifest(dir.path(), "{ size: 33554432 }");
+    let manifest = common::staged_manifest(dir.path(), "{ size: 33554432 }");
     let mut child = spawn(&["train", p(&manifest)]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while latest_step(&model_dir).is_none_or(|s| s < 1) {

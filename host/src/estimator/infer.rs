@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Instant;
 
 use estimator_plugin_api::abi::{EstimatorSpec, ModeKeys};
@@ -17,7 +18,7 @@ use crate::eval_metrics::{EvalMetrics, EvalState};
 use crate::export::Servable;
 use crate::hooks::{Hook, HookConfig, HookSet, RunInfo, RunValues};
 use crate::input::BatchRef;
-use crate::replica::{rows_of_rank, BatchSlicer};
+use crate::replica::{gather_predictions, rows_of_rank, BatchSlicer};
 
 /// One pass of inference.
 struct Inference<'a> {
@@ -55,6 +56,9 @@ impl Estimator {
         let mut metrics = EvalMetrics::new(self.plugin_metrics()?);
         let chief = self.replicas.is_chief();
         let session = self.infer(run, user_hooks, |spec, share, batch_len| {
+            let Some(spec) = spec else {
+                return Ok(());
+            };
             // A rank's loss counts by its share of the batch's rows; rank 0 counts the batch.
             let weight = share.len as f64 / batch_len.max(1) as f64;
             metrics.update_share(spec, share.labels.as_ref(), weight, chief)
@@ -123,12 +127,29 @@ impl Estimator {
             max_batches: None,
         };
         let mut examples = 0;
-        self.infer(run, user_hooks, |spec, batch, _| {
+        let replicas = Rc::clone(&self.replicas);
+        let mut whole = EstimatorSpec::new(ModeKeys::Predict);
+        self.infer(run, user_hooks, |spec, _, batch_len| {
+            examples += batch_len;
+            // In a data-parallel run, rank 0 writes every rank's rows, in input order.
+            let spec = match replicas.is_distributed() {
+                false => spec,
+                true => {
+                    let own = spec.map(|s| s.predictions.as_slice());
+                    let Some(all) = gather_predictions(own, &replicas)? else {
+                        return Ok(());
+                    };
+                    whole.predictions = all.into();
+                    Some(&whole)
+                }
+            };
+            let Some(spec) = spec else {
+                return Ok(());
+            };
             let sorted = sorted_by_name(spec);
-            for row in 0..batch.len {
+            for row in 0..batch_len {
                 sink(PredictionRow::new(spec, &sorted, row))?;
             }
-            examples += batch.len;
             Ok(())
         })?;
         Ok(examples)
@@ -159,23 +180,24 @@ impl Estimator {
 
     /// The inference loop: restore (or warm-start) the model, then for each batch run the
     /// hooks, model_fn with its spec checked, and `on_batch` with the rows model_fn saw
-    /// and the batch's size. PREDICT hides the labels. In a data-parallel run (evaluation
-    /// only), each rank takes its share of every batch and rank 0 reads the checkpoint
-    /// for all. Returns the session, for what the caller reports.
+    /// and the batch's size. PREDICT hides the labels. In a data-parallel run, each rank
+    /// takes its share of every batch (`on_batch` gets no spec when it had no rows) and
+    /// rank 0 reads the checkpoint for all. Returns the session, for what the caller reports.
     fn infer(
         &mut self,
         run: Inference<'_>,
         user_hooks: Vec<&mut dyn Hook>,
-        mut on_batch: impl FnMut(&EstimatorSpec, &BatchRef<'_>, usize) -> Result<()>,
+        mut on_batch: impl FnMut(Option<&EstimatorSpec>, &BatchRef<'_>, usize) -> Result<()>,
     ) -> Result<Session> {
         let verb = match run.mode {
             ModeKeys::Eval => "evaluate",
             _ => "predict",
         };
         let latest = match self.replicas.is_chief() {
-            true => self.checkpoint_for(verb, run.checkpoint)?,
-            false => None,
+            true => self.checkpoint_for(verb, run.checkpoint),
+            false => Ok(None),
         };
+        let latest = self.replicas.agree(latest)?;
         let mut ckpt = self.shared_with_replicas(latest, &self.model_dir())?;
         let _flush = FlushDenormals::new();
         let mut session = self.open_session(ckpt.as_mut())?;
@@ -202,9 +224,15 @@ impl Estimator {
         let mut step = 0u64;
         let (rank, ranks) = (self.replicas.rank(), self.replicas.size());
         let mut slicer = BatchSlicer::default();
+        // A failure of the last batch's hooks or output, which the ranks agree on with the
+        // next batch's stop.
+        let mut failed: Result<()> = Ok(());
         loop {
             let more = run.max_batches.is_none_or(|n| step < n);
-            let [stop] = self.replicas.any([!more || hooks.stop_requested()]);
+            let ((), [stop]) = self.replicas.agree_with(
+                std::mem::replace(&mut failed, Ok(())),
+                [!more || hooks.stop_requested()],
+            )?;
             if stop {
                 break;
             }
@@ -217,21 +245,29 @@ impl Estimator {
             }
             let batch_len = batch.len;
             let rows = rows_of_rank(batch_len, rank, ranks);
-            if rows.is_empty() {
-                // A short last batch can leave a rank nothing to evaluate.
-                step += 1;
-                continue;
-            }
             let share = match ranks {
                 1 => batch,
                 _ => slicer.slice(&batch, rows),
             };
-            let spec = session.run_model_fn(&share, run.mode, self.seed, &[])?;
-            on_batch(&spec, &share, batch_len)?;
-            hooks.after_run(&loop_values(step as i64, global_step, batch_len, &spec))?;
-            last = Some((batch_len, spec));
+            // A short last batch can leave a rank no rows. A rank's model_fn can fail on
+            // its rows alone: the ranks agree before they go on.
+            let spec = match share.len {
+                0 => Ok(None),
+                _ => session
+                    .run_model_fn(&share, run.mode, self.seed, &[])
+                    .map(Some),
+            };
+            let spec = self.replicas.agree(spec)?;
+            failed = on_batch(spec.as_ref(), &share, batch_len);
+            if let Some(spec) = spec {
+                let values = loop_values(step as i64, global_step, batch_len, &spec);
+                failed = failed.and_then(|()| hooks.after_run(&values));
+                last = Some((batch_len, spec));
+            }
             step += 1;
         }
+        // The last batch's failure, if any.
+        self.replicas.agree(failed)?;
         let last_values = last
             .as_ref()
             .map(|(len, spec)| loop_values(step as i64 - 1, global_step, *len, spec));

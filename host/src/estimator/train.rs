@@ -58,14 +58,12 @@ impl Estimator {
         let model_dir = self.model_dir();
         let chief = self.replicas.is_chief();
         self.check_model_dir_is_a_folder(&model_dir)?;
-        let mut lock = match chief {
-            true => ModelDirLock::acquire_existing(&model_dir)?,
-            false => None,
+        let read = match chief {
+            true => ModelDirLock::acquire_existing(&model_dir)
+                .and_then(|lock| Ok((lock, self.latest_checkpoint(&model_dir)?))),
+            false => Ok((None, None)),
         };
-        let latest = match chief {
-            true => self.latest_checkpoint(&model_dir)?,
-            false => None,
-        };
+        let (mut lock, latest) = self.replicas.agree(read)?;
         let mut restored = self.shared_with_replicas(latest, &model_dir)?;
         let start_step = restored.as_ref().map_or(0, |c| c.global_step);
         let last_step = self.last_step(stop, start_step);
@@ -119,15 +117,21 @@ impl Estimator {
         let (mut steps_run, mut interrupted) = (0u64, false);
         let mut last: Option<(i64, usize, EstimatorSpec)> = None;
         let mut fused = Vec::new();
+        // A failure of the last step's hooks or save, which the ranks agree on with the
+        // next step's stop.
+        let mut failed: Result<()> = Ok(());
 
         loop {
-            // Stop at max_steps, when a hook or a listener asks, or on a signal: on every
-            // rank when any rank would.
+            // Stop at max_steps, when a hook or a listener asks, or on a signal; fail when
+            // the last step failed: on every rank when any rank would.
             let done = last_step.is_some_and(|last| session.global_step >= last);
-            let [stop, signalled] = self.replicas.any([
-                done || hooks.stop_requested() || listener_stop,
-                self.stop.load(Ordering::Relaxed),
-            ]);
+            let ((), [stop, signalled]) = self.replicas.agree_with(
+                std::mem::replace(&mut failed, Ok(())),
+                [
+                    done || hooks.stop_requested() || listener_stop,
+                    self.stop.load(Ordering::Relaxed),
+                ],
+            )?;
             if stop {
                 break;
             }
@@ -153,7 +157,14 @@ impl Estimator {
                     self.replicas.size()
                 )));
             }
-            let mut spec = session.run_model_fn(&batch, ModeKeys::Train, self.seed, &trainable)?;
+            // A rank's model_fn can fail on its rows alone: the ranks agree before they
+            // exchange gradients.
+            let mut spec = self.replicas.agree(session.run_model_fn(
+                &batch,
+                ModeKeys::Train,
+                self.seed,
+                &trainable,
+            ))?;
             average_over_ranks(
                 &mut spec,
                 batch.len,
@@ -186,24 +197,32 @@ impl Estimator {
             }
             // model_dir is touched only once a step has been validated and is finite, so
             // a bad model or input leaves it as it was; by rank 0 alone.
+            // A failure here is rank 0's alone: the ranks agree on it at the next step.
             if chief && steps_run == 0 && saver.is_none() {
-                if lock.is_none() {
-                    lock = Some(self.create_model_dir(&model_dir)?);
-                }
-                self.write_resolved_config(&model_dir)?;
-                let listeners = listeners.take().unwrap_or_default();
-                saver =
-                    CheckpointSaverHook::begin(&self.manifest, &model_dir, start_step, listeners)?;
-                if let Some(s) = saver.as_mut() {
-                    let state = self.training_state(
-                        &session,
-                        &optimizer,
-                        &start_position,
-                        &fingerprint,
-                        hooks.states(),
-                    );
-                    listener_stop |= s.save(&state, &model_dir)?;
-                }
+                failed = (|| {
+                    if lock.is_none() {
+                        lock = Some(self.create_model_dir(&model_dir)?);
+                    }
+                    self.write_resolved_config(&model_dir)?;
+                    let listeners = listeners.take().unwrap_or_default();
+                    saver = CheckpointSaverHook::begin(
+                        &self.manifest,
+                        &model_dir,
+                        start_step,
+                        listeners,
+                    )?;
+                    if let Some(s) = saver.as_mut() {
+                        let state = self.training_state(
+                            &session,
+                            &optimizer,
+                            &start_position,
+                            &fingerprint,
+                            hooks.states(),
+                        );
+                        listener_stop |= s.save(&state, &model_dir)?;
+                    }
+                    Ok(())
+                })();
                 // Setting up model_dir is not part of the step the profiler reports.
                 clock.start();
             }
@@ -222,10 +241,10 @@ impl Estimator {
                 lr,
                 clock.take(),
             );
-            hooks.after_run(&values)?;
+            failed = failed.and_then(|()| hooks.after_run(&values));
             clock.lap(Part::Hooks);
             last = Some((step, batch_len, spec));
-            // Save on schedule.
+            // Save on schedule (rank 0).
             if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
                 let state = self.training_state(
                     &session,
@@ -234,7 +253,10 @@ impl Estimator {
                     &fingerprint,
                     hooks.states(),
                 );
-                listener_stop |= s.save(&state, &model_dir)?;
+                failed = failed.and_then(|()| {
+                    listener_stop |= s.save(&state, &model_dir)?;
+                    Ok(())
+                });
             }
         }
 

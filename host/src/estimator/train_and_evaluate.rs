@@ -4,6 +4,9 @@
 //! As TF: the first save (step 0, or the step a resumed run starts from) is not
 //! evaluated; the first later save always is; `start_delay_secs` only matters to a
 //! separate evaluator process and is accepted but unused here.
+//!
+//! In a data-parallel run, rank 0 saves, so rank 0 evaluates, alone, as TF's evaluator
+//! task: the other ranks wait for it at the next step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,6 +145,8 @@ impl Estimator {
         let train = self.train_with(stop, hooks, vec![&mut listener])?;
         let metrics = match (listener.metrics.take(), train.interrupted) {
             (Some(m), _) => m,
+            // Rank 0 evaluates for all.
+            (None, _) if !self.replicas.is_chief() => BTreeMap::new(),
             (None, true) => BTreeMap::new(),
             (None, false) => {
                 return Err(self.manifest.error(

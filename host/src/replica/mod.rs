@@ -6,23 +6,27 @@
 //! - `slice`: each rank's contiguous rows of a global batch;
 //! - `gradients`: averaging a step's loss, gradients and updates over the ranks, weighted
 //!   by their rows, dense ones by one fused allreduce and row-sparse ones by allgather;
+//! - `predictions`: a batch's predictions, computed by each rank on its rows, on rank 0;
 //! - `mpi`: the collectives, the only file that names MPI.
 
 mod gradients;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod predictions;
 mod slice;
 
 pub use gradients::average_over_ranks;
+pub use predictions::gather_predictions;
 pub use slice::{rows_of_rank, BatchSlicer};
 
-#[cfg(not(feature = "mpi"))]
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The processes of this run and the collectives between them.
 pub struct Replicas {
     backend: Backend,
+    /// Set once [`Replicas::agree`] has ended the run on every rank: the job can then
+    /// finish as usual instead of being aborted.
+    failure_agreed: std::cell::Cell<bool>,
 }
 
 enum Backend {
@@ -66,6 +70,7 @@ impl Replicas {
     pub fn single() -> Self {
         Replicas {
             backend: Backend::Single,
+            failure_agreed: std::cell::Cell::new(false),
         }
     }
 
@@ -78,6 +83,7 @@ impl Replicas {
         {
             Ok(Replicas {
                 backend: Backend::Mpi(mpi::MpiWorld::join()?),
+                failure_agreed: std::cell::Cell::new(false),
             })
         }
         #[cfg(not(feature = "mpi"))]
@@ -124,13 +130,44 @@ impl Replicas {
         }
     }
 
-    /// Each flag set on any rank, on every rank: how ranks agree on a decision.
-    pub fn any<const N: usize>(&self, flags: [bool; N]) -> [bool; N] {
-        match &self.backend {
-            Backend::Single => flags,
+    /// `local` on every rank if it is `Ok` on every rank; otherwise every rank fails: a
+    /// failed rank with its own error, the others with [`Error::OtherRank`] naming the
+    /// first failed rank and taking its exit code. So a failure one rank meets alone (a
+    /// plugin error on its rows, a chief's write) ends the run on all of them at the same
+    /// point, and no rank waits in a collective the others left.
+    pub fn agree<T>(&self, local: Result<T>) -> Result<T> {
+        self.agree_with(local, []).map(|(value, [])| value)
+    }
+
+    /// [`Replicas::agree`], and each of `flags` set on any rank, on every rank: how the
+    /// ranks agree on a decision, in one collective.
+    pub fn agree_with<T, const N: usize>(
+        &self,
+        local: Result<T>,
+        flags: [bool; N],
+    ) -> Result<(T, [bool; N])> {
+        let (failed, flags) = match &self.backend {
+            Backend::Single => (None, flags),
             #[cfg(feature = "mpi")]
-            Backend::Mpi(w) => w.any(flags),
+            Backend::Mpi(w) => {
+                let code = local.as_ref().err().map_or(0, Error::exit_code);
+                w.first_failure(code, flags)
+            }
+        };
+        if local.is_err() || failed.is_some() {
+            self.failure_agreed.set(self.is_distributed());
         }
+        match (local, failed) {
+            (Ok(value), None) => Ok((value, flags)),
+            (Ok(_), Some((rank, code))) => Err(Error::OtherRank { rank, code }),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Whether every rank has learnt of a failure through [`Replicas::agree`], so each can
+    /// end as usual with it.
+    pub fn failure_agreed(&self) -> bool {
+        self.failure_agreed.get()
     }
 
     /// The chief's `bytes`, on every rank (the others' are ignored).
@@ -157,6 +194,15 @@ impl Replicas {
             Backend::Single => vec![bytes.to_vec()],
             #[cfg(feature = "mpi")]
             Backend::Mpi(w) => w.gather_bytes(bytes),
+        }
+    }
+
+    /// Every rank's `bytes`, in rank order, on rank 0; nothing on the others.
+    pub fn gather_bytes_to_chief(&self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        match &self.backend {
+            Backend::Single => vec![bytes.to_vec()],
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.gather_bytes_to_chief(bytes),
         }
     }
 

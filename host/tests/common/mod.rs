@@ -68,6 +68,20 @@ pub fn config_in(dir: &Path, name: &str, edit: impl FnOnce(String) -> String) ->
     path
 }
 
+/// The faulty plugin's `staged` model with `params` (YAML), saving every step.
+pub fn staged_manifest(dir: &Path, params: &str) -> PathBuf {
+    config_in(dir, "iris_custom.yaml", |t| {
+        let start = t.find("model:\n").expect("model section");
+        let end = t.find("optimizer:").expect("optimizer section");
+        format!(
+            "{}model: {{ plugin: faulty, name: staged, params: {params} }}\n{}",
+            &t[..start],
+            &t[end..]
+        )
+        .replace("save_checkpoints_steps: 100", "save_checkpoints_steps: 1")
+    })
+}
+
 pub fn estimator(args: &[&str]) -> Output {
     ensure_plugins_built();
     Command::new(env!("CARGO_BIN_EXE_estimator"))

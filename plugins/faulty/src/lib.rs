@@ -272,6 +272,18 @@ pub struct StagedParams {
     /// At this global step, model_fn returns an error.
     #[serde(default)]
     pub fail_at_step: Option<i64>,
+    /// With `fail_at_step`, fail only on this rank of a data-parallel run (as `mpirun`
+    /// numbers it), as a plugin failing on one rank's rows would.
+    #[serde(default)]
+    pub fail_on_rank: Option<usize>,
+}
+
+/// This process's rank under `mpirun`; 0 without it.
+fn mpi_rank() -> usize {
+    std::env::var("OMPI_COMM_WORLD_RANK")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 fn one() -> usize {
@@ -295,7 +307,8 @@ impl Model for Staged {
         if self.0.sleep_from_step.is_some_and(|from| step >= from) {
             std::thread::sleep(std::time::Duration::from_millis(self.0.sleep_ms));
         }
-        if self.0.fail_at_step == Some(step) {
+        let this_rank = self.0.fail_on_rank.is_none_or(|r| r == mpi_rank());
+        if self.0.fail_at_step == Some(step) && this_rank {
             return Err(PluginError::bad_data(format!(
                 "failing at step {step} on purpose"
             )));
