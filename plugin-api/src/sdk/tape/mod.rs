@@ -903,8 +903,20 @@ impl<'v> Tape<'v> {
 /// `[1, n]` sums of a `[rows, n]` gradient's columns: the gradient of a broadcast bias.
 fn column_sums(g: &Array2<f32>) -> Array2<f32> {
     let mut sums = Array2::zeros((1, g.ncols()));
-    for row in g.rows() {
-        sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
+    // Rows are a handful of values: plain slices beat per-row ndarray iterators.
+    match (g.as_slice(), sums.as_slice_mut()) {
+        (Some(values), Some(out)) => {
+            for row in values.chunks_exact(out.len().max(1)) {
+                for (s, v) in out.iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+        }
+        _ => {
+            for row in g.rows() {
+                sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
+            }
+        }
     }
     sums
 }
