@@ -431,3 +431,58 @@ fn train_and_evaluate_runs_under_mpirun_with_rank_0_evaluating() {
     let eval_events = common::files(&two.path().join("model").join("eval"));
     assert_eq!(eval_events.len(), 2, "{eval_events:?}");
 }
+
+#[test]
+fn rank_0_alone_reads_the_warm_start_and_hands_it_to_the_others() {
+    let source = trained_by_one_process();
+    let from = format!("warm_start_from={}", p(&source.path().join("model")));
+    let (one, two) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let one_manifest = manifest(one.path());
+    ok(&[
+        "train",
+        p(&one_manifest),
+        "--max-steps",
+        "50",
+        "--quiet",
+        "--set",
+        &from,
+    ]);
+    // Rank 1 is given a warm start that is not there, as when it sits on rank 0's disk
+    // alone: only rank 0 may read it.
+    let two_manifest = manifest(two.path());
+    let train = |warm: &str| {
+        [
+            env!("CARGO_BIN_EXE_estimator"),
+            "train",
+            p(&two_manifest),
+            "--max-steps",
+            "50",
+            "--quiet",
+            "--set",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([warm.to_owned()])
+        .collect::<Vec<_>>()
+    };
+    let out = Command::new("mpirun")
+        .args(["--oversubscribe", "-np", "1"])
+        .args(train(&from))
+        .args([":", "-np", "1"])
+        .args(train("warm_start_from=/nonexistent/model"))
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .output()
+        .expect("mpirun runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both ranks started from rank 0's warm start, as one process did.
+    assert_eq!(state(two.path(), 0).tensors, state(one.path(), 0).tensors);
+    assert_close(&state(two.path(), 50), &state(one.path(), 50), 1e-4);
+}

@@ -247,7 +247,8 @@ impl Estimator {
     }
 
     /// Applies `warm_start_from`, if set, to a model that has no checkpoint: its variables
-    /// and the optimizers' `slots`.
+    /// and the optimizers' `slots`. In a data-parallel run rank 0 alone reads it (it may be
+    /// on rank 0's disk only) and hands the values to the others.
     pub(super) fn warm_start<'s>(
         &self,
         session: &mut Session,
@@ -272,13 +273,30 @@ impl Estimator {
                 trainable: false,
             }))
             .collect();
-        warm_start::apply(
-            from,
-            &self.manifest.file,
-            &self.manifest.base_dir,
-            &mut targets,
-            &mut session.global_step,
-        )?;
+        let read = match self.replicas.is_chief() {
+            true => warm_start::apply(
+                from,
+                &self.manifest.file,
+                &self.manifest.base_dir,
+                &mut targets,
+                &mut session.global_step,
+            )
+            .map(drop),
+            false => Ok(()),
+        };
+        self.replicas.agree(read)?;
+        if self.replicas.is_distributed() {
+            let step = self
+                .replicas
+                .broadcast(session.global_step.to_le_bytes().to_vec());
+            let step: [u8; 8] = step.as_slice().try_into().map_err(|_| {
+                Error::Internal("rank 0's warm-started global step did not arrive whole".into())
+            })?;
+            session.global_step = i64::from_le_bytes(step);
+            for target in &mut targets {
+                self.replicas.broadcast_f32(target.data);
+            }
+        }
         Ok(())
     }
 

@@ -179,6 +179,19 @@ impl Replicas {
         }
     }
 
+    /// The chief's `values`, in place on every rank; the buffers have the same length on
+    /// every rank.
+    pub fn broadcast_f32(&self, values: &mut [f32]) {
+        match &self.backend {
+            // One process: its values are the chief's.
+            Backend::Single => {
+                let _ = values;
+            }
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.broadcast_f32(values),
+        }
+    }
+
     /// Every rank's `(rows, values)` joined in rank order, on every rank.
     pub fn gather_rows(&self, rows: &[i64], values: &[f32]) -> (Vec<i64>, Vec<f32>) {
         match &self.backend {

@@ -101,6 +101,16 @@ impl MpiWorld {
         out
     }
 
+    pub fn broadcast_f32(&self, values: &mut [f32]) {
+        if values.is_empty() {
+            return;
+        }
+        self.universe
+            .world()
+            .process_at_rank(0)
+            .broadcast_into(values);
+    }
+
     pub fn gather_rows(&self, rows: &[i64], values: &[f32]) -> (Vec<i64>, Vec<f32>) {
         (self.all_gather(rows).0, self.all_gather(values).0)
     }
