@@ -1,7 +1,11 @@
 //! The CSV input through the host's pipeline, one pass with `cache: false` (the streaming
 //! case: chunks are parsed, batched and dropped): a narrow file like Iris (1M rows, 4
 //! features and a label) and a wide one (20,000 rows, 256 features and a label). Prints
-//! `input file=<name> rows_per_sec=<x> mb_per_sec=<y> peak_chunk_rows=<n>` per file.
+//! `input file=<name> rows_per_sec=<x> mb_per_sec=<y>` per file.
+//!
+//! Then training's steady state on the wide file: cached, shuffled (a buffer of 1000),
+//! repeating batches of 256, where the cost is gathering the picked rows. Prints
+//! `input cached_shuffled file=<name> batches_per_sec=<x> rows_per_sec=<y>`.
 
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +32,12 @@ fn write_csv(path: &Path, rows: usize, features: usize) {
 }
 
 fn pipeline(path: &Path, batch_size: usize) -> Pipeline {
+    streamed(path, batch_size, None)
+}
+
+/// The CSV pipeline over `path`: streamed once when `shuffle` is `None`; otherwise cached,
+/// shuffled with that buffer and repeating, as training reads.
+fn streamed(path: &Path, batch_size: usize, shuffle: Option<usize>) -> Pipeline {
     let params =
         serde_json::json!({"path": path, "label": "label", "label_dtype": "int64"}).to_string();
     let opener: Opener = Box::new(move || {
@@ -42,10 +52,10 @@ fn pipeline(path: &Path, batch_size: usize) -> Pipeline {
         label: "input.train".into(),
         plugin: "csv".into(),
         batch_size,
-        shuffle: None,
-        repeat: false,
+        shuffle,
+        repeat: shuffle.is_some(),
         drop_remainder: false,
-        cache: false,
+        cache: shuffle.is_some(),
     };
     Pipeline::new(config, opener, rand_chacha::ChaCha8Rng::seed_from_u64(1))
 }
@@ -87,5 +97,34 @@ fn input(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, input);
+/// Batches of 256 from the wide file, cached and shuffled, once the cache is full.
+fn cached_shuffled(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = "wide_256_columns";
+    let path = dir.path().join(format!("{name}.csv"));
+    write_csv(&path, 20_000, 256);
+    let mut p = streamed(&path, 256, Some(1000));
+    // The first pass fills the cache.
+    for _ in 0..20_000 / 256 + 1 {
+        p.next_batch().expect("reads");
+    }
+    let batches = 2000;
+    let start = Instant::now();
+    for _ in 0..batches {
+        std::hint::black_box(p.next_batch().expect("reads").expect("repeats").len);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "input cached_shuffled file={name} batches_per_sec={:.0} rows_per_sec={:.0}",
+        batches as f64 / seconds,
+        (batches * 256) as f64 / seconds
+    );
+    let mut group = c.benchmark_group("input");
+    group.bench_function(format!("cached shuffled batch of 256, {name}"), |b| {
+        b.iter(|| p.next_batch().expect("reads").map(|b| b.len))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, input, cached_shuffled);
 criterion_main!(benches);

@@ -1,10 +1,12 @@
-//! Gathering a batch: the rows picked for it are copied, one column at a time, into
-//! buffers allocated once for `batch_size` rows, and lent to model_fn as views.
+//! Gathering a batch: the rows picked for it are copied into buffers allocated once for
+//! `batch_size` rows, and lent to model_fn as views. The f32 features come row by row from
+//! each chunk's row-major block (see `rows`); the other columns one column at a time.
 
-use estimator_plugin_api::abi::{Chunk, NamedView, TensorBuf, TensorData, TensorView};
+use estimator_plugin_api::abi::{NamedView, TensorBuf, TensorData, TensorView};
 
 use super::pipeline::Pipeline;
 use super::reader::RowRef;
+use super::rows::{RowLayout, Rows};
 
 /// One batch of examples, borrowed from the pipeline until the next call.
 pub struct BatchRef<'a> {
@@ -41,18 +43,23 @@ impl Pipeline {
                 .map(|c| (c.alloc(size), c.batch_shape(0))),
         });
         let rows = self.picked.len();
+        let layout = &self.reader.layout;
+        gather_rows(&mut batch.columns, layout, &self.picked);
         for (index, (column, col)) in batch.columns.iter_mut().zip(&schema.features).enumerate() {
-            gather_column(column, col.width, &self.picked, |chunk| {
-                &chunk.features[index].tensor.data
+            if layout.holds(index) {
+                continue;
+            }
+            gather_column(column, col.width, &self.picked, |rows| {
+                &rows.chunk.features[index].tensor.data
             });
         }
         for shape in &mut batch.shapes {
             shape[0] = rows;
         }
         if let (Some((column, shape)), Some(col)) = (batch.label.as_mut(), &schema.label) {
-            gather_column(column, col.width, &self.picked, |chunk| {
+            gather_column(column, col.width, &self.picked, |rows| {
                 // Schemas are checked per chunk: a labelled schema means labelled chunks.
-                match chunk.labels.as_ref().into_option() {
+                match rows.chunk.labels.as_ref().into_option() {
                     Some(labels) => &labels.data,
                     None => &EMPTY,
                 }
@@ -96,12 +103,53 @@ impl BatchBuffers {
 
 pub(super) static EMPTY: TensorBuf = TensorBuf::F32(abi_stable::std_types::RVec::new());
 
+/// Rows gathered together: their f32 values (16 KB for 256 columns) stay in the first-level
+/// cache while each column takes its 16 values, one cache line of the batch's column.
+const ROWS_TOGETHER: usize = 16;
+
+/// Copies each picked row's f32 features, from its chunk's row-major block, into their
+/// columns: a block of rows at a time, column by column, so that both the rows read and
+/// the column written stay in cache.
+fn gather_rows(columns: &mut [TensorBuf], layout: &RowLayout, picked: &[RowRef]) {
+    let mut rows: [&[f32]; ROWS_TOGETHER] = [&[]; ROWS_TOGETHER];
+    for (block, refs) in picked.chunks(ROWS_TOGETHER).enumerate() {
+        for (row, r) in rows.iter_mut().zip(refs) {
+            *row = r.chunk.row(r.row);
+        }
+        let rows = &rows[..refs.len()];
+        let first = block * ROWS_TOGETHER;
+        for &(index, offset, width) in &layout.columns {
+            let Some(TensorBuf::F32(dst)) = columns.get_mut(index) else {
+                continue;
+            };
+            let Some(dst) = dst.get_mut(first * width..(first + rows.len()) * width) else {
+                continue;
+            };
+            match width {
+                // Most columns hold one value: a `memcpy` call would cost more.
+                1 => {
+                    for (d, row) in dst.iter_mut().zip(rows) {
+                        *d = row.get(offset).copied().unwrap_or_default();
+                    }
+                }
+                _ => {
+                    for (d, row) in dst.chunks_exact_mut(width).zip(rows) {
+                        if let Some(src) = row.get(offset..offset + width) {
+                            d.copy_from_slice(src);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Copies each picked row's values of one column into `dst`, row after row.
 pub(super) fn gather_column<'r>(
     dst: &mut TensorBuf,
     width: usize,
     picked: &'r [RowRef],
-    column: impl Fn(&'r Chunk) -> &'r TensorBuf,
+    column: impl Fn(&'r Rows) -> &'r TensorBuf,
 ) {
     if width == 0 {
         return;
@@ -130,11 +178,11 @@ pub(super) fn gather_values<'r, T: Clone + 'r>(
     dst: &mut [T],
     width: usize,
     picked: &'r [RowRef],
-    values: impl Fn(&'r Chunk) -> &'r [T],
+    values: impl Fn(&'r Rows) -> &'r [T],
 ) {
-    let mut current: Option<(*const Chunk, &'r [T])> = None;
+    let mut current: Option<(*const Rows, &'r [T])> = None;
     for (r, out) in picked.iter().zip(dst.chunks_exact_mut(width)) {
-        let chunk: &'r Chunk = &r.chunk;
+        let chunk: &'r Rows = &r.chunk;
         let src = match current {
             Some((ptr, src)) if std::ptr::eq(ptr, chunk) => src,
             _ => {

@@ -1,16 +1,18 @@
 //! The input pipeline: a plugin source, then the generic stages shuffle(buffer, seed),
 //! repeat and batch, in TF's order `shuffle(B).repeat().batch(N)`.
 //!
-//! Rows are never copied on their way through the stages: the shuffle buffer holds
-//! references to rows of the source's chunks, and only the rows picked for a batch are
-//! gathered, column by column, into the batch's preallocated buffers. Steady-state
-//! batching allocates nothing. With `cache` (the default), the first pass's chunks are kept
-//! as they came (joining them would hold the data set twice for a moment), and later passes
+//! With a shuffle, each chunk's f32 feature columns are moved, once as it is read, into
+//! one row-major block (`rows`). After that rows are never copied on their way through the stages: the
+//! shuffle buffer holds references to rows of the chunks, and only the rows picked for a
+//! batch are gathered into the batch's preallocated buffers. Steady-state batching
+//! allocates nothing. With `cache` (the default), the first pass's chunks are kept as
+//! they are (joining them would hold the data set twice for a moment), and later passes
 //! replay them instead of re-reading the source.
 //!
 //! - `pipeline`: the stages wired together, batch after batch;
 //! - `reader`: rows from the source, pass after pass, with the first pass cached;
 //! - `schema`: the columns every chunk must have;
+//! - `rows`: a chunk as kept, its f32 columns in one row-major block;
 //! - `shuffle`: TF's shuffle buffer;
 //! - `batch`: gathering picked rows into the batch's buffers;
 //! - `position`: where a pipeline is, saved in checkpoints, and seeking back to it;
@@ -22,6 +24,7 @@ mod pipeline;
 mod position;
 mod prefetch;
 mod reader;
+mod rows;
 mod schema;
 mod shuffle;
 

@@ -272,6 +272,24 @@ mod tests {
     }
 
     #[test]
+    fn shuffled_batches_wider_than_a_gathering_block_keep_features_with_their_labels() {
+        // Batches of 40 rows are gathered in blocks of 16, the last one short.
+        let (mut p, _) = pipeline(
+            100,
+            PipelineConfig {
+                shuffle: Some(50),
+                repeat: true,
+                ..config(40)
+            },
+        );
+        let batches = label_batches(&mut p, 6);
+        assert!(batches.iter().all(|b| b.len() == 40));
+        let mut first_pass: Vec<i64> = batches.concat()[..100].to_vec();
+        first_pass.sort_unstable();
+        assert_eq!(first_pass, (0..100).collect::<Vec<i64>>());
+    }
+
+    #[test]
     fn drop_remainder_drops_the_short_batch() {
         let (mut p, _) = pipeline(
             7,

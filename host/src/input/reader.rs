@@ -3,16 +3,17 @@
 
 use std::rc::Rc;
 
-use estimator_plugin_api::abi::{Chunk, InputSourceBox, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{InputSourceBox, Tensor, TensorBuf};
 
 use super::pipeline::{Opener, PipelineConfig};
+use super::rows::{RowLayout, Rows};
 use super::schema::Schema;
 use crate::error::{Error, Result};
 
 /// One example: a row of a chunk the source produced.
 #[derive(Clone)]
 pub(super) struct RowRef {
-    pub(super) chunk: Rc<Chunk>,
+    pub(super) chunk: Rc<Rows>,
     pub(super) row: usize,
     /// Its number in the pass, counting from 0: how a saved position names it.
     pub(super) ordinal: u64,
@@ -23,15 +24,20 @@ pub(super) struct RowReader {
     pub(super) opener: Opener,
     pub(super) source: Option<InputSourceBox>,
     pub(super) use_cache: bool,
-    pub(super) cache: Vec<Rc<Chunk>>,
+    pub(super) cache: Vec<Rc<Rows>>,
     pub(super) cache_complete: bool,
     /// The chunk being read and its number of rows.
-    pub(super) current: Option<(Rc<Chunk>, usize)>,
+    pub(super) current: Option<(Rc<Rows>, usize)>,
     pub(super) next_cached: usize,
     pub(super) row: usize,
     /// Rows read in this pass: the next row's ordinal.
     pub(super) rows_read: u64,
     pub(super) schema: Option<Schema>,
+    /// Where the schema's f32 features sit in each chunk's row-major block; empty (the
+    /// chunks kept as columns) without a shuffle, whose batches take consecutive rows,
+    /// which gathering by column reads in order.
+    pub(super) layout: RowLayout,
+    shuffled: bool,
     pub(super) label: String,
     pub(super) plugin: String,
 }
@@ -49,6 +55,8 @@ impl RowReader {
             row: 0,
             rows_read: 0,
             schema: None,
+            layout: RowLayout::default(),
+            shuffled: config.shuffle.is_some(),
             label: config.label.clone(),
             plugin: config.plugin.clone(),
         }
@@ -92,7 +100,11 @@ impl RowReader {
             let Some(chunk) = self.cache.get(self.next_cached) else {
                 return Ok(false);
             };
-            let rows = chunk.features.first().map_or(0, |f| f.tensor.batch_len());
+            let rows = chunk
+                .chunk
+                .features
+                .first()
+                .map_or(0, |f| f.tensor.batch_len());
             self.current = Some((Rc::clone(chunk), rows));
             self.next_cached += 1;
             return Ok(true);
@@ -115,9 +127,18 @@ impl RowReader {
             self.next_cached = self.cache.len();
             return Ok(false);
         };
-        let schema = self.schema.get_or_insert_with(|| Schema::of(&chunk));
-        let rows = schema.check(&chunk, &self.label)?;
-        let chunk = Rc::new(chunk);
+        if self.schema.is_none() {
+            let schema = Schema::of(&chunk);
+            if self.shuffled {
+                self.layout = RowLayout::of(&schema);
+            }
+            self.schema = Some(schema);
+        }
+        let rows = match &self.schema {
+            Some(schema) => schema.check(&chunk, &self.label)?,
+            None => 0,
+        };
+        let chunk = Rc::new(Rows::new(chunk, rows, &self.layout));
         if self.use_cache {
             self.cache.push(Rc::clone(&chunk));
         }
