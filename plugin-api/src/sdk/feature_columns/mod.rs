@@ -29,7 +29,7 @@ pub use linear_model::LinearModel;
 pub use linear_model::SparseCombiner;
 pub use numeric::{BucketizedColumn, Normalizer, NumericColumn};
 
-use ndarray::{Array2, ArrayViewMut2};
+use ndarray::ArrayViewMut2;
 use serde::Deserialize;
 
 use crate::abi::{FactoryContext, PluginError};
@@ -213,16 +213,9 @@ impl FeatureColumn {
         }
     }
 
-    /// The dense value of a column that needs no variables: numeric values, a
-    /// bucketized one-hot, an indicator's multi-hot counts.
-    fn constant_value(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
-        let width = self.dense_width().unwrap_or(0);
-        let mut out = Array2::zeros((inputs.batch_len(), width));
-        self.write_constant(inputs, out.view_mut())?;
-        Ok(out)
-    }
-
-    /// Writes [`FeatureColumn::constant_value`] into `out`, `[batch, width]` zeros.
+    /// Writes the dense value of a column that needs no variables (numeric values, a
+    /// bucketized one-hot, an indicator's multi-hot counts) into `out`, `[batch, width]`
+    /// zeros.
     fn write_constant(
         &self,
         inputs: &ModelInputs<'_>,
@@ -290,6 +283,17 @@ pub(crate) mod tests {
     use super::*;
     use crate::abi::{ModeKeys, NamedView, StepContext, TensorView};
     use abi_stable::std_types::RString;
+    use ndarray::Array2;
+
+    impl FeatureColumn {
+        /// The dense value of a column that needs no variables, as a new matrix.
+        fn constant_value(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
+            let width = self.dense_width().unwrap_or(0);
+            let mut out = Array2::zeros((inputs.batch_len(), width));
+            self.write_constant(inputs, out.view_mut())?;
+            Ok(out)
+        }
+    }
 
     pub fn ctx() -> FactoryContext<'static> {
         FactoryContext {

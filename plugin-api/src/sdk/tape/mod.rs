@@ -65,6 +65,8 @@ enum Op {
     Transpose(Var),
     /// Values placed side by side: `[batch, a] ‖ [batch, b] ‖ …`.
     Concat(Vec<Var>),
+    /// Values stacked one above the other: `[a, n]` over `[b, n]` over …
+    StackRows(Vec<Var>),
     /// Per row, the combined rows of a table picked by sparse ids.
     EmbeddingLookup {
         table: Var,
@@ -284,7 +286,7 @@ impl<'v> Tape<'v> {
             | Op::LogSoftmax(x)
             | Op::Slice { x, .. }
             | Op::Transpose(x) => needs(x),
-            Op::Concat(parts) => parts.iter().any(needs),
+            Op::Concat(parts) | Op::StackRows(parts) => parts.iter().any(needs),
             Op::Mask { x, .. } => needs(x),
             Op::Normalize { x, gamma, beta, .. } => needs(x) || needs(gamma) || needs(beta),
             Op::EmbeddingLookup { table, .. } => needs(table),
@@ -377,6 +379,24 @@ impl<'v> Tape<'v> {
         let value = ndarray::concatenate(ndarray::Axis(1), &views)
             .map_err(|e| PluginError::bad_data(format!("concat: {e}")))?;
         Ok(self.push(value, Op::Concat(parts.to_vec())))
+    }
+
+    /// The values stacked in order, rows after rows; all must have the same number of
+    /// columns. (A linear model's per-column weights as one matrix, so that its numeric
+    /// columns take one product rather than one each.)
+    pub fn stack_rows(&mut self, parts: &[Var]) -> Result<Var, PluginError> {
+        let cols = parts.first().map_or(0, |p| self.nodes[p.0].value.ncols());
+        let views: Vec<ArrayView2<'_, f32>> =
+            parts.iter().map(|p| self.nodes[p.0].value.view()).collect();
+        if let Some(bad) = views.iter().find(|v| v.ncols() != cols) {
+            return Err(PluginError::bad_data(format!(
+                "stack_rows: {} columns under {cols}",
+                bad.ncols()
+            )));
+        }
+        let value = ndarray::concatenate(ndarray::Axis(0), &views)
+            .map_err(|e| PluginError::bad_data(format!("stack_rows: {e}")))?;
+        Ok(self.push(value, Op::StackRows(parts.to_vec())))
     }
 
     /// Per example, the rows of `table` `[buckets, dim]` its ids pick, weighted and
@@ -717,6 +737,17 @@ impl<'v> Tape<'v> {
                         self.accumulate(grads, *part, slice.to_owned());
                     }
                     offset += width;
+                }
+            }
+            Op::StackRows(parts) => {
+                let mut offset = 0;
+                for part in parts {
+                    let height = self.nodes[part.0].value.nrows();
+                    if self.needs_grad(*part) {
+                        let slice = g.slice(ndarray::s![offset..offset + height, ..]);
+                        self.accumulate(grads, *part, slice.to_owned());
+                    }
+                    offset += height;
                 }
             }
             Op::EmbeddingLookup { table, ids, scales } => {

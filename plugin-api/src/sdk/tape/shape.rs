@@ -57,6 +57,34 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn stacked_rows_gradients_match_finite_differences(
+            top in 1usize..4,
+            seed in any::<u64>(),
+        ) {
+            let a = finite_value((top, 2), -1.0, 1.0, seed);
+            let b = finite_value((3, 2), -1.0, 1.0, seed ^ 5);
+            let x = finite_value((4, top + 3), -1.0, 1.0, seed ^ 9);
+            assert_gradients_match(&[a, b, x], &move |t, v| {
+                let stacked = t.stack_rows(&[v[0], v[1]]).expect("same columns");
+                t.matmul(v[2], stacked).expect("shapes fit")
+            });
+        }
+    }
+
+    #[test]
+    fn stacking_rows_of_different_widths_is_refused() {
+        let mut t = Tape::new();
+        let a = t.constant(Array2::zeros((2, 3)));
+        let b = t.constant(Array2::zeros((1, 2)));
+        assert!(t
+            .stack_rows(&[a, b])
+            .unwrap_err()
+            .message
+            .contains("2 columns under 3"));
+    }
+
     #[test]
     fn a_slice_past_the_columns_is_refused() {
         let mut t = Tape::new();
