@@ -7,7 +7,7 @@
 //! no gradient, and an op whose input gradient has the output gradient's shape reuses its
 //! buffer, so a step allocates little beyond the values themselves.
 
-use ndarray::{Array2, ArrayView2, CowArray, Ix2, Zip};
+use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, Zip};
 use serde::Deserialize;
 
 use crate::abi::PluginError;
@@ -367,17 +367,7 @@ impl<'v> Tape<'v> {
 
     /// The values side by side, in order; all must have the same number of rows.
     pub fn concat(&mut self, parts: &[Var]) -> Result<Var, PluginError> {
-        let rows = parts.first().map_or(0, |p| self.nodes[p.0].value.nrows());
-        let views: Vec<ArrayView2<'_, f32>> =
-            parts.iter().map(|p| self.nodes[p.0].value.view()).collect();
-        if let Some(bad) = views.iter().find(|v| v.nrows() != rows) {
-            return Err(PluginError::bad_data(format!(
-                "concat: {} rows next to {rows}",
-                bad.nrows()
-            )));
-        }
-        let value = ndarray::concatenate(ndarray::Axis(1), &views)
-            .map_err(|e| PluginError::bad_data(format!("concat: {e}")))?;
+        let value = self.joined(parts, Axis(1), "concat")?;
         Ok(self.push(value, Op::Concat(parts.to_vec())))
     }
 
@@ -385,18 +375,28 @@ impl<'v> Tape<'v> {
     /// columns. (A linear model's per-column weights as one matrix, so that its numeric
     /// columns take one product rather than one each.)
     pub fn stack_rows(&mut self, parts: &[Var]) -> Result<Var, PluginError> {
-        let cols = parts.first().map_or(0, |p| self.nodes[p.0].value.ncols());
+        let value = self.joined(parts, Axis(0), "stack_rows")?;
+        Ok(self.push(value, Op::StackRows(parts.to_vec())))
+    }
+
+    /// `parts` joined along `axis` (1: side by side, 0: one above the other), refused when
+    /// their lengths across it differ.
+    fn joined(&self, parts: &[Var], axis: Axis, op: &str) -> Result<Array2<f32>, PluginError> {
+        let across = |v: &ArrayView2<'_, f32>| v.len_of(Axis(1 - axis.index()));
         let views: Vec<ArrayView2<'_, f32>> =
             parts.iter().map(|p| self.nodes[p.0].value.view()).collect();
-        if let Some(bad) = views.iter().find(|v| v.ncols() != cols) {
+        let want = views.first().map_or(0, across);
+        if let Some(bad) = views.iter().find(|v| across(v) != want) {
+            let (unit, placed) = match axis.index() {
+                1 => ("rows", "next to"),
+                _ => ("columns", "under"),
+            };
             return Err(PluginError::bad_data(format!(
-                "stack_rows: {} columns under {cols}",
-                bad.ncols()
+                "{op}: {} {unit} {placed} {want}",
+                across(bad)
             )));
         }
-        let value = ndarray::concatenate(ndarray::Axis(0), &views)
-            .map_err(|e| PluginError::bad_data(format!("stack_rows: {e}")))?;
-        Ok(self.push(value, Op::StackRows(parts.to_vec())))
+        ndarray::concatenate(axis, &views).map_err(|e| PluginError::bad_data(format!("{op}: {e}")))
     }
 
     /// Per example, the rows of `table` `[buckets, dim]` its ids pick, weighted and

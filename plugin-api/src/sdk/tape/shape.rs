@@ -74,15 +74,14 @@ mod tests {
     }
 
     #[test]
-    fn stacking_rows_of_different_widths_is_refused() {
+    fn joining_values_that_do_not_fit_is_refused() {
         let mut t = Tape::new();
         let a = t.constant(Array2::zeros((2, 3)));
         let b = t.constant(Array2::zeros((1, 2)));
-        assert!(t
-            .stack_rows(&[a, b])
-            .unwrap_err()
-            .message
-            .contains("2 columns under 3"));
+        let stacked = t.stack_rows(&[a, b]).unwrap_err();
+        assert_eq!(stacked.message.as_str(), "stack_rows: 2 columns under 3");
+        let side_by_side = t.concat(&[a, b]).unwrap_err();
+        assert_eq!(side_by_side.message.as_str(), "concat: 1 rows next to 2");
     }
 
     #[test]
