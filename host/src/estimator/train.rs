@@ -271,19 +271,23 @@ impl Estimator {
             let lr = optimizer.learning_rate_at(*step);
             step_values(spec, *step, session.global_step, *batch_len, lr, None)
         });
-        hooks.end(last_values.as_ref())?;
-        if let Some(s) = saver {
-            let position = pipeline.position();
-            s.end(session.global_step, &model_dir, || {
-                Ok(self.training_state(
-                    &session,
-                    &optimizer,
-                    position,
-                    &fingerprint,
-                    hooks.states(),
-                ))
-            })?;
-        }
+        let ended = hooks.end(last_values.as_ref()).and_then(|()| match saver {
+            Some(s) => {
+                let position = pipeline.position();
+                s.end(session.global_step, &model_dir, || {
+                    Ok(self.training_state(
+                        &session,
+                        &optimizer,
+                        position,
+                        &fingerprint,
+                        hooks.states(),
+                    ))
+                })
+            }
+            None => Ok(()),
+        });
+        // Rank 0's last save can fail on rank 0 alone: every rank ends with it.
+        self.replicas.agree(ended)?;
         info!(
             "Loss for final step: {}.",
             final_loss.map_or("None".to_owned(), |l| l.to_string())
