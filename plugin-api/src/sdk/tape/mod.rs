@@ -267,7 +267,10 @@ struct Accumulated {
 
 impl<'v> Tape<'v> {
     pub fn new() -> Self {
-        Self::default()
+        // Room for a small network's nodes at once, rather than growing five times.
+        Tape {
+            nodes: Vec::with_capacity(32),
+        }
     }
 
     fn push(&mut self, value: Array2<f32>, op: Op) -> Var {
