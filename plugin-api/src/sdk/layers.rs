@@ -161,8 +161,7 @@ impl Dense {
 
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
         let (kernel, bias) = self.parameters(params)?;
-        let h = tape.matmul(x, kernel)?;
-        let h = tape.add_bias(h, bias)?;
+        let h = tape.affine(x, kernel, bias)?;
         Ok(self.activation.apply(tape, h))
     }
 }

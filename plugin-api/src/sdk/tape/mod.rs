@@ -38,6 +38,12 @@ enum Op {
     MatMul(Var, Var),
     /// `[batch, n] + [1, n]`, the bias broadcast over rows.
     AddBias(Var, Var),
+    /// `x · kernel + bias`, a dense layer's product and bias in one node.
+    Affine {
+        x: Var,
+        kernel: Var,
+        bias: Var,
+    },
     /// A function of each element.
     Unary {
         x: Var,
@@ -283,6 +289,7 @@ impl<'v> Tape<'v> {
             Op::Constant => false,
             Op::Param => true,
             Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Binary { a, b, .. } => needs(a) || needs(b),
+            Op::Affine { x, kernel, bias } => needs(x) || needs(kernel) || needs(bias),
             Op::Unary { x, .. }
             | Op::Reduce { x, .. }
             | Op::Softmax(x)
@@ -356,16 +363,29 @@ impl<'v> Tape<'v> {
             )));
         }
         let mut value = xv.as_standard_layout().into_owned();
-        let bias_row = bv.row(0).to_vec();
-        // Plain slices: rows are a handful of values, too short for ndarray's per-row setup.
-        if let Some(values) = value.as_slice_mut() {
-            for row in values.chunks_exact_mut(bias_row.len().max(1)) {
-                for (v, b) in row.iter_mut().zip(&bias_row) {
-                    *v += b;
-                }
-            }
-        }
+        add_to_rows(&mut value, bv.view());
         Ok(self.push(value, Op::AddBias(x, bias)))
+    }
+
+    /// `x · kernel + bias`: [`Tape::matmul`] then [`Tape::add_bias`], the same values, in
+    /// one node, without the product's copy.
+    pub fn affine(&mut self, x: Var, kernel: Var, bias: Var) -> Result<Var, PluginError> {
+        let (xv, kv, bv) = (
+            &self.nodes[x.0].value,
+            &self.nodes[kernel.0].value,
+            &self.nodes[bias.0].value,
+        );
+        if xv.ncols() != kv.nrows() || bv.nrows() != 1 || bv.ncols() != kv.ncols() {
+            return Err(PluginError::bad_data(format!(
+                "affine: shapes {:?} · {:?} + {:?} do not fit",
+                xv.shape(),
+                kv.shape(),
+                bv.shape()
+            )));
+        }
+        let mut value = xv.dot(kv);
+        add_to_rows(&mut value, bv.view());
+        Ok(self.push(value, Op::Affine { x, kernel, bias }))
     }
 
     /// The values side by side, in order; all must have the same number of rows.
@@ -705,6 +725,18 @@ impl<'v> Tape<'v> {
                 }
                 self.accumulate(grads, *x, g);
             }
+            Op::Affine { x, kernel, bias } => {
+                if self.needs_grad(*bias) {
+                    self.accumulate(grads, *bias, column_sums(&g));
+                }
+                let (xv, kv) = (&self.nodes[x.0].value, &self.nodes[kernel.0].value);
+                if self.needs_grad(*x) {
+                    self.accumulate(grads, *x, g.dot(&kv.t()));
+                }
+                if self.needs_grad(*kernel) {
+                    self.accumulate(grads, *kernel, xv.t().dot(&g));
+                }
+            }
             Op::Unary { x, f } => {
                 let (x, dx) = self.unary_backward(*x, *f, node.value.view(), g);
                 self.accumulate(grads, x, dx);
@@ -931,6 +963,23 @@ impl<'v> Tape<'v> {
             Some(existing) => *existing += &delta,
             slot @ None => *slot = Some(delta),
         }
+    }
+}
+
+/// Adds the `[1, n]` `row` to every row of `values` (standard layout, as new values are).
+fn add_to_rows(values: &mut Array2<f32>, row: ArrayView2<'_, f32>) {
+    let row = row.row(0);
+    let width = row.len().max(1);
+    // Plain slices: rows are a handful of values, too short for ndarray's per-row setup.
+    match (values.as_slice_mut(), row.as_slice()) {
+        (Some(values), Some(row)) => {
+            for out in values.chunks_exact_mut(width) {
+                for (v, b) in out.iter_mut().zip(row) {
+                    *v += b;
+                }
+            }
+        }
+        _ => *values += &row,
     }
 }
 

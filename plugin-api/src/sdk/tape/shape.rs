@@ -73,6 +73,26 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn affine_gradients_match_finite_differences_and_its_values_the_two_ops(
+            seed in any::<u64>(),
+        ) {
+            let x = finite_value((4, 3), -1.0, 1.0, seed);
+            let k = finite_value((3, 2), -1.0, 1.0, seed ^ 3);
+            let b = finite_value((1, 2), -1.0, 1.0, seed ^ 11);
+            assert_gradients_match(&[x.clone(), k.clone(), b.clone()], &move |t, v| {
+                t.affine(v[0], v[1], v[2]).expect("shapes fit")
+            });
+            let mut t = Tape::new();
+            let (x, k, b) = (t.param(x), t.param(k), t.param(b));
+            let fused = t.affine(x, k, b).expect("shapes fit");
+            let product = t.matmul(x, k).expect("shapes fit");
+            let apart = t.add_bias(product, b).expect("shapes fit");
+            prop_assert_eq!(t.value(fused), t.value(apart));
+        }
+    }
+
     #[test]
     fn joining_values_that_do_not_fit_is_refused() {
         let mut t = Tape::new();
