@@ -3,8 +3,9 @@
 //!
 //! The pipeline lives on that thread for good (its rows share chunks by `Rc`); what
 //! crosses is batches. Each travels in a slot with its own buffers and the pipeline's
-//! position after it. Slots go round: the step hands the one it used back, the thread
-//! fills it again, so a steady-state step allocates nothing. The position reported is the
+//! position after it. Slots go round: the step hands the ones it used back, a few at a
+//! time, the thread fills them again, so a steady-state step allocates nothing. Waking the
+//! thread is the costly part of a hand-over for a small model (see `SlotWait`). The position reported is the
 //! one after the last batch the step took, never the thread's own: a checkpoint resumes
 //! exactly where training was, however far ahead the thread has read.
 
@@ -20,8 +21,13 @@ use super::pipeline::{Opener, Pipeline, PipelineConfig};
 use super::position::PipelinePosition;
 use crate::error::{Error, Result};
 
-/// Batches in flight: the step's, and as many filled ahead.
-const SLOTS: usize = 3;
+/// Batches in flight: the step's, those filled ahead, and the used ones waiting to go
+/// back.
+const SLOTS: usize = 8;
+
+/// Used slots go back this many at a time, so the thread is woken once per so many
+/// batches rather than once per step.
+const RETURNED_TOGETHER: usize = SLOTS / 2;
 
 /// One batch and where the pipeline was after it.
 struct Slot {
@@ -43,6 +49,8 @@ pub struct Prefetched {
     empty: SyncSender<Slot>,
     /// The batch the step is using.
     current: Option<Slot>,
+    /// Used slots not yet sent back.
+    used: Vec<Slot>,
     /// Where the pipeline is after the batches the step has taken.
     position: PipelinePosition,
     /// The buffer each batch's list of feature views is built in (see `recycle`).
@@ -99,6 +107,7 @@ impl Prefetched {
             filled,
             empty,
             current: None,
+            used: Vec::with_capacity(RETURNED_TOGETHER),
             position,
             views: Vec::new(),
             thread: Some(thread),
@@ -109,8 +118,13 @@ impl Prefetched {
     /// to be filled again.
     pub fn next_batch(&mut self) -> Result<Option<BatchRef<'_>>> {
         if let Some(used) = self.current.take() {
-            // The thread has gone only after an error or the end, both already passed on.
-            let _ = self.empty.send(used);
+            self.used.push(used);
+        }
+        if self.used.len() >= RETURNED_TOGETHER {
+            for used in self.used.drain(..) {
+                // The thread has gone only after an error or the end, both passed on.
+                let _ = self.empty.send(used);
+            }
         }
         match self.filled.recv() {
             Ok(Ok(Some(mut slot))) => {
@@ -156,7 +170,8 @@ impl Drop for Prefetched {
 /// The thread's loop: takes an empty slot, fills it with the next batch and sends it,
 /// until the input ends, an error comes, or the step side has gone.
 fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Filled>) {
-    while let Ok(mut slot) = empty.recv() {
+    let mut wait = SlotWait { poll: true };
+    while let Some(mut slot) = wait.next(empty) {
         pipeline.batch = slot.buffers.take();
         let next = match pipeline.fill_batch() {
             Ok(Some(global_len)) => {
@@ -183,6 +198,40 @@ fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Fil
         if filled.send(message).is_err() || last {
             return;
         }
+    }
+}
+
+/// How long the thread polls for used slots before it sleeps (see `SlotWait`).
+const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// How the thread waits for used slots. Waking a sleeping thread costs the step's thread
+/// a system call, several µs on a virtual machine: a fifth of a small model's step. So
+/// while slots come back within `POLL_BEFORE_SLEEP`, the thread polls for them instead of
+/// sleeping; once a wait runs longer (a large model's step, whose threads want every
+/// core), it sleeps until one takes less.
+struct SlotWait {
+    poll: bool,
+}
+
+impl SlotWait {
+    /// The next slot to fill; `None` once the step side has gone.
+    fn next(&mut self, empty: &Receiver<Slot>) -> Option<Slot> {
+        let started = std::time::Instant::now();
+        while self.poll {
+            match empty.try_recv() {
+                Ok(slot) => return Some(slot),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) if started.elapsed() < POLL_BEFORE_SLEEP => {
+                    // Gives the core away when another thread wants it (ranks sharing
+                    // cores).
+                    std::thread::yield_now();
+                }
+                Err(mpsc::TryRecvError::Empty) => self.poll = false,
+            }
+        }
+        let slot = empty.recv().ok();
+        self.poll = started.elapsed() < POLL_BEFORE_SLEEP;
+        slot
     }
 }
 
