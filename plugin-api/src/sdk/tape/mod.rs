@@ -710,15 +710,7 @@ impl<'v> Tape<'v> {
         let node = &self.nodes[index];
         match &node.op {
             Op::Constant | Op::Param => {}
-            Op::MatMul(a, b) => {
-                let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
-                if self.needs_grad(*a) {
-                    self.accumulate(grads, *a, g.dot(&bv.t()));
-                }
-                if self.needs_grad(*b) {
-                    self.accumulate(grads, *b, av.t().dot(&g));
-                }
-            }
+            Op::MatMul(a, b) => self.product_backward(grads, *a, *b, &g),
             Op::AddBias(x, bias) => {
                 if self.needs_grad(*bias) {
                     self.accumulate(grads, *bias, column_sums(&g));
@@ -729,13 +721,7 @@ impl<'v> Tape<'v> {
                 if self.needs_grad(*bias) {
                     self.accumulate(grads, *bias, column_sums(&g));
                 }
-                let (xv, kv) = (&self.nodes[x.0].value, &self.nodes[kernel.0].value);
-                if self.needs_grad(*x) {
-                    self.accumulate(grads, *x, g.dot(&kv.t()));
-                }
-                if self.needs_grad(*kernel) {
-                    self.accumulate(grads, *kernel, xv.t().dot(&g));
-                }
+                self.product_backward(grads, *x, *kernel, &g);
             }
             Op::Unary { x, f } => {
                 let (x, dx) = self.unary_backward(*x, *f, node.value.view(), g);
@@ -953,6 +939,18 @@ impl<'v> Tape<'v> {
 
     fn needs_grad(&self, var: Var) -> bool {
         self.nodes[var.0].needs_grad
+    }
+
+    /// The gradients of `a · b` given the product's gradient `g`: `g · bᵀ` and `aᵀ · g`,
+    /// each only where wanted.
+    fn product_backward(&self, grads: &mut Accumulated, a: Var, b: Var, g: &Array2<f32>) {
+        let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
+        if self.needs_grad(a) {
+            self.accumulate(grads, a, g.dot(&bv.t()));
+        }
+        if self.needs_grad(b) {
+            self.accumulate(grads, b, av.t().dot(g));
+        }
     }
 
     fn accumulate(&self, grads: &mut Accumulated, var: Var, delta: Array2<f32>) {
