@@ -129,10 +129,7 @@ impl Estimator {
     /// its share of each batch, and rank 0 alone writes model_dir. The ranks take rank
     /// 0's seed, so a manifest without `random_seed` still starts them alike.
     pub fn with_replicas(mut self, replicas: Rc<Replicas>) -> Self {
-        let seed = replicas.broadcast(self.seed.to_le_bytes().to_vec());
-        if let Ok(bytes) = <[u8; 8]>::try_from(seed.as_slice()) {
-            self.seed = u64::from_le_bytes(bytes);
-        }
+        self.seed = replicas.broadcast_u64(self.seed);
         self.replicas = replicas;
         self
     }

@@ -286,13 +286,8 @@ impl Estimator {
         };
         self.replicas.agree(read)?;
         if self.replicas.is_distributed() {
-            let step = self
-                .replicas
-                .broadcast(session.global_step.to_le_bytes().to_vec());
-            let step: [u8; 8] = step.as_slice().try_into().map_err(|_| {
-                Error::Internal("rank 0's warm-started global step did not arrive whole".into())
-            })?;
-            session.global_step = i64::from_le_bytes(step);
+            // Bit for bit through u64: a step is never negative, and `as` keeps the bits.
+            session.global_step = self.replicas.broadcast_u64(session.global_step as u64) as i64;
             for target in &mut targets {
                 self.replicas.broadcast_f32(target.data);
             }

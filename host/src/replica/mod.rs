@@ -179,6 +179,15 @@ impl Replicas {
         }
     }
 
+    /// The chief's `value`, on every rank (a seed, a global step).
+    pub fn broadcast_u64(&self, value: u64) -> u64 {
+        match &self.backend {
+            Backend::Single => value,
+            #[cfg(feature = "mpi")]
+            Backend::Mpi(w) => w.broadcast_u64(value),
+        }
+    }
+
     /// The chief's `values`, in place on every rank; the buffers have the same length on
     /// every rank.
     pub fn broadcast_f32(&self, values: &mut [f32]) {

@@ -101,6 +101,14 @@ impl MpiWorld {
         out
     }
 
+    pub fn broadcast_u64(&self, mut value: u64) -> u64 {
+        self.universe
+            .world()
+            .process_at_rank(0)
+            .broadcast_into(&mut value);
+        value
+    }
+
     pub fn broadcast_f32(&self, values: &mut [f32]) {
         if values.is_empty() {
             return;
