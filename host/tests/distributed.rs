@@ -204,37 +204,41 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-#[test]
-fn a_stop_on_one_rank_stops_all_with_a_checkpoint() {
+/// A long 2-rank run in a new folder whose rank 1 gets `name` (`-INT`, `-KILL`) once it
+/// has saved: the folder, its manifest, and how the job ended.
+fn run_with_rank_1_signalled(name: &str) -> (tempfile::TempDir, PathBuf, std::process::ExitStatus) {
     let dir = tempfile::tempdir().expect("dir");
     let manifest = manifest(dir.path());
-    let model_dir = dir.path().join("model");
-    let (child, rank_1) = long_run(&manifest, &model_dir);
-    signal(rank_1, "-INT");
-    let status = finish(child);
+    let (child, rank_1) = long_run(&manifest, &dir.path().join("model"));
+    signal(rank_1, name);
+    (dir, manifest, finish(child))
+}
+
+/// The global step of the latest whole checkpoint in `model_dir`.
+fn latest_step(model_dir: &Path) -> i64 {
+    checkpoint::read_latest_whole(model_dir)
+        .expect("state")
+        .expect("a checkpoint")
+        .global_step
+}
+
+#[test]
+fn a_stop_on_one_rank_stops_all_with_a_checkpoint() {
+    let (dir, _, status) = run_with_rank_1_signalled("-INT");
     // Interrupted, not failed: 130 (SIGINT) from rank 1, or 143 from rank 0, which
     // stopped with it without a signal of its own.
     assert!(matches!(status.code(), Some(130) | Some(143)), "{status:?}");
     // Rank 0 saved where the ranks agreed to stop, and that checkpoint is the latest.
-    let latest = checkpoint::read_latest_whole(&model_dir)
-        .expect("state")
-        .expect("a checkpoint");
-    assert!(latest.global_step > 25, "{}", latest.global_step);
+    let latest = latest_step(&dir.path().join("model"));
+    assert!(latest > 25, "{latest}");
 }
 
 #[test]
 fn a_killed_rank_fails_the_job_and_the_next_run_resumes() {
-    let dir = tempfile::tempdir().expect("dir");
-    let manifest = manifest(dir.path());
-    let model_dir = dir.path().join("model");
-    let (child, rank_1) = long_run(&manifest, &model_dir);
-    signal(rank_1, "-KILL");
-    let status = finish(child);
+    let (dir, manifest, status) = run_with_rank_1_signalled("-KILL");
     assert!(!status.success(), "the job fails");
-    let committed = checkpoint::read_latest_whole(&model_dir)
-        .expect("state")
-        .expect("a checkpoint")
-        .global_step;
+    let model_dir = dir.path().join("model");
+    let committed = latest_step(&model_dir);
     let target = (committed + 30).to_string();
     let out = mpirun(2, &["train", p(&manifest), "--max-steps", &target])
         .env("RUST_LOG", "info")
@@ -247,10 +251,7 @@ fn a_killed_rank_fails_the_job_and_the_next_run_resumes() {
         logs.contains("Restoring parameters from") && logs.contains(&from),
         "resumed from {from}: {logs}"
     );
-    let resumed = checkpoint::read_latest_whole(&model_dir)
-        .expect("state")
-        .expect("a checkpoint");
-    assert_eq!(resumed.global_step, committed + 30);
+    assert_eq!(latest_step(&model_dir), committed + 30);
 }
 
 #[test]
@@ -344,10 +345,7 @@ fn a_model_fn_failing_on_one_rank_ends_every_rank_with_its_error_and_exit_code()
     );
     assert!(!stderr.contains("MPI_ABORT"), "{stderr}");
     // Steps 0-2 ran and were saved; the failed step was not applied.
-    let latest = checkpoint::read_latest_whole(&dir.path().join("model"))
-        .expect("state")
-        .expect("a checkpoint");
-    assert_eq!(latest.global_step, 3);
+    assert_eq!(latest_step(&dir.path().join("model")), 3);
 }
 
 #[test]
