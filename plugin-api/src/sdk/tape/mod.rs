@@ -18,6 +18,7 @@ use super::view::softmax_rows;
 
 mod elementwise;
 mod losses;
+mod product;
 mod reduce;
 mod shape;
 #[cfg(test)]
@@ -349,7 +350,7 @@ impl<'v> Tape<'v> {
                 bv.shape()
             )));
         }
-        let value = av.dot(bv);
+        let value = product::product(av.view(), bv.view());
         Ok(self.push(value, Op::MatMul(a, b)))
     }
 
@@ -383,8 +384,7 @@ impl<'v> Tape<'v> {
                 bv.shape()
             )));
         }
-        let mut value = xv.dot(kv);
-        add_to_rows(&mut value, bv.view());
+        let value = product::affine(xv.view(), kv.view(), Some(bv.view()));
         Ok(self.push(value, Op::Affine { x, kernel, bias }))
     }
 
@@ -946,10 +946,10 @@ impl<'v> Tape<'v> {
     fn product_backward(&self, grads: &mut Accumulated, a: Var, b: Var, g: &Array2<f32>) {
         let (av, bv) = (&self.nodes[a.0].value, &self.nodes[b.0].value);
         if self.needs_grad(a) {
-            self.accumulate(grads, a, g.dot(&bv.t()));
+            self.accumulate(grads, a, product::product(g.view(), bv.t()));
         }
         if self.needs_grad(b) {
-            self.accumulate(grads, b, av.t().dot(g));
+            self.accumulate(grads, b, product::product(av.t(), g.view()));
         }
     }
 

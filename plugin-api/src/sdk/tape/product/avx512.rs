@@ -1,0 +1,214 @@
+//! The small-product kernel: `a · b (+ bias)` for results at most 32 columns wide, with
+//! AVX-512.
+//!
+//! A block of four result rows lives in registers (one or two 16-lane registers per row)
+//! while the kernel walks the summed dimension: per step it loads row `p` of `b`,
+//! broadcasts the block's four elements of column `p` of `a`, and adds the products. Masked
+//! loads and stores cover widths that are not a multiple of 16, so nothing is padded or
+//! packed, and `a` is read in place in any layout.
+
+use std::arch::x86_64::{
+    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+};
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+
+/// Result rows per register block: four rows' independent sums keep the FMA units busy.
+const BLOCK_ROWS: usize = 4;
+
+/// An operand in place: its first element and the distance between rows and between
+/// columns, in elements.
+#[derive(Clone, Copy)]
+struct Strided {
+    start: *const f32,
+    row_stride: usize,
+    column_stride: usize,
+}
+
+impl Strided {
+    /// `None` for views with negative strides.
+    fn of(view: &ArrayView2<'_, f32>) -> Option<Strided> {
+        let strides = view.strides();
+        Some(Strided {
+            start: view.as_ptr(),
+            row_stride: usize::try_from(strides[0]).ok()?,
+            column_stride: usize::try_from(strides[1]).ok()?,
+        })
+    }
+}
+
+/// `a · b`, plus `bias` on every row, or `None` when the CPU lacks AVX-512, the result is
+/// wider than 32 columns, or an operand has negative strides.
+pub(super) fn affine(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    bias: Option<ArrayView1<'_, f32>>,
+) -> Option<Array2<f32>> {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    if n > 32 || !std::arch::is_x86_feature_detected!("avx512f") {
+        return None;
+    }
+    let bias = match bias {
+        Some(bias) => Some(bias.to_slice()?),
+        None => None,
+    };
+    let a_in_place = Strided::of(&a)?;
+    // The kernel loads rows of `b` whole; a transposed kernel (backward's `g · bᵀ`) is
+    // copied into rows first. It is a layer's weights: small.
+    let b_rows = match b.strides()[1] == 1 || n <= 1 {
+        true => None,
+        false => Some(b.as_standard_layout().into_owned()),
+    };
+    let b_in_place = match &b_rows {
+        Some(rows) => Strided::of(&rows.view())?,
+        None => Strided::of(&b)?,
+    };
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: AVX-512F is present (checked above). `a_in_place` and `b_in_place` describe
+    // live views of `m × k` and `k × n` elements with non-negative strides, `b`'s rows
+    // contiguous; `bias` has `n` elements; `out` has room for `m × n`, which the kernel
+    // writes in full before the length is set.
+    unsafe {
+        match n <= 16 {
+            true => affine_kernel::<1>(a_in_place, b_in_place, bias, (m, k, n), out.as_mut_ptr()),
+            false => affine_kernel::<2>(a_in_place, b_in_place, bias, (m, k, n), out.as_mut_ptr()),
+        }
+        out.set_len(m * n);
+    }
+    Array2::from_shape_vec((m, n), out).ok()
+}
+
+/// The lanes of each of a row's `REGISTERS` registers that lie within `n` columns.
+fn lane_masks<const REGISTERS: usize>(n: usize) -> [__mmask16; REGISTERS] {
+    std::array::from_fn(|r| {
+        let lanes = n.saturating_sub(16 * r).min(16);
+        ((1u32 << lanes) - 1) as __mmask16
+    })
+}
+
+/// Writes `out[m × n] = a · b (+ bias)`, rows in blocks of four, then the last one to three.
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` and `b` address `m × k` and `k × n` readable elements, `b`'s
+/// columns adjacent; `bias` has `n` elements; `out` has room for `m × n` elements;
+/// `n <= 16 × REGISTERS`.
+#[target_feature(enable = "avx512f")]
+unsafe fn affine_kernel<const REGISTERS: usize>(
+    a: Strided,
+    b: Strided,
+    bias: Option<&[f32]>,
+    (m, k, n): (usize, usize, usize),
+    out: *mut f32,
+) {
+    let masks = lane_masks::<REGISTERS>(n);
+    // SAFETY: `bias` has `n` elements; masked-off lanes are not read.
+    let bias = bias.map(|bias| unsafe { load_row(bias.as_ptr(), &masks) });
+    let blocks = Blocks {
+        b,
+        k,
+        n,
+        masks,
+        bias,
+    };
+    let mut row = 0;
+    // SAFETY (each call): rows `row..row + R` are within `m`; the caller's contract does
+    // the rest.
+    unsafe {
+        while row + BLOCK_ROWS <= m {
+            blocks.rows::<BLOCK_ROWS>(a, row, out);
+            row += BLOCK_ROWS;
+        }
+        match m - row {
+            3 => blocks.rows::<3>(a, row, out),
+            2 => blocks.rows::<2>(a, row, out),
+            1 => blocks.rows::<1>(a, row, out),
+            _ => {}
+        }
+    }
+}
+
+/// A row of up to `16 × REGISTERS` values, the lanes outside `masks` zero.
+///
+/// # Safety
+/// The CPU has AVX-512F; the lanes within `masks` are readable from `row`.
+#[inline(always)]
+unsafe fn load_row<const REGISTERS: usize>(
+    row: *const f32,
+    masks: &[__mmask16; REGISTERS],
+) -> [__m512; REGISTERS] {
+    // Plain loops, not closures, so that everything inlines into the AVX-512 function.
+    // SAFETY: as the caller promises.
+    unsafe {
+        let mut registers = [_mm512_setzero_ps(); REGISTERS];
+        for (r, (register, mask)) in registers.iter_mut().zip(masks).enumerate() {
+            *register = _mm512_maskz_loadu_ps(*mask, row.add(16 * r));
+        }
+        registers
+    }
+}
+
+/// What every block of rows shares.
+struct Blocks<const REGISTERS: usize> {
+    b: Strided,
+    k: usize,
+    n: usize,
+    masks: [__mmask16; REGISTERS],
+    bias: Option<[__m512; REGISTERS]>,
+}
+
+impl<const REGISTERS: usize> Blocks<REGISTERS> {
+    /// Result rows `first..first + ROWS`, summed in registers and stored once.
+    ///
+    /// # Safety
+    /// As [`affine_kernel`], with `first + ROWS <= m`.
+    #[inline(always)]
+    unsafe fn rows<const ROWS: usize>(&self, a: Strided, first: usize, out: *mut f32) {
+        // SAFETY: every pointer below stays within the operands the caller describes.
+        unsafe {
+            let mut sums = [[_mm512_setzero_ps(); REGISTERS]; ROWS];
+            let a_rows = a.start.add(first * a.row_stride);
+            for p in 0..self.k {
+                let b_row = self.b.start.add(p * self.b.row_stride);
+                let b_p = load_row(b_row, &self.masks);
+                let a_p = a_rows.add(p * a.column_stride);
+                for (i, row_sums) in sums.iter_mut().enumerate() {
+                    let a_ip = _mm512_set1_ps(*a_p.add(i * a.row_stride));
+                    for (sum, b_pr) in row_sums.iter_mut().zip(&b_p) {
+                        *sum = _mm512_fmadd_ps(a_ip, *b_pr, *sum);
+                    }
+                }
+            }
+            for (i, row_sums) in sums.iter().enumerate() {
+                let out_row = out.add((first + i) * self.n);
+                for (r, sum) in row_sums.iter().enumerate() {
+                    let value = match &self.bias {
+                        Some(bias) => _mm512_add_ps(*sum, bias[r]),
+                        None => *sum,
+                    };
+                    _mm512_mask_storeu_ps(out_row.add(16 * r), self.masks[r], value);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_small_products_on_cpus_with_avx512_and_matches_matrixmultiply() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f32 * 0.5 - 3.0);
+        let b = Array2::from_shape_fn((5, 20), |(i, j)| (i + 2 * j) as f32 * 0.25 - 2.0);
+        let bias = Array2::from_shape_fn((1, 20), |(_, j)| j as f32);
+        let got = affine(a.view(), b.view(), Some(bias.row(0))).expect("small path taken");
+        // Small integers and quarters: every sum is exact, whatever the order.
+        assert_eq!(got, a.dot(&b) + &bias);
+        let wide = Array2::<f32>::zeros((5, 33));
+        assert!(affine(a.view(), wide.view(), None).is_none());
+    }
+}
