@@ -713,13 +713,13 @@ impl<'v> Tape<'v> {
             Op::MatMul(a, b) => self.product_backward(grads, *a, *b, &g),
             Op::AddBias(x, bias) => {
                 if self.needs_grad(*bias) {
-                    self.accumulate(grads, *bias, column_sums(&g));
+                    self.accumulate(grads, *bias, product::column_sums(&g));
                 }
                 self.accumulate(grads, *x, g);
             }
             Op::Affine { x, kernel, bias } => {
                 if self.needs_grad(*bias) {
-                    self.accumulate(grads, *bias, column_sums(&g));
+                    self.accumulate(grads, *bias, product::column_sums(&g));
                 }
                 self.product_backward(grads, *x, *kernel, &g);
             }
@@ -909,8 +909,8 @@ impl<'v> Tape<'v> {
         grads: &mut Accumulated,
     ) {
         let rows = g.nrows().max(1) as f32;
-        let sum_g = column_sums(&g);
-        let sum_g_xhat = column_sums(&(&g * normalized));
+        let sum_g = product::column_sums(&g);
+        let sum_g_xhat = product::column_sums(&(&g * normalized));
         let gv = &self.nodes[gamma.0].value;
         if self.needs_grad(x) {
             let mut dx = g.clone();
@@ -979,27 +979,6 @@ fn add_to_rows(values: &mut Array2<f32>, row: ArrayView2<'_, f32>) {
         }
         _ => *values += &row,
     }
-}
-
-/// `[1, n]` sums of a `[rows, n]` gradient's columns: the gradient of a broadcast bias.
-fn column_sums(g: &Array2<f32>) -> Array2<f32> {
-    let mut sums = Array2::zeros((1, g.ncols()));
-    // Rows are a handful of values: plain slices beat per-row ndarray iterators.
-    match (g.as_slice(), sums.as_slice_mut()) {
-        (Some(values), Some(out)) => {
-            for row in values.chunks_exact(out.len().max(1)) {
-                for (s, v) in out.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
-        }
-        _ => {
-            for row in g.rows() {
-                sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
-            }
-        }
-    }
-    sums
 }
 
 #[cfg(test)]

@@ -51,6 +51,20 @@ pub(super) fn affine(
     value
 }
 
+/// `[1, n]` sums of a `[rows, n]` gradient's columns (`[1, rows] · g` with a row of ones):
+/// the gradient of a broadcast bias.
+pub(super) fn column_sums(g: &Array2<f32>) -> Array2<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(sums) = avx512::column_sums(g.view()) {
+        return sums;
+    }
+    let mut sums = Array2::zeros((1, g.ncols()));
+    for row in g.rows() {
+        sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
+    }
+    sums
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +130,17 @@ mod tests {
             expected += &bias;
             let got = affine(x.view(), kernel.view(), Some(bias.view()));
             assert_eq!(got, expected, "{m} x {k} x {n}");
+        }
+    }
+
+    #[test]
+    fn column_sums_match_the_reference_at_every_width() {
+        for m in [0, 1, 3, 4, 5, 100] {
+            for n in [1, 3, 10, 16, 17, 32, 33, 50] {
+                let g = matrix(m, n, 4);
+                let ones = Array2::ones((1, m));
+                assert_close(&column_sums(&g), &reference(ones.view(), g.view()));
+            }
         }
     }
 

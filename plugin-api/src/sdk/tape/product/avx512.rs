@@ -79,6 +79,66 @@ pub(super) fn affine(
     Array2::from_shape_vec((m, n), out).ok()
 }
 
+/// The `[1, n]` sums of `g`'s columns, or `None` when the CPU lacks AVX-512, `g` is wider
+/// than 32 columns or its rows are not contiguous.
+pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
+    let (m, n) = g.dim();
+    if n > 32 || !std::arch::is_x86_feature_detected!("avx512f") {
+        return None;
+    }
+    let g_in_place = Strided::of(&g)?;
+    if g_in_place.column_stride != 1 && n > 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(n);
+    // SAFETY: AVX-512F is present; `g_in_place` describes a live `m × n` view with
+    // contiguous rows; `out` has room for the `n` sums the kernel writes.
+    unsafe {
+        match n <= 16 {
+            true => column_sums_kernel::<1>(g_in_place, (m, n), out.as_mut_ptr()),
+            false => column_sums_kernel::<2>(g_in_place, (m, n), out.as_mut_ptr()),
+        }
+        out.set_len(n);
+    }
+    Array2::from_shape_vec((1, n), out).ok()
+}
+
+/// Writes the `n` column sums of `g`, summing four rows at a time into separate registers
+/// (independent additions) and adding those four at the end.
+///
+/// # Safety
+/// The CPU has AVX-512F; `g` addresses `m × n` readable elements with contiguous rows;
+/// `out` has room for `n` elements; `n <= 16 × REGISTERS`.
+#[target_feature(enable = "avx512f")]
+unsafe fn column_sums_kernel<const REGISTERS: usize>(
+    g: Strided,
+    (m, n): (usize, usize),
+    out: *mut f32,
+) {
+    let masks = lane_masks::<REGISTERS>(n);
+    let mut sums = [[_mm512_setzero_ps(); REGISTERS]; BLOCK_ROWS];
+    // SAFETY: every row read is below `m`; the caller's contract does the rest.
+    unsafe {
+        let mut first = 0;
+        while first + BLOCK_ROWS <= m {
+            for (r, row_sums) in sums.iter_mut().enumerate() {
+                add_row(row_sums, g, first + r, &masks);
+            }
+            first += BLOCK_ROWS;
+        }
+        for (row_sums, row) in sums.iter_mut().zip(first..m) {
+            add_row(row_sums, g, row, &masks);
+        }
+        for r in 0..REGISTERS {
+            let total = _mm512_add_ps(
+                _mm512_add_ps(sums[0][r], sums[1][r]),
+                _mm512_add_ps(sums[2][r], sums[3][r]),
+            );
+            _mm512_mask_storeu_ps(out.add(16 * r), masks[r], total);
+        }
+    }
+}
+
 /// The lanes of each of a row's `REGISTERS` registers that lie within `n` columns.
 fn lane_masks<const REGISTERS: usize>(n: usize) -> [__mmask16; REGISTERS] {
     std::array::from_fn(|r| {
@@ -124,6 +184,26 @@ unsafe fn affine_kernel<const REGISTERS: usize>(
             2 => blocks.rows::<2>(a, row, out),
             1 => blocks.rows::<1>(a, row, out),
             _ => {}
+        }
+    }
+}
+
+/// Adds row `row` of `g` to `sums`.
+///
+/// # Safety
+/// The CPU has AVX-512F; the lanes within `masks` of row `row` are readable.
+#[inline(always)]
+unsafe fn add_row<const REGISTERS: usize>(
+    sums: &mut [__m512; REGISTERS],
+    g: Strided,
+    row: usize,
+    masks: &[__mmask16; REGISTERS],
+) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let values = load_row(g.start.add(row * g.row_stride), masks);
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum = _mm512_add_ps(*sum, value);
         }
     }
 }
@@ -210,5 +290,10 @@ mod tests {
         assert_eq!(got, a.dot(&b) + &bias);
         let wide = Array2::<f32>::zeros((5, 33));
         assert!(affine(a.view(), wide.view(), None).is_none());
+        let sums = column_sums(b.view()).expect("small path taken");
+        assert_eq!(
+            sums,
+            b.sum_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0))
+        );
     }
 }
