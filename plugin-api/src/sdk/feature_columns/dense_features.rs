@@ -1,7 +1,7 @@
 //! TF's `DenseFeatures` (`input_layer`): dense columns, sorted by name, side by side in
 //! one `[batch, width]` input. Embedding columns add a trainable table each.
 
-use ndarray::{s, Array2};
+use ndarray::{s, Array2, ShapeBuilder};
 
 use crate::abi::{FactoryContext, Initializer, PluginError, VarSpec};
 use crate::sdk::layers::Params;
@@ -123,13 +123,15 @@ impl DenseFeatures {
     }
 }
 
-/// The columns' values side by side, each written straight into its slot.
+/// The columns' values side by side, each written straight into its slot. The block is
+/// column-major, so that each column's slot is one contiguous run that a column of the
+/// input is copied into whole; products read it in place either way.
 fn constant_block(
     columns: &[&FeatureColumn],
     inputs: &ModelInputs<'_>,
 ) -> Result<Array2<f32>, PluginError> {
     let width = columns.iter().filter_map(|c| c.dense_width()).sum();
-    let mut out = Array2::zeros((inputs.batch_len(), width));
+    let mut out = Array2::zeros((inputs.batch_len(), width).f());
     let mut offset = 0;
     for column in columns {
         let w = column.dense_width().unwrap_or(0);

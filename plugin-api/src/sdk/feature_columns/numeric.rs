@@ -1,6 +1,6 @@
 //! Real-valued columns: `numeric_column` and `bucketized_column`.
 
-use ndarray::{Array2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::Deserialize;
 
 use crate::abi::{PluginError, TensorData};
@@ -146,7 +146,7 @@ impl NumericColumn {
                         self.shape
                     )));
                 }
-                out.assign(&raw);
+                copy_into(out.view_mut(), raw.view());
             }
         }
         if let Some(n) = &self.normalizer {
@@ -154,6 +154,21 @@ impl NumericColumn {
         }
         Ok(())
     }
+}
+
+/// `out.assign(&raw)`, as one slice copy when both are one contiguous column (a column of
+/// a column-major input block): ndarray's general assignment costs more than the copy at a
+/// batch's size.
+fn copy_into(mut out: ArrayViewMut2<'_, f32>, raw: ArrayView2<'_, f32>) {
+    if out.ncols() == 1 {
+        if let (Some(to), Some(from)) =
+            (out.as_slice_memory_order_mut(), raw.as_slice_memory_order())
+        {
+            to.copy_from_slice(from);
+            return;
+        }
+    }
+    out.assign(&raw);
 }
 
 /// `tf.feature_column.bucketized_column`: each value becomes the number of boundaries at
