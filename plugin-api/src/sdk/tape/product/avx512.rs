@@ -39,14 +39,19 @@ impl Strided {
 }
 
 /// `a · b`, plus `bias` on every row, or `None` when the CPU lacks AVX-512, the result is
-/// wider than 32 columns, or an operand has negative strides.
+/// wider than 32 columns, an operand is empty (the general path has nothing to gain on)
+/// or has negative strides.
 pub(super) fn affine(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     bias: Option<ArrayView1<'_, f32>>,
 ) -> Option<Array2<f32>> {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    if n > 32 || !std::arch::is_x86_feature_detected!("avx512f") {
+    if n > 32 || m == 0 || k == 0 || n == 0 || !std::arch::is_x86_feature_detected!("avx512f") {
+        return None;
+    }
+    // Shapes that do not fit are the general path's to report.
+    if b.nrows() != k || bias.is_some_and(|bias| bias.len() != n) {
         return None;
     }
     let bias = match bias {
@@ -290,6 +295,10 @@ mod tests {
         assert_eq!(got, a.dot(&b) + &bias);
         let wide = Array2::<f32>::zeros((5, 33));
         assert!(affine(a.view(), wide.view(), None).is_none());
+        // Shapes that do not fit go to the general path, which reports them.
+        assert!(affine(a.view(), b.t(), None).is_none());
+        let short_bias = Array2::<f32>::zeros((1, 19));
+        assert!(affine(a.view(), b.view(), Some(short_bias.row(0))).is_none());
         let sums = column_sums(b.view()).expect("small path taken");
         assert_eq!(
             sums,
