@@ -27,6 +27,7 @@ mod reader;
 mod rows;
 mod schema;
 mod shuffle;
+mod warm;
 
 pub use batch::BatchRef;
 pub use pipeline::{Opener, Pipeline, PipelineConfig};

@@ -128,6 +128,10 @@ impl Prefetched {
         }
         match self.filled.recv() {
             Ok(Ok(Some(mut slot))) => {
+                if let Some(buffers) = &slot.buffers {
+                    let label = buffers.label.as_ref().map(|(label, _)| label);
+                    super::warm::prefetch(buffers.columns.iter().chain(label));
+                }
                 // Swapping keeps both positions' buffers: nothing is allocated.
                 std::mem::swap(&mut self.position, &mut slot.position);
                 let views = std::mem::take(&mut self.views);
