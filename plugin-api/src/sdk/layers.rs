@@ -161,8 +161,13 @@ impl Dense {
 
     pub fn apply(&self, tape: &mut Tape, params: &Params, x: Var) -> Result<Var, PluginError> {
         let (kernel, bias) = self.parameters(params)?;
-        let h = tape.affine(x, kernel, bias)?;
-        Ok(self.activation.apply(tape, h))
+        match self.activation {
+            Activation::Relu => tape.affine_relu(x, kernel, bias),
+            other => {
+                let h = tape.affine(x, kernel, bias)?;
+                Ok(other.apply(tape, h))
+            }
+        }
     }
 }
 

@@ -39,11 +39,13 @@ enum Op {
     MatMul(Var, Var),
     /// `[batch, n] + [1, n]`, the bias broadcast over rows.
     AddBias(Var, Var),
-    /// `x · kernel + bias`, a dense layer's product and bias in one node.
+    /// `x · kernel + bias`, a dense layer's product and bias in one node; with `relu`,
+    /// `max(0, x · kernel + bias)`.
     Affine {
         x: Var,
         kernel: Var,
         bias: Var,
+        relu: bool,
     },
     /// A function of each element.
     Unary {
@@ -290,7 +292,9 @@ impl<'v> Tape<'v> {
             Op::Constant => false,
             Op::Param => true,
             Op::MatMul(a, b) | Op::AddBias(a, b) | Op::Binary { a, b, .. } => needs(a) || needs(b),
-            Op::Affine { x, kernel, bias } => needs(x) || needs(kernel) || needs(bias),
+            Op::Affine {
+                x, kernel, bias, ..
+            } => needs(x) || needs(kernel) || needs(bias),
             Op::Unary { x, .. }
             | Op::Reduce { x, .. }
             | Op::Softmax(x)
@@ -371,6 +375,16 @@ impl<'v> Tape<'v> {
     /// `x · kernel + bias`: [`Tape::matmul`] then [`Tape::add_bias`], the same values, in
     /// one node, without the product's copy.
     pub fn affine(&mut self, x: Var, kernel: Var, bias: Var) -> Result<Var, PluginError> {
+        self.dense(x, kernel, bias, false)
+    }
+
+    /// `max(0, x · kernel + bias)`: [`Tape::affine`] then [`Tape::relu`], the same values,
+    /// in one node.
+    pub fn affine_relu(&mut self, x: Var, kernel: Var, bias: Var) -> Result<Var, PluginError> {
+        self.dense(x, kernel, bias, true)
+    }
+
+    fn dense(&mut self, x: Var, kernel: Var, bias: Var, relu: bool) -> Result<Var, PluginError> {
         let (xv, kv, bv) = (
             &self.nodes[x.0].value,
             &self.nodes[kernel.0].value,
@@ -384,8 +398,16 @@ impl<'v> Tape<'v> {
                 bv.shape()
             )));
         }
-        let value = product::affine(xv.view(), kv.view(), Some(bv.view()));
-        Ok(self.push(value, Op::Affine { x, kernel, bias }))
+        let value = product::affine(xv.view(), kv.view(), Some(bv.view()), relu);
+        Ok(self.push(
+            value,
+            Op::Affine {
+                x,
+                kernel,
+                bias,
+                relu,
+            },
+        ))
     }
 
     /// The values side by side, in order; all must have the same number of rows.
@@ -717,7 +739,15 @@ impl<'v> Tape<'v> {
                 }
                 self.accumulate(grads, *x, g);
             }
-            Op::Affine { x, kernel, bias } => {
+            Op::Affine {
+                x,
+                kernel,
+                bias,
+                relu,
+            } => {
+                if *relu {
+                    through_relu(&mut g, &node.value);
+                }
                 if self.needs_grad(*bias) {
                     self.accumulate(grads, *bias, product::column_sums(&g));
                 }
@@ -825,9 +855,7 @@ impl<'v> Tape<'v> {
                 grads,
             ),
             Op::Relu(x) => {
-                Zip::from(&mut g)
-                    .and(&node.value)
-                    .for_each(|g, &y| *g = if y > 0.0 { *g } else { 0.0 });
+                through_relu(&mut g, &node.value);
                 self.accumulate(grads, *x, g);
             }
             Op::Tanh(x) => {
@@ -978,6 +1006,22 @@ fn add_to_rows(values: &mut Array2<f32>, row: ArrayView2<'_, f32>) {
             }
         }
         _ => *values += &row,
+    }
+}
+
+/// A ReLU's gradient from its output `y`: `g` where `y > 0`, else 0. Over plain slices
+/// where both are contiguous, as computed values are.
+fn through_relu(g: &mut Array2<f32>, y: &CowArray<'_, f32, Ix2>) {
+    let relu = |g: &mut f32, y: f32| {
+        if y <= 0.0 {
+            *g = 0.0;
+        }
+    };
+    match (g.as_slice_mut(), y.as_slice()) {
+        (Some(g), Some(y)) if g.len() == y.len() => {
+            g.iter_mut().zip(y).for_each(|(g, &y)| relu(g, y));
+        }
+        _ => Zip::from(g).and(y).for_each(|g, &y| relu(g, y)),
     }
 }
 

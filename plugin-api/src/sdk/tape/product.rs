@@ -28,25 +28,30 @@ fn is_small(m: usize, k: usize, n: usize) -> bool {
 
 /// `a · b`.
 pub(super) fn product(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    affine(a, b, None)
+    affine(a, b, None, false)
 }
 
-/// `a · b`, plus the `[1, n]` `bias` added to every row when there is one. Adding the
-/// bias after the product keeps the values those of a product then an addition.
+/// `a · b`, plus the `[1, n]` `bias` added to every row when there is one, then with
+/// `relu` each value's `max(0, ·)`. Adding the bias after the product keeps the values
+/// those of a product then an addition.
 pub(super) fn affine(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     bias: Option<ArrayView2<'_, f32>>,
+    relu: bool,
 ) -> Array2<f32> {
     if is_small(a.nrows(), a.ncols(), b.ncols()) {
         #[cfg(target_arch = "x86_64")]
-        if let Some(value) = avx512::affine(a, b, bias.as_ref().map(|bias| bias.row(0))) {
+        if let Some(value) = avx512::affine(a, b, bias.as_ref().map(|bias| bias.row(0)), relu) {
             return value;
         }
     }
     let mut value = a.dot(&b);
     if let Some(bias) = bias {
         super::add_to_rows(&mut value, bias);
+    }
+    if relu {
+        value.mapv_inplace(|v| v.max(0.0));
     }
     value
 }
@@ -128,8 +133,10 @@ mod tests {
             let (x, kernel, bias) = (matrix(m, k, 1), matrix(k, n, 2), matrix(1, n, 3));
             let mut expected = product(x.view(), kernel.view());
             expected += &bias;
-            let got = affine(x.view(), kernel.view(), Some(bias.view()));
+            let got = affine(x.view(), kernel.view(), Some(bias.view()), false);
             assert_eq!(got, expected, "{m} x {k} x {n}");
+            let rectified = affine(x.view(), kernel.view(), Some(bias.view()), true);
+            assert_eq!(rectified, expected.mapv(|v| v.max(0.0)), "{m} x {k} x {n}");
         }
     }
 

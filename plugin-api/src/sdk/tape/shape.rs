@@ -93,6 +93,33 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn affine_relu_is_affine_then_relu_in_values_and_gradients(seed in any::<u64>()) {
+            let x = finite_value((5, 3), -1.0, 1.0, seed);
+            let k = finite_value((3, 4), -1.0, 1.0, seed ^ 3);
+            let b = finite_value((1, 4), -1.0, 1.0, seed ^ 11);
+            let w = finite_value((5, 4), -1.0, 1.0, seed ^ 17);
+            let run = |fused: bool| {
+                let mut t = Tape::new();
+                let (xv, kv, bv) = (t.param(x.clone()), t.param(k.clone()), t.param(b.clone()));
+                let h = match fused {
+                    true => t.affine_relu(xv, kv, bv).expect("shapes fit"),
+                    false => {
+                        let a = t.affine(xv, kv, bv).expect("shapes fit");
+                        t.relu(a)
+                    }
+                };
+                let weights = t.constant(w.clone());
+                let weighted = t.mul(h, weights).expect("same shape");
+                let loss = t.sum(weighted, super::super::Over::All);
+                let grads = t.backward(loss);
+                (t.value(h).to_owned(), [xv, kv, bv].map(|v| grads.of(v)))
+            };
+            prop_assert_eq!(run(true), run(false));
+        }
+    }
+
     #[test]
     fn joining_values_that_do_not_fit_is_refused() {
         let mut t = Tape::new();

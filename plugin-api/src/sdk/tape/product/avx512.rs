@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_set1_ps, _mm512_setzero_ps,
 };
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
@@ -45,6 +45,7 @@ pub(super) fn affine(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
     bias: Option<ArrayView1<'_, f32>>,
+    relu: bool,
 ) -> Option<Array2<f32>> {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     if n > 32 || m == 0 || k == 0 || n == 0 || !std::arch::is_x86_feature_detected!("avx512f") {
@@ -76,8 +77,20 @@ pub(super) fn affine(
     // writes in full before the length is set.
     unsafe {
         match n <= 16 {
-            true => affine_kernel::<1>(a_in_place, b_in_place, bias, (m, k, n), out.as_mut_ptr()),
-            false => affine_kernel::<2>(a_in_place, b_in_place, bias, (m, k, n), out.as_mut_ptr()),
+            true => affine_kernel::<1>(
+                a_in_place,
+                b_in_place,
+                (bias, relu),
+                (m, k, n),
+                out.as_mut_ptr(),
+            ),
+            false => affine_kernel::<2>(
+                a_in_place,
+                b_in_place,
+                (bias, relu),
+                (m, k, n),
+                out.as_mut_ptr(),
+            ),
         }
         out.set_len(m * n);
     }
@@ -162,12 +175,13 @@ fn lane_masks<const REGISTERS: usize>(n: usize) -> [__mmask16; REGISTERS] {
 unsafe fn affine_kernel<const REGISTERS: usize>(
     a: Strided,
     b: Strided,
-    bias: Option<&[f32]>,
+    (bias, relu): (Option<&[f32]>, bool),
     (m, k, n): (usize, usize, usize),
     out: *mut f32,
 ) {
     let masks = lane_masks::<REGISTERS>(n);
-    // SAFETY: `bias` has `n` elements; masked-off lanes are not read.
+    // SAFETY: `bias` has `n` elements; masked-off lanes are not read. (A closure in a
+    // function with target features has them too.)
     let bias = bias.map(|bias| unsafe { load_row(bias.as_ptr(), &masks) });
     let blocks = Blocks {
         b,
@@ -175,6 +189,7 @@ unsafe fn affine_kernel<const REGISTERS: usize>(
         n,
         masks,
         bias,
+        relu,
     };
     let mut row = 0;
     // SAFETY (each call): rows `row..row + R` are within `m`; the caller's contract does
@@ -240,6 +255,8 @@ struct Blocks<const REGISTERS: usize> {
     n: usize,
     masks: [__mmask16; REGISTERS],
     bias: Option<[__m512; REGISTERS]>,
+    /// Whether values are stored as `max(0, value)`.
+    relu: bool,
 }
 
 impl<const REGISTERS: usize> Blocks<REGISTERS> {
@@ -267,10 +284,13 @@ impl<const REGISTERS: usize> Blocks<REGISTERS> {
             for (i, row_sums) in sums.iter().enumerate() {
                 let out_row = out.add((first + i) * self.n);
                 for (r, sum) in row_sums.iter().enumerate() {
-                    let value = match &self.bias {
+                    let mut value = match &self.bias {
                         Some(bias) => _mm512_add_ps(*sum, bias[r]),
                         None => *sum,
                     };
+                    if self.relu {
+                        value = _mm512_max_ps(value, _mm512_setzero_ps());
+                    }
                     _mm512_mask_storeu_ps(out_row.add(16 * r), self.masks[r], value);
                 }
             }
@@ -290,15 +310,15 @@ mod tests {
         let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f32 * 0.5 - 3.0);
         let b = Array2::from_shape_fn((5, 20), |(i, j)| (i + 2 * j) as f32 * 0.25 - 2.0);
         let bias = Array2::from_shape_fn((1, 20), |(_, j)| j as f32);
-        let got = affine(a.view(), b.view(), Some(bias.row(0))).expect("small path taken");
+        let got = affine(a.view(), b.view(), Some(bias.row(0)), false).expect("small path taken");
         // Small integers and quarters: every sum is exact, whatever the order.
         assert_eq!(got, a.dot(&b) + &bias);
         let wide = Array2::<f32>::zeros((5, 33));
-        assert!(affine(a.view(), wide.view(), None).is_none());
+        assert!(affine(a.view(), wide.view(), None, false).is_none());
         // Shapes that do not fit go to the general path, which reports them.
-        assert!(affine(a.view(), b.t(), None).is_none());
+        assert!(affine(a.view(), b.t(), None, false).is_none());
         let short_bias = Array2::<f32>::zeros((1, 19));
-        assert!(affine(a.view(), b.view(), Some(short_bias.row(0))).is_none());
+        assert!(affine(a.view(), b.view(), Some(short_bias.row(0)), false).is_none());
         let sums = column_sums(b.view()).expect("small path taken");
         assert_eq!(
             sums,
