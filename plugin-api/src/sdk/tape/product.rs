@@ -64,8 +64,20 @@ pub(super) fn column_sums(g: &Array2<f32>) -> Array2<f32> {
         return sums;
     }
     let mut sums = Array2::zeros((1, g.ncols()));
-    for row in g.rows() {
-        sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
+    // Plain slices where rows are contiguous: per-row ndarray iterators cost more.
+    match (g.as_slice(), sums.as_slice_mut()) {
+        (Some(values), Some(out)) => {
+            for row in values.chunks_exact(out.len().max(1)) {
+                for (s, v) in out.iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+        }
+        _ => {
+            for row in g.rows() {
+                sums.row_mut(0).zip_mut_with(&row, |s, &v| *s += v);
+            }
+        }
     }
     sums
 }
