@@ -7,6 +7,7 @@ pub mod batch_norm;
 pub mod dropout;
 pub mod export;
 pub mod feature_columns;
+mod feature_hint;
 pub mod heads;
 pub mod layer_norm;
 pub mod layers;
@@ -18,5 +19,6 @@ pub mod variables;
 mod view;
 
 pub use crate::abi::{BuiltIn, OptimizerPart};
+pub use feature_hint::FeatureHint;
 pub use plugin::{Input, Model, ModelInputs, StreamingMetric};
 pub use view::{argmax_rows, f32_matrix, i64_column, softmax_rows, tensor_from_array2};

@@ -2,6 +2,8 @@
 
 use serde::de::DeserializeOwned;
 
+use super::feature_hint::FeatureHint;
+
 use crate::abi::{
     BuiltIn, Chunk, EstimatorSpec, ExportOutput, FactoryContext, MetricPartial, MetricValue,
     ModeKeys, NamedView, OptimizerPart, PluginError, StepContext, TensorView, VarSpec,
@@ -24,14 +26,35 @@ impl<'a> ModelInputs<'a> {
     /// The feature `name`. Features sorted by name (as a server passes them) are found by
     /// binary search; otherwise by a scan.
     pub fn feature(&self, name: &str) -> Result<&TensorView<'a>, PluginError> {
+        self.position(name)
+            .map(|index| &self.features[index].tensor)
+    }
+
+    /// The feature `name`, looked for first where `hint` says it was last time, and the
+    /// hint updated: a model that keeps one hint per feature it reads finds each in one
+    /// comparison when batches keep their layout, as a host's do.
+    pub fn feature_hinted(
+        &self,
+        name: &str,
+        hint: &FeatureHint,
+    ) -> Result<&TensorView<'a>, PluginError> {
+        if let Some(found) = self.features.get(hint.get()) {
+            if found.name.as_str() == name {
+                return Ok(&found.tensor);
+            }
+        }
+        let index = self.position(name)?;
+        hint.set(index);
+        Ok(&self.features[index].tensor)
+    }
+
+    fn position(&self, name: &str) -> Result<usize, PluginError> {
         let by_search = self
             .features
             .binary_search_by(|f| f.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.features[i]);
+            .ok();
         by_search
-            .or_else(|| self.features.iter().find(|f| f.name.as_str() == name))
-            .map(|f| &f.tensor)
+            .or_else(|| self.features.iter().position(|f| f.name.as_str() == name))
             .ok_or_else(|| {
                 let known: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
                 PluginError::bad_data(format!(

@@ -8,6 +8,7 @@ use crate::sdk::layers::Params;
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::tape::{Tape, Var};
 use crate::sdk::variables::{LayerVars, VarBuilder};
+use crate::sdk::FeatureHint;
 
 use super::{prepare_sorted, FeatureColumn};
 
@@ -18,6 +19,8 @@ pub struct DenseFeatures {
     tables: Vec<Option<String>>,
     /// The tables' handles, in column order, once declared.
     vars: LayerVars,
+    /// Where each column's feature was in the last batch.
+    hints: Vec<FeatureHint>,
 }
 
 impl DenseFeatures {
@@ -48,6 +51,7 @@ impl DenseFeatures {
             })
             .collect();
         Ok(DenseFeatures {
+            hints: columns.iter().map(|_| FeatureHint::default()).collect(),
             columns,
             tables,
             vars: LayerVars::default(),
@@ -96,9 +100,10 @@ impl DenseFeatures {
         inputs: &ModelInputs<'_>,
     ) -> Result<Var, PluginError> {
         let mut parts = Vec::new();
-        let mut run: Vec<&FeatureColumn> = Vec::new();
+        let mut run: Vec<(&FeatureColumn, &FeatureHint)> = Vec::new();
         let mut tables_seen = 0;
-        for (column, table) in self.columns.iter().zip(&self.tables) {
+        let columns = self.columns.iter().zip(&self.hints);
+        for ((column, hint), table) in columns.zip(&self.tables) {
             match (column, table) {
                 (FeatureColumn::Embedding(e), Some(table)) => {
                     if !run.is_empty() {
@@ -110,7 +115,7 @@ impl DenseFeatures {
                     tables_seen += 1;
                     parts.push(tape.embedding_lookup(table, ids, e.combiner)?);
                 }
-                (other, _) => run.push(other),
+                (other, _) => run.push((other, hint)),
             }
         }
         if !run.is_empty() {
@@ -127,15 +132,15 @@ impl DenseFeatures {
 /// column-major, so that each column's slot is one contiguous run that a column of the
 /// input is copied into whole; products read it in place either way.
 fn constant_block(
-    columns: &[&FeatureColumn],
+    columns: &[(&FeatureColumn, &FeatureHint)],
     inputs: &ModelInputs<'_>,
 ) -> Result<Array2<f32>, PluginError> {
-    let width = columns.iter().filter_map(|c| c.dense_width()).sum();
+    let width = columns.iter().filter_map(|(c, _)| c.dense_width()).sum();
     let mut out = Array2::zeros((inputs.batch_len(), width).f());
     let mut offset = 0;
-    for column in columns {
+    for (column, hint) in columns {
         let w = column.dense_width().unwrap_or(0);
-        column.write_constant(inputs, out.slice_mut(s![.., offset..offset + w]))?;
+        column.write_constant(inputs, out.slice_mut(s![.., offset..offset + w]), hint)?;
         offset += w;
     }
     Ok(out)

@@ -9,6 +9,7 @@ use crate::sdk::plugin::ModelInputs;
 use crate::sdk::sparse::Combiner;
 use crate::sdk::tape::{Tape, Var};
 use crate::sdk::variables::{LayerVars, VarBuilder};
+use crate::sdk::FeatureHint;
 
 use super::{prepare_sorted, FeatureColumn};
 
@@ -42,6 +43,8 @@ pub struct LinearModel {
     vars: LayerVars,
     units: usize,
     combiner: Combiner,
+    /// Where each column's feature was in the last batch.
+    hints: Vec<FeatureHint>,
 }
 
 impl LinearModel {
@@ -69,6 +72,7 @@ impl LinearModel {
             .map(|c| format!("{scope}/{}/weights", c.name()))
             .collect();
         Ok(LinearModel {
+            hints: columns.iter().map(|_| FeatureHint::default()).collect(),
             columns,
             weights,
             bias: format!("{scope}/bias_weights"),
@@ -167,11 +171,13 @@ impl LinearModel {
             .iter()
             .map(|&i| self.columns[i].dense_width().unwrap_or(0))
             .collect();
-        let mut values = ndarray::Array2::zeros((inputs.batch_len(), widths.iter().sum()));
+        // Column-major, as a dense input block: each column's slot is one contiguous run.
+        let shape = (inputs.batch_len(), widths.iter().sum());
+        let mut values = ndarray::Array2::zeros(ndarray::ShapeBuilder::f(shape));
         let mut at = 0;
         for (&i, &width) in group.iter().zip(&widths) {
             let slot = values.slice_mut(ndarray::s![.., at..at + width]);
-            self.columns[i].write_constant(inputs, slot)?;
+            self.columns[i].write_constant(inputs, slot, &self.hints[i])?;
             at += width;
         }
         let weights = group

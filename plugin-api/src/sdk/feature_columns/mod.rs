@@ -36,6 +36,7 @@ use crate::abi::{FactoryContext, PluginError};
 
 use super::plugin::ModelInputs;
 use super::sparse::{Combiner, SparseIds};
+use super::FeatureHint;
 
 /// One feature column from the manifest.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -215,14 +216,15 @@ impl FeatureColumn {
 
     /// Writes the dense value of a column that needs no variables (numeric values, a
     /// bucketized one-hot, an indicator's multi-hot counts) into `out`, `[batch, width]`
-    /// zeros.
+    /// zeros; a numeric column finds its feature where `hint` says.
     fn write_constant(
         &self,
         inputs: &ModelInputs<'_>,
         out: ArrayViewMut2<'_, f32>,
+        hint: &FeatureHint,
     ) -> Result<(), PluginError> {
         match self {
-            FeatureColumn::Numeric(c) => c.write_values(inputs, out),
+            FeatureColumn::Numeric(c) => c.write_values(inputs, out, hint),
             FeatureColumn::Bucketized(c) => add_multi_hot(&c.ids(inputs)?, out),
             FeatureColumn::Indicator(inner) => add_multi_hot(&inner.sparse_ids(inputs)?, out),
             other => Err(PluginError::bad_params(format!(
@@ -290,7 +292,7 @@ pub(crate) mod tests {
         fn constant_value(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
             let width = self.dense_width().unwrap_or(0);
             let mut out = Array2::zeros((inputs.batch_len(), width));
-            self.write_constant(inputs, out.view_mut())?;
+            self.write_constant(inputs, out.view_mut(), &FeatureHint::default())?;
             Ok(out)
         }
     }

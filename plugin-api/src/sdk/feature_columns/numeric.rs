@@ -7,6 +7,7 @@ use crate::abi::{PluginError, TensorData};
 use crate::sdk::plugin::ModelInputs;
 use crate::sdk::sparse::SparseIds;
 use crate::sdk::view::f32_matrix;
+use crate::sdk::FeatureHint;
 
 /// `tf.feature_column.numeric_column`: `numeric: KEY` or `numeric: {key, shape, ...}`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -116,17 +117,19 @@ impl NumericColumn {
     /// This column's `[batch, shape]` values in a batch, normalized.
     pub fn values(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
         let mut out = Array2::zeros((inputs.batch_len(), self.shape));
-        self.write_values(inputs, out.view_mut())?;
+        self.write_values(inputs, out.view_mut(), &FeatureHint::default())?;
         Ok(out)
     }
 
-    /// Writes [`NumericColumn::values`] into `out`, `[batch, shape]`.
+    /// Writes [`NumericColumn::values`] into `out`, `[batch, shape]`, looking the feature
+    /// up where `hint` says.
     pub(super) fn write_values(
         &self,
         inputs: &ModelInputs<'_>,
         mut out: ArrayViewMut2<'_, f32>,
+        hint: &FeatureHint,
     ) -> Result<(), PluginError> {
-        match (inputs.feature(&self.key), self.default_value) {
+        match (inputs.feature_hinted(&self.key, hint), self.default_value) {
             (Err(_), Some(default)) => out.fill(default),
             (found, _) => {
                 let view = found?;
