@@ -38,24 +38,10 @@ impl PartialEq for FeatureHint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::{ModeKeys, NamedView, StepContext, TensorData, TensorView};
-    use crate::sdk::ModelInputs;
+    use crate::abi::{NamedView, TensorData, TensorView};
+    use crate::sdk::feature_columns::tests::predict_inputs as inputs;
 
     const SHAPE: [usize; 1] = [1];
-
-    fn inputs<'a>(features: &'a [NamedView<'a>]) -> ModelInputs<'a> {
-        ModelInputs {
-            features,
-            labels: None,
-            mode: ModeKeys::Predict,
-            variables: &[],
-            specs: &[],
-            ctx: StepContext {
-                global_step: 0,
-                seed: 0,
-            },
-        }
-    }
 
     fn value(found: &TensorView<'_>) -> f32 {
         match found.data {

@@ -350,7 +350,12 @@ pub(crate) mod tests {
         views: &[NamedView<'_>],
         f: impl FnOnce(&ModelInputs<'_>) -> Result<T, PluginError>,
     ) -> T {
-        let inputs = ModelInputs {
+        f(&predict_inputs(views)).expect("the test's inputs are valid")
+    }
+
+    /// PREDICT's inputs with `views` as the features.
+    pub(crate) fn predict_inputs<'a>(views: &'a [NamedView<'a>]) -> ModelInputs<'a> {
+        ModelInputs {
             features: views,
             labels: None,
             mode: ModeKeys::Predict,
@@ -360,8 +365,7 @@ pub(crate) mod tests {
                 global_step: 0,
                 seed: 0,
             },
-        };
-        f(&inputs).expect("the test's inputs are valid")
+        }
     }
 
     fn column(json: &str) -> FeatureColumn {
