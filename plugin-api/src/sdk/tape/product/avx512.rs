@@ -76,22 +76,17 @@ pub(super) fn affine(
     // contiguous; `bias` has `n` elements; `out` has room for `m × n`, which the kernel
     // writes in full before the length is set.
     unsafe {
-        match n <= 16 {
-            true => affine_kernel::<1>(
-                a_in_place,
-                b_in_place,
-                (bias, relu),
-                (m, k, n),
-                out.as_mut_ptr(),
-            ),
-            false => affine_kernel::<2>(
-                a_in_place,
-                b_in_place,
-                (bias, relu),
-                (m, k, n),
-                out.as_mut_ptr(),
-            ),
-        }
+        let kernel = match n <= 16 {
+            true => affine_kernel::<1>,
+            false => affine_kernel::<2>,
+        };
+        kernel(
+            a_in_place,
+            b_in_place,
+            (bias, relu),
+            (m, k, n),
+            out.as_mut_ptr(),
+        );
         out.set_len(m * n);
     }
     Array2::from_shape_vec((m, n), out).ok()
@@ -112,10 +107,11 @@ pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
     // SAFETY: AVX-512F is present; `g_in_place` describes a live `m × n` view with
     // contiguous rows; `out` has room for the `n` sums the kernel writes.
     unsafe {
-        match n <= 16 {
-            true => column_sums_kernel::<1>(g_in_place, (m, n), out.as_mut_ptr()),
-            false => column_sums_kernel::<2>(g_in_place, (m, n), out.as_mut_ptr()),
-        }
+        let kernel = match n <= 16 {
+            true => column_sums_kernel::<1>,
+            false => column_sums_kernel::<2>,
+        };
+        kernel(g_in_place, (m, n), out.as_mut_ptr());
         out.set_len(n);
     }
     Array2::from_shape_vec((1, n), out).ok()
