@@ -15,12 +15,21 @@ use estimator_host::checkpoint;
 
 /// `mpirun -np <ranks> estimator <args>`, allowed to run as root (CI's containers do).
 fn mpirun(ranks: usize, args: &[&str]) -> Command {
+    mpirun_apps(|cmd| {
+        cmd.args(["-np", &ranks.to_string()])
+            .arg(env!("CARGO_BIN_EXE_estimator"))
+            .args(args);
+    })
+}
+
+/// `mpirun` with the applications `apps` adds (`-np N program args [: -np M ...]`),
+/// allowed to run as root.
+fn mpirun_apps(apps: impl FnOnce(&mut Command)) -> Command {
     ensure_plugins_built();
     let mut cmd = Command::new("mpirun");
-    cmd.args(["--oversubscribe", "-np", &ranks.to_string()])
-        .arg(env!("CARGO_BIN_EXE_estimator"))
-        .args(args)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    cmd.arg("--oversubscribe");
+    apps(&mut cmd);
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("RUST_LOG", "warn");
     cmd
@@ -466,15 +475,14 @@ fn rank_0_alone_reads_the_warm_start_and_hands_it_to_the_others() {
         .chain([warm.to_owned()])
         .collect::<Vec<_>>()
     };
-    let out = Command::new("mpirun")
-        .args(["--oversubscribe", "-np", "1"])
-        .args(train(&from))
-        .args([":", "-np", "1"])
-        .args(train("warm_start_from=/nonexistent/model"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .expect("mpirun runs");
+    let out = mpirun_apps(|cmd| {
+        cmd.args(["-np", "1"])
+            .args(train(&from))
+            .args([":", "-np", "1"])
+            .args(train("warm_start_from=/nonexistent/model"));
+    })
+    .output()
+    .expect("mpirun runs");
     assert!(
         out.status.success(),
         "{}",
