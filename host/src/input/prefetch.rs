@@ -5,12 +5,14 @@
 //! crosses is batches. Each travels in a slot with its own buffers and the pipeline's
 //! position after it. Slots go round: the step hands the ones it used back, a few at a
 //! time, the thread fills them again, so a steady-state step allocates nothing. Waking the
-//! thread is the costly part of a hand-over for a small model (see `SlotWait`). The position reported is the
-//! one after the last batch the step took, never the thread's own: a checkpoint resumes
-//! exactly where training was, however far ahead the thread has read.
+//! thread is the costly part of a hand-over for a small model (see `wait_for_slot`). The
+//! position reported is the one after the last batch the step took, never the thread's
+//! own: a checkpoint resumes exactly where training was, however far ahead the thread has
+//! read.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -174,7 +176,7 @@ impl Drop for Prefetched {
 /// The thread's loop: takes an empty slot, fills it with the next batch and sends it,
 /// until the input ends, an error comes, or the step side has gone.
 fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Filled>) {
-    let mut wait = SlotWait { poll: true };
+    let mut wait = SlotWait { last_arrival: None };
     while let Some(mut slot) = wait.next(empty) {
         pipeline.batch = slot.buffers.take();
         let next = match pipeline.fill_batch() {
@@ -205,37 +207,68 @@ fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Fil
     }
 }
 
-/// How long the thread polls for used slots before it sleeps (see `SlotWait`).
-const POLL_BEFORE_SLEEP: std::time::Duration = std::time::Duration::from_micros(100);
+/// The thread polls for used slots while they come back within this of each other, and
+/// a poll gives up and sleeps after this long (see `SlotWait`).
+const POLL_WINDOW: Duration = Duration::from_micros(200);
 
-/// How the thread waits for used slots. Waking a sleeping thread costs the step's thread
-/// a system call, several µs on a virtual machine: a fifth of a small model's step. So
-/// while slots come back within `POLL_BEFORE_SLEEP`, the thread polls for them instead of
-/// sleeping; once a wait runs longer (a large model's step, whose threads want every
-/// core), it sleeps until one takes less.
+/// How the thread waits for used slots.
+///
+/// Waking a sleeping thread costs the step's thread a system call, several µs on a
+/// virtual machine (a fifth of a small model's step), and the woken thread may take more
+/// than 100 µs to run again, by which time a small model has used up the batches filled
+/// ahead and waits too. So while used slots come back often (a small model's steps), the
+/// thread polls for them, yielding its core to any thread that wants it. A large
+/// model's step takes ms and its matmul threads want every core: there, polling even
+/// 100 µs per four steps cost the compute-bound DNN a quarter of its speed with 2
+/// threads, so the thread sleeps.
+///
+/// What decides is how often slots come back: the time between the arrivals of slots the
+/// thread had to wait for (one per group handed back). That interval is the step side's
+/// pace whether the thread polled or slept. An earlier version decided by how long each
+/// wait took, which after a sleep includes the thread's own wake-up; on a virtual
+/// machine's idle core that alone often exceeded the limit, so a small model's thread,
+/// once asleep (the first step is slow), slept for good.
 struct SlotWait {
-    poll: bool,
+    /// When the last slot the thread had to wait for came.
+    last_arrival: Option<Instant>,
 }
 
 impl SlotWait {
     /// The next slot to fill; `None` once the step side has gone.
     fn next(&mut self, empty: &Receiver<Slot>) -> Option<Slot> {
-        let started = std::time::Instant::now();
-        while self.poll {
-            match empty.try_recv() {
-                Ok(slot) => return Some(slot),
-                Err(mpsc::TryRecvError::Disconnected) => return None,
-                Err(mpsc::TryRecvError::Empty) if started.elapsed() < POLL_BEFORE_SLEEP => {
-                    // Gives the core away when another thread wants it (ranks sharing
-                    // cores).
-                    std::thread::yield_now();
-                }
-                Err(mpsc::TryRecvError::Empty) => self.poll = false,
-            }
+        match empty.try_recv() {
+            Ok(slot) => return Some(slot),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => {}
         }
-        let slot = empty.recv().ok();
-        self.poll = started.elapsed() < POLL_BEFORE_SLEEP;
+        let slot = if polls(self.last_arrival, Instant::now()) {
+            poll_then_sleep(empty)
+        } else {
+            empty.recv().ok()
+        };
+        self.last_arrival = Some(Instant::now());
         slot
+    }
+}
+
+/// Whether to poll for the next slot, given when the last awaited one came: yes at the
+/// start, and while slots come back within `POLL_WINDOW`.
+fn polls(last_arrival: Option<Instant>, now: Instant) -> bool {
+    last_arrival.is_none_or(|last| now.duration_since(last) < POLL_WINDOW)
+}
+
+/// Polls for a slot for up to `POLL_WINDOW`, then sleeps until one comes.
+fn poll_then_sleep(empty: &Receiver<Slot>) -> Option<Slot> {
+    let started = Instant::now();
+    loop {
+        match empty.try_recv() {
+            Ok(slot) => return Some(slot),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if started.elapsed() < POLL_WINDOW => {
+                std::thread::yield_now();
+            }
+            Err(mpsc::TryRecvError::Empty) => return empty.recv().ok(),
+        }
     }
 }
 
@@ -325,6 +358,47 @@ mod tests {
             _ => panic!("f32 x"),
         };
         (labels, x)
+    }
+
+    fn empty_slot() -> Slot {
+        Slot {
+            buffers: None,
+            names: Vec::new(),
+            len: 7,
+            global_len: 7,
+            position: PipelinePosition::default(),
+        }
+    }
+
+    #[test]
+    fn a_slot_waited_for_comes_whether_it_is_polled_for_or_slept_for() {
+        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
+        let mut wait = SlotWait { last_arrival: None };
+        empty.send(empty_slot()).expect("open");
+        assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7));
+        // Sent well after a poll gives up: the thread has gone to sleep by then.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(POLL_WINDOW * 10);
+            empty.send(empty_slot()).expect("open");
+            empty
+        });
+        assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7));
+        assert!(wait.last_arrival.is_some());
+        drop(late.join().expect("sender"));
+        assert!(wait.next(&empty_rx).is_none(), "the step side has gone");
+    }
+
+    #[test]
+    fn polls_at_the_start_and_while_slots_come_back_often() {
+        let now = Instant::now();
+        let ago = |us| {
+            now.checked_sub(Duration::from_micros(us))
+                .expect("after boot")
+        };
+        assert!(polls(None, now));
+        assert!(polls(Some(ago(30)), now), "a small model's four steps");
+        assert!(!polls(Some(ago(200)), now));
+        assert!(!polls(Some(ago(10_000)), now), "a large model's four steps");
     }
 
     #[test]
