@@ -1,8 +1,6 @@
 //! TF's `DenseFeatures` (`input_layer`): dense columns, sorted by name, side by side in
 //! one `[batch, width]` input. Embedding columns add a trainable table each.
 
-use ndarray::{s, Array2, ShapeBuilder};
-
 use crate::abi::{FactoryContext, Initializer, PluginError, VarSpec};
 use crate::sdk::layers::Params;
 use crate::sdk::plugin::ModelInputs;
@@ -10,7 +8,7 @@ use crate::sdk::tape::{Tape, Var};
 use crate::sdk::variables::{LayerVars, VarBuilder};
 use crate::sdk::FeatureHint;
 
-use super::{prepare_sorted, FeatureColumn};
+use super::{constant_block, prepare_sorted, FeatureColumn};
 
 #[derive(Clone, Debug)]
 pub struct DenseFeatures {
@@ -107,7 +105,7 @@ impl DenseFeatures {
             match (column, table) {
                 (FeatureColumn::Embedding(e), Some(table)) => {
                     if !run.is_empty() {
-                        parts.push(tape.constant(constant_block(&run, inputs)?));
+                        parts.push(tape.constant(constant_block(run.iter().copied(), inputs)?));
                         run.clear();
                     }
                     let ids = e.categorical_column.sparse_ids(inputs)?;
@@ -119,7 +117,7 @@ impl DenseFeatures {
             }
         }
         if !run.is_empty() {
-            parts.push(tape.constant(constant_block(&run, inputs)?));
+            parts.push(tape.constant(constant_block(run.iter().copied(), inputs)?));
         }
         match parts.as_slice() {
             [one] => Ok(*one),
@@ -128,29 +126,12 @@ impl DenseFeatures {
     }
 }
 
-/// The columns' values side by side, each written straight into its slot. The block is
-/// column-major, so that each column's slot is one contiguous run that a column of the
-/// input is copied into whole; products read it in place either way.
-fn constant_block(
-    columns: &[(&FeatureColumn, &FeatureHint)],
-    inputs: &ModelInputs<'_>,
-) -> Result<Array2<f32>, PluginError> {
-    let width = columns.iter().filter_map(|(c, _)| c.dense_width()).sum();
-    let mut out = Array2::zeros((inputs.batch_len(), width).f());
-    let mut offset = 0;
-    for (column, hint) in columns {
-        let w = column.dense_width().unwrap_or(0);
-        column.write_constant(inputs, out.slice_mut(s![.., offset..offset + w]), hint)?;
-        offset += w;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::abi::NamedView;
+    use crate::abi::{NamedView, TensorView};
     use crate::sdk::feature_columns::tests::{ctx, inputs_with};
+    use ndarray::Array2;
 
     fn columns(json: &str) -> Vec<FeatureColumn> {
         serde_json::from_str(json).expect("valid columns")
@@ -176,6 +157,78 @@ mod tests {
             Ok(tape.value(x).to_owned())
         });
         assert_eq!(x, ndarray::array![[1.0, 0.25], [-1.5, 1.0]]);
+    }
+
+    /// `dense`'s input block for `views`, or its error.
+    fn block(dense: &DenseFeatures, views: &[NamedView<'_>]) -> Result<Array2<f32>, PluginError> {
+        let inputs = crate::sdk::feature_columns::tests::predict_inputs(views);
+        let mut tape = Tape::new();
+        let params = Params::load(&mut tape, &[], &[])?;
+        let x = dense.apply(&mut tape, &params, &inputs)?;
+        Ok(tape.value(x).to_owned())
+    }
+
+    #[test]
+    fn every_kind_of_column_lands_in_its_own_columns_of_the_block() {
+        // One value per example ([batch] and [batch, 1]: copied whole), two values per
+        // example (row-major input into the column-major block) and a one-hot bucket.
+        let dense = DenseFeatures::new(
+            columns(
+                r#"[{"numeric": "a"}, {"numeric": "b"}, {"numeric": {"key": "c", "shape": 2}},
+                    {"bucketized": {"source": "a", "boundaries": [0, 10]}}]"#,
+            ),
+            "input_layer",
+            &ctx(),
+        )
+        .expect("valid");
+        let (a, b, c) = (
+            [-1.0f32, 5.0, 12.0],
+            [0.5f32, 1.5, 2.5],
+            [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0],
+        );
+        let views = [
+            NamedView {
+                name: "a".into(),
+                tensor: TensorView::f32(&[3], &a),
+            },
+            NamedView {
+                name: "b".into(),
+                tensor: TensorView::f32(&[3, 1], &b),
+            },
+            NamedView {
+                name: "c".into(),
+                tensor: TensorView::f32(&[3, 2], &c),
+            },
+        ];
+        // Columns sorted by name: a, a_bucketized, b, c.
+        let want = ndarray::array![
+            [-1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 2.0],
+            [5.0, 0.0, 1.0, 0.0, 1.5, 3.0, 4.0],
+            [12.0, 0.0, 0.0, 1.0, 2.5, 5.0, 6.0],
+        ];
+        assert_eq!(block(&dense, &views).expect("valid"), want);
+        // A feature of another batch size is refused, not copied in part.
+        let short = [1.0f32, 2.0];
+        let views = [
+            NamedView {
+                name: "a".into(),
+                tensor: TensorView::f32(&[3], &a),
+            },
+            NamedView {
+                name: "b".into(),
+                tensor: TensorView::f32(&[2], &short),
+            },
+            NamedView {
+                name: "c".into(),
+                tensor: TensorView::f32(&[3, 2], &c),
+            },
+        ];
+        let err = block(&dense, &views).unwrap_err();
+        assert!(
+            err.message
+                .contains("feature `b` has shape [2, 1], expected [3, 1]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::sdk::tape::{Tape, Var};
 use crate::sdk::variables::{LayerVars, VarBuilder};
 use crate::sdk::FeatureHint;
 
-use super::{prepare_sorted, FeatureColumn};
+use super::{constant_block, prepare_sorted, FeatureColumn};
 
 /// TF's `sparse_combiner`: how an example's categorical weights combine (default `sum`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -167,19 +167,8 @@ impl LinearModel {
         inputs: &ModelInputs<'_>,
         group: &[usize],
     ) -> Result<Var, PluginError> {
-        let widths: Vec<usize> = group
-            .iter()
-            .map(|&i| self.columns[i].dense_width().unwrap_or(0))
-            .collect();
-        // Column-major, as a dense input block: each column's slot is one contiguous run.
-        let shape = (inputs.batch_len(), widths.iter().sum());
-        let mut values = ndarray::Array2::zeros(ndarray::ShapeBuilder::f(shape));
-        let mut at = 0;
-        for (&i, &width) in group.iter().zip(&widths) {
-            let slot = values.slice_mut(ndarray::s![.., at..at + width]);
-            self.columns[i].write_constant(inputs, slot, &self.hints[i])?;
-            at += width;
-        }
+        let columns = group.iter().map(|&i| (&self.columns[i], &self.hints[i]));
+        let values = constant_block(columns, inputs)?;
         let weights = group
             .iter()
             .map(|&i| Ok(params.var(self.vars.get(i, &self.weights[i])?)))

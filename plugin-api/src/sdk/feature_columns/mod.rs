@@ -29,7 +29,7 @@ pub use linear_model::LinearModel;
 pub use linear_model::SparseCombiner;
 pub use numeric::{BucketizedColumn, Normalizer, NumericColumn};
 
-use ndarray::ArrayViewMut2;
+use ndarray::{Array2, ArrayViewMut2, ShapeBuilder};
 use serde::Deserialize;
 
 use crate::abi::{FactoryContext, PluginError};
@@ -215,24 +215,57 @@ impl FeatureColumn {
     }
 
     /// Writes the dense value of a column that needs no variables (numeric values, a
-    /// bucketized one-hot, an indicator's multi-hot counts) into `out`, `[batch, width]`
-    /// zeros; a numeric column finds its feature where `hint` says.
+    /// bucketized one-hot, an indicator's multi-hot counts) into `slot`, `[batch, width]`
+    /// zeros in column-major order; a numeric column finds its feature where `hint` says.
     fn write_constant(
         &self,
         inputs: &ModelInputs<'_>,
-        out: ArrayViewMut2<'_, f32>,
+        slot: &mut [f32],
         hint: &FeatureHint,
     ) -> Result<(), PluginError> {
         match self {
-            FeatureColumn::Numeric(c) => c.write_values(inputs, out, hint),
-            FeatureColumn::Bucketized(c) => add_multi_hot(&c.ids(inputs)?, out),
-            FeatureColumn::Indicator(inner) => add_multi_hot(&inner.sparse_ids(inputs)?, out),
+            FeatureColumn::Numeric(c) => c.write_column_major(inputs, slot, hint),
+            FeatureColumn::Bucketized(c) => {
+                add_multi_hot(&c.ids(inputs)?, column_major(slot, c.num_buckets())?)
+            }
+            FeatureColumn::Indicator(inner) => {
+                let width = inner.num_buckets().unwrap_or(0);
+                add_multi_hot(&inner.sparse_ids(inputs)?, column_major(slot, width)?)
+            }
             other => Err(PluginError::bad_params(format!(
                 "`{}` has no dense value without variables",
                 other.name()
             ))),
         }
     }
+}
+
+/// The dense values of `columns` (none needing variables) side by side, `[batch, Σ
+/// width]`, each written straight into its slot. The block is column-major, so that each
+/// column's slot is one contiguous run, which a numeric column's input is copied into
+/// whole; products read it in place either way.
+fn constant_block<'c>(
+    columns: impl Iterator<Item = (&'c FeatureColumn, &'c FeatureHint)> + Clone,
+    inputs: &ModelInputs<'_>,
+) -> Result<Array2<f32>, PluginError> {
+    let batch = inputs.batch_len();
+    let width: usize = columns.clone().filter_map(|(c, _)| c.dense_width()).sum();
+    let mut values = vec![0.0; batch * width];
+    let mut rest = values.as_mut_slice();
+    for (column, hint) in columns {
+        let (slot, after) = rest.split_at_mut(batch * column.dense_width().unwrap_or(0));
+        column.write_constant(inputs, slot, hint)?;
+        rest = after;
+    }
+    Array2::from_shape_vec((batch, width).f(), values)
+        .map_err(|e| PluginError::other(format!("a dense input block: {e}")))
+}
+
+/// `slot`, `width` columns in column-major order, as a `[batch, width]` matrix.
+fn column_major(slot: &mut [f32], width: usize) -> Result<ArrayViewMut2<'_, f32>, PluginError> {
+    let batch = slot.len().checked_div(width).unwrap_or(0);
+    ArrayViewMut2::from_shape((batch, width).f(), slot)
+        .map_err(|e| PluginError::other(format!("a dense input slot: {e}")))
 }
 
 /// Prepares every column (TF's checks, vocabulary files), refuses one for which `refuse`
@@ -290,10 +323,7 @@ pub(crate) mod tests {
     impl FeatureColumn {
         /// The dense value of a column that needs no variables, as a new matrix.
         fn constant_value(&self, inputs: &ModelInputs<'_>) -> Result<Array2<f32>, PluginError> {
-            let width = self.dense_width().unwrap_or(0);
-            let mut out = Array2::zeros((inputs.batch_len(), width));
-            self.write_constant(inputs, out.view_mut(), &FeatureHint::default())?;
-            Ok(out)
+            constant_block(std::iter::once((self, &FeatureHint::default())), inputs)
         }
     }
 

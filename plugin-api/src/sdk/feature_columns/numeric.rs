@@ -1,6 +1,6 @@
 //! Real-valued columns: `numeric_column` and `bucketized_column`.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use serde::Deserialize;
 
 use crate::abi::{PluginError, TensorData};
@@ -119,6 +119,38 @@ impl NumericColumn {
         let mut out = Array2::zeros((inputs.batch_len(), self.shape));
         self.write_values(inputs, out.view_mut(), &FeatureHint::default())?;
         Ok(out)
+    }
+
+    /// Writes [`NumericColumn::values`] into `slot`, `[batch, shape]` in column-major order
+    /// (a slot of a dense input block), looking the feature up where `hint` says. A column
+    /// of one f32 value per example, the common case, is one checked slice copy: at a
+    /// batch's size, building ndarray views for it cost more than the copy. Anything else
+    /// takes the general path, with its errors.
+    pub(super) fn write_column_major(
+        &self,
+        inputs: &ModelInputs<'_>,
+        slot: &mut [f32],
+        hint: &FeatureHint,
+    ) -> Result<(), PluginError> {
+        if self.shape == 1 {
+            if let Ok(view) = inputs.feature_hinted(&self.key, hint) {
+                if let TensorData::F32(data) = &view.data {
+                    let one_per_example = view.batch_len() == data.len()
+                        && view.shape.iter().product::<usize>() == data.len();
+                    if one_per_example && data.len() == slot.len() {
+                        slot.copy_from_slice(data);
+                        if let Some(n) = &self.normalizer {
+                            slot.iter_mut().for_each(|x| *x = n.apply(*x));
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let batch = slot.len().checked_div(self.shape).unwrap_or(0);
+        let out = ArrayViewMut2::from_shape((batch, self.shape).f(), slot)
+            .map_err(|e| PluginError::other(format!("a dense input slot: {e}")))?;
+        self.write_values(inputs, out, hint)
     }
 
     /// Writes [`NumericColumn::values`] into `out`, `[batch, shape]`, looking the feature
