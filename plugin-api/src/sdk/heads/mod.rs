@@ -7,7 +7,7 @@ mod class_names;
 mod multi_class;
 mod regression;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::abi::{EstimatorSpec, ExportOutput, MetricPartial, MetricValue, PluginError, Tensor};
 use crate::sdk::feature_columns::NumericColumn;
@@ -171,9 +171,19 @@ impl Head {
 /// (their softmax) and `class_ids` (`[batch, 1]`, the most probable class). Returns the
 /// class ids.
 pub fn add_class_predictions(spec: &mut EstimatorSpec, logits: ArrayView2<'_, f32>) -> Vec<i64> {
+    add_class_predictions_with(spec, logits, softmax_rows(logits))
+}
+
+/// [`add_class_predictions`] with the logits' softmax already computed (by the loss, see
+/// [`crate::sdk::tape::Tape::loss_softmax`]).
+pub fn add_class_predictions_with(
+    spec: &mut EstimatorSpec,
+    logits: ArrayView2<'_, f32>,
+    probabilities: Array2<f32>,
+) -> Vec<i64> {
     let class_ids = argmax_rows(logits);
     spec.add_prediction("logits", tensor_from_array2(logits.to_owned()));
-    spec.add_prediction("probabilities", tensor_from_array2(softmax_rows(logits)));
+    spec.add_prediction("probabilities", tensor_from_array2(probabilities));
     spec.add_prediction(
         "class_ids",
         Tensor::i64(vec![logits.nrows(), 1], class_ids.clone()),

@@ -8,7 +8,7 @@ use crate::sdk::tape::{Tape, Var};
 use crate::sdk::ModelInputs;
 
 use super::class_names::ClassNames;
-use super::{add_class_predictions, weight_at, weighting, LossArgs};
+use super::{add_class_predictions, add_class_predictions_with, weight_at, weighting, LossArgs};
 
 pub struct MultiClassHead {
     pub classes: ClassNames,
@@ -26,39 +26,12 @@ impl MultiClassHead {
         logits: Var,
         inputs: &ModelInputs<'_>,
     ) -> Result<EstimatorSpec, PluginError> {
-        let n = self.classes.len();
-        let logit_values = tape.value(logits);
-        let batch = logit_values.nrows();
         let mut spec = EstimatorSpec::new(inputs.mode);
-        let class_ids = add_class_predictions(&mut spec, logit_values);
-        // The class names are for prediction output and serving; TRAIN skips building a
-        // string per example every step.
-        if inputs.mode != ModeKeys::Train {
-            let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
-            let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
-            let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
-            spec.predictions.extend([
-                NamedTensor::new(
-                    "classes",
-                    Tensor {
-                        shape: vec![batch, 1].into(),
-                        data: TensorBuf::Str(classes),
-                    },
-                ),
-                NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
-                NamedTensor::new(
-                    "all_classes",
-                    Tensor {
-                        shape: vec![batch, n].into(),
-                        data: TensorBuf::Str(all_classes),
-                    },
-                ),
-            ]);
-        }
         if inputs.mode == ModeKeys::Predict {
+            let class_ids = add_class_predictions(&mut spec, tape.value(logits));
+            self.add_class_names(&mut spec, &class_ids);
             return Ok(spec);
         }
-
         let labels = self.classes.ids(inputs.labels()?)?;
         let weights = self.args.weights(inputs)?;
         let loss = tape.weighted_softmax_cross_entropy(
@@ -66,11 +39,17 @@ impl MultiClassHead {
             &labels,
             weighting(&self.args, weights.as_deref()),
         )?;
+        // The loss computed the logits' softmax: the predictions take it.
+        let class_ids = match tape.loss_softmax(loss) {
+            Some(p) => add_class_predictions_with(&mut spec, tape.value(logits), p.to_owned()),
+            None => add_class_predictions(&mut spec, tape.value(logits)),
+        };
         spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
             spec.gradients = params.gradients(tape.backward(loss));
             return Ok(spec);
         }
+        self.add_class_names(&mut spec, &class_ids);
         let (mut correct, mut loss_sum, mut weight_sum) = (0.0, 0.0, 0.0);
         for (row, element_loss) in tape.element_losses(loss).iter().enumerate() {
             let w = weight_at(weights.as_deref(), row);
@@ -86,5 +65,31 @@ impl MultiClassHead {
         ]
         .into();
         Ok(spec)
+    }
+
+    /// TF's `classes`, `all_class_ids` and `all_classes` predictions, for prediction
+    /// output and serving (TRAIN skips building a string per example every step).
+    fn add_class_names(&self, spec: &mut EstimatorSpec, class_ids: &[i64]) {
+        let (n, batch) = (self.classes.len(), class_ids.len());
+        let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
+        let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
+        let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
+        spec.predictions.extend([
+            NamedTensor::new(
+                "classes",
+                Tensor {
+                    shape: vec![batch, 1].into(),
+                    data: TensorBuf::Str(classes),
+                },
+            ),
+            NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
+            NamedTensor::new(
+                "all_classes",
+                Tensor {
+                    shape: vec![batch, n].into(),
+                    data: TensorBuf::Str(all_classes),
+                },
+            ),
+        ]);
     }
 }

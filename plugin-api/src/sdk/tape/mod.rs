@@ -568,6 +568,16 @@ impl<'v> Tape<'v> {
         }
     }
 
+    /// The softmax of the logits behind a softmax cross-entropy op, which it computed
+    /// anyway: a head's `probabilities` prediction need not compute it again. `None` for
+    /// other nodes.
+    pub fn loss_softmax(&self, loss: Var) -> Option<ArrayView2<'_, f32>> {
+        match &self.nodes[loss.0].op {
+            Op::SparseSoftmaxCrossEntropy { probabilities, .. } => Some(probabilities.view()),
+            _ => None,
+        }
+    }
+
     /// Mean sparse softmax cross-entropy of `logits` `[batch, classes]` against class ids.
     /// An id outside `[0, classes)` is an error naming it, as TF's label range assertion.
     pub fn sparse_softmax_cross_entropy(
