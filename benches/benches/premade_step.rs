@@ -3,7 +3,8 @@
 //! & deep model over a vocabulary, a hash bucket, their cross and an embedding; and a
 //! DNN whose embedding table has 10,000 rows, to see what a dense table gradient costs;
 //! and the premade cases' DNN on numeric columns alone (wine's shape: 13 columns, hidden
-//! [32, 16], 3 classes, batch 32), where what is not arithmetic shows most.
+//! [32, 16], 3 classes, batch 32) and breast cancer's (30 columns, 2 classes named by a
+//! label vocabulary), where what is not arithmetic shows most.
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -54,16 +55,33 @@ fn bench_step<M: Model>(c: &mut Criterion, name: &str, params: &str) {
     });
 }
 
+/// The labels of a numeric-feature case: class ids, or words of a label vocabulary.
+enum Labels {
+    Ids(usize),
+    Words([&'static str; 2]),
+}
+
 /// Runs DnnClassifier's model_fn in TRAIN on `batch` examples of `columns` numeric
 /// features.
-fn bench_numeric_dnn_step(c: &mut Criterion, name: &str, columns: usize, batch: usize) {
+fn bench_numeric_dnn_step(
+    c: &mut Criterion,
+    name: &str,
+    columns: usize,
+    batch: usize,
+    classes: Labels,
+) {
     let names: Vec<String> = (0..columns).map(|i| format!("x{i}")).collect();
     let feature_columns: Vec<String> = names
         .iter()
         .map(|n| format!(r#"{{"numeric": "{n}"}}"#))
         .collect();
     let params = format!(
-        r#"{{"hidden_units": [32, 16], "n_classes": 3, "feature_columns": [{}]}}"#,
+        r#"{{"hidden_units": [32, 16], {}, "feature_columns": [{}]}}"#,
+        match classes {
+            Labels::Ids(n) => format!(r#""n_classes": {n}"#),
+            Labels::Words([a, b]) =>
+                format!(r#""n_classes": 2, "label_vocabulary": ["{a}", "{b}"]"#),
+        },
         feature_columns.join(", ")
     );
     let mut model =
@@ -78,7 +96,13 @@ fn bench_numeric_dnn_step(c: &mut Criterion, name: &str, columns: usize, batch: 
                 .collect()
         })
         .collect();
-    let labels: Vec<i64> = (0..batch as i64).map(|i| i % 3).collect();
+    let (ids, words): (Vec<i64>, Vec<RString>) = match classes {
+        Labels::Ids(n) => (
+            (0..batch as i64).map(|i| i % n as i64).collect(),
+            Vec::new(),
+        ),
+        Labels::Words(w) => (Vec::new(), (0..batch).map(|i| w[i % 2].into()).collect()),
+    };
     let shape = [batch];
     let features: Vec<NamedView<'_>> = names
         .iter()
@@ -91,7 +115,13 @@ fn bench_numeric_dnn_step(c: &mut Criterion, name: &str, columns: usize, batch: 
     let views = vars.views();
     c.bench_function(name, |b| {
         b.iter(|| {
-            let batch_labels = TensorView::i64(&shape, &labels);
+            let batch_labels = match words.is_empty() {
+                true => TensorView::i64(&shape, &ids),
+                false => TensorView {
+                    shape: shape.as_slice().into(),
+                    data: TensorData::Str(words.as_slice().into()),
+                },
+            };
             let inputs = train_inputs(&features, batch_labels, &views, &specs, 0);
             model.model_fn(&inputs).expect("valid step")
         })
@@ -114,6 +144,14 @@ fn premade_steps(c: &mut Criterion) {
         "dnn step, 13 numeric columns, hidden [32, 16], 3 classes (batch 32)",
         13,
         32,
+        Labels::Ids(3),
+    );
+    bench_numeric_dnn_step(
+        c,
+        "dnn step, 30 numeric columns, hidden [32, 16], 2 named classes (batch 32)",
+        30,
+        32,
+        Labels::Words(["benign", "malignant"]),
     );
     let color = r#"{"vocabulary_list": {"key": "color", "vocabulary_list": ["red", "orange", "blue", "green", "grey"]}}"#;
     let city = r#"{"hash_bucket": {"key": "city", "hash_bucket_size": 1000}}"#;
