@@ -3,8 +3,9 @@
 //! & deep model over a vocabulary, a hash bucket, their cross and an embedding; and a
 //! DNN whose embedding table has 10,000 rows, to see what a dense table gradient costs;
 //! and the premade cases' DNN on numeric columns alone (wine's shape: 13 columns, hidden
-//! [32, 16], 3 classes, batch 32) and breast cancer's (30 columns, 2 classes named by a
-//! label vocabulary), where what is not arithmetic shows most.
+//! [32, 16], 3 classes, batch 32), breast cancer's (30 columns, 2 classes named by a
+//! label vocabulary) and diabetes' (10 columns, regression), where what is not arithmetic
+//! shows most.
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -13,7 +14,7 @@ use estimator_host::bench::VariableStore;
 use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorData, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
 use estimator_plugin_api::sdk::Model;
-use estimator_plugin_premade::{DnnClassifier, DnnLinearCombinedClassifier};
+use estimator_plugin_premade::{DnnClassifier, DnnLinearCombinedClassifier, DnnRegressor};
 
 const COLORS: [&str; 5] = ["red", "orange", "blue", "green", "grey"];
 
@@ -55,15 +56,17 @@ fn bench_step<M: Model>(c: &mut Criterion, name: &str, params: &str) {
     });
 }
 
-/// The labels of a numeric-feature case: class ids, or words of a label vocabulary.
+/// The labels of a numeric-feature case: class ids, words of a label vocabulary, or a
+/// regressor's targets.
 enum Labels {
     Ids(usize),
     Words([&'static str; 2]),
+    Targets,
 }
 
-/// Runs DnnClassifier's model_fn in TRAIN on `batch` examples of `columns` numeric
-/// features.
-fn bench_numeric_dnn_step(
+/// Runs a DNN's model_fn (`M`: DnnClassifier, or DnnRegressor for targets) in TRAIN on
+/// `batch` examples of `columns` numeric features.
+fn bench_numeric_dnn_step<M: Model>(
     c: &mut Criterion,
     name: &str,
     columns: usize,
@@ -76,17 +79,16 @@ fn bench_numeric_dnn_step(
         .map(|n| format!(r#"{{"numeric": "{n}"}}"#))
         .collect();
     let params = format!(
-        r#"{{"hidden_units": [32, 16], {}, "feature_columns": [{}]}}"#,
+        r#"{{"hidden_units": [32, 16], {}"feature_columns": [{}]}}"#,
         match classes {
-            Labels::Ids(n) => format!(r#""n_classes": {n}"#),
+            Labels::Ids(n) => format!(r#""n_classes": {n}, "#),
             Labels::Words([a, b]) =>
-                format!(r#""n_classes": 2, "label_vocabulary": ["{a}", "{b}"]"#),
+                format!(r#""n_classes": 2, "label_vocabulary": ["{a}", "{b}"], "#),
+            Labels::Targets => String::new(),
         },
         feature_columns.join(", ")
     );
-    let mut model =
-        <DnnClassifier as Model>::new(parse_params(&params).expect("valid params"), &ctx())
-            .expect("builds");
+    let mut model = M::new(parse_params(&params).expect("valid params"), &ctx()).expect("builds");
     let specs = model.variables();
     let vars = VariableStore::initialise(&specs, 42).expect("distinct names");
     let values: Vec<Vec<f32>> = (0..columns)
@@ -96,13 +98,12 @@ fn bench_numeric_dnn_step(
                 .collect()
         })
         .collect();
-    let (ids, words): (Vec<i64>, Vec<RString>) = match classes {
-        Labels::Ids(n) => (
-            (0..batch as i64).map(|i| i % n as i64).collect(),
-            Vec::new(),
-        ),
-        Labels::Words(w) => (Vec::new(), (0..batch).map(|i| w[i % 2].into()).collect()),
-    };
+    let (mut ids, mut words, mut targets) = (Vec::new(), Vec::<RString>::new(), Vec::new());
+    match classes {
+        Labels::Ids(n) => ids = (0..batch as i64).map(|i| i % n as i64).collect(),
+        Labels::Words(w) => words = (0..batch).map(|i| w[i % 2].into()).collect(),
+        Labels::Targets => targets = (0..batch).map(|i| i as f32 * 3.5).collect(),
+    }
     let shape = [batch];
     let features: Vec<NamedView<'_>> = names
         .iter()
@@ -115,12 +116,15 @@ fn bench_numeric_dnn_step(
     let views = vars.views();
     c.bench_function(name, |b| {
         b.iter(|| {
-            let batch_labels = match words.is_empty() {
-                true => TensorView::i64(&shape, &ids),
-                false => TensorView {
+            let batch_labels = if !words.is_empty() {
+                TensorView {
                     shape: shape.as_slice().into(),
                     data: TensorData::Str(words.as_slice().into()),
-                },
+                }
+            } else if !targets.is_empty() {
+                TensorView::f32(&shape, &targets)
+            } else {
+                TensorView::i64(&shape, &ids)
             };
             let inputs = train_inputs(&features, batch_labels, &views, &specs, 0);
             model.model_fn(&inputs).expect("valid step")
@@ -139,19 +143,26 @@ fn text<'a>(name: &'static str, shape: &'a [usize], values: &'a [RString]) -> Na
 }
 
 fn premade_steps(c: &mut Criterion) {
-    bench_numeric_dnn_step(
+    bench_numeric_dnn_step::<DnnClassifier>(
         c,
         "dnn step, 13 numeric columns, hidden [32, 16], 3 classes (batch 32)",
         13,
         32,
         Labels::Ids(3),
     );
-    bench_numeric_dnn_step(
+    bench_numeric_dnn_step::<DnnClassifier>(
         c,
         "dnn step, 30 numeric columns, hidden [32, 16], 2 named classes (batch 32)",
         30,
         32,
         Labels::Words(["benign", "malignant"]),
+    );
+    bench_numeric_dnn_step::<DnnRegressor>(
+        c,
+        "dnn step, 10 numeric columns, hidden [32, 16], regression (batch 32)",
+        10,
+        32,
+        Labels::Targets,
     );
     let color = r#"{"vocabulary_list": {"key": "color", "vocabulary_list": ["red", "orange", "blue", "green", "grey"]}}"#;
     let city = r#"{"hash_bucket": {"key": "city", "hash_bucket_size": 1000}}"#;
