@@ -441,6 +441,11 @@ impl<'v> Tape<'v> {
                 across(bad)
             )));
         }
+        if axis == Axis(0) {
+            if let Some(stacked) = stack_slices(&views, want) {
+                return Ok(stacked);
+            }
+        }
         ndarray::concatenate(axis, &views).map_err(|e| PluginError::bad_data(format!("{op}: {e}")))
     }
 
@@ -805,8 +810,7 @@ impl<'v> Tape<'v> {
                 for part in parts {
                     let height = self.nodes[part.0].value.nrows();
                     if self.needs_grad(*part) {
-                        let slice = g.slice(ndarray::s![offset..offset + height, ..]);
-                        self.accumulate(grads, *part, slice.to_owned());
+                        self.accumulate(grads, *part, rows_of(&g, offset..offset + height));
                     }
                     offset += height;
                 }
@@ -999,6 +1003,32 @@ impl<'v> Tape<'v> {
             Some(existing) => *existing += &delta,
             slot @ None => *slot = Some(delta),
         }
+    }
+}
+
+/// `views`, each `width` columns wide, one above the other, when each is one contiguous
+/// run of rows: their slices one after the other, one allocation and copy. ndarray's
+/// `concatenate` takes several per part, and a linear model stacks one `[1, units]`
+/// weight per numeric column every step.
+fn stack_slices(views: &[ArrayView2<'_, f32>], width: usize) -> Option<Array2<f32>> {
+    let rows: usize = views.iter().map(|v| v.nrows()).sum();
+    let mut values = Vec::with_capacity(rows * width);
+    for view in views {
+        values.extend_from_slice(view.as_slice()?);
+    }
+    Array2::from_shape_vec((rows, width), values).ok()
+}
+
+/// Rows `rows` of `g`, copied: one slice copy when `g` is row-major, as gradients are.
+fn rows_of(g: &Array2<f32>, rows: std::ops::Range<usize>) -> Array2<f32> {
+    let width = g.ncols();
+    let part = g
+        .as_slice()
+        .and_then(|values| values.get(rows.start * width..rows.end * width));
+    match part {
+        Some(part) => Array2::from_shape_vec((rows.len(), width), part.to_vec())
+            .unwrap_or_else(|_| g.slice(ndarray::s![rows, ..]).to_owned()),
+        None => g.slice(ndarray::s![rows, ..]).to_owned(),
     }
 }
 

@@ -121,6 +121,34 @@ mod tests {
     }
 
     #[test]
+    fn rows_stack_alike_from_contiguous_and_strided_values() {
+        // A column-major view's rows are not one run of memory: it takes the general path,
+        // the others are copied slice by slice; both give the same rows and gradients.
+        let columns = ndarray::array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let mut t = Tape::new();
+        let strided = t.param_view(columns.t());
+        let row = t.param(ndarray::array![[7.0f32, 8.0]]);
+        let stacked = t.stack_rows(&[row, strided, row]).expect("same columns");
+        let want = ndarray::array![
+            [7.0f32, 8.0],
+            [1.0, 4.0],
+            [2.0, 5.0],
+            [3.0, 6.0],
+            [7.0, 8.0]
+        ];
+        assert_eq!(t.value(stacked), want);
+        let weights = t.constant(ndarray::array![[1.0f32], [10.0]]);
+        let out = t.matmul(stacked, weights).expect("shapes fit");
+        let loss = t.sum(out, super::super::Over::All);
+        let grads = t.backward(loss);
+        assert_eq!(grads.of(row), Some(ndarray::array![[2.0f32, 20.0]]));
+        assert_eq!(
+            grads.of(strided),
+            Some(ndarray::array![[1.0f32, 10.0], [1.0, 10.0], [1.0, 10.0]])
+        );
+    }
+
+    #[test]
     fn joining_values_that_do_not_fit_is_refused() {
         let mut t = Tape::new();
         let a = t.constant(Array2::zeros((2, 3)));
