@@ -10,11 +10,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::{iris_batch, plugin_dir, repo_root, train_inputs};
+use estimator_benches::{f32_features, iris_batch, plugin_dir, repo_root, train_inputs};
 use estimator_host::bench::VariableStore;
 use estimator_host::hooks::{Hook, RunValues};
 use estimator_host::{Estimator, Manifest, PluginRegistry, StopAt};
-use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorView};
+use estimator_plugin_api::abi::{FactoryContext, TensorView};
 use estimator_plugin_api::sdk::Model;
 use estimator_plugin_iris_custom::IrisCustom;
 
@@ -131,15 +131,7 @@ fn sdk_allocations_per_step() -> f64 {
     let specs = model.variables();
     let vars = VariableStore::initialise(&specs, 42).expect("distinct names");
     let batch = iris_batch(100);
-    let features: Vec<NamedView<'_>> = batch
-        .names
-        .iter()
-        .zip(&batch.columns)
-        .map(|(n, c)| NamedView {
-            name: n.as_str().into(),
-            tensor: TensorView::f32(&batch.shape, c),
-        })
-        .collect();
+    let features = f32_features(&batch.names, &batch.columns, &batch.shape);
     let views = vars.views();
     let mut step = |global_step: i64| {
         let labels = TensorView::i64(&batch.shape, &batch.labels);

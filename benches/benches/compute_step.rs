@@ -8,9 +8,9 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::train_inputs;
+use estimator_benches::{f32_features, train_inputs};
 use estimator_host::bench::{FlushDenormals, Optimizer, OptimizerConfig, VariableStore};
-use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorView};
+use estimator_plugin_api::abi::{FactoryContext, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
 use estimator_plugin_api::sdk::Model;
 use estimator_plugin_premade::DnnClassifier;
@@ -58,14 +58,7 @@ fn compute_step(c: &mut Criterion) {
         .collect();
     let labels: Vec<i64> = (0..BATCH).map(|r| (r % CLASSES) as i64).collect();
     let shape = [BATCH];
-    let features: Vec<NamedView<'_>> = names
-        .iter()
-        .zip(&values)
-        .map(|(n, v)| NamedView {
-            name: n.as_str().into(),
-            tensor: TensorView::f32(&shape, v),
-        })
-        .collect();
+    let features = f32_features(&names, &values, &shape);
     let mut step = |vars: &mut VariableStore, optimizer: &mut Optimizer, global_step: i64| {
         let views = vars.views();
         let batch_labels = TensorView::i64(&shape, &labels);

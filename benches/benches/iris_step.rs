@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{ROption, RSlice};
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::{iris_batch, plugin_dir, repo_root};
+use estimator_benches::{f32_features, iris_batch, plugin_dir, repo_root};
 use estimator_host::bench::spec_check;
 use estimator_host::bench::FlushDenormals;
 use estimator_host::bench::VariableStore;
@@ -80,15 +80,7 @@ fn timed_runs(
 
 fn bench_step(c: &mut Criterion) {
     let batch = iris_batch(100);
-    let features: Vec<NamedView<'_>> = batch
-        .names
-        .iter()
-        .zip(&batch.columns)
-        .map(|(n, col)| NamedView {
-            name: n.as_str().into(),
-            tensor: TensorView::f32(&batch.shape, col),
-        })
-        .collect();
+    let features = f32_features(&batch.names, &batch.columns, &batch.shape);
     let labels = TensorView::i64(&batch.shape, &batch.labels);
     let step_ctx = StepContext {
         global_step: 0,

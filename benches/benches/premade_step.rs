@@ -9,7 +9,7 @@
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::train_inputs;
+use estimator_benches::{f32_features, train_inputs};
 use estimator_host::bench::VariableStore;
 use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorData, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
@@ -105,14 +105,7 @@ fn bench_numeric_dnn_step<M: Model>(
         Labels::Targets => targets = (0..batch).map(|i| i as f32 * 3.5).collect(),
     }
     let shape = [batch];
-    let features: Vec<NamedView<'_>> = names
-        .iter()
-        .zip(&values)
-        .map(|(n, v)| NamedView {
-            name: n.as_str().into(),
-            tensor: TensorView::f32(&shape, v),
-        })
-        .collect();
+    let features = f32_features(&names, &values, &shape);
     let views = vars.views();
     c.bench_function(name, |b| {
         b.iter(|| {

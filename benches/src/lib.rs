@@ -62,6 +62,22 @@ pub fn iris_batch(n: usize) -> IrisBatch {
     }
 }
 
+/// One f32 feature view per `(name, column)`, each of shape `shape`.
+pub fn f32_features<'a>(
+    names: &'a [String],
+    columns: &'a [Vec<f32>],
+    shape: &'a [usize],
+) -> Vec<estimator_plugin_api::abi::NamedView<'a>> {
+    names
+        .iter()
+        .zip(columns)
+        .map(|(name, column)| estimator_plugin_api::abi::NamedView {
+            name: name.as_str().into(),
+            tensor: estimator_plugin_api::abi::TensorView::f32(shape, column),
+        })
+        .collect()
+}
+
 /// A TRAIN model_fn's inputs at `global_step`, with the per-step seed the benches use.
 pub fn train_inputs<'a>(
     features: &'a [estimator_plugin_api::abi::NamedView<'a>],

@@ -159,6 +159,13 @@ mod tests {
         assert_eq!(x, ndarray::array![[1.0, 0.25], [-1.5, 1.0]]);
     }
 
+    fn view<'a>(name: &'a str, shape: &'a [usize], values: &'a [f32]) -> NamedView<'a> {
+        NamedView {
+            name: name.into(),
+            tensor: TensorView::f32(shape, values),
+        }
+    }
+
     /// `dense`'s input block for `views`, or its error.
     fn block(dense: &DenseFeatures, views: &[NamedView<'_>]) -> Result<Array2<f32>, PluginError> {
         let inputs = crate::sdk::feature_columns::tests::predict_inputs(views);
@@ -187,18 +194,9 @@ mod tests {
             [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0],
         );
         let views = [
-            NamedView {
-                name: "a".into(),
-                tensor: TensorView::f32(&[3], &a),
-            },
-            NamedView {
-                name: "b".into(),
-                tensor: TensorView::f32(&[3, 1], &b),
-            },
-            NamedView {
-                name: "c".into(),
-                tensor: TensorView::f32(&[3, 2], &c),
-            },
+            view("a", &[3], &a),
+            view("b", &[3, 1], &b),
+            view("c", &[3, 2], &c),
         ];
         // Columns sorted by name: a, a_bucketized, b, c.
         let want = ndarray::array![
@@ -210,18 +208,9 @@ mod tests {
         // A feature of another batch size is refused, not copied in part.
         let short = [1.0f32, 2.0];
         let views = [
-            NamedView {
-                name: "a".into(),
-                tensor: TensorView::f32(&[3], &a),
-            },
-            NamedView {
-                name: "b".into(),
-                tensor: TensorView::f32(&[2], &short),
-            },
-            NamedView {
-                name: "c".into(),
-                tensor: TensorView::f32(&[3, 2], &c),
-            },
+            view("a", &[3], &a),
+            view("b", &[2], &short),
+            view("c", &[3, 2], &c),
         ];
         let err = block(&dense, &views).unwrap_err();
         assert!(
