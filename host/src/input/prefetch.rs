@@ -5,7 +5,7 @@
 //! crosses is batches. Each travels in a slot with its own buffers and the pipeline's
 //! position after it. Slots go round: the step hands the ones it used back, a few at a
 //! time, the thread fills them again, so a steady-state step allocates nothing. Waking the
-//! thread is the costly part of a hand-over for a small model (see `wait_for_slot`). The
+//! thread is the costly part of a hand-over for a small model (see `SlotWait`). The
 //! position reported is the one after the last batch the step took, never the thread's
 //! own: a checkpoint resumes exactly where training was, however far ahead the thread has
 //! read.

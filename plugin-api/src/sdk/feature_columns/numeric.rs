@@ -1,6 +1,6 @@
 //! Real-valued columns: `numeric_column` and `bucketized_column`.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::Deserialize;
 
 use crate::abi::{PluginError, TensorData};
@@ -147,10 +147,7 @@ impl NumericColumn {
                 }
             }
         }
-        let batch = slot.len().checked_div(self.shape).unwrap_or(0);
-        let out = ArrayViewMut2::from_shape((batch, self.shape).f(), slot)
-            .map_err(|e| PluginError::other(format!("a dense input slot: {e}")))?;
-        self.write_values(inputs, out, hint)
+        self.write_values(inputs, super::column_major(slot, self.shape)?, hint)
     }
 
     /// Writes [`NumericColumn::values`] into `out`, `[batch, shape]`, looking the feature
