@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::{f32_features, train_inputs};
+use estimator_benches::{f32_features, numeric_feature_columns, train_inputs};
 use estimator_host::bench::{FlushDenormals, Optimizer, OptimizerConfig, VariableStore};
 use estimator_plugin_api::abi::{FactoryContext, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
@@ -31,13 +31,9 @@ fn flops_per_step() -> f64 {
 fn compute_step(c: &mut Criterion) {
     let _flush = FlushDenormals::new();
     let names: Vec<String> = (0..FEATURES).map(|i| format!("x{i:03}")).collect();
-    let columns: Vec<String> = names
-        .iter()
-        .map(|n| format!(r#"{{"numeric": "{n}"}}"#))
-        .collect();
     let params = format!(
-        r#"{{"hidden_units": [{HIDDEN}, {HIDDEN}], "n_classes": {CLASSES}, "feature_columns": [{}]}}"#,
-        columns.join(",")
+        r#"{{"hidden_units": [{HIDDEN}, {HIDDEN}], "n_classes": {CLASSES}, "feature_columns": {}}}"#,
+        numeric_feature_columns(&names)
     );
     let ctx = FactoryContext {
         base_dir: ".".into(),

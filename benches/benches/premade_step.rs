@@ -9,7 +9,7 @@
 
 use abi_stable::std_types::RString;
 use criterion::{criterion_group, criterion_main, Criterion};
-use estimator_benches::{f32_features, train_inputs};
+use estimator_benches::{f32_features, numeric_feature_columns, train_inputs};
 use estimator_host::bench::VariableStore;
 use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorData, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
@@ -74,19 +74,15 @@ fn bench_numeric_dnn_step<M: Model>(
     classes: Labels,
 ) {
     let names: Vec<String> = (0..columns).map(|i| format!("x{i}")).collect();
-    let feature_columns: Vec<String> = names
-        .iter()
-        .map(|n| format!(r#"{{"numeric": "{n}"}}"#))
-        .collect();
     let params = format!(
-        r#"{{"hidden_units": [32, 16], {}"feature_columns": [{}]}}"#,
+        r#"{{"hidden_units": [32, 16], {}"feature_columns": {}}}"#,
         match classes {
             Labels::Ids(n) => format!(r#""n_classes": {n}, "#),
             Labels::Words([a, b]) =>
                 format!(r#""n_classes": 2, "label_vocabulary": ["{a}", "{b}"], "#),
             Labels::Targets => String::new(),
         },
-        feature_columns.join(", ")
+        numeric_feature_columns(&names)
     );
     let mut model = M::new(parse_params(&params).expect("valid params"), &ctx()).expect("builds");
     let specs = model.variables();

@@ -62,6 +62,15 @@ pub fn iris_batch(n: usize) -> IrisBatch {
     }
 }
 
+/// A premade model's `feature_columns` param: one numeric column per name, as JSON.
+pub fn numeric_feature_columns(names: &[String]) -> String {
+    let columns: Vec<String> = names
+        .iter()
+        .map(|n| format!(r#"{{"numeric": "{n}"}}"#))
+        .collect();
+    format!("[{}]", columns.join(", "))
+}
+
 /// One f32 feature view per `(name, column)`, each of shape `shape`.
 pub fn f32_features<'a>(
     names: &'a [String],
