@@ -1,6 +1,6 @@
 //! Conversions between the ABI's tensors and ndarray, without copying borrowed data.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
 use crate::abi::{PluginError, Tensor, TensorData, TensorView};
 
@@ -80,18 +80,22 @@ pub fn softmax_rows(logits: ArrayView2<'_, f32>) -> Array2<f32> {
 
 /// Index of the largest value in each row (the first one on ties, as TF's argmax).
 pub fn argmax_rows(values: ArrayView2<'_, f32>) -> Vec<i64> {
-    values
-        .axis_iter(Axis(0))
-        .map(|row| {
-            let mut best = 0;
-            for (i, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = i;
-                }
-            }
-            best as i64
-        })
-        .collect()
+    let values = values.as_standard_layout();
+    match (values.ncols(), values.as_slice()) {
+        // Rows are a handful of classes: plain slices beat per-row ndarray iterators.
+        (cols @ 1.., Some(flat)) => flat.chunks_exact(cols).map(argmax).collect(),
+        _ => vec![0; values.nrows()],
+    }
+}
+
+fn argmax(row: &[f32]) -> i64 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as i64
 }
 
 #[cfg(test)]
@@ -133,5 +137,13 @@ mod tests {
         assert!((p[[0, 2]] - 0.5).abs() < 1e-6);
         assert!((p[[0, 0]] - 0.25).abs() < 1e-6);
         assert_eq!(argmax_rows(logits.view()), vec![2, 0]);
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_values_in_any_layout() {
+        let values = array![[1.0f32, 3.0, 3.0], [2.0, 2.0, 0.0], [0.0, -1.0, 5.0]];
+        assert_eq!(argmax_rows(values.view()), vec![1, 0, 2]);
+        // The transpose is a column-major view: [1, 2, 0], [3, 2, -1], [3, 0, 5].
+        assert_eq!(argmax_rows(values.t()), vec![1, 0, 2]);
     }
 }
