@@ -92,6 +92,11 @@ fn bench_step(c: &mut Criterion) {
         .load("iris_custom", &repo_root())
         .expect("plugin loads");
     let mut dynamic = lib.create_model(None, PARAMS, ctx()).expect("model");
+    // As the host tells it when no hook reads a prediction.
+    dynamic
+        .set_train_fetches(RSlice::from_slice(&[]))
+        .into_result()
+        .expect("fetches");
     let specs = dynamic.variables().into_result().expect("variables");
     let mut static_model = IrisCustom::new(serde_json_params(), &ctx()).expect("model");
 
@@ -122,6 +127,7 @@ fn bench_step(c: &mut Criterion) {
                                 variables: v,
                                 specs: &specs,
                                 ctx: step_ctx,
+                                train_fetches: Some(&[]),
                             };
                             static_model.model_fn(&inputs).expect("model_fn")
                         }
@@ -164,6 +170,7 @@ fn bench_step(c: &mut Criterion) {
                 variables: &[],
                 specs: &[],
                 ctx: step_ctx,
+                train_fetches: Some(&[]),
             };
             noop_static.model_fn(&inputs).expect("model_fn")
         })

@@ -105,5 +105,7 @@ pub fn train_inputs<'a>(
             global_step,
             seed: 1,
         },
+        // What the host passes when no hook reads a prediction.
+        train_fetches: Some(&[]),
     }
 }

@@ -280,3 +280,76 @@ fn a_model_can_ask_for_its_values_in_tensorboard() {
     // `row` is 0..99 in each batch of 100: its mean is 49.5, after steps 1, 6 and 11.
     assert_eq!(scalars["row"], vec![(1, 49.5), (6, 49.5), (11, 49.5)]);
 }
+
+/// The value a `logging_tensor` line gives `name`, when it gives a number.
+fn logged(logs: &str, name: &str) -> Option<f64> {
+    let at = logs.rfind(&format!("{name} = "))? + name.len() + 3;
+    let text: String = logs[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || "-.e".contains(*c))
+        .collect();
+    text.parse().ok()
+}
+
+/// `config` trained 3 steps in `dir`, logging `tensors` every step when given; the logs.
+fn train_logging(dir: &std::path::Path, config: &str, tensors: Option<&str>) -> String {
+    let manifest = config_in(dir, config, |t| {
+        match tensors {
+        Some(tensors) => format!(
+            "{t}hooks:\n  train:\n    - logging_tensor: {{ tensors: [{tensors}], every_n_iter: 1 }}\n"
+        ),
+        None => t,
+    }
+    });
+    ok_logs(&["train", p(&manifest), "--max-steps", "3"])
+}
+
+#[test]
+fn a_training_step_carries_the_predictions_a_hook_fetches() {
+    // Each row of probabilities sums to 1, so their mean is 1 / the number of classes.
+    for (config, n_classes) in [
+        ("wine_dnn_classifier.yaml", 3.0),
+        ("breast_cancer_dnn_classifier.yaml", 2.0),
+        ("iris_custom.yaml", 3.0),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let logs = train_logging(dir.path(), config, Some("probabilities, class_ids"));
+        let mean = logged(&logs, "probabilities").unwrap_or(f64::NAN);
+        assert!((mean - 1.0 / n_classes).abs() < 1e-6, "{config}: {logs}");
+        let class_ids = logged(&logs, "class_ids").unwrap_or(f64::NAN);
+        assert!((0.0..n_classes).contains(&class_ids), "{config}: {logs}");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let logs = train_logging(
+        dir.path(),
+        "diabetes_dnn_regressor.yaml",
+        Some("predictions"),
+    );
+    assert!(
+        logged(&logs, "predictions").is_some_and(f64::is_finite),
+        "{logs}"
+    );
+}
+
+#[test]
+fn fetching_predictions_leaves_training_as_it_was() {
+    let weights = |tensors| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        train_logging(dir.path(), "wine_dnn_classifier.yaml", tensors);
+        let model = dir.path().join("model");
+        let latest = checkpoint::latest(&model)
+            .expect("state")
+            .expect("a checkpoint");
+        let ckpt = checkpoint::read(&latest).expect("whole");
+        let mut tensors: Vec<(String, Vec<u32>)> = ckpt
+            .tensors
+            .into_iter()
+            .map(|(name, (_, data))| (name, data.iter().map(|v| v.to_bits()).collect()))
+            .collect();
+        tensors.sort();
+        tensors
+    };
+    let plain = weights(None);
+    assert!(!plain.is_empty());
+    assert_eq!(plain, weights(Some("logits, probabilities")));
+}

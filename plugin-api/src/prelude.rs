@@ -15,7 +15,9 @@ pub use crate::abi::{
     TensorView, VarSpec,
 };
 pub use crate::sdk::feature_columns::{DenseFeatures, FeatureColumn};
-pub use crate::sdk::heads::{add_class_predictions, add_class_predictions_with, Head, LossArgs};
+pub use crate::sdk::heads::{
+    add_class_predictions, add_class_predictions_with, Head, LossArgs, CLASS_PREDICTIONS,
+};
 pub use crate::sdk::layer_norm::LayerNorm;
 pub use crate::sdk::layers::{Activation, Dense, Mlp, Params, Regularizer};
 pub use crate::sdk::tape::{LossReduction, Over, Tape, Var, Weighting};

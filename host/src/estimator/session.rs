@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RSlice};
+use abi_stable::std_types::{ROption, RSlice, RString};
 use estimator_plugin_api::abi::{
     EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedView, StepContext,
 };
@@ -69,6 +69,20 @@ impl Session {
         spec_check::check(&spec, mode, &self.vars, trainable, batch.len)
             .map_err(|message| self.spec_error(message))?;
         Ok(spec)
+    }
+
+    /// Tells the model which predictions TRAIN steps read (the hooks' fetches), so it may
+    /// skip the rest.
+    pub fn set_train_fetches(&mut self, fetches: &[String]) -> Result<()> {
+        let names: Vec<RString> = fetches.iter().map(|f| RString::from(f.as_str())).collect();
+        self.model
+            .set_train_fetches(RSlice::from_slice(&names))
+            .into_result()
+            .map_err(|e| Error::PluginCall {
+                plugin: self.lib.name.clone(),
+                call: "set_train_fetches".into(),
+                source: e,
+            })
     }
 
     /// An error about what the model returned, naming its plugin and model_fn.

@@ -89,6 +89,7 @@ impl Estimator {
         let mut optimizer = self.optimizers(&session)?;
         let (input_config, opener, shuffle_rng) = self.pipeline_parts("train", ModeKeys::Train)?;
         let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
+        session.set_train_fetches(&hooks.fetches())?;
         hooks.begin(&RunInfo {
             mode: ModeKeys::Train,
             start_step,

@@ -37,6 +37,10 @@ impl Hook for FinalOpsHook {
         "final_ops"
     }
 
+    fn fetches(&self) -> &[String] {
+        &self.settings.tensors
+    }
+
     fn end(&mut self, last: Option<&RunValues<'_>>) -> Result<()> {
         let Some(values) = last else {
             return Ok(());

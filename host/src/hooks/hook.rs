@@ -28,7 +28,8 @@ pub struct RunValues<'a> {
     pub global_step: i64,
     /// The step's loss (TRAIN and EVAL).
     pub loss: Option<f32>,
-    /// The step's predictions, by name.
+    /// The step's predictions, by name: in TRAIN, those the hooks fetch (a model may
+    /// carry more).
     pub predictions: &'a [NamedTensor],
     /// The examples in the step's batch.
     pub batch_len: usize,
@@ -123,6 +124,12 @@ pub trait Hook: Send {
     /// Whether `after_run` needs [`RunValues::timings`].
     fn wants_timings(&self) -> bool {
         false
+    }
+
+    /// The predictions `after_run` and `end` read by name (TF's fetches). A TRAIN step
+    /// carries only the predictions some hook fetches: a model may skip the rest.
+    fn fetches(&self) -> &[String] {
+        &[]
     }
 
     /// State to keep in checkpoints, so a resumed run continues as if never stopped.

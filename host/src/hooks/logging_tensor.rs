@@ -74,6 +74,10 @@ impl Hook for LoggingTensorHook {
         "logging_tensor"
     }
 
+    fn fetches(&self) -> &[String] {
+        &self.settings.tensors
+    }
+
     fn after_run(&mut self, values: &RunValues<'_>, _ctx: &mut HookContext) -> Result<()> {
         if self.timer.should_fire(values.step) {
             let since = self.timer.fired(values.step);

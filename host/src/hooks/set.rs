@@ -62,6 +62,16 @@ impl<'a> HookSet<'a> {
             || self.borrowed.iter().any(|h| h.wants_timings())
     }
 
+    /// The predictions any hook reads, each named once.
+    pub fn fetches(&self) -> Vec<String> {
+        let owned = self.owned.iter().map(|h| h.fetches());
+        let borrowed = self.borrowed.iter().map(|h| h.fetches());
+        let mut names: Vec<String> = owned.chain(borrowed).flatten().cloned().collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Every hook's saved state, keyed by name (`name#2` for a second hook of a name).
     pub fn states(&mut self) -> serde_json::Map<String, serde_json::Value> {
         let mut out = serde_json::Map::new();

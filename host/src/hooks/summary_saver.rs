@@ -44,6 +44,10 @@ impl Hook for SummarySaverHook {
         "summary_saver"
     }
 
+    fn fetches(&self) -> &[String] {
+        &self.tensors
+    }
+
     fn after_run(&mut self, values: &RunValues<'_>, _ctx: &mut HookContext) -> Result<()> {
         // A step with a non-finite loss was not applied: there is nothing to record.
         let applied = values.loss.is_none_or(f32::is_finite);

@@ -8,7 +8,7 @@
 
 use abi_stable::{
     sabi_trait,
-    std_types::{RBox, ROption, RResult, RSlice, RVec},
+    std_types::{RBox, ROption, RResult, RSlice, RString, RVec},
 };
 
 use super::error::PluginError;
@@ -64,6 +64,16 @@ pub trait ModelFn: Send {
     /// served with TF's default, `serving_default` predicting everything.
     fn export_outputs(&self) -> RResult<RVec<ExportOutput>, PluginError> {
         RResult::ROk(RVec::new())
+    }
+
+    /// The predictions the host reads from TRAIN steps, by name: those its hooks log or
+    /// summarize (TF's fetches). A model may leave the others out of a TRAIN spec, as TF
+    /// runs only the ops a step fetches. Called before each training loop. Appended after
+    /// the last prefix field: a library built before it computes every prediction (this
+    /// default ignores the call).
+    fn set_train_fetches(&mut self, predictions: RSlice<'_, RString>) -> RResult<(), PluginError> {
+        let _ = predictions;
+        RResult::ROk(())
     }
 }
 

@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RString, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
@@ -80,6 +80,8 @@ pub fn parse_params<P: DeserializeOwned>(json: &str) -> Result<P, PluginError> {
 struct ModelAdapter<M> {
     model: M,
     specs: Vec<VarSpec>,
+    /// What the host said it reads from TRAIN steps; `None` until it says.
+    train_fetches: Option<Vec<String>>,
 }
 
 impl<M: Model> abi::ModelFn for ModelAdapter<M> {
@@ -110,6 +112,11 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
         guard(|| Ok(self.model.export_outputs().into()))
     }
 
+    fn set_train_fetches(&mut self, predictions: RSlice<'_, RString>) -> RResult<(), PluginError> {
+        self.train_fetches = Some(predictions.iter().map(|p| p.as_str().to_owned()).collect());
+        RResult::ROk(())
+    }
+
     fn model_fn(
         &mut self,
         features: RSlice<'_, NamedView<'_>>,
@@ -126,6 +133,7 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
                 variables: variables.as_slice(),
                 specs: &self.specs,
                 ctx,
+                train_fetches: self.train_fetches.as_deref(),
             };
             self.model.model_fn(&inputs)
         })
@@ -140,7 +148,11 @@ pub fn create_model<M: Model>(
     let model = M::new(parse_params(params_json)?, ctx)?;
     let specs = model.variables();
     Ok(abi::ModelFn_TO::from_value(
-        ModelAdapter { model, specs },
+        ModelAdapter {
+            model,
+            specs,
+            train_fetches: None,
+        },
         TD_Opaque,
     ))
 }

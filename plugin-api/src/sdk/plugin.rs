@@ -20,6 +20,10 @@ pub struct ModelInputs<'a> {
     /// The model's declarations, the same order as `variables`.
     pub specs: &'a [VarSpec],
     pub ctx: StepContext,
+    /// In TRAIN, the predictions the host reads from the step (its hooks' fetches);
+    /// `None` when it has not said, and reads them all. See
+    /// [`ModelInputs::wants_prediction`].
+    pub train_fetches: Option<&'a [String]>,
 }
 
 impl<'a> ModelInputs<'a> {
@@ -71,6 +75,21 @@ impl<'a> ModelInputs<'a> {
             .map(|f| f.tensor.batch_len())
             .or_else(|| self.labels.as_ref().map(TensorView::batch_len))
             .unwrap_or(0)
+    }
+
+    /// Whether the host reads prediction `name` from this step: always in EVAL and
+    /// PREDICT, and in TRAIN only when a hook fetches it. As TF runs only the ops a step
+    /// fetches, a TRAIN step may skip the predictions no one reads.
+    pub fn wants_prediction(&self, name: &str) -> bool {
+        self.mode != ModeKeys::Train
+            || self
+                .train_fetches
+                .is_none_or(|fetches| fetches.iter().any(|f| f == name))
+    }
+
+    /// Whether the host reads any of `names` from this step ([`ModelInputs::wants_prediction`]).
+    pub fn wants_any_prediction(&self, names: &[&str]) -> bool {
+        names.iter().any(|name| self.wants_prediction(name))
     }
 
     /// The labels, or an error naming the mode when the input has none.
@@ -165,4 +184,39 @@ pub trait Input: Send + Sized + 'static {
     ) -> Result<Self, PluginError>;
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, PluginError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(mode: ModeKeys, train_fetches: Option<&[String]>) -> ModelInputs<'_> {
+        ModelInputs {
+            features: &[],
+            labels: None,
+            mode,
+            variables: &[],
+            specs: &[],
+            ctx: StepContext {
+                global_step: 0,
+                seed: 0,
+            },
+            train_fetches,
+        }
+    }
+
+    #[test]
+    fn a_training_step_wants_only_the_fetched_predictions() {
+        let fetched = ["probabilities".to_owned()];
+        let train = inputs(ModeKeys::Train, Some(&fetched));
+        assert!(train.wants_prediction("probabilities"));
+        assert!(!train.wants_prediction("logits"));
+        assert!(train.wants_any_prediction(&["logits", "probabilities"]));
+        assert!(!inputs(ModeKeys::Train, Some(&[])).wants_any_prediction(&["logits"]));
+        // A host that has not said reads everything; so do EVAL and PREDICT.
+        assert!(inputs(ModeKeys::Train, None).wants_prediction("logits"));
+        for mode in [ModeKeys::Eval, ModeKeys::Predict] {
+            assert!(inputs(mode, Some(&[])).wants_prediction("logits"));
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The seed's custom Iris model_fn: hidden ReLU layers, then `n_classes` logits.
 //!
 //! PREDICT yields `logits`, `probabilities` and `class_ids`; EVAL adds the mean softmax
-//! cross-entropy `loss`; TRAIN returns the loss and its gradients, without predictions.
+//! cross-entropy `loss`; TRAIN returns the loss and its gradients, and the predictions
+//! only when a hook fetches one of them.
 //! Accuracy comes from the `metrics` plugin named in the manifest.
 
 use estimator_plugin_api::prelude::*;
@@ -53,7 +54,8 @@ impl Model for IrisCustom {
         let features = self.input.apply(&mut tape, &params, inputs)?;
         let logits = self.net.apply(&mut tape, &params, features)?;
         let mut spec = EstimatorSpec::new(inputs.mode);
-        if inputs.mode != ModeKeys::Train {
+        // A TRAIN step carries predictions only when a hook fetches one.
+        if inputs.wants_any_prediction(&CLASS_PREDICTIONS) {
             add_class_predictions(&mut spec, tape.value(logits));
         }
         if inputs.mode == ModeKeys::Predict {

@@ -628,6 +628,7 @@ mod tests {
                 global_step: 0,
                 seed: 0,
             },
+            train_fetches: None,
         };
         let ids = cross.ids(&inputs).expect("valid inputs");
         (0..ids.rows()).map(|r| ids.row(r).0.to_vec()).collect()

@@ -282,6 +282,7 @@ mod tests {
                     global_step: 0,
                     seed: 0,
                 },
+                train_fetches: None,
             };
             let mut tape = Tape::new();
             let params = Params::load(&mut tape, &specs, &vars).expect("matching");

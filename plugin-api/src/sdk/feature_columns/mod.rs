@@ -395,6 +395,7 @@ pub(crate) mod tests {
                 global_step: 0,
                 seed: 0,
             },
+            train_fetches: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! eval metrics (accuracy, accuracy_baseline, auc, auc_precision_recall, average_loss,
 //! label/mean, prediction/mean, precision, recall).
 
+use ndarray::ArrayView2;
+
 use crate::abi::{
     EstimatorSpec, MetricPartial, MetricValue, ModeKeys, NamedTensor, PluginError, Tensor,
     TensorBuf, TensorData, TensorView,
@@ -18,12 +20,18 @@ use super::{weight_at, weighting, LossArgs};
 /// `auc` and `auc_precision_recall` and never reported themselves.
 const CURVE: &str = "auc/counts/";
 
+/// The predictions a TRAIN step carries when a hook fetches one of them.
+const PREDICTIONS: [&str; 4] = ["logits", "logistic", "probabilities", "class_ids"];
+
 pub struct BinaryClassHead {
     pub classes: ClassNames,
     pub args: LossArgs,
 }
 
 impl BinaryClassHead {
+    /// Builds the spec from the logits: TF's binary predictions (in TRAIN, only when a
+    /// hook fetches one), the reduced loss in TRAIN and EVAL, TF's binary metrics in EVAL,
+    /// and the gradients in TRAIN.
     pub fn spec(
         &self,
         tape: &mut Tape,
@@ -31,20 +39,11 @@ impl BinaryClassHead {
         logits: Var,
         inputs: &ModelInputs<'_>,
     ) -> Result<EstimatorSpec, PluginError> {
-        let logit_values = tape.value(logits).to_owned();
-        let batch = logit_values.nrows();
-        let logistic: Vec<f32> = logit_values.iter().map(|&x| sigmoid(x)).collect();
-        // argmax over [0, logit]: a logit of exactly 0 is class 0, as TF.
-        let class_ids: Vec<i64> = logit_values.iter().map(|&x| i64::from(x > 0.0)).collect();
         let mut spec = EstimatorSpec::new(inputs.mode);
-        let names = inputs.mode != ModeKeys::Train;
-        spec.predictions = self
-            .predictions(&logit_values, &logistic, &class_ids, names)
-            .into();
         if inputs.mode == ModeKeys::Predict {
+            self.add_predictions(&mut spec, tape.value(logits), true);
             return Ok(spec);
         }
-
         let targets = self.targets(inputs.labels()?)?;
         let weights = self.args.weights(inputs)?;
         let loss = tape.sigmoid_cross_entropy(
@@ -54,9 +53,13 @@ impl BinaryClassHead {
         )?;
         spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
+            if inputs.wants_any_prediction(&PREDICTIONS) {
+                self.add_predictions(&mut spec, tape.value(logits), false);
+            }
             spec.gradients = params.gradients(tape.backward(loss));
             return Ok(spec);
         }
+        let (logistic, class_ids) = self.add_predictions(&mut spec, tape.value(logits), true);
         let mut sums = Sums::default();
         let mut curve = ThresholdCounts::new(DEFAULT_NUM_THRESHOLDS);
         for (row, &element_loss) in tape.element_losses(loss).iter().enumerate() {
@@ -66,7 +69,6 @@ impl BinaryClassHead {
             sums.loss += w * f64::from(element_loss);
             curve.add(label > 0.0, f64::from(logistic[row]), w);
         }
-        debug_assert_eq!(batch, targets.len());
         let mut ops = sums.partials();
         ops.extend(
             curve
@@ -79,35 +81,37 @@ impl BinaryClassHead {
         Ok(spec)
     }
 
-    /// TF's binary predictions, in TF's key order. Without `names` (in TRAIN) only the
-    /// numeric ones: `classes`, `all_class_ids` and `all_classes` are for prediction output
-    /// and serving, and building a string per example every step would cost more than the
-    /// rest of the head.
-    fn predictions(
+    /// Adds TF's binary predictions, in TF's key order, and returns the `logistic` values
+    /// and the class ids. Without `names` (in TRAIN) only the numeric ones: `classes`,
+    /// `all_class_ids` and `all_classes` are for prediction output and serving, and
+    /// building a string per example every step would cost more than the rest of the head.
+    fn add_predictions(
         &self,
-        logits: &ndarray::Array2<f32>,
-        logistic: &[f32],
-        class_ids: &[i64],
+        spec: &mut EstimatorSpec,
+        logits: ArrayView2<'_, f32>,
         names: bool,
-    ) -> Vec<NamedTensor> {
-        let batch = class_ids.len();
+    ) -> (Vec<f32>, Vec<i64>) {
+        let batch = logits.nrows();
+        let logistic: Vec<f32> = logits.iter().map(|&x| sigmoid(x)).collect();
+        // argmax over [0, logit]: a logit of exactly 0 is class 0, as TF.
+        let class_ids: Vec<i64> = logits.iter().map(|&x| i64::from(x > 0.0)).collect();
         let probabilities = logistic.iter().flat_map(|&p| [1.0 - p, p]).collect();
-        let mut out = vec![
-            NamedTensor::new("logits", tensor_from_array2(logits.clone())),
-            NamedTensor::new("logistic", Tensor::f32(vec![batch, 1], logistic.to_vec())),
+        spec.predictions.extend([
+            NamedTensor::new("logits", tensor_from_array2(logits.to_owned())),
+            NamedTensor::new("logistic", Tensor::f32(vec![batch, 1], logistic.clone())),
             NamedTensor::new("probabilities", Tensor::f32(vec![batch, 2], probabilities)),
-            NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.to_vec())),
-        ];
+            NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.clone())),
+        ]);
         if names {
             let text =
                 |ids: &[i64]| TensorBuf::Str(ids.iter().map(|&i| self.classes.name(i)).collect());
             let all_ids: Vec<i64> = [0, 1].repeat(batch);
-            out.extend([
+            spec.predictions.extend([
                 NamedTensor::new(
                     "classes",
                     Tensor {
                         shape: vec![batch, 1].into(),
-                        data: text(class_ids),
+                        data: text(&class_ids),
                     },
                 ),
                 NamedTensor::new(
@@ -123,7 +127,7 @@ impl BinaryClassHead {
                 ),
             ]);
         }
-        out
+        (logistic, class_ids)
     }
 
     /// Labels as sigmoid targets: class ids 0 or 1, vocabulary words, or floats in [0, 1]

@@ -167,6 +167,9 @@ impl Head {
     }
 }
 
+/// The predictions [`add_class_predictions`] adds, for [`ModelInputs::wants_any_prediction`].
+pub const CLASS_PREDICTIONS: [&str; 3] = ["logits", "probabilities", "class_ids"];
+
 /// Adds TF's classification predictions of `logits` to `spec`: `logits`, `probabilities`
 /// (their softmax) and `class_ids` (`[batch, 1]`, the most probable class). Returns the
 /// class ids.

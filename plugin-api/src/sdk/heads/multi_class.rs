@@ -8,7 +8,10 @@ use crate::sdk::tape::{Tape, Var};
 use crate::sdk::ModelInputs;
 
 use super::class_names::ClassNames;
-use super::{add_class_predictions, add_class_predictions_with, weight_at, weighting, LossArgs};
+use super::{
+    add_class_predictions, add_class_predictions_with, weight_at, weighting, LossArgs,
+    CLASS_PREDICTIONS,
+};
 
 pub struct MultiClassHead {
     pub classes: ClassNames,
@@ -16,9 +19,9 @@ pub struct MultiClassHead {
 }
 
 impl MultiClassHead {
-    /// Builds the spec from the logits: TF's predictions in every mode, the reduced loss
-    /// in TRAIN and EVAL, `accuracy` and `average_loss` in EVAL, and the gradients in
-    /// TRAIN.
+    /// Builds the spec from the logits: TF's predictions (in TRAIN, only when a hook
+    /// fetches one), the reduced loss in TRAIN and EVAL, `accuracy` and `average_loss` in
+    /// EVAL, and the gradients in TRAIN.
     pub fn spec(
         &self,
         tape: &mut Tape,
@@ -39,16 +42,15 @@ impl MultiClassHead {
             &labels,
             weighting(&self.args, weights.as_deref()),
         )?;
-        // The loss computed the logits' softmax: the predictions take it.
-        let class_ids = match tape.loss_softmax(loss) {
-            Some(p) => add_class_predictions_with(&mut spec, tape.value(logits), p.to_owned()),
-            None => add_class_predictions(&mut spec, tape.value(logits)),
-        };
         spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
+            if inputs.wants_any_prediction(&CLASS_PREDICTIONS) {
+                add_predictions(&mut spec, tape, logits, loss);
+            }
             spec.gradients = params.gradients(tape.backward(loss));
             return Ok(spec);
         }
+        let class_ids = add_predictions(&mut spec, tape, logits, loss);
         self.add_class_names(&mut spec, &class_ids);
         let (mut correct, mut loss_sum, mut weight_sum) = (0.0, 0.0, 0.0);
         for (row, element_loss) in tape.element_losses(loss).iter().enumerate() {
@@ -91,5 +93,13 @@ impl MultiClassHead {
                 },
             ),
         ]);
+    }
+}
+
+/// [`add_class_predictions`] with the softmax the loss computed. Returns the class ids.
+fn add_predictions(spec: &mut EstimatorSpec, tape: &Tape, logits: Var, loss: Var) -> Vec<i64> {
+    match tape.loss_softmax(loss) {
+        Some(p) => add_class_predictions_with(spec, tape.value(logits), p.to_owned()),
+        None => add_class_predictions(spec, tape.value(logits)),
     }
 }

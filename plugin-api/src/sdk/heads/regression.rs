@@ -1,6 +1,8 @@
 //! TF's `RegressionHead`: the logits are the predictions; the loss is the squared error,
 //! by default averaged over the batch and the label dimensions (`sum_over_batch_size`).
 
+use ndarray::ArrayView2;
+
 use crate::abi::{EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError};
 use crate::sdk::layers::Params;
 use crate::sdk::tape::{Tape, Var};
@@ -14,9 +16,9 @@ pub struct RegressionHead {
 }
 
 impl RegressionHead {
-    /// Predictions (`predictions`, `[batch, label_dimension]`) in every mode; the loss in
-    /// TRAIN and EVAL; TF's eval metrics `average_loss`, `label/mean` and
-    /// `prediction/mean` in EVAL; the gradients in TRAIN.
+    /// Predictions (`predictions`, `[batch, label_dimension]`; in TRAIN only when a hook
+    /// fetches them); the loss in TRAIN and EVAL; TF's eval metrics `average_loss`,
+    /// `label/mean` and `prediction/mean` in EVAL; the gradients in TRAIN.
     pub fn spec(
         &self,
         tape: &mut Tape,
@@ -24,14 +26,10 @@ impl RegressionHead {
         logits: Var,
         inputs: &ModelInputs<'_>,
     ) -> Result<EstimatorSpec, PluginError> {
-        let predictions = tape.value(logits).to_owned();
-        let batch = predictions.nrows();
+        let batch = tape.value(logits).nrows();
         let mut spec = EstimatorSpec::new(inputs.mode);
         if inputs.mode == ModeKeys::Predict {
-            spec.predictions.push(NamedTensor::new(
-                "predictions",
-                tensor_from_array2(predictions),
-            ));
+            add_predictions(&mut spec, tape.value(logits));
             return Ok(spec);
         }
         let labels = f32_matrix("labels", inputs.labels()?)?;
@@ -51,9 +49,13 @@ impl RegressionHead {
         )?;
         spec.loss = Some(tape.scalar(loss)).into();
         if inputs.mode == ModeKeys::Train {
+            if inputs.wants_prediction("predictions") {
+                add_predictions(&mut spec, tape.value(logits));
+            }
             spec.gradients = params.gradients(tape.backward(loss));
             return Ok(spec);
         }
+        let predictions = tape.value(logits);
         // Each example's weight counts once per label dimension, as TF broadcasts it.
         let dim = self.label_dimension;
         let (mut loss_sum, mut label_sum, mut prediction_sum, mut weight_sum) =
@@ -76,10 +78,14 @@ impl RegressionHead {
             MetricPartial::new("prediction/mean", prediction_sum, weight_sum),
         ]
         .into();
-        spec.predictions.push(NamedTensor::new(
-            "predictions",
-            tensor_from_array2(predictions),
-        ));
+        add_predictions(&mut spec, predictions);
         Ok(spec)
     }
+}
+
+/// TF's regression prediction: `predictions`, the logits.
+fn add_predictions(spec: &mut EstimatorSpec, logits: ArrayView2<'_, f32>) {
+    let predictions = tensor_from_array2(logits.to_owned());
+    spec.predictions
+        .push(NamedTensor::new("predictions", predictions));
 }
