@@ -381,39 +381,38 @@ impl<'s> Params<'s> {
     /// `[rows, width]` variable used only as a lookup table. Moves the gradients out of
     /// `grads` instead of copying them.
     pub fn gradients(&self, mut grads: Gradients) -> RVec<Gradient> {
-        self.vars
-            .iter()
-            .filter(|(spec, _)| spec.trainable)
-            .map(|&(spec, var)| {
-                let name = spec.name.as_str();
-                match grads.take(var) {
-                    Some(ParamGradient::Rows(r)) if spec.shape.len() >= 2 => {
-                        let mut shape = vec![r.rows.len()];
-                        shape.extend_from_slice(&spec.shape[1..]);
-                        let rows = r.rows.iter().map(|&i| i as i64).collect();
-                        Gradient::sparse(name, rows, Tensor::f32(shape, r.values))
-                    }
-                    // A rank-1 variable sits on the tape as one row: its rows are all 0.
-                    Some(ParamGradient::Rows(r)) => {
-                        let mut dense = Array2::zeros((1, spec.len()));
-                        r.add_to(&mut dense);
-                        let data = dense.into_raw_vec_and_offset().0;
-                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
-                    }
-                    Some(ParamGradient::Dense(g)) => {
-                        let data = match g.is_standard_layout() {
-                            true => g.into_raw_vec_and_offset().0,
-                            false => g.iter().copied().collect(),
-                        };
-                        Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
-                    }
-                    None => Gradient::dense(
-                        name,
-                        Tensor::f32(spec.shape.to_vec(), vec![0.0; spec.len()]),
-                    ),
+        let trainable = self.vars.iter().filter(|(spec, _)| spec.trainable);
+        let mut out = RVec::with_capacity(trainable.clone().count());
+        out.extend(trainable.map(|&(spec, var)| {
+            let name = spec.name.as_str();
+            match grads.take(var) {
+                Some(ParamGradient::Rows(r)) if spec.shape.len() >= 2 => {
+                    let mut shape = vec![r.rows.len()];
+                    shape.extend_from_slice(&spec.shape[1..]);
+                    let rows = r.rows.iter().map(|&i| i as i64).collect();
+                    Gradient::sparse(name, rows, Tensor::f32(shape, r.values))
                 }
-            })
-            .collect()
+                // A rank-1 variable sits on the tape as one row: its rows are all 0.
+                Some(ParamGradient::Rows(r)) => {
+                    let mut dense = Array2::zeros((1, spec.len()));
+                    r.add_to(&mut dense);
+                    let data = dense.into_raw_vec_and_offset().0;
+                    Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
+                }
+                Some(ParamGradient::Dense(g)) => {
+                    let data = match g.is_standard_layout() {
+                        true => g.into_raw_vec_and_offset().0,
+                        false => g.iter().copied().collect(),
+                    };
+                    Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
+                }
+                None => Gradient::dense(
+                    name,
+                    Tensor::f32(spec.shape.to_vec(), vec![0.0; spec.len()]),
+                ),
+            }
+        }));
+        out
     }
 }
 

@@ -98,31 +98,43 @@ impl DenseFeatures {
         inputs: &ModelInputs<'_>,
     ) -> Result<Var, PluginError> {
         let mut parts = Vec::new();
-        let mut run: Vec<(&FeatureColumn, &FeatureHint)> = Vec::new();
+        // The first column of the current run of dense columns, which become one block.
+        let mut run_start = 0;
         let mut tables_seen = 0;
-        let columns = self.columns.iter().zip(&self.hints);
-        for ((column, hint), table) in columns.zip(&self.tables) {
-            match (column, table) {
-                (FeatureColumn::Embedding(e), Some(table)) => {
-                    if !run.is_empty() {
-                        parts.push(tape.constant(constant_block(run.iter().copied(), inputs)?));
-                        run.clear();
-                    }
-                    let ids = e.categorical_column.sparse_ids(inputs)?;
-                    let table = params.var(self.vars.get(tables_seen, table)?);
-                    tables_seen += 1;
-                    parts.push(tape.embedding_lookup(table, ids, e.combiner)?);
+        for (i, (column, table)) in self.columns.iter().zip(&self.tables).enumerate() {
+            if let (FeatureColumn::Embedding(e), Some(table)) = (column, table) {
+                if run_start < i {
+                    parts.push(self.block(tape, run_start..i, inputs)?);
                 }
-                (other, _) => run.push((other, hint)),
+                run_start = i + 1;
+                let ids = e.categorical_column.sparse_ids(inputs)?;
+                let table = params.var(self.vars.get(tables_seen, table)?);
+                tables_seen += 1;
+                parts.push(tape.embedding_lookup(table, ids, e.combiner)?);
             }
         }
-        if !run.is_empty() {
-            parts.push(tape.constant(constant_block(run.iter().copied(), inputs)?));
+        if run_start < self.columns.len() {
+            let block = self.block(tape, run_start..self.columns.len(), inputs)?;
+            if parts.is_empty() {
+                return Ok(block);
+            }
+            parts.push(block);
         }
         match parts.as_slice() {
             [one] => Ok(*one),
             many => tape.concat(many),
         }
+    }
+
+    /// Columns `range`, none of them an embedding, as one constant block.
+    fn block(
+        &self,
+        tape: &mut Tape,
+        range: std::ops::Range<usize>,
+        inputs: &ModelInputs<'_>,
+    ) -> Result<Var, PluginError> {
+        let columns = self.columns[range.clone()].iter().zip(&self.hints[range]);
+        Ok(tape.constant(constant_block(columns, inputs)?))
     }
 }
 
