@@ -17,7 +17,7 @@ impl Tape<'_> {
         weighting: Weighting<'_>,
     ) -> Result<Var, PluginError> {
         let (rows, per_row) = self.value(elements).dim();
-        let scales = weighting.scales(rows, per_row)?;
+        let scales = weighting.scales(rows, per_row)?.iter().collect();
         let scales = Array2::from_shape_vec((rows, 1), scales)
             .map_err(|e| PluginError::bad_data(format!("loss weights: {e}")))?;
         let scales = self.constant(scales);

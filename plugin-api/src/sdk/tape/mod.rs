@@ -145,14 +145,19 @@ pub struct Weighting<'w> {
 impl Weighting<'_> {
     /// The factor of each example's loss in the scalar loss, for `rows` examples of
     /// `per_row` loss elements each.
-    fn scales(&self, rows: usize, per_row: usize) -> Result<Vec<f32>, PluginError> {
+    fn scales(&self, rows: usize, per_row: usize) -> Result<Scales, PluginError> {
         let divisor = match self.reduction {
             LossReduction::SumOverBatchSize => (rows * per_row).max(1) as f32,
             LossReduction::Sum => 1.0,
         };
         match self.weights {
-            None => Ok(vec![1.0 / divisor; rows]),
-            Some(w) if w.len() == rows => Ok(w.iter().map(|w| w / divisor).collect()),
+            None => Ok(Scales::Uniform {
+                scale: 1.0 / divisor,
+                rows,
+            }),
+            Some(w) if w.len() == rows => {
+                Ok(Scales::PerRow(w.iter().map(|w| w / divisor).collect()))
+            }
             Some(w) => Err(PluginError::bad_data(format!(
                 "{} example weights for a batch of {rows}",
                 w.len()
@@ -161,19 +166,43 @@ impl Weighting<'_> {
     }
 }
 
+/// Each example's factor in the scalar loss: one factor for every example when there are
+/// no weights, which spares a loss a list of equal numbers every step.
+enum Scales {
+    Uniform { scale: f32, rows: usize },
+    PerRow(Vec<f32>),
+}
+
+impl Scales {
+    fn len(&self) -> usize {
+        match self {
+            Scales::Uniform { rows, .. } => *rows,
+            Scales::PerRow(scales) => scales.len(),
+        }
+    }
+
+    /// Each example's factor, in order.
+    fn iter(&self) -> impl Iterator<Item = f32> + '_ {
+        (0..self.len()).map(move |row| match self {
+            Scales::Uniform { scale, .. } => *scale,
+            Scales::PerRow(scales) => scales[row],
+        })
+    }
+}
+
 /// What a loss op keeps: each example's factor in the scalar loss and the unweighted
 /// per-element losses (for metrics such as `average_loss`).
 struct Loss {
-    scales: Vec<f32>,
+    scales: Scales,
     elements: Vec<f32>,
 }
 
 impl Loss {
-    fn new(scales: Vec<f32>, elements: Vec<f32>) -> (Array2<f32>, Loss) {
+    fn new(scales: Scales, elements: Vec<f32>) -> (Array2<f32>, Loss) {
         let per_row = elements.len().checked_div(scales.len()).unwrap_or(0).max(1);
         let total: f32 = elements
             .chunks(per_row)
-            .zip(&scales)
+            .zip(scales.iter())
             .map(|(row, s)| row.iter().sum::<f32>() * s)
             .sum();
         (Array2::from_elem((1, 1), total), Loss { scales, elements })
@@ -271,7 +300,18 @@ impl Gradients {
 /// parameters looked up as tables.
 struct Accumulated {
     dense: Vec<Option<Array2<f32>>>,
+    /// Empty until a table's gradient arrives, then one slot per node.
     rows: Vec<Option<RowGradient>>,
+}
+
+impl Accumulated {
+    /// Node `index`'s row gradient, on a tape of `nodes` nodes.
+    fn row_slot(&mut self, index: usize, nodes: usize) -> &mut Option<RowGradient> {
+        if self.rows.is_empty() {
+            self.rows.resize_with(nodes, || None);
+        }
+        &mut self.rows[index]
+    }
 }
 
 impl<'v> Tape<'v> {
@@ -718,10 +758,10 @@ impl<'v> Tape<'v> {
         let n = output.0 + 1;
         let mut grads = Accumulated {
             dense: Vec::with_capacity(n),
-            rows: Vec::with_capacity(n),
+            // Sized at the first lookup table's gradient: most models have none.
+            rows: Vec::new(),
         };
         grads.dense.resize_with(n, || None);
-        grads.rows.resize_with(n, || None);
         grads.dense[output.0] = Some(Array2::ones(self.nodes[output.0].value.raw_dim()));
         for index in (0..=output.0).rev() {
             if matches!(self.nodes[index].op, Op::Param) {
@@ -731,10 +771,14 @@ impl<'v> Tape<'v> {
                 self.propagate(index, g, &mut grads);
             }
         }
-        let shapes = self.nodes[..n]
-            .iter()
-            .map(|node| node.value.dim())
-            .collect();
+        // Only a row gradient needs its parameter's shape, to become dense.
+        let shapes = match grads.rows.is_empty() {
+            true => Vec::new(),
+            false => self.nodes[..n]
+                .iter()
+                .map(|node| node.value.dim())
+                .collect(),
+        };
         Gradients {
             grads: grads.dense,
             rows: grads.rows,
@@ -835,7 +879,7 @@ impl<'v> Tape<'v> {
                     }
                 }
                 match self.nodes[table.0].op {
-                    Op::Param => match &mut grads.rows[table.0] {
+                    Op::Param => match grads.row_slot(table.0, self.nodes.len()) {
                         Some(existing) => {
                             existing.rows.extend(part.rows);
                             existing.values.extend(part.values);
@@ -897,7 +941,7 @@ impl<'v> Tape<'v> {
                 // per-row setup.
                 if let Some(values) = dx.as_slice_mut() {
                     let rows = values.chunks_exact_mut(classes);
-                    for ((row, &id), &scale) in rows.zip(labels).zip(&loss.scales) {
+                    for ((row, &id), scale) in rows.zip(labels).zip(loss.scales.iter()) {
                         row[id] -= 1.0;
                         for v in row.iter_mut() {
                             *v *= upstream * scale;
@@ -916,8 +960,8 @@ impl<'v> Tape<'v> {
                 let dx = lv
                     .iter()
                     .zip(targets)
-                    .zip(&loss.scales)
-                    .map(|((&x, &z), &s)| (1.0 / (1.0 + (-x).exp()) - z) * s * upstream)
+                    .zip(loss.scales.iter())
+                    .map(|((&x, &z), s)| (1.0 / (1.0 + (-x).exp()) - z) * s * upstream)
                     .collect();
                 let dx = Array2::from_shape_vec(lv.raw_dim(), dx).expect("one gradient per logit");
                 self.accumulate(grads, *logits, dx);
@@ -930,7 +974,7 @@ impl<'v> Tape<'v> {
                 let upstream = 2.0 * g[[0, 0]];
                 let pv = &self.nodes[predictions.0].value;
                 let mut dx = pv - targets;
-                for (mut row, &s) in dx.rows_mut().into_iter().zip(&loss.scales) {
+                for (mut row, s) in dx.rows_mut().into_iter().zip(loss.scales.iter()) {
                     row.mapv_inplace(|d| d * s * upstream);
                 }
                 self.accumulate(grads, *predictions, dx);
