@@ -15,7 +15,7 @@ use estimator_host::bench::VariableStore;
 use estimator_host::hooks::{Hook, RunValues};
 use estimator_host::{Estimator, Manifest, PluginRegistry, StopAt};
 use estimator_plugin_api::abi::{FactoryContext, TensorView};
-use estimator_plugin_api::sdk::Model;
+use estimator_plugin_api::sdk::{recycle_spec, Model};
 use estimator_plugin_iris_custom::IrisCustom;
 
 struct Counting;
@@ -136,7 +136,8 @@ fn sdk_allocations_per_step() -> f64 {
     let mut step = |global_step: i64| {
         let labels = TensorView::i64(&batch.shape, &batch.labels);
         let inputs = train_inputs(&features, labels, &views, &specs, global_step);
-        drop(model.model_fn(&inputs).expect("valid step"));
+        // As the host does, the spec goes back for the next step's buffers.
+        recycle_spec(model.model_fn(&inputs).expect("valid step"));
     };
     step(0);
     let before = allocations();

@@ -12,7 +12,7 @@ use estimator_benches::{f32_features, numeric_feature_columns, train_inputs};
 use estimator_host::bench::{FlushDenormals, Optimizer, OptimizerConfig, VariableStore};
 use estimator_plugin_api::abi::{FactoryContext, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
-use estimator_plugin_api::sdk::Model;
+use estimator_plugin_api::sdk::{recycle_spec, Model};
 use estimator_plugin_premade::DnnClassifier;
 
 const FEATURES: usize = 256;
@@ -62,6 +62,7 @@ fn compute_step(c: &mut Criterion) {
         let spec = model.model_fn(&inputs).expect("valid step");
         drop(views);
         optimizer.apply(vars, &spec.gradients, global_step);
+        recycle_spec(spec);
     };
     // A plain timing first, for the parseable line; criterion's own figures follow.
     for s in 0..5 {

@@ -18,7 +18,7 @@ use estimator_plugin_api::abi::{
     EstimatorSpec, FactoryContext, ModeKeys, NamedView, PluginError, StepContext, TensorView,
     VarSpec,
 };
-use estimator_plugin_api::sdk::{Model, ModelInputs};
+use estimator_plugin_api::sdk::{recycle_spec, Model, ModelInputs};
 use estimator_plugin_iris_custom::IrisCustom;
 
 const PARAMS: &str = r#"{"feature_columns":[{"numeric":"SepalLength"},{"numeric":"SepalWidth"},{"numeric":"PetalLength"},{"numeric":"PetalWidth"}],"hidden_units":[10,10],"n_classes":3}"#;
@@ -34,7 +34,8 @@ fn ctx() -> FactoryContext<'static> {
 type ModelFnCall<'m> =
     dyn FnMut(&[NamedView<'_>], TensorView<'_>, &[NamedView<'_>]) -> EstimatorSpec + 'm;
 
-/// One training step given a way to call model_fn.
+/// One training step given a way to call model_fn; returns the spec, which the host
+/// would hand back to the model.
 fn step(
     vars: &mut VariableStore,
     opt: &mut Optimizer,
@@ -42,13 +43,14 @@ fn step(
     labels: TensorView<'_>,
     trainable: &[usize],
     model_fn: &mut ModelFnCall<'_>,
-) {
+) -> EstimatorSpec {
     let spec = {
         let views = vars.views();
         model_fn(features, labels, &views)
     };
     spec_check::check(&spec, ModeKeys::Train, vars, trainable, 100).expect("valid spec");
     opt.apply(vars, &spec.gradients, 0);
+    spec
 }
 
 /// Times `iters` steps as training runs of at most 1000 steps from freshly initialised
@@ -132,7 +134,11 @@ fn bench_step(c: &mut Criterion) {
                             static_model.model_fn(&inputs).expect("model_fn")
                         }
                     };
-                    step(vars, opt, &features, labels, &trainable, &mut call)
+                    let spec = step(vars, opt, &features, labels, &trainable, &mut call);
+                    match through_abi {
+                        true => dynamic.recycle_spec(spec),
+                        false => recycle_spec(spec),
+                    }
                 })
             })
         });

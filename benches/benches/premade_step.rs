@@ -13,7 +13,7 @@ use estimator_benches::{f32_features, numeric_feature_columns, train_inputs};
 use estimator_host::bench::VariableStore;
 use estimator_plugin_api::abi::{FactoryContext, NamedView, TensorData, TensorView};
 use estimator_plugin_api::sdk::export::parse_params;
-use estimator_plugin_api::sdk::Model;
+use estimator_plugin_api::sdk::{recycle_spec, Model};
 use estimator_plugin_premade::{DnnClassifier, DnnLinearCombinedClassifier, DnnRegressor};
 
 const COLORS: [&str; 5] = ["red", "orange", "blue", "green", "grey"];
@@ -51,7 +51,8 @@ fn bench_step<M: Model>(c: &mut Criterion, name: &str, params: &str) {
         b.iter(|| {
             let batch_labels = TensorView::i64(&shape, &labels);
             let inputs = train_inputs(&features, batch_labels, &views, &specs, 0);
-            model.model_fn(&inputs).expect("valid step")
+            // As the host does, the spec goes back for the next step's buffers.
+            recycle_spec(model.model_fn(&inputs).expect("valid step"));
         })
     });
 }
@@ -116,7 +117,8 @@ fn bench_numeric_dnn_step<M: Model>(
                 TensorView::i64(&shape, &ids)
             };
             let inputs = train_inputs(&features, batch_labels, &views, &specs, 0);
-            model.model_fn(&inputs).expect("valid step")
+            // As the host does, the spec goes back for the next step's buffers.
+            recycle_spec(model.model_fn(&inputs).expect("valid step"));
         })
     });
 }

@@ -85,6 +85,11 @@ impl Session {
             })
     }
 
+    /// Hands a TRAIN spec back to the model once applied, for its buffers.
+    pub fn recycle(&mut self, spec: EstimatorSpec) {
+        self.model.recycle_spec(spec);
+    }
+
     /// An error about what the model returned, naming its plugin and model_fn.
     pub fn spec_error(&self, message: impl std::fmt::Display) -> Error {
         Error::Spec {

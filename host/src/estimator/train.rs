@@ -244,7 +244,10 @@ impl Estimator {
             );
             failed = failed.and_then(|()| hooks.after_run(&values));
             clock.lap(Part::Hooks);
-            last = Some((step, batch_len, spec));
+            // The step before's spec goes back to the model, whose next step reuses it.
+            if let Some((_, _, used)) = last.replace((step, batch_len, spec)) {
+                session.recycle(used);
+            }
             // Save on schedule (rank 0).
             if let Some(s) = saver.as_mut().filter(|s| s.is_due(session.global_step)) {
                 let state = self.training_state(

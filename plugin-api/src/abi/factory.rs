@@ -75,6 +75,14 @@ pub trait ModelFn: Send {
         let _ = predictions;
         RResult::ROk(())
     }
+
+    /// Takes back a TRAIN spec this model returned, once the host has applied it, so
+    /// that the next step can reuse its buffers (the gradients' names and shapes) rather
+    /// than allocate them again. Appended after the last prefix field: a library built
+    /// before it drops the spec (this default).
+    fn recycle_spec(&mut self, spec: EstimatorSpec) {
+        drop(spec);
+    }
 }
 
 /// A streaming metric, like a `tf.metrics` (value, update_op) pair.

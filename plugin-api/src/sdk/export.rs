@@ -117,6 +117,10 @@ impl<M: Model> abi::ModelFn for ModelAdapter<M> {
         RResult::ROk(())
     }
 
+    fn recycle_spec(&mut self, spec: EstimatorSpec) {
+        super::recycle_spec(spec);
+    }
+
     fn model_fn(
         &mut self,
         features: RSlice<'_, NamedView<'_>>,

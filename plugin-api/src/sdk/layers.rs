@@ -4,10 +4,13 @@ use abi_stable::std_types::RVec;
 use ndarray::{Array2, ArrayView2};
 use serde::Deserialize;
 
-use crate::abi::{Gradient, Initializer, NamedTensor, NamedView, PluginError, Tensor, VarSpec};
+use crate::abi::{
+    Gradient, Initializer, NamedTensor, NamedView, PluginError, Tensor, TensorBuf, VarSpec,
+};
 
 use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
+use super::spare;
 use super::tape::{Gradients, Over, ParamGradient, Tape, Var};
 use super::variables::{LayerVars, VarBuilder, VarHandle};
 use super::view::f32_matrix;
@@ -379,41 +382,61 @@ impl<'s> Params<'s> {
     /// One gradient per trainable variable, in declaration order: dense with the
     /// variable's shape (zeros where the loss does not depend on it), or row-sparse for a
     /// `[rows, width]` variable used only as a lookup table. Moves the gradients out of
-    /// `grads` instead of copying them.
+    /// `grads` instead of copying them, into the list of the spec the host last handed
+    /// back when it is this model's (its names and shapes are reused).
     pub fn gradients(&self, mut grads: Gradients) -> RVec<Gradient> {
         let trainable = self.vars.iter().filter(|(spec, _)| spec.trainable);
-        let mut out = RVec::with_capacity(trainable.clone().count());
-        out.extend(trainable.map(|&(spec, var)| {
-            let name = spec.name.as_str();
-            match grads.take(var) {
-                Some(ParamGradient::Rows(r)) if spec.shape.len() >= 2 => {
-                    let mut shape = vec![r.rows.len()];
-                    shape.extend_from_slice(&spec.shape[1..]);
-                    let rows = r.rows.iter().map(|&i| i as i64).collect();
-                    Gradient::sparse(name, rows, Tensor::f32(shape, r.values))
-                }
-                // A rank-1 variable sits on the tape as one row: its rows are all 0.
-                Some(ParamGradient::Rows(r)) => {
-                    let mut dense = Array2::zeros((1, spec.len()));
-                    r.add_to(&mut dense);
-                    let data = dense.into_raw_vec_and_offset().0;
-                    Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
-                }
-                Some(ParamGradient::Dense(g)) => {
-                    let data = match g.is_standard_layout() {
-                        true => g.into_raw_vec_and_offset().0,
-                        false => g.iter().copied().collect(),
-                    };
-                    Gradient::dense(name, Tensor::f32(spec.shape.to_vec(), data))
-                }
-                None => Gradient::dense(
-                    name,
-                    Tensor::f32(spec.shape.to_vec(), vec![0.0; spec.len()]),
-                ),
-            }
-        }));
+        let mut out = match spare::take_gradients() {
+            Some(list) if same_names(&list, trainable.clone().map(|(spec, _)| *spec)) => list,
+            _ => trainable
+                .clone()
+                .map(|(spec, _)| Gradient::dense(spec.name.as_str(), Tensor::f32(vec![], vec![])))
+                .collect(),
+        };
+        for (gradient, &(spec, var)) in out.iter_mut().zip(trainable) {
+            fill_gradient(gradient, spec, grads.take(var));
+        }
         out
     }
+}
+
+/// Whether `list` holds one gradient per spec of `specs`, named as they are, in order.
+fn same_names<'a>(list: &[Gradient], specs: impl Iterator<Item = &'a VarSpec> + Clone) -> bool {
+    list.len() == specs.clone().count()
+        && list
+            .iter()
+            .zip(specs)
+            .all(|(g, spec)| g.name.as_str() == spec.name.as_str())
+}
+
+/// Sets `gradient` (already named for `spec`) to `taken`, reusing its shape's buffer.
+fn fill_gradient(gradient: &mut Gradient, spec: &VarSpec, taken: Option<ParamGradient>) {
+    let shape = &mut gradient.values.shape;
+    shape.clear();
+    let (rows, data) = match taken {
+        Some(ParamGradient::Rows(r)) if spec.shape.len() >= 2 => {
+            shape.push(r.rows.len());
+            shape.extend(spec.shape[1..].iter().copied());
+            let rows: RVec<i64> = r.rows.iter().map(|&i| i as i64).collect();
+            (Some(rows), r.values)
+        }
+        // A rank-1 variable sits on the tape as one row: its rows are all 0.
+        Some(ParamGradient::Rows(r)) => {
+            let mut dense = Array2::zeros((1, spec.len()));
+            r.add_to(&mut dense);
+            (None, dense.into_raw_vec_and_offset().0)
+        }
+        Some(ParamGradient::Dense(g)) => match g.is_standard_layout() {
+            true => (None, g.into_raw_vec_and_offset().0),
+            false => (None, g.iter().copied().collect()),
+        },
+        None => (None, vec![0.0; spec.len()]),
+    };
+    if rows.is_none() {
+        shape.extend(spec.shape.iter().copied());
+    }
+    gradient.values.data = TensorBuf::F32(data.into());
+    gradient.rows = rows.into();
 }
 
 /// A variable as a matrix: rank 1 `[n]` becomes a row `[1, n]` (a bias), rank 2 stays.
@@ -505,6 +528,80 @@ mod tests {
             err.message.contains("layer `dense` has no variables"),
             "{err}"
         );
+    }
+
+    /// The gradients of `(x · kernel + bias)` summed, for x = [1, 3], kernel [2, -1],
+    /// bias 0.5: one step of a dense layer declared after a non-trainable variable.
+    fn dense_step_gradients(kernel: [f32; 2]) -> RVec<Gradient> {
+        let mut vars = VarBuilder::new();
+        vars.declare_all([VarSpec::new("before", &[2], Initializer::Zeros).non_trainable()]);
+        let layer = Dense::new("dense", 2, 1, Activation::Linear).declare(&mut vars);
+        let specs = vars.specs();
+        let (before, bias) = ([0.0f32; 2], [0.5f32]);
+        let views = [
+            NamedView {
+                name: "before".into(),
+                tensor: crate::abi::TensorView::f32(&[2], &before),
+            },
+            NamedView {
+                name: "dense/kernel".into(),
+                tensor: crate::abi::TensorView::f32(&[2, 1], &kernel),
+            },
+            NamedView {
+                name: "dense/bias".into(),
+                tensor: crate::abi::TensorView::f32(&[1], &bias),
+            },
+        ];
+        let mut t = Tape::new();
+        let params = Params::load(&mut t, &specs, &views).expect("loads");
+        let x = t.constant(ndarray::array![[1.0, 3.0]]);
+        let y = layer.apply(&mut t, &params, x).expect("applies");
+        let loss = t.sum(y, Over::All);
+        params.gradients(t.backward(loss))
+    }
+
+    fn summary(list: &[Gradient]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        list.iter()
+            .map(|g| {
+                let TensorBuf::F32(data) = &g.values.data else {
+                    panic!("f32 gradient");
+                };
+                let shape = g.values.shape.to_vec();
+                (g.name.to_string(), shape, data.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_recycled_spec_lends_the_next_step_its_gradient_names_and_shapes() {
+        let fresh = dense_step_gradients([2.0, -1.0]);
+        let expected = vec![
+            ("dense/kernel".to_owned(), vec![2, 1], vec![1.0, 3.0]),
+            ("dense/bias".to_owned(), vec![1], vec![1.0]),
+        ];
+        assert_eq!(summary(&fresh), expected);
+        // Room no fresh name would have marks the recycled ones.
+        let mut fresh = fresh;
+        for g in fresh.iter_mut() {
+            g.name.reserve(100);
+            g.values.shape.reserve(100);
+        }
+        let mut spec = crate::abi::EstimatorSpec::new(crate::abi::ModeKeys::Train);
+        spec.gradients = fresh;
+        super::spare::recycle_spec(spec);
+        let reused = dense_step_gradients([2.0, -1.0]);
+        assert_eq!(summary(&reused), expected);
+        assert!(
+            reused
+                .iter()
+                .all(|g| g.name.capacity() >= 100 && g.values.shape.capacity() >= 100),
+            "the recycled names and shapes, not new ones"
+        );
+        // Another model's list does not fit: the gradients are built afresh.
+        let mut other = crate::abi::EstimatorSpec::new(crate::abi::ModeKeys::Train);
+        other.gradients = vec![Gradient::dense("w", Tensor::f32(vec![1], vec![9.0]))].into();
+        super::spare::recycle_spec(other);
+        assert_eq!(summary(&dense_step_gradients([2.0, -1.0])), expected);
     }
 
     #[test]
