@@ -64,7 +64,7 @@ pub(super) fn affine(
     // copied into rows first. It is a layer's weights: small.
     let b_rows = match b.strides()[1] == 1 || n <= 1 {
         true => None,
-        false => Some(b.as_standard_layout().into_owned()),
+        false => Some(row_major(b)),
     };
     let b_in_place = match &b_rows {
         Some(rows) => Strided::of(&rows.view())?,
@@ -90,6 +90,23 @@ pub(super) fn affine(
         out.set_len(m * n);
     }
     Array2::from_shape_vec((m, n), out).ok()
+}
+
+/// `b` copied into row-major order. A transposed kernel is column-major: plain loops over
+/// its slice take a fraction of the time of ndarray's element-by-element gather.
+fn row_major(b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let (k, n) = b.dim();
+    let transposed = b.t();
+    let Some(columns) = transposed.to_slice() else {
+        return b.as_standard_layout().into_owned();
+    };
+    let mut rows = vec![0.0; k * n];
+    for (j, column) in columns.chunks_exact(k.max(1)).enumerate() {
+        for (p, &v) in column.iter().enumerate() {
+            rows[p * n + j] = v;
+        }
+    }
+    Array2::from_shape_vec((k, n), rows).unwrap_or_else(|_| b.as_standard_layout().into_owned())
 }
 
 /// The `[1, n]` sums of `g`'s columns, or `None` when the CPU lacks AVX-512, `g` is wider
@@ -320,5 +337,20 @@ mod tests {
             sums,
             b.sum_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0))
         );
+    }
+
+    #[test]
+    fn a_transposed_operand_is_copied_into_rows_whatever_its_layout() {
+        let b = Array2::from_shape_fn((5, 3), |(i, j)| (i * 3 + j) as f32);
+        // A transposed kernel (column-major), a strided view, and a single column.
+        for view in [
+            b.t(),
+            b.slice(ndarray::s![..;2, ..]),
+            b.slice(ndarray::s![.., 1..2]),
+        ] {
+            let rows = row_major(view);
+            assert!(rows.is_standard_layout());
+            assert_eq!(rows, view);
+        }
     }
 }
