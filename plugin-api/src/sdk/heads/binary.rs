@@ -149,8 +149,8 @@ impl BinaryClassHead {
         }
         self.classes
             .ids(labels)?
-            .into_iter()
-            .map(|id| match id {
+            .iter()
+            .map(|&id| match id {
                 0 | 1 => Ok(id as f32),
                 _ => Err(PluginError::bad_data(format!(
                     "label {id} is outside [0, 2)"

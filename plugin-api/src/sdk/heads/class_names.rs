@@ -1,5 +1,7 @@
 //! Class ids and the names they go by: TF's `label_vocabulary`, or the ids as text.
 
+use std::borrow::Cow;
+
 use crate::abi::{PluginError, TensorData, TensorView};
 use abi_stable::std_types::RString;
 
@@ -51,12 +53,12 @@ impl ClassNames {
         }
     }
 
-    /// Class ids of a batch of labels: integer ids as they are (the loss checks their
-    /// range), or strings looked up in the vocabulary.
-    pub fn ids(&self, labels: &TensorView<'_>) -> Result<Vec<i64>, PluginError> {
+    /// Class ids of a batch of labels: integer ids as they are, borrowed (the loss checks
+    /// their range), or strings looked up in the vocabulary.
+    pub fn ids<'a>(&self, labels: &TensorView<'a>) -> Result<Cow<'a, [i64]>, PluginError> {
         check_column(labels)?;
         match (labels.data, &self.vocabulary) {
-            (TensorData::I64(ids), None) => Ok(ids.to_vec()),
+            (TensorData::I64(ids), None) => Ok(Cow::Borrowed(ids.as_slice())),
             (TensorData::Str(words), Some(vocabulary)) => words
                 .iter()
                 .map(|w| {
@@ -70,7 +72,8 @@ impl ClassNames {
                             ))
                         })
                 })
-                .collect(),
+                .collect::<Result<Vec<i64>, PluginError>>()
+                .map(Cow::Owned),
             (TensorData::Str(_), None) => Err(PluginError::bad_data(
                 "labels are strings: set label_vocabulary to the class names in id order \
                  (or read the labels as int64 class ids)",
@@ -112,7 +115,7 @@ mod tests {
             shape: shape.as_slice().into(),
             data: TensorData::Str(words.as_slice().into()),
         };
-        assert_eq!(names.ids(&view).expect("known words"), vec![1, 0]);
+        assert_eq!(*names.ids(&view).expect("known words"), [1, 0]);
         assert_eq!(names.name(1).as_str(), "malignant");
         let unknown: Vec<RString> = vec!["cyst".into()];
         let one = [1usize];
