@@ -39,6 +39,16 @@ impl BackgroundWriter {
         Ok(())
     }
 
+    /// Commits `bytes` as the checkpoint for `global_step` on this thread, once the write
+    /// in flight has finished: for a caller that would only wait for a background write
+    /// (the last save), which spares it a thread's start and its own wake-up.
+    pub fn write_now(&mut self, global_step: i64, bytes: &[u8]) -> Result<PathBuf> {
+        let mut committer = self.take_idle()?;
+        let result = committer.save(global_step, bytes);
+        self.idle = Some(committer);
+        result
+    }
+
     /// Waits for the write in flight, if any; returns the path it committed.
     pub fn wait(&mut self) -> Result<Option<PathBuf>> {
         let Some(write) = self.in_flight.take() else {
@@ -95,5 +105,24 @@ mod tests {
         let state = read_state(dir.path()).expect("state").expect("written");
         assert_eq!(state.latest.as_deref(), Some("model.ckpt-3.safetensors"));
         assert_eq!(state.all.len(), 3);
+    }
+
+    #[test]
+    fn a_write_on_the_callers_thread_follows_the_one_in_flight() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let policy = RetentionPolicy {
+            keep_max: 5,
+            keep_every_secs: 1e9,
+        };
+        let committer = Committer::new(dir.path(), policy, system_clock()).expect("committer");
+        let mut writer = BackgroundWriter::new(committer);
+        writer.start(1, b"one".to_vec()).expect("starts");
+        let path = writer.write_now(2, b"two").expect("waits for 1, writes 2");
+        assert!(path.ends_with("model.ckpt-2.safetensors"));
+        assert_eq!(std::fs::read(&path).expect("written"), b"two");
+        let state = read_state(dir.path()).expect("state").expect("written");
+        assert_eq!(state.latest.as_deref(), Some("model.ckpt-2.safetensors"));
+        assert_eq!(state.all.len(), 2);
+        assert_eq!(writer.wait().expect("nothing in flight"), None);
     }
 }

@@ -7,7 +7,8 @@
 //! after each step rather than through the [`super::Hook`] trait. The writing runs on a
 //! background thread so the step loop does not wait for the disk; at most one write is in
 //! flight. When there are listeners, a save waits for its write so that `after_save` sees
-//! the checkpoint on disk.
+//! the checkpoint on disk. The last save, which the run waits for anyway, is written on
+//! the loop's own thread.
 
 use std::path::Path;
 use std::time::Instant;
@@ -103,6 +104,20 @@ impl<'l> CheckpointSaverHook<'l> {
     /// Saves `state` now; returns whether a listener asked training to stop. The error of
     /// the previous write, if any, comes back here.
     pub fn save(&mut self, state: &TrainingState<'_>, model_dir: &Path) -> Result<bool> {
+        let (step, bytes) = self.encode(state, model_dir)?;
+        self.writer.start(step, bytes)?;
+        self.schedule.saved(step, Instant::now());
+        if self.listeners.is_empty() {
+            return Ok(false);
+        }
+        match self.writer.wait()? {
+            Some(path) => self.after_save(step, &path),
+            None => Ok(false),
+        }
+    }
+
+    /// Tells the listeners, then encodes `state`.
+    fn encode(&mut self, state: &TrainingState<'_>, model_dir: &Path) -> Result<(i64, Vec<u8>)> {
         let step = state.global_step;
         for l in self.listeners.iter_mut() {
             l.before_save(step)?;
@@ -112,16 +127,14 @@ impl<'l> CheckpointSaverHook<'l> {
             "Saving checkpoints for {step} into {}.",
             model_dir.join(crate::checkpoint::file_name(step)).display()
         );
-        self.writer.start(step, bytes)?;
-        self.schedule.saved(step, Instant::now());
-        if self.listeners.is_empty() {
-            return Ok(false);
-        }
+        Ok((step, bytes))
+    }
+
+    /// Tells the listeners that `step` is saved at `path`; whether one asked to stop.
+    fn after_save(&mut self, step: i64, path: &Path) -> Result<bool> {
         let mut stop = false;
-        if let Some(path) = self.writer.wait()? {
-            for l in self.listeners.iter_mut() {
-                stop |= l.after_save(step, &path)?;
-            }
+        for l in self.listeners.iter_mut() {
+            stop |= l.after_save(step, path)?;
         }
         Ok(stop)
     }
@@ -135,7 +148,11 @@ impl<'l> CheckpointSaverHook<'l> {
         state: impl FnOnce() -> Result<TrainingState<'s>>,
     ) -> Result<()> {
         if self.schedule.needs_final_save(global_step) {
-            self.save(&state()?, model_dir)?;
+            // The run waits for its last save: written on this thread rather than on one
+            // it would start and then wait for.
+            let (step, bytes) = self.encode(&state()?, model_dir)?;
+            let path = self.writer.write_now(step, &bytes)?;
+            self.after_save(step, &path)?;
         }
         self.writer.wait()?;
         for l in self.listeners.iter_mut() {
