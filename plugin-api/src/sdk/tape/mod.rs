@@ -1096,21 +1096,64 @@ fn add_to_rows(values: &mut Array2<f32>, row: ArrayView2<'_, f32>) {
 /// A ReLU's gradient from its output `y`: `g` where `y > 0`, else 0. Over plain slices
 /// where both are contiguous, as computed values are.
 fn through_relu(g: &mut Array2<f32>, y: &CowArray<'_, f32, Ix2>) {
-    // A select, not a conditional store: it vectorises, and a sign that changes at random
-    // costs no mispredicted branch.
-    let relu = |g: &mut f32, y: f32| *g = if y > 0.0 { *g } else { 0.0 };
     match (g.as_slice_mut(), y.as_slice()) {
-        (Some(g), Some(y)) if g.len() == y.len() => {
-            g.iter_mut().zip(y).for_each(|(g, &y)| relu(g, y));
-        }
-        _ => Zip::from(g).and(y).for_each(|g, &y| relu(g, y)),
+        (Some(g), Some(y)) if g.len() == y.len() => relu_slices(g, y),
+        _ => Zip::from(g).and(y).for_each(|g, &y| relu_select(g, y)),
     }
+}
+
+/// A select, not a conditional store: it vectorises, and a sign that changes at random
+/// costs no mispredicted branch.
+#[inline(always)]
+fn relu_select(g: &mut f32, y: f32) {
+    *g = if y > 0.0 { *g } else { 0.0 };
+}
+
+/// [`through_relu`] over slices, 16 lanes at a time on CPUs with AVX-512 (the library is
+/// built for any x86-64, whose vectors hold 4).
+fn relu_slices(g: &mut [f32], y: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present.
+        unsafe { relu_slices_avx512(g, y) };
+        return;
+    }
+    relu_slices_baseline(g, y);
+}
+
+#[inline(always)]
+fn relu_slices_baseline(g: &mut [f32], y: &[f32]) {
+    g.iter_mut().zip(y).for_each(|(g, &y)| relu_select(g, y));
+}
+
+/// The same loop, compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn relu_slices_avx512(g: &mut [f32], y: &[f32]) {
+    relu_slices_baseline(g, y);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn the_relu_gradient_passes_where_the_output_is_positive_on_any_cpu() {
+        let y: Vec<f32> = (0..37).map(|i| (i % 5) as f32 - 2.0).collect();
+        let g: Vec<f32> = (0..37).map(|i| i as f32 + 0.5).collect();
+        let expected: Vec<f32> = g
+            .iter()
+            .zip(&y)
+            .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+            .collect();
+        let mut dispatched = g.clone();
+        relu_slices(&mut dispatched, &y);
+        assert_eq!(dispatched, expected);
+        let mut baseline = g;
+        relu_slices_baseline(&mut baseline, &y);
+        assert_eq!(baseline, expected);
+    }
 
     /// Builds a loss from the parameter values on a fresh tape.
     type LossFn = dyn Fn(&mut Tape, &[Var]) -> Var;
