@@ -74,7 +74,7 @@ pub(super) fn affine(
     // SAFETY: AVX-512F is present (checked above). `a_in_place` and `b_in_place` describe
     // live views of `m × k` and `k × n` elements with non-negative strides, `b`'s rows
     // contiguous; `bias` has `n` elements; `out` has room for `m × n`, which the kernel
-    // writes in full before the length is set.
+    // writes in full before the length is set; the array takes `out` as `[m, n]`.
     unsafe {
         let kernel = match n <= 16 {
             true => affine_kernel::<1>,
@@ -88,8 +88,10 @@ pub(super) fn affine(
             out.as_mut_ptr(),
         );
         out.set_len(m * n);
+        // `out` holds the `m × n` values, row after row: the shape fits, and ndarray's
+        // checks of it cost more than a small product's bookkeeping should.
+        Some(Array2::from_shape_vec_unchecked((m, n), out))
     }
-    Array2::from_shape_vec((m, n), out).ok()
 }
 
 /// `b` copied into row-major order. A transposed kernel is column-major: plain loops over
@@ -122,7 +124,8 @@ pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
     }
     let mut out = Vec::with_capacity(n);
     // SAFETY: AVX-512F is present; `g_in_place` describes a live `m × n` view with
-    // contiguous rows; `out` has room for the `n` sums the kernel writes.
+    // contiguous rows; `out` has room for the `n` sums the kernel writes, and the array
+    // takes them as `[1, n]`.
     unsafe {
         let kernel = match n <= 16 {
             true => column_sums_kernel::<1>,
@@ -130,8 +133,9 @@ pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
         };
         kernel(g_in_place, (m, n), out.as_mut_ptr());
         out.set_len(n);
+        // `out` holds the `n` sums: they fit `[1, n]`.
+        Some(Array2::from_shape_vec_unchecked((1, n), out))
     }
-    Array2::from_shape_vec((1, n), out).ok()
 }
 
 /// Writes the `n` column sums of `g`, summing four rows at a time into separate registers
