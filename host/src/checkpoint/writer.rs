@@ -84,15 +84,19 @@ mod tests {
     use super::*;
     use crate::checkpoint::{read_state, system_clock, RetentionPolicy};
 
-    #[test]
-    fn writes_commit_in_order_and_a_drop_finishes_the_last() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// A writer into `dir` that keeps the last five checkpoints.
+    fn writer_in(dir: &std::path::Path) -> BackgroundWriter {
         let policy = RetentionPolicy {
             keep_max: 5,
             keep_every_secs: 1e9,
         };
-        let committer = Committer::new(dir.path(), policy, system_clock()).expect("committer");
-        let mut writer = BackgroundWriter::new(committer);
+        BackgroundWriter::new(Committer::new(dir, policy, system_clock()).expect("committer"))
+    }
+
+    #[test]
+    fn writes_commit_in_order_and_a_drop_finishes_the_last() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut writer = writer_in(dir.path());
         writer.start(1, b"one".to_vec()).expect("starts");
         writer
             .start(2, b"two".to_vec())
@@ -110,12 +114,7 @@ mod tests {
     #[test]
     fn a_write_on_the_callers_thread_follows_the_one_in_flight() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let policy = RetentionPolicy {
-            keep_max: 5,
-            keep_every_secs: 1e9,
-        };
-        let committer = Committer::new(dir.path(), policy, system_clock()).expect("committer");
-        let mut writer = BackgroundWriter::new(committer);
+        let mut writer = writer_in(dir.path());
         writer.start(1, b"one".to_vec()).expect("starts");
         let path = writer.write_now(2, b"two").expect("waits for 1, writes 2");
         assert!(path.ends_with("model.ckpt-2.safetensors"));

@@ -500,20 +500,7 @@ mod tests {
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["before", "dense/kernel", "dense/bias"]);
         let (before, kernel, bias) = ([0.0f32; 2], [2.0f32, -1.0], [0.5f32]);
-        let views = [
-            NamedView {
-                name: "before".into(),
-                tensor: crate::abi::TensorView::f32(&[2], &before),
-            },
-            NamedView {
-                name: "dense/kernel".into(),
-                tensor: crate::abi::TensorView::f32(&[2, 1], &kernel),
-            },
-            NamedView {
-                name: "dense/bias".into(),
-                tensor: crate::abi::TensorView::f32(&[1], &bias),
-            },
-        ];
+        let views = dense_views(&before, &kernel, &bias);
         let mut t = Tape::new();
         let params = Params::load(&mut t, &specs, &views).expect("loads");
         let x = t.constant(ndarray::array![[1.0, 3.0]]);
@@ -530,28 +517,35 @@ mod tests {
         );
     }
 
-    /// The gradients of `(x · kernel + bias)` summed, for x = [1, 3], kernel [2, -1],
-    /// bias 0.5: one step of a dense layer declared after a non-trainable variable.
-    fn dense_step_gradients(kernel: [f32; 2]) -> RVec<Gradient> {
-        let mut vars = VarBuilder::new();
-        vars.declare_all([VarSpec::new("before", &[2], Initializer::Zeros).non_trainable()]);
-        let layer = Dense::new("dense", 2, 1, Activation::Linear).declare(&mut vars);
-        let specs = vars.specs();
-        let (before, bias) = ([0.0f32; 2], [0.5f32]);
-        let views = [
+    /// The views of the variables `dense_after_another_variable` declares.
+    fn dense_views<'a>(
+        before: &'a [f32],
+        kernel: &'a [f32],
+        bias: &'a [f32],
+    ) -> [NamedView<'a>; 3] {
+        [
             NamedView {
                 name: "before".into(),
-                tensor: crate::abi::TensorView::f32(&[2], &before),
+                tensor: crate::abi::TensorView::f32(&[2], before),
             },
             NamedView {
                 name: "dense/kernel".into(),
-                tensor: crate::abi::TensorView::f32(&[2, 1], &kernel),
+                tensor: crate::abi::TensorView::f32(&[2, 1], kernel),
             },
             NamedView {
                 name: "dense/bias".into(),
-                tensor: crate::abi::TensorView::f32(&[1], &bias),
+                tensor: crate::abi::TensorView::f32(&[1], bias),
             },
-        ];
+        ]
+    }
+
+    /// The gradients of `(x · kernel + bias)` summed, for x = [1, 3], kernel [2, -1] and
+    /// bias 0.5, of a dense layer declared after a variable the loss does not use.
+    fn dense_step_gradients() -> RVec<Gradient> {
+        let (layer, specs) =
+            dense_after_another_variable(Dense::new("dense", 2, 1, Activation::Linear));
+        let (before, kernel, bias) = ([0.0f32; 2], [2.0f32, -1.0], [0.5f32]);
+        let views = dense_views(&before, &kernel, &bias);
         let mut t = Tape::new();
         let params = Params::load(&mut t, &specs, &views).expect("loads");
         let x = t.constant(ndarray::array![[1.0, 3.0]]);
@@ -574,8 +568,9 @@ mod tests {
 
     #[test]
     fn a_recycled_spec_lends_the_next_step_its_gradient_names_and_shapes() {
-        let fresh = dense_step_gradients([2.0, -1.0]);
+        let fresh = dense_step_gradients();
         let expected = vec![
+            ("before".to_owned(), vec![2], vec![0.0, 0.0]),
             ("dense/kernel".to_owned(), vec![2, 1], vec![1.0, 3.0]),
             ("dense/bias".to_owned(), vec![1], vec![1.0]),
         ];
@@ -589,7 +584,7 @@ mod tests {
         let mut spec = crate::abi::EstimatorSpec::new(crate::abi::ModeKeys::Train);
         spec.gradients = fresh;
         super::spare::recycle_spec(spec);
-        let reused = dense_step_gradients([2.0, -1.0]);
+        let reused = dense_step_gradients();
         assert_eq!(summary(&reused), expected);
         assert!(
             reused
@@ -601,7 +596,7 @@ mod tests {
         let mut other = crate::abi::EstimatorSpec::new(crate::abi::ModeKeys::Train);
         other.gradients = vec![Gradient::dense("w", Tensor::f32(vec![1], vec![9.0]))].into();
         super::spare::recycle_spec(other);
-        assert_eq!(summary(&dense_step_gradients([2.0, -1.0])), expected);
+        assert_eq!(summary(&dense_step_gradients()), expected);
     }
 
     #[test]
