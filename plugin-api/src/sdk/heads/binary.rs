@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 
 use crate::abi::{
     EstimatorSpec, MetricPartial, MetricValue, ModeKeys, NamedTensor, PluginError, Tensor,
-    TensorBuf, TensorData, TensorView,
+    TensorData, TensorView,
 };
 use crate::sdk::auc::{ThresholdCounts, DEFAULT_NUM_THRESHOLDS};
 use crate::sdk::layers::Params;
@@ -103,29 +103,8 @@ impl BinaryClassHead {
             NamedTensor::new("class_ids", Tensor::i64(vec![batch, 1], class_ids.clone())),
         ]);
         if names {
-            let text =
-                |ids: &[i64]| TensorBuf::Str(ids.iter().map(|&i| self.classes.name(i)).collect());
-            let all_ids: Vec<i64> = [0, 1].repeat(batch);
-            spec.predictions.extend([
-                NamedTensor::new(
-                    "classes",
-                    Tensor {
-                        shape: vec![batch, 1].into(),
-                        data: text(&class_ids),
-                    },
-                ),
-                NamedTensor::new(
-                    "all_class_ids",
-                    Tensor::i64(vec![batch, 2], all_ids.clone()),
-                ),
-                NamedTensor::new(
-                    "all_classes",
-                    Tensor {
-                        shape: vec![batch, 2].into(),
-                        data: text(&all_ids),
-                    },
-                ),
-            ]);
+            spec.predictions
+                .extend(self.classes.predictions(&class_ids));
         }
         (logistic, class_ids)
     }

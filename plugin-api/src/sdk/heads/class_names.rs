@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::abi::{PluginError, TensorData, TensorView};
+use crate::abi::{NamedTensor, PluginError, Tensor, TensorBuf, TensorData, TensorView};
 use abi_stable::std_types::RString;
 
 pub struct ClassNames {
@@ -43,6 +43,28 @@ impl ClassNames {
     /// Never: a head has at least two classes.
     pub fn is_empty(&self) -> bool {
         self.n_classes == 0
+    }
+
+    /// TF's `classes` (each example's class name), `all_class_ids` and `all_classes`
+    /// (every class, for each example) predictions of a batch's `class_ids`, for
+    /// prediction output and serving.
+    pub fn predictions(&self, class_ids: &[i64]) -> [NamedTensor; 3] {
+        let (n, batch) = (self.n_classes, class_ids.len());
+        let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
+        let names = |ids: &[i64]| TensorBuf::Str(ids.iter().map(|&id| self.name(id)).collect());
+        let classes = Tensor {
+            shape: vec![batch, 1].into(),
+            data: names(class_ids),
+        };
+        let all_classes = Tensor {
+            shape: vec![batch, n].into(),
+            data: names(&all_ids),
+        };
+        [
+            NamedTensor::new("classes", classes),
+            NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
+            NamedTensor::new("all_classes", all_classes),
+        ]
     }
 
     /// The name of class `id`: its vocabulary word, or the id as text.
@@ -104,6 +126,26 @@ fn check_column(labels: &TensorView<'_>) -> Result<(), PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_name_predictions_name_each_example_and_every_class() {
+        let names = ClassNames::new(3, Some(vec!["a".into(), "b".into(), "c".into()]))
+            .expect("three words for three classes");
+        let [classes, all_ids, all_classes] = names.predictions(&[2, 0]);
+        let words = |t: &NamedTensor| match &t.tensor.data {
+            TensorBuf::Str(w) => w.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        assert_eq!(classes.name.as_str(), "classes");
+        assert_eq!(classes.tensor.shape.as_slice(), [2, 1]);
+        assert_eq!(words(&classes), ["c", "a"]);
+        assert_eq!(all_ids.name.as_str(), "all_class_ids");
+        assert_eq!(all_ids.tensor.shape.as_slice(), [2, 3]);
+        assert_eq!(all_ids.tensor.as_i64(), Some([0, 1, 2, 0, 1, 2].as_slice()));
+        assert_eq!(all_classes.name.as_str(), "all_classes");
+        assert_eq!(all_classes.tensor.shape.as_slice(), [2, 3]);
+        assert_eq!(words(&all_classes), ["a", "b", "c", "a", "b", "c"]);
+    }
 
     #[test]
     fn vocabulary_maps_words_to_ids_and_names_back() {

@@ -1,8 +1,6 @@
 //! TF's `MultiClassHead`: softmax cross-entropy over `n_classes > 2` logits.
 
-use crate::abi::{
-    EstimatorSpec, MetricPartial, ModeKeys, NamedTensor, PluginError, Tensor, TensorBuf,
-};
+use crate::abi::{EstimatorSpec, MetricPartial, ModeKeys, PluginError};
 use crate::sdk::layers::Params;
 use crate::sdk::tape::{Tape, Var};
 use crate::sdk::ModelInputs;
@@ -32,7 +30,8 @@ impl MultiClassHead {
         let mut spec = EstimatorSpec::new(inputs.mode);
         if inputs.mode == ModeKeys::Predict {
             let class_ids = add_class_predictions(&mut spec, tape.value(logits));
-            self.add_class_names(&mut spec, &class_ids);
+            spec.predictions
+                .extend(self.classes.predictions(&class_ids));
             return Ok(spec);
         }
         let labels = self.classes.ids(inputs.labels()?)?;
@@ -51,7 +50,8 @@ impl MultiClassHead {
             return Ok(spec);
         }
         let class_ids = add_predictions(&mut spec, tape, logits, loss);
-        self.add_class_names(&mut spec, &class_ids);
+        spec.predictions
+            .extend(self.classes.predictions(&class_ids));
         let (mut correct, mut loss_sum, mut weight_sum) = (0.0, 0.0, 0.0);
         for (row, element_loss) in tape.element_losses(loss).iter().enumerate() {
             let w = weight_at(weights.as_deref(), row);
@@ -67,32 +67,6 @@ impl MultiClassHead {
         ]
         .into();
         Ok(spec)
-    }
-
-    /// TF's `classes`, `all_class_ids` and `all_classes` predictions, for prediction
-    /// output and serving (TRAIN skips building a string per example every step).
-    fn add_class_names(&self, spec: &mut EstimatorSpec, class_ids: &[i64]) {
-        let (n, batch) = (self.classes.len(), class_ids.len());
-        let all_ids: Vec<i64> = (0..n as i64).cycle().take(batch * n).collect();
-        let classes = class_ids.iter().map(|&id| self.classes.name(id)).collect();
-        let all_classes = all_ids.iter().map(|&id| self.classes.name(id)).collect();
-        spec.predictions.extend([
-            NamedTensor::new(
-                "classes",
-                Tensor {
-                    shape: vec![batch, 1].into(),
-                    data: TensorBuf::Str(classes),
-                },
-            ),
-            NamedTensor::new("all_class_ids", Tensor::i64(vec![batch, n], all_ids)),
-            NamedTensor::new(
-                "all_classes",
-                Tensor {
-                    shape: vec![batch, n].into(),
-                    data: TensorBuf::Str(all_classes),
-                },
-            ),
-        ]);
     }
 }
 
