@@ -11,7 +11,7 @@ use crate::abi::{
 use super::batch_norm::BatchNorm;
 use super::dropout::Dropout;
 use super::spare;
-use super::tape::{Gradients, Over, ParamGradient, Tape, Var};
+use super::tape::{buffers, Gradients, Over, ParamGradient, Tape, Var};
 use super::variables::{LayerVars, VarBuilder, VarHandle};
 use super::view::f32_matrix;
 
@@ -435,7 +435,11 @@ fn fill_gradient(gradient: &mut Gradient, spec: &VarSpec, taken: Option<ParamGra
     if rows.is_none() {
         shape.extend(spec.shape.iter().copied());
     }
-    gradient.values.data = TensorBuf::F32(data.into());
+    // The buffer the list held last step goes back for the next step's tape.
+    let used = std::mem::replace(&mut gradient.values.data, TensorBuf::F32(data.into()));
+    if let TensorBuf::F32(used) = used {
+        buffers::give(used.into_vec());
+    }
     gradient.rows = rows.into();
 }
 

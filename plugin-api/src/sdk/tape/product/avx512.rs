@@ -70,7 +70,7 @@ pub(super) fn affine(
         Some(rows) => Strided::of(&rows.view())?,
         None => Strided::of(&b)?,
     };
-    let mut out = Vec::with_capacity(m * n);
+    let mut out = super::super::buffers::take(m * n);
     // SAFETY: AVX-512F is present (checked above). `a_in_place` and `b_in_place` describe
     // live views of `m × k` and `k × n` elements with non-negative strides, `b`'s rows
     // contiguous; `bias` has `n` elements; `out` has room for `m × n`, which the kernel
@@ -88,6 +88,9 @@ pub(super) fn affine(
             out.as_mut_ptr(),
         );
         out.set_len(m * n);
+        if let Some(rows) = b_rows {
+            super::super::buffers::give_array(rows);
+        }
         // `out` holds the `m × n` values, row after row: the shape fits, and ndarray's
         // checks of it cost more than a small product's bookkeeping should.
         Some(Array2::from_shape_vec_unchecked((m, n), out))
@@ -102,11 +105,10 @@ fn row_major(b: ArrayView2<'_, f32>) -> Array2<f32> {
     let Some(columns) = transposed.to_slice() else {
         return b.as_standard_layout().into_owned();
     };
-    let mut rows = vec![0.0; k * n];
-    for (j, column) in columns.chunks_exact(k.max(1)).enumerate() {
-        for (p, &v) in column.iter().enumerate() {
-            rows[p * n + j] = v;
-        }
+    // Row `p` is element `p` of each column: every `k`th value from `p` on.
+    let mut rows = super::super::buffers::take(k * n);
+    for p in 0..k {
+        rows.extend(columns[p..].iter().step_by(k));
     }
     Array2::from_shape_vec((k, n), rows).unwrap_or_else(|_| b.as_standard_layout().into_owned())
 }
@@ -122,7 +124,7 @@ pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
     if g_in_place.column_stride != 1 && n > 1 {
         return None;
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = super::super::buffers::take(n);
     // SAFETY: AVX-512F is present; `g_in_place` describes a live `m × n` view with
     // contiguous rows; `out` has room for the `n` sums the kernel writes, and the array
     // takes them as `[1, n]`.
