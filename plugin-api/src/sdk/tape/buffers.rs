@@ -13,9 +13,11 @@
 //! large model's arrays are few and large, their products allocate their own (ndarray's
 //! `dot`), and holding on to them would only add to its memory.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use ndarray::Array2;
+
+use super::Node;
 
 /// The largest class kept: buffers of 16K values (64 KB). At most 2 MB is kept in all.
 const MAX_CLASS: usize = 14;
@@ -39,6 +41,40 @@ fn class_serving(len: usize) -> usize {
 /// The class a buffer of `capacity` values can serve: `floor(log2 capacity)`.
 fn class_of(capacity: usize) -> usize {
     (usize::BITS - 1 - capacity.leading_zeros()) as usize
+}
+
+thread_local! {
+    /// The last tape's list of nodes, emptied.
+    static NODES: Cell<Vec<Node<'static>>> = const { Cell::new(Vec::new()) };
+}
+
+/// Room for a small network's nodes at once, rather than growing five times.
+const NODES_AT_FIRST: usize = 32;
+
+/// An empty list of nodes: the last tape's when there was one.
+pub(crate) fn take_nodes<'v>() -> Vec<Node<'v>> {
+    let kept = NODES.take();
+    match kept.capacity() {
+        0 => Vec::with_capacity(NODES_AT_FIRST),
+        _ => relabel(kept),
+    }
+}
+
+/// Keeps a tape's list of nodes, emptied, for the next tape on this thread.
+pub(crate) fn give_nodes(nodes: Vec<Node<'_>>) {
+    NODES.set(relabel(nodes));
+}
+
+/// An empty list on `nodes`' allocation, for nodes borrowing for another lifetime. The
+/// nodes are dropped first, so nothing borrowed outlives them; collecting a mapped
+/// `IntoIter` into a `Vec` of a same-sized type reuses its buffer (std's in-place
+/// collection), and the closure never runs on an empty list.
+fn relabel<'b>(mut nodes: Vec<Node<'_>>) -> Vec<Node<'b>> {
+    nodes.clear();
+    nodes
+        .into_iter()
+        .map(|_| unreachable!("the list was emptied"))
+        .collect()
 }
 
 /// An empty buffer with room for `len` values: a kept one when there is one.
@@ -133,6 +169,19 @@ mod tests {
         assert_ne!(taken.as_ptr(), address);
         let taken = take(512);
         assert_eq!(taken.as_ptr(), address);
+    }
+
+    #[test]
+    fn a_tapes_list_of_nodes_serves_the_next_tape() {
+        let first = take_nodes();
+        assert_eq!(first.capacity(), NODES_AT_FIRST);
+        let mut grown = first;
+        grown.reserve_exact(3 * NODES_AT_FIRST);
+        let capacity = grown.capacity();
+        give_nodes(grown);
+        let second = take_nodes();
+        assert!(second.is_empty());
+        assert_eq!(second.capacity(), capacity, "the grown list, kept");
     }
 
     #[test]

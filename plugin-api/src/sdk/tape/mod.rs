@@ -210,7 +210,7 @@ impl Loss {
     }
 }
 
-struct Node<'v> {
+pub(crate) struct Node<'v> {
     /// Borrowed for parameters (the host's variables, for the length of one model_fn
     /// call), owned for everything computed.
     value: CowArray<'v, f32, Ix2>,
@@ -227,32 +227,36 @@ pub struct Tape<'v> {
 
 impl Drop for Tape<'_> {
     /// Gives the buffers of the values computed, and of a loss's targets, back for the
-    /// next step's tape.
+    /// next step's tape, and the emptied list of nodes too. Buffers are taken out of the
+    /// nodes where they lie: moving each node out would copy it.
     fn drop(&mut self) {
-        for node in self.nodes.drain(..) {
+        for node in &mut self.nodes {
             if node.value.is_owned() {
-                buffers::give_array(node.value.into_owned());
+                let value =
+                    std::mem::replace(&mut node.value, CowArray::from(Array2::zeros((0, 0))));
+                buffers::give_array(value.into_owned());
             }
-            match node.op {
+            match &mut node.op {
                 Op::SquaredError { targets, loss, .. } => {
-                    buffers::give_array(targets);
-                    buffers::give(loss.elements);
+                    buffers::give_array(std::mem::take(targets));
+                    buffers::give(std::mem::take(&mut loss.elements));
                 }
                 Op::SparseSoftmaxCrossEntropy {
                     probabilities,
                     loss,
                     ..
                 } => {
-                    buffers::give_array(probabilities);
-                    buffers::give(loss.elements);
+                    buffers::give_array(std::mem::take(probabilities));
+                    buffers::give(std::mem::take(&mut loss.elements));
                 }
                 Op::SigmoidCrossEntropy { targets, loss, .. } => {
-                    buffers::give(targets);
-                    buffers::give(loss.elements);
+                    buffers::give(std::mem::take(targets));
+                    buffers::give(std::mem::take(&mut loss.elements));
                 }
                 _ => {}
             }
         }
+        buffers::give_nodes(std::mem::take(&mut self.nodes));
     }
 }
 
@@ -357,9 +361,8 @@ impl Accumulated {
 
 impl<'v> Tape<'v> {
     pub fn new() -> Self {
-        // Room for a small network's nodes at once, rather than growing five times.
         Tape {
-            nodes: Vec::with_capacity(32),
+            nodes: buffers::take_nodes(),
         }
     }
 
