@@ -36,23 +36,35 @@ def input_fn(path, label, kind):
     return keys, make
 
 
-for data, label, kind, head in CASES:
-    keys, train = input_fn(f"data/{data}_training.csv", label, kind)
-    columns = [fc.numeric_column(k) for k in keys]
-    for model in ("dnn", "linear"):
-        seconds = []
-        for _ in range(5):
-            with tempfile.TemporaryDirectory() as model_dir:
-                config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=7)
-                if head is None:
-                    est = (tf.estimator.DNNRegressor(hidden_units=[32, 16], feature_columns=columns, config=config)
-                           if model == "dnn" else
-                           tf.estimator.LinearRegressor(feature_columns=columns, config=config))
-                else:
-                    est = (tf.estimator.DNNClassifier(hidden_units=[32, 16], feature_columns=columns, config=config, **head)
-                           if model == "dnn" else
-                           tf.estimator.LinearClassifier(feature_columns=columns, config=config, **head))
-                start = time.perf_counter()
-                est.train(train, steps=2000)
-                seconds.append(time.perf_counter() - start)
-        print(f"tf case={data}_{model} steps_per_sec={2000 / statistics.median(seconds):.0f}", flush=True)
+def cases():
+    """Each case's name and a function that trains it once from a fresh model_dir and
+    returns the seconds `train()` took."""
+    out = []
+    for data, label, kind, head in CASES:
+        keys, train = input_fn(f"data/{data}_training.csv", label, kind)
+        columns = [fc.numeric_column(k) for k in keys]
+        for model in ("dnn", "linear"):
+            out.append((f"{data}_{model}", lambda m=model, h=head, c=columns, t=train: run(m, h, c, t)))
+    return out
+
+
+def run(model, head, columns, train):
+    with tempfile.TemporaryDirectory() as model_dir:
+        config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=7)
+        if head is None:
+            est = (tf.estimator.DNNRegressor(hidden_units=[32, 16], feature_columns=columns, config=config)
+                   if model == "dnn" else
+                   tf.estimator.LinearRegressor(feature_columns=columns, config=config))
+        else:
+            est = (tf.estimator.DNNClassifier(hidden_units=[32, 16], feature_columns=columns, config=config, **head)
+                   if model == "dnn" else
+                   tf.estimator.LinearClassifier(feature_columns=columns, config=config, **head))
+        start = time.perf_counter()
+        est.train(train, steps=2000)
+        return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    for case, train_once in cases():
+        seconds = [train_once() for _ in range(5)]
+        print(f"tf case={case} steps_per_sec={2000 / statistics.median(seconds):.0f}", flush=True)
