@@ -78,6 +78,7 @@ fn relabel<'b>(mut nodes: Vec<Node<'_>>) -> Vec<Node<'b>> {
 }
 
 /// An empty buffer with room for `len` values: a kept one when there is one.
+#[inline]
 pub(crate) fn take(len: usize) -> Vec<f32> {
     let class = class_serving(len);
     if class > MAX_CLASS {
@@ -90,6 +91,7 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
 }
 
 /// Keeps `values`' buffer for a later `take`, unless its class is full.
+#[inline]
 pub(crate) fn give(mut values: Vec<f32>) {
     let capacity = values.capacity();
     if capacity == 0 {
