@@ -781,12 +781,7 @@ impl<'v> Tape<'v> {
             )));
         }
         let mut elements = buffers::take(pv.len());
-        match (pv.as_slice(), targets.as_slice()) {
-            (Some(p), Some(t)) => {
-                elements.extend(p.iter().zip(t).map(|(p, t)| (p - t) * (p - t)));
-            }
-            _ => elements.extend(pv.iter().zip(&targets).map(|(p, t)| (p - t) * (p - t))),
-        }
+        elements.extend(pv.iter().zip(&targets).map(|(p, t)| (p - t) * (p - t)));
         let scales = weighting.scales(pv.nrows(), pv.ncols())?;
         let (value, loss) = Loss::new(scales, elements);
         Ok(self.push(

@@ -14,6 +14,8 @@ use std::arch::x86_64::{
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
+use super::super::buffers;
+
 /// Result rows per register block: four rows' independent sums keep the FMA units busy.
 const BLOCK_ROWS: usize = 4;
 
@@ -70,7 +72,7 @@ pub(super) fn affine(
         Some(rows) => Strided::of(&rows.view())?,
         None => Strided::of(&b)?,
     };
-    let mut out = super::super::buffers::take(m * n);
+    let mut out = buffers::take(m * n);
     // SAFETY: AVX-512F is present (checked above). `a_in_place` and `b_in_place` describe
     // live views of `m × k` and `k × n` elements with non-negative strides, `b`'s rows
     // contiguous; `bias` has `n` elements; `out` has room for `m × n`, which the kernel
@@ -89,7 +91,7 @@ pub(super) fn affine(
         );
         out.set_len(m * n);
         if let Some(rows) = b_rows {
-            super::super::buffers::give_array(rows);
+            buffers::give_array(rows);
         }
         // `out` holds the `m × n` values, row after row: the shape fits, and ndarray's
         // checks of it cost more than a small product's bookkeeping should.
@@ -106,7 +108,7 @@ fn row_major(b: ArrayView2<'_, f32>) -> Array2<f32> {
         return b.as_standard_layout().into_owned();
     };
     // Row `p` is element `p` of each column: every `k`th value from `p` on.
-    let mut rows = super::super::buffers::take(k * n);
+    let mut rows = buffers::take(k * n);
     for p in 0..k {
         rows.extend(columns[p..].iter().step_by(k));
     }
@@ -124,7 +126,7 @@ pub(super) fn column_sums(g: ArrayView2<'_, f32>) -> Option<Array2<f32>> {
     if g_in_place.column_stride != 1 && n > 1 {
         return None;
     }
-    let mut out = super::super::buffers::take(n);
+    let mut out = buffers::take(n);
     // SAFETY: AVX-512F is present; `g_in_place` describes a live `m × n` view with
     // contiguous rows; `out` has room for the `n` sums the kernel writes, and the array
     // takes them as `[1, n]`.
