@@ -17,10 +17,12 @@
 //! - `batch`: gathering picked rows into the batch's buffers;
 //! - `position`: where a pipeline is, saved in checkpoints, and seeking back to it;
 //! - `prefetch`: the pipeline on a background thread, batches ahead of the step (TF's
-//!   `prefetch`), for training.
+//!   `prefetch`), for training;
+//! - `placement`: keeping that thread off the step's core.
 
 mod batch;
 mod pipeline;
+mod placement;
 mod position;
 mod prefetch;
 mod reader;

@@ -20,6 +20,7 @@ use estimator_plugin_api::abi::NamedView;
 
 use super::batch::{BatchBuffers, BatchRef};
 use super::pipeline::{Opener, Pipeline, PipelineConfig};
+use super::placement::{CoreKeeper, StepCore};
 use super::position::PipelinePosition;
 use crate::error::{Error, Result};
 
@@ -57,6 +58,8 @@ pub struct Prefetched {
     position: PipelinePosition,
     /// The buffer each batch's list of feature views is built in (see `recycle`).
     views: Vec<NamedView<'static>>,
+    /// Where the step runs, for the thread to keep off (see `placement`).
+    step_core: StepCore,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -75,6 +78,8 @@ impl Prefetched {
         let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
         let (started_tx, started) = mpsc::sync_channel::<Result<PipelinePosition>>(1);
         let name = format!("{} prefetch", config.label);
+        let step_core = StepCore::unknown();
+        let keeper = CoreKeeper::new(step_core.clone());
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
@@ -87,13 +92,14 @@ impl Prefetched {
                 let ok = sought.is_ok();
                 let _ = started_tx.send(sought.map(|()| pipeline.position()));
                 if ok {
-                    fill(&mut pipeline, &empty_rx, &filled_tx);
+                    fill(&mut pipeline, &empty_rx, &filled_tx, keeper);
                 }
             })
             .map_err(|e| Error::io("starting the input thread", e))?;
         let position = started
             .recv()
             .map_err(|_| Error::Internal("the input thread stopped before starting".into()))??;
+        step_core.record();
         for _ in 0..SLOTS {
             let slot = Slot {
                 buffers: None,
@@ -112,6 +118,7 @@ impl Prefetched {
             used: Vec::with_capacity(RETURNED_TOGETHER),
             position,
             views: Vec::new(),
+            step_core,
             thread: Some(thread),
         })
     }
@@ -123,6 +130,7 @@ impl Prefetched {
             self.used.push(used);
         }
         if self.used.len() >= RETURNED_TOGETHER {
+            self.step_core.record();
             for used in self.used.drain(..) {
                 // The thread has gone only after an error or the end, both passed on.
                 let _ = self.empty.send(used);
@@ -175,8 +183,16 @@ impl Drop for Prefetched {
 
 /// The thread's loop: takes an empty slot, fills it with the next batch and sends it,
 /// until the input ends, an error comes, or the step side has gone.
-fn fill(pipeline: &mut Pipeline, empty: &Receiver<Slot>, filled: &SyncSender<Filled>) {
-    let mut wait = SlotWait { last_arrival: None };
+fn fill(
+    pipeline: &mut Pipeline,
+    empty: &Receiver<Slot>,
+    filled: &SyncSender<Filled>,
+    keeper: CoreKeeper,
+) {
+    let mut wait = SlotWait {
+        last_arrival: None,
+        keeper,
+    };
     while let Some(mut slot) = wait.next(empty) {
         pipeline.batch = slot.buffers.take();
         let next = match pipeline.fill_batch() {
@@ -231,6 +247,9 @@ const POLL_WINDOW: Duration = Duration::from_micros(200);
 struct SlotWait {
     /// When the last slot the thread had to wait for came.
     last_arrival: Option<Instant>,
+    /// Moves the thread off the step's core, where polling would only take turns with
+    /// the step.
+    keeper: CoreKeeper,
 }
 
 impl SlotWait {
@@ -242,7 +261,7 @@ impl SlotWait {
             Err(mpsc::TryRecvError::Empty) => {}
         }
         let slot = if polls(self.last_arrival, Instant::now()) {
-            poll_then_sleep(empty)
+            poll_then_sleep(empty, &mut self.keeper)
         } else {
             empty.recv().ok()
         };
@@ -257,14 +276,16 @@ fn polls(last_arrival: Option<Instant>, now: Instant) -> bool {
     last_arrival.is_none_or(|last| now.duration_since(last) < POLL_WINDOW)
 }
 
-/// Polls for a slot for up to `POLL_WINDOW`, then sleeps until one comes.
-fn poll_then_sleep(empty: &Receiver<Slot>) -> Option<Slot> {
+/// Polls for a slot for up to `POLL_WINDOW`, off the step's core, then sleeps until one
+/// comes.
+fn poll_then_sleep(empty: &Receiver<Slot>, keeper: &mut CoreKeeper) -> Option<Slot> {
     let started = Instant::now();
     loop {
         match empty.try_recv() {
             Ok(slot) => return Some(slot),
             Err(mpsc::TryRecvError::Disconnected) => return None,
             Err(mpsc::TryRecvError::Empty) if started.elapsed() < POLL_WINDOW => {
+                keeper.keep_off_step_core();
                 std::thread::yield_now();
             }
             Err(mpsc::TryRecvError::Empty) => return empty.recv().ok(),
@@ -373,7 +394,10 @@ mod tests {
     #[test]
     fn a_slot_waited_for_comes_whether_it_is_polled_for_or_slept_for() {
         let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
-        let mut wait = SlotWait { last_arrival: None };
+        let mut wait = SlotWait {
+            last_arrival: None,
+            keeper: CoreKeeper::new(StepCore::unknown()),
+        };
         empty.send(empty_slot()).expect("open");
         assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7));
         // Sent well after a poll gives up: the thread has gone to sleep by then.
