@@ -76,6 +76,12 @@ impl Pipeline {
 }
 
 impl BatchBuffers {
+    /// The bytes its values take (for strings, their handles).
+    pub(super) fn bytes(&self) -> usize {
+        let label = self.label.as_ref().map(|(label, _)| label);
+        self.columns.iter().chain(label).map(buffer_bytes).sum()
+    }
+
     /// Views of the first `len` rows, the feature columns named `names` in order, listed
     /// in `list`'s buffer.
     pub(super) fn views_into<'a>(
@@ -211,5 +217,31 @@ fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize]) -> TensorView<'a> {
     TensorView {
         shape: shape.into(),
         data,
+    }
+}
+
+fn buffer_bytes(buffer: &TensorBuf) -> usize {
+    match buffer {
+        TensorBuf::F32(values) => std::mem::size_of_val(values.as_slice()),
+        TensorBuf::I64(values) => std::mem::size_of_val(values.as_slice()),
+        TensorBuf::Str(values) => std::mem::size_of_val(values.as_slice()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_takes_its_columns_and_labels_bytes() {
+        let buffers = BatchBuffers {
+            columns: vec![
+                TensorBuf::F32(vec![0.0; 10].into()),
+                TensorBuf::F32(vec![0.0; 10].into()),
+            ],
+            shapes: vec![vec![10], vec![10]],
+            label: Some((TensorBuf::I64(vec![0; 10].into()), vec![10])),
+        };
+        assert_eq!(buffers.bytes(), 10 * 4 * 2 + 10 * 8);
     }
 }

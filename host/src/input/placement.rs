@@ -9,18 +9,19 @@
 //! time that way, in 30 ms instead of 13, with the step waiting for a batch at nearly
 //! every step.
 //!
-//! So while it polls, the thread checks whether it shares the step's core, and if so it
-//! leaves: it narrows its own affinity to the cores it may use bar the step's, which moves
-//! it at once, then restores the affinity it had, so the scheduler stays free to place it
-//! afterwards. A process allowed a single core never moves.
+//! So the thread keeps off the step's core: once the step has recorded where it runs, the
+//! thread narrows its own affinity to the other cores it may use, which moves it at once
+//! if it was there, and keeps the scheduler from waking it there later (it wakes a
+//! sleeping thread on its waker's core when it can). Should the step move, the thread
+//! leaves out the step's new core instead. A process allowed a single core never narrows.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The least time between two moves, so a scheduler that keeps bringing the thread back
-/// (several processes sharing the cores) costs at most two system calls per this.
-const MOVE_INTERVAL: Duration = Duration::from_millis(1);
+/// The least time between two changes of the thread's affinity, so a step that keeps
+/// changing cores (several processes sharing them) costs at most one system call per this.
+const CHANGE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The core the step last ran on, recorded by the step's thread for the prefetch thread.
 #[derive(Clone, Debug)]
@@ -45,45 +46,65 @@ impl StepCore {
     }
 }
 
-/// The prefetch thread's side: leaves the step's core when it finds itself on it.
+/// The prefetch thread's side: keeps its affinity off the step's core.
 #[derive(Debug)]
 pub struct CoreKeeper {
     step: StepCore,
-    last_move: Option<Instant>,
+    /// The cores the process may use, as the thread started.
+    allowed: Vec<usize>,
+    /// The step's core the thread's affinity leaves out now.
+    avoided: Option<usize>,
+    last_change: Option<Instant>,
 }
 
 impl CoreKeeper {
+    /// For a thread about to be started from this one (it inherits this affinity).
     pub fn new(step: StepCore) -> Self {
         CoreKeeper {
             step,
-            last_move: None,
+            allowed: os::allowed_cores(),
+            avoided: None,
+            last_change: None,
         }
     }
 
-    /// Moves the calling thread to another allowed core if it shares the step's. Returns
-    /// whether it moved.
+    /// Narrows the calling thread's affinity to the allowed cores bar the step's, when the
+    /// step's core is known and differs from the one left out so far. Cheap when nothing
+    /// changed: called before every batch. Returns whether the affinity changed.
     pub fn keep_off_step_core(&mut self) -> bool {
-        let now = Instant::now();
-        if !may_move(self.last_move, now) {
+        let Some(step) = self.step.get() else {
+            return false;
+        };
+        if self.avoided == Some(step) {
             return false;
         }
-        match (os::current_core(), self.step.get()) {
-            (Some(own), Some(step)) if own == step && os::move_off(step) => {
-                self.last_move = Some(now);
-                true
-            }
-            _ => false,
+        let now = Instant::now();
+        if !may_change(self.last_change, now) {
+            return false;
         }
+        let Some(others) = cores_besides(&self.allowed, step) else {
+            return false;
+        };
+        if !os::set_affinity(&others) {
+            return false;
+        }
+        self.avoided = Some(step);
+        self.last_change = Some(now);
+        true
     }
 }
 
-/// Whether a move is allowed now, given when the last one was.
-fn may_move(last_move: Option<Instant>, now: Instant) -> bool {
-    last_move.is_none_or(|last| now.duration_since(last) >= MOVE_INTERVAL)
+/// Whether the affinity may change now, given when it last did.
+fn may_change(last_change: Option<Instant>, now: Instant) -> bool {
+    last_change.is_none_or(|last| now.duration_since(last) >= CHANGE_INTERVAL)
 }
 
-/// The cores in `allowed` other than `core`, or `None` when there are none.
+/// The cores in `allowed` other than the step's `core`, or `None` when there is nothing to
+/// leave out (the step runs on no allowed core) or nothing would be left.
 fn cores_besides(allowed: &[usize], core: usize) -> Option<Vec<usize>> {
+    if !allowed.contains(&core) {
+        return None;
+    }
     let others: Vec<usize> = allowed.iter().copied().filter(|&c| c != core).collect();
     (!others.is_empty()).then_some(others)
 }
@@ -99,20 +120,17 @@ mod os {
         usize::try_from(unsafe { libc::sched_getcpu() }).ok()
     }
 
-    /// Moves the calling thread off `core` to another core its affinity allows, then
-    /// restores that affinity. Returns whether it moved.
-    pub fn move_off(core: usize) -> bool {
-        let Some(allowed) = affinity() else {
-            return false;
-        };
-        let Some(others) = super::cores_besides(&cores(&allowed), core) else {
-            return false;
-        };
-        // Narrowing the affinity moves the thread before the call returns; restoring it
-        // leaves the thread where it now is.
-        let moved = set_affinity(&set_of(&others));
-        set_affinity(&allowed);
-        moved
+    /// Restricts the calling thread to `cores`; the kernel moves it at once if it runs on
+    /// another. Returns whether it took.
+    pub fn set_affinity(cores: &[usize]) -> bool {
+        let set = set_of(cores);
+        // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes from a valid set.
+        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0 }
+    }
+
+    /// The cores the calling thread may run on (none if the kernel will not say).
+    pub fn allowed_cores() -> Vec<usize> {
+        affinity().map(|set| cores(&set)).unwrap_or_default()
     }
 
     fn affinity() -> Option<libc::cpu_set_t> {
@@ -122,11 +140,6 @@ mod os {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             (libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) == 0).then_some(set)
         }
-    }
-
-    fn set_affinity(set: &libc::cpu_set_t) -> bool {
-        // SAFETY: the kernel reads `size_of::<cpu_set_t>()` bytes from a valid set.
-        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) == 0 }
     }
 
     fn cores(set: &libc::cpu_set_t) -> Vec<usize> {
@@ -146,11 +159,6 @@ mod os {
             set
         }
     }
-
-    #[cfg(test)]
-    pub fn allowed_cores() -> Vec<usize> {
-        affinity().map(|set| cores(&set)).unwrap_or_default()
-    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -159,8 +167,12 @@ mod os {
         None
     }
 
-    pub fn move_off(_core: usize) -> bool {
+    pub fn set_affinity(_cores: &[usize]) -> bool {
         false
+    }
+
+    pub fn allowed_cores() -> Vec<usize> {
+        Vec::new()
     }
 }
 
@@ -169,48 +181,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn moves_at_most_once_per_interval() {
+    fn changes_at_most_once_per_interval() {
         let now = Instant::now();
-        assert!(may_move(None, now));
-        assert!(!may_move(Some(now), now + MOVE_INTERVAL / 2));
-        assert!(may_move(Some(now), now + MOVE_INTERVAL));
+        assert!(may_change(None, now));
+        assert!(!may_change(Some(now), now + CHANGE_INTERVAL / 2));
+        assert!(may_change(Some(now), now + CHANGE_INTERVAL));
     }
 
     #[test]
-    fn the_other_cores_exclude_the_steps_and_there_may_be_none() {
+    fn the_other_cores_leave_out_the_steps_if_any_remain() {
         assert_eq!(cores_besides(&[0, 1, 3], 1), Some(vec![0, 3]));
-        assert_eq!(cores_besides(&[0, 1], 5), Some(vec![0, 1]));
-        assert_eq!(cores_besides(&[2], 2), None);
+        assert_eq!(cores_besides(&[0, 1], 5), None, "the step is elsewhere");
+        assert_eq!(cores_besides(&[2], 2), None, "nothing would remain");
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_thread_on_the_steps_core_leaves_it_and_keeps_its_affinity() {
+    fn a_thread_keeps_off_the_steps_core_until_the_step_moves() {
         std::thread::spawn(|| {
             let allowed = os::allowed_cores();
             let step = StepCore::unknown();
             let mut keeper = CoreKeeper::new(step.clone());
             assert!(!keeper.keep_off_step_core(), "no step core recorded yet");
-            // This thread stands in for the step, then for the prefetch thread. The
-            // scheduler may move it between the two: try a few times.
-            let mut left = None;
-            for _ in 0..100 {
-                step.record();
-                let shared = os::current_core().expect("sched_getcpu");
-                if keeper.keep_off_step_core() {
-                    left = Some(shared);
-                    break;
-                }
-            }
+            // This thread stands in for the step, then for the prefetch thread.
+            step.record();
+            let core = step.get().expect("sched_getcpu");
             assert_eq!(
-                left.is_some(),
+                keeper.keep_off_step_core(),
                 allowed.len() > 1,
-                "allowed cores {allowed:?}"
+                "{allowed:?}"
             );
-            if let Some(shared) = left {
-                assert_ne!(os::current_core(), Some(shared));
+            if allowed.len() > 1 {
+                assert_ne!(os::current_core(), Some(core), "moved off at once");
+                assert_eq!(Some(os::allowed_cores()), cores_besides(&allowed, core));
+                assert!(
+                    !keeper.keep_off_step_core(),
+                    "the same core changes nothing"
+                );
+            } else {
+                assert_eq!(os::allowed_cores(), allowed);
             }
-            assert_eq!(os::allowed_cores(), allowed, "the affinity is restored");
         })
         .join()
         .expect("the test thread");

@@ -3,7 +3,8 @@
 //!
 //! The pipeline lives on that thread for good (its rows share chunks by `Rc`); what
 //! crosses is batches. Each travels in a slot with its own buffers and the pipeline's
-//! position after it. Slots go round: the step hands the ones it used back, a few at a
+//! position after it. The thread makes the slots, as many as the batch's size allows
+//! (see `slots_for`). Slots go round: the step hands the ones it used back, a few at a
 //! time, the thread fills them again, so a steady-state step allocates nothing. Waking the
 //! thread is the costly part of a hand-over for a small model (see `SlotWait`). The
 //! position reported is the one after the last batch the step took, never the thread's
@@ -24,13 +25,28 @@ use super::placement::{CoreKeeper, StepCore};
 use super::position::PipelinePosition;
 use crate::error::{Error, Result};
 
-/// Batches in flight: the step's, those filled ahead, and the used ones waiting to go
-/// back.
-const SLOTS: usize = 8;
+/// Batches in flight at most: the step's, those filled ahead, and the used ones waiting
+/// to go back. A thread that went to sleep (after the slow first step, or a pause) can
+/// take 100-300 µs to run again once woken; the batches filled ahead must last that long,
+/// and 60 of a small model's steps do (4 µs each for the wine DNN, whose step waited
+/// for a batch at 7-30 steps of 2,000 with 8 slots, and at the first alone with 64).
+const MAX_SLOTS: usize = 64;
 
-/// Used slots go back this many at a time, so the thread is woken once per so many
-/// batches rather than once per step.
-const RETURNED_TOGETHER: usize = SLOTS / 2;
+/// Batches in flight at least, however large they are.
+const MIN_SLOTS: usize = 8;
+
+/// The bytes the batches in flight may take beyond `MIN_SLOTS` of them.
+const AHEAD_BYTES: usize = 1 << 20;
+
+/// Used slots go back this many at a time, so a sleeping thread is woken once per so
+/// many batches rather than once per step.
+const RETURNED_TOGETHER: usize = 4;
+
+/// How many slots go round for batches of `batch_bytes`: 64 for a small model's (a few
+/// KB), 8 for the compute-bound DNN's (256 KB).
+fn slots_for(batch_bytes: usize) -> usize {
+    (AHEAD_BYTES / batch_bytes.max(1)).clamp(MIN_SLOTS, MAX_SLOTS)
+}
 
 /// One batch and where the pipeline was after it.
 struct Slot {
@@ -74,8 +90,8 @@ impl Prefetched {
         seek: Option<PipelinePosition>,
         share: (usize, usize),
     ) -> Result<Self> {
-        let (filled_tx, filled) = mpsc::sync_channel::<Filled>(SLOTS);
-        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
+        let (filled_tx, filled) = mpsc::sync_channel::<Filled>(MAX_SLOTS);
+        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(MAX_SLOTS);
         let (started_tx, started) = mpsc::sync_channel::<Result<PipelinePosition>>(1);
         let name = format!("{} prefetch", config.label);
         let step_core = StepCore::unknown();
@@ -100,17 +116,6 @@ impl Prefetched {
             .recv()
             .map_err(|_| Error::Internal("the input thread stopped before starting".into()))??;
         step_core.record();
-        for _ in 0..SLOTS {
-            let slot = Slot {
-                buffers: None,
-                names: Vec::new(),
-                len: 0,
-                global_len: 0,
-                position: PipelinePosition::default(),
-            };
-            // The thread waits for slots; it cannot have gone while this holds `filled`.
-            let _ = empty.send(slot);
-        }
         Ok(Prefetched {
             filled,
             empty,
@@ -181,19 +186,18 @@ impl Drop for Prefetched {
     }
 }
 
-/// The thread's loop: takes an empty slot, fills it with the next batch and sends it,
-/// until the input ends, an error comes, or the step side has gone.
+/// The thread's loop: takes an empty slot (a new one while there are fewer than the
+/// batch's size allows), fills it with the next batch and sends it, until the input
+/// ends, an error comes, or the step side has gone.
 fn fill(
     pipeline: &mut Pipeline,
     empty: &Receiver<Slot>,
     filled: &SyncSender<Filled>,
     keeper: CoreKeeper,
 ) {
-    let mut wait = SlotWait {
-        last_arrival: None,
-        keeper,
-    };
+    let mut wait = SlotWait::new(keeper);
     while let Some(mut slot) = wait.next(empty) {
+        wait.keeper.keep_off_step_core();
         pipeline.batch = slot.buffers.take();
         let next = match pipeline.fill_batch() {
             Ok(Some(global_len)) => {
@@ -211,6 +215,9 @@ fn fill(
             Ok(Some(())) => {
                 slot.buffers = pipeline.batch.take();
                 pipeline.position_into(&mut slot.position);
+                if wait.slots.is_none() {
+                    wait.slots = Some(slots_for(slot.bytes()));
+                }
                 Ok(Some(slot))
             }
             Ok(None) => Ok(None),
@@ -247,14 +254,32 @@ const POLL_WINDOW: Duration = Duration::from_micros(200);
 struct SlotWait {
     /// When the last slot the thread had to wait for came.
     last_arrival: Option<Instant>,
-    /// Moves the thread off the step's core, where polling would only take turns with
+    /// Keeps the thread off the step's core, where polling would only take turns with
     /// the step.
     keeper: CoreKeeper,
+    /// The slots made so far, and how many to make (one until the first batch's size
+    /// is known).
+    made: usize,
+    slots: Option<usize>,
 }
 
 impl SlotWait {
-    /// The next slot to fill; `None` once the step side has gone.
+    fn new(keeper: CoreKeeper) -> Self {
+        SlotWait {
+            last_arrival: None,
+            keeper,
+            made: 0,
+            slots: None,
+        }
+    }
+
+    /// The next slot to fill: a new one while fewer than `slots` were made, else a used
+    /// one; `None` once the step side has gone.
     fn next(&mut self, empty: &Receiver<Slot>) -> Option<Slot> {
+        if self.made < self.slots.unwrap_or(1) {
+            self.made += 1;
+            return Some(Slot::empty());
+        }
         match empty.try_recv() {
             Ok(slot) => return Some(slot),
             Err(mpsc::TryRecvError::Disconnected) => return None,
@@ -294,6 +319,20 @@ fn poll_then_sleep(empty: &Receiver<Slot>, keeper: &mut CoreKeeper) -> Option<Sl
 }
 
 impl Slot {
+    fn empty() -> Self {
+        Slot {
+            buffers: None,
+            names: Vec::new(),
+            len: 0,
+            global_len: 0,
+            position: PipelinePosition::default(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.buffers.as_ref().map_or(0, BatchBuffers::bytes)
+    }
+
     /// The batch, its feature views in `list`'s buffer.
     fn views<'a>(&'a self, list: Vec<NamedView<'_>>) -> BatchRef<'a> {
         match &self.buffers {
@@ -393,11 +432,9 @@ mod tests {
 
     #[test]
     fn a_slot_waited_for_comes_whether_it_is_polled_for_or_slept_for() {
-        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(SLOTS);
-        let mut wait = SlotWait {
-            last_arrival: None,
-            keeper: CoreKeeper::new(StepCore::unknown()),
-        };
+        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(MAX_SLOTS);
+        let mut wait = SlotWait::new(CoreKeeper::new(StepCore::unknown()));
+        wait.slots = Some(0);
         empty.send(empty_slot()).expect("open");
         assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7));
         // Sent well after a poll gives up: the thread has gone to sleep by then.
@@ -410,6 +447,35 @@ mod tests {
         assert!(wait.last_arrival.is_some());
         drop(late.join().expect("sender"));
         assert!(wait.next(&empty_rx).is_none(), "the step side has gone");
+    }
+
+    #[test]
+    fn makes_a_first_slot_then_as_many_as_the_batch_size_allows_then_waits() {
+        let (empty, empty_rx) = mpsc::sync_channel::<Slot>(MAX_SLOTS);
+        let mut wait = SlotWait::new(CoreKeeper::new(StepCore::unknown()));
+        assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(0), "a new slot");
+        // Until the first batch is measured, one slot.
+        empty.send(empty_slot()).expect("open");
+        assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7), "the used one");
+        wait.slots = Some(3);
+        for _ in 0..2 {
+            assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(0), "a new slot");
+        }
+        empty.send(empty_slot()).expect("open");
+        assert_eq!(wait.next(&empty_rx).map(|s| s.len), Some(7), "the used one");
+        assert_eq!(wait.made, 3);
+    }
+
+    #[test]
+    fn small_batches_get_more_slots_than_large_ones() {
+        assert_eq!(slots_for(32 * 14 * 4), MAX_SLOTS, "the wine DNN's batch");
+        assert_eq!(slots_for(100 * 1024), 10);
+        assert_eq!(
+            slots_for(256 * 257 * 4),
+            MIN_SLOTS,
+            "the compute-bound DNN's"
+        );
+        assert_eq!(slots_for(0), MAX_SLOTS);
     }
 
     #[test]
