@@ -81,13 +81,21 @@ impl Estimator {
             });
         }
 
-        // Create the model, its variables, the optimizers, the input and the hooks.
+        // The input runs ahead on its own thread from here (TF's prefetch): its first
+        // batches are read while the model is created.
         let _flush = FlushDenormals::new();
+        let (input_config, opener, shuffle_rng) = self.pipeline_parts("train", ModeKeys::Train)?;
+        let seek = match restored.as_ref() {
+            Some(ckpt) => self.input_resumes_at(ckpt)?,
+            None => None,
+        };
+        let share = (self.replicas.rank(), self.replicas.size());
+        let mut pipeline = Prefetched::start(input_config, opener, shuffle_rng, seek, share)?;
+        // Create the model, its variables, the optimizers and the hooks.
         let mut session = self.open_session(restored.as_mut())?;
         // Created only to refuse bad metric entries now, not after hours of training.
         self.plugin_metrics()?;
         let mut optimizer = self.optimizers(&session)?;
-        let (input_config, opener, shuffle_rng) = self.pipeline_parts("train", ModeKeys::Train)?;
         let mut hooks = HookSet::new(self.train_hooks(&session)?, user_hooks);
         session.set_train_fetches(&hooks.fetches())?;
         hooks.begin(&RunInfo {
@@ -96,16 +104,10 @@ impl Estimator {
             last_step,
             model_plugin: session.lib.name.clone(),
         })?;
-        let seek = match restored.as_mut() {
+        match restored.as_mut() {
             Some(ckpt) => self.resume(ckpt, &mut optimizer, &mut hooks)?,
-            None => {
-                self.warm_start(&mut session, optimizer.slots_mut())?;
-                None
-            }
-        };
-        // The input runs ahead on its own thread from here (TF's prefetch).
-        let share = (self.replicas.rank(), self.replicas.size());
-        let mut pipeline = Prefetched::start(input_config, opener, shuffle_rng, seek, share)?;
+            None => self.warm_start(&mut session, optimizer.slots_mut())?,
+        }
         hooks.after_create_session(session.global_step)?;
         let fingerprint = self.input_fingerprint("train")?;
         // The first checkpoint holds the starting step, so the input from before its batch.
@@ -304,32 +306,37 @@ impl Estimator {
         })
     }
 
+    /// Where the input goes on from after `ckpt`: none when the input changed since, and
+    /// it starts over as in TF.
+    fn input_resumes_at(&self, ckpt: &Checkpoint) -> Result<Option<PipelinePosition>> {
+        Ok(
+            match saved_input(ckpt, &self.input_fingerprint("train")?)? {
+                SavedInput::Resume(position) => Some(position),
+                SavedInput::Changed => {
+                    info!(
+                    "input.train differs from the one {} was trained with: it starts from the beginning",
+                    ckpt.path.display()
+                );
+                    None
+                }
+                SavedInput::Unknown => None,
+            },
+        )
+    }
+
     /// Continues from `ckpt`: the optimizers' slots and update counters and the hooks'
-    /// states; returns where the input goes on from (none when the input changed since,
-    /// and it starts over as in TF).
+    /// states.
     fn resume(
         &self,
         ckpt: &mut Checkpoint,
         optimizer: &mut Optimizers,
         hooks: &mut HookSet<'_>,
-    ) -> Result<Option<PipelinePosition>> {
+    ) -> Result<()> {
         for slot in optimizer.slots_mut() {
             slot.data = ckpt.take(&slot.name, &slot.shape)?;
         }
         optimizer.restore_iterations(ckpt.global_step, &saved_iterations(ckpt)?);
-        let seek = match saved_input(ckpt, &self.input_fingerprint("train")?)? {
-            SavedInput::Resume(position) => Some(position),
-            SavedInput::Changed => {
-                info!(
-                    "input.train differs from the one {} was trained with: it starts from the beginning",
-                    ckpt.path.display()
-                );
-                None
-            }
-            SavedInput::Unknown => None,
-        };
-        hooks.restore(&saved_hook_states(ckpt)?)?;
-        Ok(seek)
+        hooks.restore(&saved_hook_states(ckpt)?)
     }
 
     /// The global step to stop at: the caller's, else the manifest's `train:`, else none.
