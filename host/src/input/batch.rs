@@ -53,8 +53,10 @@ impl Pipeline {
                 &rows.chunk.features[index].tensor.data
             });
         }
+        // Written only when it changes: the step reads the shapes on another core, where
+        // each line written here would be a cache miss.
         for shape in &mut batch.shapes {
-            shape[0] = rows;
+            set_rows(shape, rows);
         }
         if let (Some((column, shape)), Some(col)) = (batch.label.as_mut(), &schema.label) {
             gather_column(column, col.width, &self.picked, |rows| {
@@ -64,7 +66,7 @@ impl Pipeline {
                     None => &EMPTY,
                 }
             });
-            shape[0] = rows;
+            set_rows(shape, rows);
         }
     }
 
@@ -206,6 +208,13 @@ pub(super) fn gather_values<'r, T: Clone + 'r>(
     }
 }
 
+/// Sets a batch shape's rows, leaving its cache line alone when they are the same.
+fn set_rows(shape: &mut [usize], rows: usize) {
+    if let Some(first) = shape.first_mut().filter(|first| **first != rows) {
+        *first = rows;
+    }
+}
+
 /// The first rows of `buf`, as many as `shape` says.
 fn view<'a>(buf: &'a TensorBuf, shape: &'a [usize]) -> TensorView<'a> {
     let n: usize = shape.iter().product();
@@ -243,5 +252,15 @@ mod tests {
             label: Some((TensorBuf::I64(vec![0; 10].into()), vec![10])),
         };
         assert_eq!(buffers.bytes(), 10 * 4 * 2 + 10 * 8);
+    }
+
+    #[test]
+    fn a_shape_takes_the_rows_of_a_batch() {
+        let mut shape = [32, 4];
+        set_rows(&mut shape, 32);
+        assert_eq!(shape, [32, 4]);
+        set_rows(&mut shape, 7);
+        assert_eq!(shape, [7, 4]);
+        set_rows(&mut [], 7);
     }
 }
