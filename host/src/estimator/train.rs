@@ -271,6 +271,8 @@ impl Estimator {
                 .manifest
                 .error("input.train produced no examples: training made no steps"));
         }
+        // The input thread winds down while the hooks end and the last save is written.
+        pipeline.stop();
         // The hooks' end, then the last save.
         let final_loss = last.as_ref().and_then(|(_, _, s)| s.loss.into_option());
         let last_values = last.as_ref().map(|(step, batch_len, spec)| {

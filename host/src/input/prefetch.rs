@@ -79,6 +79,8 @@ pub struct Prefetched {
     views: Vec<NamedView<'static>>,
     /// Where the step runs, for the thread to keep off (see `placement`).
     step_core: StepCore,
+    /// Whether [`Prefetched::stop`] closed the channels.
+    stopped: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -127,6 +129,7 @@ impl Prefetched {
             position,
             views: Vec::new(),
             step_core,
+            stopped: false,
             thread: Some(thread),
         })
     }
@@ -158,6 +161,9 @@ impl Prefetched {
             }
             Ok(Ok(None)) => Ok(None),
             Ok(Err(e)) => Err(e),
+            Err(_) if self.stopped => Err(Error::Internal(
+                "a batch was asked for after the input was stopped".into(),
+            )),
             Err(_) => Err(Error::Internal(
                 "the input thread stopped without a word (it panicked)".into(),
             )),
@@ -175,15 +181,24 @@ impl Prefetched {
     pub fn position(&self) -> &PipelinePosition {
         &self.position
     }
-}
 
-impl Drop for Prefetched {
-    /// Stops the thread: with its channels closed, it returns at its next send or wait.
-    fn drop(&mut self) {
+    /// Stops the thread reading ahead, once the step needs no more batches: with its
+    /// channels closed, it returns at its next send or wait, and frees what it read while
+    /// the step's thread goes on (training saves its last checkpoint meanwhile). The
+    /// position stays; a batch asked for after this is an error.
+    pub fn stop(&mut self) {
+        self.stopped = true;
         let (_, closed) = mpsc::channel();
         drop(std::mem::replace(&mut self.filled, closed));
         let (closed, _) = mpsc::sync_channel(0);
         drop(std::mem::replace(&mut self.empty, closed));
+    }
+}
+
+impl Drop for Prefetched {
+    /// Stops the thread and waits for it to end.
+    fn drop(&mut self) {
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -529,6 +544,22 @@ mod tests {
             let got = labels_and_x(&resumed.next_batch().expect("ok").expect("repeats"));
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn stopping_keeps_the_position_and_ends_the_thread() {
+        let (config, opener, rng) = parts(None);
+        let mut ahead = Prefetched::start(config, opener, rng, None, (0, 1)).expect("starts");
+        for _ in 0..3 {
+            ahead.next_batch().expect("ok").expect("repeats");
+        }
+        let position = ahead.position().clone();
+        ahead.stop();
+        assert_eq!(ahead.position(), &position);
+        let thread = ahead.thread.take().expect("running");
+        thread.join().expect("the thread ends of itself");
+        let err = ahead.next_batch().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("after the input was stopped")));
     }
 
     #[test]
