@@ -644,3 +644,67 @@ fn a_run_already_at_max_steps_still_refuses_a_bad_param_or_input() {
         "{logs}"
     );
 }
+
+/// Trains Iris for a few steps with the model from `plugin` and debug logs on; returns
+/// stderr.
+fn train_with_debug_logs(dir: &std::path::Path, plugin: &str) -> String {
+    ensure_plugins_built();
+    let manifest = config_in(dir, "iris_custom.yaml", |t| {
+        t.replace("plugin: iris_custom", &format!("plugin: {plugin}"))
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_estimator"))
+        .args(["train", p(&manifest), "--max-steps", "3"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("estimator runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+const TRUSTED: &str = "built from this host's plugin ABI source; layouts trusted";
+
+#[test]
+fn a_library_built_from_this_abi_source_skips_the_layout_walk() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stderr = train_with_debug_logs(dir.path(), "iris_custom");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains(TRUSTED) && l.contains("libestimator_plugin_iris_custom.so")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_library_with_another_fingerprint_is_walked_and_loads_when_its_layouts_match() {
+    // A copy of a real plugin whose exported fingerprint differs by one bit: as if built
+    // from an edited ABI source that kept every layout.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut bytes = std::fs::read(bin_dir().join("libestimator_plugin_iris_custom.so"))
+        .expect("the iris plugin is built");
+    let fingerprint: Vec<u8> = estimator_plugin_api::abi::ABI_FINGERPRINT
+        .iter()
+        .flat_map(|word| word.to_le_bytes())
+        .collect();
+    let at: Vec<usize> = bytes
+        .windows(fingerprint.len())
+        .enumerate()
+        .filter(|(_, w)| *w == fingerprint.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    // The exported static, and in a debug build the debug info's copies of the constant.
+    assert!(!at.is_empty(), "the library holds its fingerprint");
+    for i in at {
+        bytes[i] ^= 1;
+    }
+    std::fs::write(dir.path().join("libedited.so"), bytes).expect("write");
+    let stderr = train_with_debug_logs(dir.path(), "./libedited.so");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains(TRUSTED) && l.contains("libedited.so")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Loss for final step"), "{stderr}");
+}

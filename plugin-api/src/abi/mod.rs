@@ -1,11 +1,13 @@
 //! The types that cross the boundary between the host and a plugin library.
 //!
 //! Everything here is `#[repr(C)]` and derives `StableAbi`, so abi_stable can check at load
-//! time that the host and the plugin agree on every layout.
+//! time that the host and the plugin agree on every layout; a library built from the same
+//! source of this module, whose `fingerprint` is the host's, is not walked again.
 
 mod error;
 mod export;
 mod factory;
+mod fingerprint;
 mod logging;
 mod root;
 mod settings;
@@ -18,6 +20,7 @@ pub use factory::{
     InputSource, InputSourceBox, InputSource_TO, Metric, MetricBox, Metric_TO, ModelFn, ModelFnBox,
     ModelFn_TO,
 };
+pub use fingerprint::{ABI_FINGERPRINT, FINGERPRINT_SYMBOL};
 pub use logging::{HostLogger, LogLevel};
 pub use root::{PluginModule, PluginModule_Ref};
 pub use settings::{BuiltIn, OptimizerPart, Setting, SettingValue, SettingValue_NE};

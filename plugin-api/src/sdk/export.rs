@@ -292,6 +292,13 @@ macro_rules! export_plugin {
                 )
             }
         };
+
+        /// The fingerprint of the ABI source this library was built from: a host built
+        /// from the same source trusts its layouts without walking them (the name is
+        /// `FINGERPRINT_SYMBOL`, checked by a test).
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static estimator_plugin_abi_fingerprint: [u64; 2] = $crate::abi::ABI_FINGERPRINT;
     };
 }
 
