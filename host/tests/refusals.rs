@@ -648,18 +648,10 @@ fn a_run_already_at_max_steps_still_refuses_a_bad_param_or_input() {
 /// Trains Iris for a few steps with the model from `plugin` and debug logs on; returns
 /// stderr.
 fn train_with_debug_logs(dir: &std::path::Path, plugin: &str) -> String {
-    ensure_plugins_built();
     let manifest = config_in(dir, "iris_custom.yaml", |t| {
         t.replace("plugin: iris_custom", &format!("plugin: {plugin}"))
     });
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_estimator"))
-        .args(["train", p(&manifest), "--max-steps", "3"])
-        .env("RUST_LOG", "debug")
-        .output()
-        .expect("estimator runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
+    ok_logs_at("debug", &["train", p(&manifest), "--max-steps", "3"])
 }
 
 const TRUSTED: &str = "built from this host's plugin ABI source; layouts trusted";

@@ -439,13 +439,12 @@ mod tests {
         (labels, x)
     }
 
+    /// A used slot, told from a new one by its length.
     fn empty_slot() -> Slot {
         Slot {
-            buffers: None,
-            names: Vec::new(),
             len: 7,
             global_len: 7,
-            position: PipelinePosition::default(),
+            ..Slot::empty()
         }
     }
 

@@ -165,10 +165,16 @@ pub fn wait_for(path: &Path) {
 
 /// Runs a command that must succeed, with info logs on; returns its stderr.
 pub fn ok_logs(args: &[&str]) -> String {
+    ok_logs_at("info", args)
+}
+
+/// Runs a command that must succeed, with logs on at `level` (`RUST_LOG`); returns its
+/// stderr.
+pub fn ok_logs_at(level: &str, args: &[&str]) -> String {
     ensure_plugins_built();
     let out = Command::new(env!("CARGO_BIN_EXE_estimator"))
         .args(args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", level)
         .output()
         .expect("estimator runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
