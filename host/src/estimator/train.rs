@@ -85,8 +85,9 @@ impl Estimator {
         // batches are read while the model is created.
         let _flush = FlushDenormals::new();
         let (input_config, opener, shuffle_rng) = self.pipeline_parts("train", ModeKeys::Train)?;
+        let fingerprint = self.input_fingerprint("train")?;
         let seek = match restored.as_ref() {
-            Some(ckpt) => self.input_resumes_at(ckpt)?,
+            Some(ckpt) => input_resumes_at(ckpt, &fingerprint)?,
             None => None,
         };
         let share = (self.replicas.rank(), self.replicas.size());
@@ -109,7 +110,6 @@ impl Estimator {
             None => self.warm_start(&mut session, optimizer.slots_mut())?,
         }
         hooks.after_create_session(session.global_step)?;
-        let fingerprint = self.input_fingerprint("train")?;
         // The first checkpoint holds the starting step, so the input from before its batch.
         let start_position = pipeline.position().clone();
         let trainable = optimizer.trainable().to_vec();
@@ -308,24 +308,6 @@ impl Estimator {
         })
     }
 
-    /// Where the input goes on from after `ckpt`: none when the input changed since, and
-    /// it starts over as in TF.
-    fn input_resumes_at(&self, ckpt: &Checkpoint) -> Result<Option<PipelinePosition>> {
-        Ok(
-            match saved_input(ckpt, &self.input_fingerprint("train")?)? {
-                SavedInput::Resume(position) => Some(position),
-                SavedInput::Changed => {
-                    info!(
-                    "input.train differs from the one {} was trained with: it starts from the beginning",
-                    ckpt.path.display()
-                );
-                    None
-                }
-                SavedInput::Unknown => None,
-            },
-        )
-    }
-
     /// Continues from `ckpt`: the optimizers' slots and update counters and the hooks'
     /// states.
     fn resume(
@@ -354,6 +336,23 @@ impl Estimator {
             StopAt::MaxSteps(m) => m as i64,
         })
     }
+}
+
+/// Where the input, whose fingerprint is `fingerprint`, goes on from after `ckpt`: none
+/// when the input changed since, and it starts over as in TF.
+fn input_resumes_at(ckpt: &Checkpoint, fingerprint: &str) -> Result<Option<PipelinePosition>> {
+    let position = match saved_input(ckpt, fingerprint)? {
+        SavedInput::Resume(position) => Some(position),
+        SavedInput::Changed => {
+            info!(
+                "input.train differs from the one {} was trained with: it starts from the beginning",
+                ckpt.path.display()
+            );
+            None
+        }
+        SavedInput::Unknown => None,
+    };
+    Ok(position)
 }
 
 /// What a TRAIN step shows its hooks: the step it ran at and the global step after it.
