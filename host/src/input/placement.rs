@@ -197,7 +197,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_thread_keeps_off_the_steps_core_until_the_step_moves() {
+    fn a_thread_keeps_off_the_steps_core_once_recorded() {
         std::thread::spawn(|| {
             let allowed = os::allowed_cores();
             let step = StepCore::unknown();
