@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use estimator_host::cli::inspect;
 use estimator_host::cli::progress::{LogWriter, ProgressHook};
 use estimator_host::cli::scaffold::{self, PluginKind};
+use estimator_host::cli::serve_flags::ServeFlags;
 use estimator_host::hooks::Hook;
 use estimator_host::PluginRegistry;
 use estimator_host::StopAt;
@@ -106,42 +107,7 @@ enum Command {
     },
     /// Serve exported versions over TF Serving's REST API, swapping in new versions as
     /// they appear under the base path.
-    Serve {
-        /// The model's name in request paths (/v1/models/NAME).
-        #[arg(long = "model_name", requires = "model_base_path")]
-        model_name: Option<String>,
-        /// The directory `estimator export --export-dir` writes versions into.
-        #[arg(long = "model_base_path", requires = "model_name")]
-        model_base_path: Option<PathBuf>,
-        /// A YAML list of models: `- {name, base_path, model_version_policy}`.
-        #[arg(long = "model_config_file", conflicts_with_all = ["model_name", "model_base_path"])]
-        model_config_file: Option<PathBuf>,
-        #[arg(long = "rest_api_port", default_value_t = 8501)]
-        rest_api_port: u16,
-        #[arg(long = "rest_api_host", default_value = "127.0.0.1")]
-        rest_api_host: std::net::IpAddr,
-        /// How often the base paths are polled for new versions.
-        #[arg(long = "file_system_poll_wait_seconds", default_value_t = 1.0)]
-        file_system_poll_wait_seconds: f64,
-        /// Requests with a larger body are refused with 413.
-        #[arg(long = "max_request_bytes", default_value_t = 32 << 20)]
-        max_request_bytes: usize,
-        /// A request not answered in this time gets 408.
-        #[arg(long = "rest_api_timeout_in_ms", default_value_t = 30_000)]
-        rest_api_timeout_in_ms: u64,
-        /// Merge concurrent requests into one model_fn call (TF Serving's batching).
-        #[arg(long = "enable_batching")]
-        enable_batching: bool,
-        /// The most examples in one batch.
-        #[arg(long = "max_batch_size", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
-        max_batch_size: u64,
-        /// How long a request waits for others to fill its batch.
-        #[arg(long = "batch_timeout_micros", default_value_t = 1000)]
-        batch_timeout_micros: u64,
-        /// Threads for one op (matmuls); 0 uses the machine's cores.
-        #[arg(long = "tensorflow_intra_op_parallelism", default_value_t = 0)]
-        tensorflow_intra_op_parallelism: usize,
-    },
+    Serve(Box<ServeFlags>),
     /// Write a new plugin crate into DIR (its name names the plugin): a working model,
     /// metric or input, a manifest that trains with it, data, and a test.
     NewPlugin {
@@ -287,7 +253,7 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
             | Command::Evaluate { manifest, .. }
             | Command::Predict { manifest, .. }
             | Command::Export { manifest, .. } => manifest,
-            Command::Checkpoints { .. } | Command::NewPlugin { .. } | Command::Serve { .. } => {
+            Command::Checkpoints { .. } | Command::NewPlugin { .. } | Command::Serve(_) => {
                 return Err(Error::Usage(
                     "--print-config needs a command that reads a manifest".into(),
                 ))
@@ -412,52 +378,7 @@ fn run(cli: Cli, replicas: &std::rc::Rc<replica::Replicas>) -> Result<Outcome, E
             };
             out.flush().map_err(write_err)?;
         }
-        Command::Serve {
-            model_name,
-            model_base_path,
-            model_config_file,
-            rest_api_port,
-            rest_api_host,
-            file_system_poll_wait_seconds,
-            max_request_bytes,
-            rest_api_timeout_in_ms,
-            enable_batching,
-            max_batch_size,
-            batch_timeout_micros,
-            tensorflow_intra_op_parallelism,
-        } => {
-            let requested = Some(tensorflow_intra_op_parallelism).filter(|&n| n > 0);
-            threads::configure(threads::intra_op_threads(requested, 1));
-            let models =
-                match (model_config_file, model_name, model_base_path) {
-                    (Some(file), _, _) => serve::read_model_config_file(&file)?,
-                    (None, Some(name), Some(base_path)) => vec![serve::ModelConfig {
-                        name,
-                        base_path,
-                        model_version_policy: serve::VersionPolicy::default(),
-                    }],
-                    _ => return Err(Error::Usage(
-                        "serve needs --model_name and --model_base_path, or --model_config_file"
-                            .into(),
-                    )),
-                };
-            if !(file_system_poll_wait_seconds > 0.0 && file_system_poll_wait_seconds.is_finite()) {
-                return Err(Error::Usage(
-                    "--file_system_poll_wait_seconds must be > 0".into(),
-                ));
-            }
-            serve::run(serve::ServeConfig {
-                models,
-                address: std::net::SocketAddr::new(rest_api_host, rest_api_port),
-                poll_wait: std::time::Duration::from_secs_f64(file_system_poll_wait_seconds),
-                max_request_bytes,
-                request_timeout: std::time::Duration::from_millis(rest_api_timeout_in_ms),
-                batching: enable_batching.then(|| serve::BatchingOptions {
-                    max_batch_size: max_batch_size as usize,
-                    batch_timeout: std::time::Duration::from_micros(batch_timeout_micros),
-                }),
-            })?;
-        }
+        Command::Serve(flags) => serve::run(flags.into_config()?)?,
         Command::NewPlugin {
             dir,
             kind,

@@ -4,43 +4,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::exports::{exported, serve_iris, version_of, IRIS_ROW};
 use common::http::{get, post, request_text, Serving};
-use common::{config_in, ok, p};
+use common::{ok, p};
 use serde_json::{json, Value};
-
-/// Trains `config` for `steps` in `dir` and exports it under `base`; returns the manifest
-/// and the version directory.
-fn exported(dir: &Path, config: &str, steps: &str, base: &Path) -> (PathBuf, PathBuf) {
-    let manifest = config_in(dir, config, |t| t);
-    ok(&["train", p(&manifest), "--max-steps", steps, "--quiet"]);
-    let out = ok(&["export", p(&manifest), "--export-dir", p(base), "--quiet"]);
-    (
-        manifest,
-        PathBuf::from(out.lines().last().expect("path").trim()),
-    )
-}
-
-fn version_of(dir: &Path) -> String {
-    dir.file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .to_owned()
-}
-
-/// `estimator serve` of the versions under `base` as model `iris`, with `extra` flags.
-fn serve_iris(base: &Path, extra: &[&str]) -> Serving {
-    let mut args = vec!["--model_name", "iris", "--model_base_path", p(base)];
-    args.extend_from_slice(extra);
-    Serving::start(&args, "iris")
-}
-
-const IRIS_ROW: &str =
-    r#"{"SepalLength": 5.9, "SepalWidth": 3.0, "PetalLength": 4.2, "PetalWidth": 1.5}"#;
 
 #[test]
 fn every_endpoint_answers_as_tf_serving_does() {
@@ -308,43 +280,72 @@ fn a_new_version_swaps_in_under_load_with_no_failed_request() {
 }
 
 #[test]
-fn a_broken_newer_version_is_reported_and_the_old_one_keeps_serving() {
+fn a_broken_newer_version_is_retried_then_reported_and_the_old_one_keeps_serving() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = dir.path().join("export");
     let (_, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
-    let server = serve_iris(&base, &["--file_system_poll_wait_seconds", "0.1"]);
-    let newer = base.join((version_of(&old).parse::<u64>().expect("number") + 1).to_string());
+    let server = serve_iris(
+        &base,
+        &[
+            "--file_system_poll_wait_seconds",
+            "0.1",
+            "--max_num_load_retries",
+            "2",
+            "--load_retry_interval_micros",
+            "300000",
+        ],
+    );
+    let newer = common::exports::next_version(&old);
     std::fs::create_dir(&newer).expect("mkdir");
     std::fs::write(newer.join("export.yaml"), "format: 1\nglobal_step: [").expect("write");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
+    let state_of_newer = || {
         let (_, status) = get(server.port, "/v1/models/iris");
-        if status["model_version_status"].as_array().map(Vec::len) == Some(2) {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broken version was never tried: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        let listed = status["model_version_status"].as_array().cloned();
+        listed
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["version"] == json!(version_of(&newer)))
     };
-    let broken = &status["model_version_status"][0];
-    assert_eq!(broken["version"], json!(version_of(&newer)));
-    assert_eq!(broken["state"], "END");
+    // Between tries: LOADING, with the last try's error; the old version serves.
+    server.wait_until(Duration::from_secs(30), || {
+        state_of_newer()
+            .is_some_and(|s| s["state"] == "LOADING" && s["status"]["error_code"] == "UNKNOWN")
+    });
+    let (code, _) = post(
+        server.port,
+        "/v1/models/iris:predict",
+        &common::exports::one_iris_instance(),
+    );
+    assert_eq!(code, 200);
+    // Every retry spent: END, with the error.
+    server.wait_until(Duration::from_secs(30), || {
+        state_of_newer().is_some_and(|s| s["state"] == "END")
+    });
+    let broken = state_of_newer().expect("listed");
     assert_eq!(broken["status"]["error_code"], "UNKNOWN");
     assert!(
         broken["status"]["error_message"]
             .as_str()
             .is_some_and(|m| m.contains("export.yaml")),
-        "{status}"
+        "{broken}"
     );
+    let (_, status) = get(server.port, "/v1/models/iris");
     assert_eq!(status["model_version_status"][1]["state"], "AVAILABLE");
     let (code, _) = post(
         server.port,
         "/v1/models/iris:predict",
-        &format!(r#"{{"instances": [{IRIS_ROW}]}}"#),
+        &common::exports::one_iris_instance(),
     );
     assert_eq!(code, 200);
+    let (_, log) = server.terminate();
+    let tries = log
+        .matches("INFO Loading servable version {name: iris")
+        .count();
+    assert_eq!(
+        tries,
+        1 + 3,
+        "the old version once, the broken one three times: {log}"
+    );
 }
 
 #[test]

@@ -4,3 +4,4 @@
 pub mod inspect;
 pub mod progress;
 pub mod scaffold;
+pub mod serve_flags;

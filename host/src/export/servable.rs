@@ -7,11 +7,11 @@
 //! library's memory until the process exits.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use abi_stable::std_types::{ROption, RSlice};
 use estimator_plugin_api::abi::{
-    EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedView, StepContext, Tensor,
+    ErrorKind, EstimatorSpec, FactoryContext, ModeKeys, ModelFnBox, NamedView, StepContext, Tensor,
 };
 
 use super::examples::columns_from_instances;
@@ -94,7 +94,12 @@ impl Servable {
 
     /// [`Servable::predict`] on borrowed columns.
     pub fn predict_views(&self, views: &[NamedView<'_>], rows: usize) -> Result<EstimatorSpec> {
-        let mut model = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut model = match pooled {
             Some(model) => model,
             None => self.new_instance()?,
         };
@@ -112,7 +117,11 @@ impl Servable {
                 ctx,
             )
             .into_result();
-        self.release(model);
+        // An instance that panicked may hold broken state: it is dropped, not pooled.
+        let panicked = matches!(&called, Err(e) if e.kind() == ErrorKind::Panic);
+        if !panicked {
+            self.release(model);
+        }
         let spec = called.map_err(|e| self.call_error("model_fn in mode infer", e))?;
         spec_check::check(&spec, ModeKeys::Predict, &self.vars, &[], rows).map_err(|m| {
             Error::Spec {
@@ -135,9 +144,10 @@ impl Servable {
     }
 
     fn release(&self, model: ModelFnBox) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(model);
-        }
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(model);
     }
 
     /// Predicts the export's warm-up examples, which every version must answer before it

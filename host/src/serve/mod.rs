@@ -12,6 +12,7 @@
 mod batching;
 mod policy;
 mod rest;
+mod retry;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use tracing::info;
 pub use batching::BatchingOptions;
 pub use policy::VersionPolicy;
 use rest::Server;
+pub use retry::LoadRetries;
 use versions::ModelVersions;
 
 use crate::error::{Error, Result};
@@ -54,6 +56,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Server-side batching, when on.
     pub batching: Option<BatchingOptions>,
+    /// How a failed load is retried.
+    pub load_retries: LoadRetries,
 }
 
 /// Reads `--model_config_file`: a YAML list of models.
@@ -85,6 +89,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
             m.base_path.clone(),
             m.model_version_policy.clone(),
             config.batching,
+            config.load_retries,
         );
         if models.insert(m.name.clone(), Arc::new(versions)).is_some() {
             return Err(Error::Usage(format!(
@@ -95,7 +100,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
     }
     let registry = Arc::new(Mutex::new(PluginRegistry::from_env()));
     for versions in models.values() {
-        versions.poll(&registry);
+        poll_supervised(versions, &registry);
     }
     let server = Arc::new(Server {
         models,
@@ -123,7 +128,11 @@ async fn serve(server: Arc<Server>, address: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {address}: {e}")))?;
-    info!("Exporting HTTP/REST API at:{address} ...");
+    // With port 0 the system picks the port: the log names the one bound.
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the bound address", e))?;
+    info!("Exporting HTTP/REST API at:{bound} ...");
     axum::serve(listener, rest::router(server))
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -146,7 +155,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// Polls every model's base path every `wait` until `stop`.
+/// Polls every model's base path every `wait` until `stop`. A panic in one poll (a bug,
+/// or a plugin that panics while it loads) is logged and the next poll goes on: the
+/// poller never dies silently, leaving versions that are never updated.
 fn spawn_poller(
     server: Arc<Server>,
     registry: Arc<Mutex<PluginRegistry>>,
@@ -162,9 +173,26 @@ fn spawn_poller(
             if waited >= wait {
                 waited = Duration::ZERO;
                 for versions in server.models.values() {
-                    versions.poll(&registry);
+                    poll_supervised(versions, &registry);
                 }
             }
         }
     })
+}
+
+fn poll_supervised(versions: &ModelVersions, registry: &Mutex<PluginRegistry>) {
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        versions.poll(registry);
+    }));
+    if let Err(panic) = polled {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(
+            "Polling the versions of `{}` panicked (a bug): {why}; polling goes on",
+            versions.name
+        );
+    }
 }

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::versions::{ModelVersions, Version, VersionState};
+use super::versions::{ModelVersions, Version};
 use crate::estimator::predictions::row_json;
 use crate::export::{
     columns_from_inputs, columns_from_instances, columns_from_instances_json, Method, Signature,
@@ -159,9 +159,9 @@ fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
         .rev()
         .filter(|(v, _)| version.is_none_or(|wanted| wanted == *v))
         .map(|(v, state)| {
-            let (code, message) = match state {
-                VersionState::End(Some(error)) => ("UNKNOWN", error.as_str()),
-                _ => ("OK", ""),
+            let (code, message) = match state.error() {
+                Some(error) => ("UNKNOWN", error),
+                None => ("OK", ""),
             };
             json!({
                 "version": v.to_string(),

@@ -3,36 +3,53 @@
 //!
 //! Availability comes first, as TF Serving's: a version is loaded and checked (see
 //! [`Servable::load`]) before it serves, and only then does the version it replaces stop
-//! serving. A version that fails to load is reported with its error and never tried again
-//! (exports are never changed in place); the versions already serving go on. A request
-//! holds its version (an `Arc`) until it is answered, so a swap never cuts one short.
+//! serving. A request holds its version (an `Arc`) until it is answered, so a swap never
+//! cuts one short. Faults in the base path never take a version away:
+//!
+//! - a base path that cannot be listed (gone, EACCES, EMFILE, ...) or that lists no version
+//!   at all changes nothing; the cause is logged once, and again only when it changes;
+//! - a version directory without `export.yaml` is still being copied in: it is not ready,
+//!   and is looked at again on the next poll;
+//! - a load that fails is retried as TF Serving retries it ([`LoadRetries`]), and reported
+//!   `END` with its error once every retry is spent; meanwhile the serving versions go on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use tracing::{error, info, warn};
 
 use super::batching::{Batcher, BatchingOptions};
 use super::policy::{versions_in, VersionPolicy};
-use crate::export::Servable;
+use super::retry::{Failures, LoadRetries};
+use crate::export::{Servable, EXPORT_FILE};
 use crate::plugins::PluginRegistry;
 
 /// A version's state, with TF Serving's names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionState {
-    Loading,
+    /// Being loaded, or waiting to be tried again (with the last try's error).
+    Loading(Option<String>),
     Available,
-    /// Unloaded, or failed to load (with the error).
+    /// Unloaded, or failed to load every time it was tried (with the error).
     End(Option<String>),
 }
 
 impl VersionState {
     pub fn tf_name(&self) -> &'static str {
         match self {
-            VersionState::Loading => "LOADING",
+            VersionState::Loading(_) => "LOADING",
             VersionState::Available => "AVAILABLE",
             VersionState::End(_) => "END",
+        }
+    }
+
+    /// The error a status shows with this state, if any.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            VersionState::Loading(e) | VersionState::End(e) => e.as_deref(),
+            VersionState::Available => None,
         }
     }
 }
@@ -47,7 +64,30 @@ pub struct Version {
 struct Table {
     serving: BTreeMap<u64, Arc<Version>>,
     states: BTreeMap<u64, VersionState>,
-    failed: BTreeSet<u64>,
+    failures: BTreeMap<u64, Failures>,
+}
+
+/// What the last look at the base path found wrong, so that each cause is logged once.
+#[derive(Default)]
+struct LastFault(Mutex<Option<String>>);
+
+impl LastFault {
+    /// Logs `fault` unless it is the one logged last.
+    fn report(&self, fault: String) {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.as_deref() != Some(fault.as_str()) {
+            warn!("{fault}; the versions loaded keep serving");
+            *last = Some(fault);
+        }
+    }
+
+    /// Forgets the last fault, logging that it is over.
+    fn clear(&self, name: &str) {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.take().is_some() {
+            info!("The base path of `{name}` can be read again");
+        }
+    }
 }
 
 pub struct ModelVersions {
@@ -55,7 +95,11 @@ pub struct ModelVersions {
     pub base_path: PathBuf,
     pub policy: VersionPolicy,
     batching: Option<BatchingOptions>,
+    retries: LoadRetries,
     table: RwLock<Table>,
+    fault: LastFault,
+    /// Versions seen without `export.yaml`, so that waiting for each is logged once.
+    not_ready: Mutex<BTreeSet<u64>>,
 }
 
 impl ModelVersions {
@@ -64,19 +108,33 @@ impl ModelVersions {
         base_path: PathBuf,
         policy: VersionPolicy,
         batching: Option<BatchingOptions>,
+        retries: LoadRetries,
     ) -> Self {
         ModelVersions {
             name,
             base_path,
             policy,
             batching,
+            retries,
             table: RwLock::new(Table::default()),
+            fault: LastFault::default(),
+            not_ready: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The table, even after a panic elsewhere poisoned its lock: every write leaves it
+    /// whole (each is one insert or remove), so what it holds is still true.
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The version to answer with: `version`, or the largest serving one.
     pub fn servable(&self, version: Option<u64>) -> Option<(u64, Arc<Version>)> {
-        let table = self.table.read().ok()?;
+        let table = self.read();
         let found = match version {
             Some(v) => table.serving.get_key_value(&v),
             None => table.serving.iter().next_back(),
@@ -86,31 +144,43 @@ impl ModelVersions {
 
     /// Every version seen, with its state.
     pub fn states(&self) -> Vec<(u64, VersionState)> {
-        self.table
-            .read()
-            .map(|t| t.states.iter().map(|(v, s)| (*v, s.clone())).collect())
-            .unwrap_or_default()
+        let table = self.read();
+        table.states.iter().map(|(v, s)| (*v, s.clone())).collect()
     }
 
     /// One look at the base path: loads every version the policy wants that is not loaded,
-    /// then unloads those it no longer wants.
+    /// then unloads those it no longer wants. A base path that cannot be listed, or that
+    /// lists no version, changes nothing.
     pub fn poll(&self, registry: &Mutex<PluginRegistry>) {
-        let on_disk = self.versions_on_disk();
-        loop {
-            let wanted = self.wanted(&on_disk);
-            let missing = {
-                let Ok(table) = self.table.read() else { return };
-                wanted.into_iter().find(|v| !table.serving.contains_key(v))
-            };
-            match missing {
-                Some(version) => self.load(version, registry),
-                None => break,
+        let on_disk = match self.versions_on_disk() {
+            Ok(versions) if versions.is_empty() => {
+                self.fault.report(format!(
+                    "No versions of `{}` found under base path {}",
+                    self.name,
+                    self.base_path.display()
+                ));
+                return;
             }
-        }
-        let wanted = self.wanted(&on_disk);
-        let Ok(mut table) = self.table.write() else {
-            return;
+            Ok(versions) => versions,
+            Err(e) => {
+                self.fault.report(format!(
+                    "{}: cannot list the versions of `{}`: {e}",
+                    self.base_path.display(),
+                    self.name
+                ));
+                return;
+            }
         };
+        self.fault.clear(&self.name);
+        let ready = self.ready(&on_disk);
+        // Load first, so that a version is replaced only once its successor serves. Each
+        // load either serves or records a failure that takes it out of the candidates
+        // until its retry is due, so this ends.
+        while let Some(version) = self.next_to_load(&ready) {
+            self.load(version, registry);
+        }
+        let wanted = self.wanted(&ready, Instant::now());
+        let mut table = self.write();
         let unwanted: Vec<u64> = table
             .serving
             .keys()
@@ -127,57 +197,81 @@ impl ModelVersions {
         }
     }
 
-    fn wanted(&self, on_disk: &[u64]) -> Vec<u64> {
-        let failed = self
-            .table
-            .read()
-            .map(|t| t.failed.clone())
-            .unwrap_or_default();
-        let candidates: Vec<u64> = on_disk
+    /// The first version the policy wants that does not serve yet.
+    fn next_to_load(&self, ready: &[u64]) -> Option<u64> {
+        let wanted = self.wanted(ready, Instant::now());
+        let table = self.read();
+        wanted.into_iter().find(|v| !table.serving.contains_key(v))
+    }
+
+    /// The versions the policy wants among those ready on disk, leaving out versions whose
+    /// last load failed and whose next try is not due (or that gave up). A version that
+    /// serves stays a candidate.
+    fn wanted(&self, ready: &[u64], now: Instant) -> Vec<u64> {
+        let table = self.read();
+        let candidates: Vec<u64> = ready
             .iter()
             .copied()
-            .filter(|v| !failed.contains(v))
+            .filter(|v| {
+                table.serving.contains_key(v)
+                    || table.failures.get(v).is_none_or(|f| f.may_try(now))
+            })
             .collect();
         self.policy.choose(&candidates)
     }
 
-    fn versions_on_disk(&self) -> Vec<u64> {
-        match std::fs::read_dir(&self.base_path) {
-            Ok(entries) => {
-                let names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                versions_in(names.iter().map(String::as_str))
-            }
-            Err(e) => {
-                warn!(
-                    "{}: cannot list versions of `{}`: {e}",
-                    self.base_path.display(),
-                    self.name
-                );
-                Vec::new()
+    /// The versions whose `export.yaml` is there; the others are still being copied in.
+    fn ready(&self, on_disk: &[u64]) -> Vec<u64> {
+        let mut not_ready = self
+            .not_ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        on_disk
+            .iter()
+            .copied()
+            .filter(|v| {
+                let file = self.base_path.join(v.to_string()).join(EXPORT_FILE);
+                let ready = file.exists();
+                if ready {
+                    not_ready.remove(v);
+                } else if not_ready.insert(*v) {
+                    info!(
+                        "Version {v} of `{}` has no {EXPORT_FILE} yet: waiting for it to be copied in",
+                        self.name
+                    );
+                }
+                ready
+            })
+            .collect()
+    }
+
+    fn versions_on_disk(&self) -> std::io::Result<Vec<u64>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&self.base_path)? {
+            let entry = entry?;
+            if entry.path().is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
+        Ok(versions_in(names.iter().map(String::as_str)))
     }
 
     fn load(&self, version: u64, registry: &Mutex<PluginRegistry>) {
         let name = &self.name;
         info!("Loading servable version {{name: {name} version: {version}}}");
-        if let Ok(mut table) = self.table.write() {
-            table.states.insert(version, VersionState::Loading);
+        {
+            let mut table = self.write();
+            let last_error = table.failures.get(&version).map(|f| f.last_error.clone());
+            table
+                .states
+                .insert(version, VersionState::Loading(last_error));
         }
         let dir = self.base_path.join(version.to_string());
-        let loaded = match registry.lock() {
-            Ok(mut registry) => Servable::load(&dir, &mut registry),
-            Err(_) => Err(crate::Error::Internal(
-                "the plugin registry's lock is poisoned".into(),
-            )),
+        let loaded = {
+            let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
+            Servable::load(&dir, &mut registry)
         };
-        let Ok(mut table) = self.table.write() else {
-            return;
-        };
+        let mut table = self.write();
         match loaded {
             Ok(servable) => {
                 info!("Successfully loaded servable version {{name: {name} version: {version}}}");
@@ -188,15 +282,35 @@ impl ModelVersions {
                 table
                     .serving
                     .insert(version, Arc::new(Version { servable, batcher }));
+                table.failures.remove(&version);
                 table.states.insert(version, VersionState::Available);
             }
             Err(e) => {
                 let message = e.to_string();
-                error!("Loading servable version {{name: {name} version: {version}}} failed: {message}");
-                table.failed.insert(version);
-                table
-                    .states
-                    .insert(version, VersionState::End(Some(message)));
+                let failures = self.retries.record(
+                    table.failures.get(&version),
+                    message.clone(),
+                    Instant::now(),
+                );
+                let state = if failures.gave_up() {
+                    error!(
+                        "Loading servable version {{name: {name} version: {version}}} failed \
+                         after {} tries: {message}",
+                        failures.count
+                    );
+                    VersionState::End(Some(message))
+                } else {
+                    warn!(
+                        "Loading servable version {{name: {name} version: {version}}} failed \
+                         (try {} of {}; retrying in {:?}): {message}",
+                        failures.count,
+                        self.retries.max_retries + 1,
+                        self.retries.interval
+                    );
+                    VersionState::Loading(Some(message))
+                };
+                table.failures.insert(version, failures);
+                table.states.insert(version, state);
             }
         }
     }

@@ -1,9 +1,10 @@
 //! A minimal HTTP/1.1 client for the serving tests (one connection per request), and a
 //! running `estimator serve` that is stopped when dropped.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Sends one request; returns the status code and the body parsed as JSON.
@@ -49,18 +50,13 @@ pub fn post(port: u16, path: &str, body: &str) -> (u16, serde_json::Value) {
     request(port, "POST", path, body)
 }
 
-/// A free loopback port (the OS picks it; it is released for the server to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `estimator serve` with `args` on a free port, ready to answer.
+/// `estimator serve` with `args` on a port it picks itself (`--rest_api_port 0`), ready to
+/// answer. Its log is gathered as it is written.
 pub struct Serving {
     pub child: Child,
     pub port: u16,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Serving {
@@ -69,40 +65,83 @@ impl Serving {
         Self::start_logging(args, model, "warn")
     }
 
-    /// [`Serving::start`] with `RUST_LOG` set to `filter`.
+    /// [`Serving::start`] with `RUST_LOG` set to `filter` (the port's line is logged at
+    /// info, and always read).
     pub fn start_logging(args: &[&str], model: &str, filter: &str) -> Self {
+        let serving = Self::spawn(args, filter);
+        serving.wait_until(Duration::from_secs(60), || {
+            request_text(serving.port, "GET", &format!("/v1/models/{model}"), "").0 == 200
+        });
+        serving
+    }
+
+    /// Starts the server and returns once it listens, whatever its models' states.
+    pub fn spawn(args: &[&str], filter: &str) -> Self {
         super::ensure_plugins_built();
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_estimator"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_estimator"))
             .arg("serve")
             .args(args)
-            .args(["--rest_api_port", &port.to_string()])
-            .env("RUST_LOG", filter)
+            .args(["--rest_api_port", "0"])
+            .env("RUST_LOG", with_serve_info(filter))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("estimator serve starts");
-        let mut serving = Serving { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = serving.child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut err) = serving.child.stderr.take() {
-                    let _ = err.read_to_string(&mut stderr);
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let reader = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(port) = bound_port(&line) {
+                        let _ = port_tx.send(port);
+                    }
+                    let mut log = log.lock().expect("log");
+                    log.push_str(&line);
+                    log.push('\n');
                 }
-                panic!("estimator serve exited ({status}): {stderr}");
+            })
+        };
+        let port = port_rx.recv_timeout(Duration::from_secs(60));
+        let mut serving = Serving {
+            child,
+            port: 0,
+            log,
+            reader: Some(reader),
+        };
+        match port {
+            Ok(port) => serving.port = port,
+            Err(_) => {
+                let status = serving.child.try_wait();
+                panic!(
+                    "estimator serve never said its port ({status:?}): {}",
+                    serving.log()
+                );
             }
-            let up = TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && request_text(port, "GET", &format!("/v1/models/{model}"), "").0 == 200;
-            if up {
-                return serving;
-            }
-            assert!(Instant::now() < deadline, "the server did not come up");
+        }
+        serving
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Polls `done` every 20 ms until it holds; panics with the log after `limit`.
+    pub fn wait_until(&self, limit: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "waited {limit:?} in vain; the server's log: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Sends SIGTERM and waits; returns the exit status and stderr.
+    /// Sends SIGTERM and waits; returns the exit status and the whole log.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         Command::new("kill")
@@ -110,12 +149,31 @@ impl Serving {
             .status()
             .expect("kill runs");
         let status = self.child.wait().expect("exits");
-        let mut stderr = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
         }
-        (status, stderr)
+        (status, self.log())
     }
+}
+
+/// `filter` with the serving module at info at least, so that the port's line is logged.
+fn with_serve_info(filter: &str) -> String {
+    if filter.contains("estimator_host::serve=") {
+        filter.to_owned()
+    } else {
+        format!("{filter},estimator_host::serve=info")
+    }
+}
+
+/// The port in the server's `Exporting HTTP/REST API at:HOST:PORT ...` line.
+fn bound_port(line: &str) -> Option<u16> {
+    let at = line.split("Exporting HTTP/REST API at:").nth(1)?;
+    at.split_whitespace()
+        .next()?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Drop for Serving {

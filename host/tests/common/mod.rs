@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
 
+pub mod exports;
 pub mod http;
 
 pub fn repo_root() -> PathBuf {

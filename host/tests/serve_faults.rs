@@ -1,0 +1,115 @@
+//! `estimator serve` on its bad days, made for real on a loopback server: a base path
+//! renamed away or emptied, a version copied in file by file, a model that panics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::exports::{copy_version, exported, next_version, one_iris_instance, serve_iris};
+use common::http::{get, post};
+use serde_json::json;
+
+const FAST_POLL: [&str; 2] = ["--file_system_poll_wait_seconds", "0.05"];
+
+#[test]
+fn a_base_path_that_cannot_be_listed_or_is_empty_keeps_every_version_serving() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, version) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = serve_iris(&base, &FAST_POLL);
+    let away = dir.path().join("away");
+    std::fs::rename(&base, &away).expect("rename the base path away");
+    server.wait_until(Duration::from_secs(30), || {
+        server.log().contains("cannot list the versions of `iris`")
+    });
+    // Many polls later, the version still serves.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, answer) = post(server.port, "/v1/models/iris:predict", &one_iris_instance());
+    assert_eq!(code, 200, "{answer}");
+    let (_, status) = get(server.port, "/v1/models/iris");
+    assert_eq!(status["model_version_status"][0]["state"], "AVAILABLE");
+    // Back, then emptied: a base path with no version changes nothing either.
+    std::fs::rename(&away, &base).expect("rename back");
+    server.wait_until(Duration::from_secs(30), || {
+        server.log().contains("can be read again")
+    });
+    std::fs::rename(&version, dir.path().join("moved")).expect("move the version out");
+    server.wait_until(Duration::from_secs(30), || {
+        server.log().contains("No versions of `iris` found")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _) = post(server.port, "/v1/models/iris:predict", &one_iris_instance());
+    assert_eq!(code, 200);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        log.matches("cannot list the versions").count(),
+        1,
+        "logged once per cause, not once per poll: {log}"
+    );
+    assert_eq!(
+        log.matches("No versions of `iris` found").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("Unloading"), "{log}");
+}
+
+#[test]
+fn a_version_copied_in_file_by_file_loads_once_complete() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (manifest, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    // A second version, trained further, staged outside the base path.
+    common::ok(&[
+        "train",
+        common::p(&manifest),
+        "--max-steps",
+        "200",
+        "--quiet",
+    ]);
+    let staging = dir.path().join("staging");
+    let out = common::ok(&[
+        "export",
+        common::p(&manifest),
+        "--export-dir",
+        common::p(&staging),
+        "--quiet",
+    ]);
+    let staged = std::path::PathBuf::from(out.lines().last().expect("path").trim());
+    let server = serve_iris(
+        &base,
+        &[
+            FAST_POLL[0],
+            FAST_POLL[1],
+            "--load_retry_interval_micros",
+            "100000",
+        ],
+    );
+    let newer = next_version(&old);
+    // The directory first, empty for a while: not ready, not failed.
+    std::fs::create_dir(&newer).expect("mkdir");
+    server.wait_until(Duration::from_secs(30), || {
+        server.log().contains("has no export.yaml yet")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Then export.yaml before the rest, as `cp -r` may write it: that try fails and is
+    // retried, and the copy completes in between.
+    std::fs::copy(staged.join("export.yaml"), newer.join("export.yaml")).expect("copy");
+    server.wait_until(Duration::from_secs(30), || {
+        server.log().contains("retrying in")
+    });
+    std::fs::remove_file(newer.join("export.yaml")).expect("remove");
+    copy_version(&staged, &newer);
+    let number = common::exports::version_of(&newer);
+    server.wait_until(Duration::from_secs(30), || {
+        let (_, status) = get(server.port, "/v1/models/iris");
+        status["model_version_status"][0]
+            == json!({"version": number, "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""}})
+    });
+    let (code, answer) = post(server.port, "/v1/models/iris:predict", &one_iris_instance());
+    assert_eq!(code, 200, "{answer}");
+    let (_, log) = server.terminate();
+    assert_eq!(log.matches("has no export.yaml yet").count(), 1, "{log}");
+}
