@@ -109,6 +109,31 @@ fn classify_and_regress_answer_a_premade_classifiers_signatures() {
     assert_eq!(pairs.len(), 2);
     assert_eq!(pairs[0][0], predicted["all_classes"][0]);
     assert_eq!(pairs[1][1], predicted["probabilities"][1]);
+    // The same example with some features given once, as TF Serving's `context`.
+    let mut own = warmup[0].as_object().expect("an object").clone();
+    let shared: serde_json::Map<String, Value> = own
+        .keys()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|k| own.remove_entry(&k))
+        .collect();
+    let with_context = json!({"context": shared, "examples": [own, own]});
+    let (code, both) = post(
+        server.port,
+        "/v1/models/cancer:classify",
+        &with_context.to_string(),
+    );
+    assert_eq!(code, 200, "{both}");
+    assert_eq!(both["results"][0], classified["results"][0]);
+    assert_eq!(both["results"][1], classified["results"][0]);
+    let (code, unknown) = post(
+        server.port,
+        "/v1/models/cancer:classify",
+        &json!({"context": {"nope": 1}, "examples": [own]}).to_string(),
+    );
+    assert_eq!(code, 400, "{unknown}");
     let (code, regressed) = post(
         server.port,
         "/v1/models/cancer:regress",
@@ -166,6 +191,24 @@ fn bad_requests_get_tf_servings_codes_and_the_server_keeps_serving() {
             r#"{"inputs": {"SepalLength": [1, 2], "SepalWidth": [1], "PetalLength": [1], "PetalWidth": [1]}}"#,
         ),
         (
+            "an input named twice in one instance",
+            predict.into(),
+            400,
+            r#"{"instances": [{"SepalLength": 1, "SepalWidth": 1, "PetalLength": 1, "PetalLength": 2, "PetalWidth": 1}]}"#,
+        ),
+        (
+            "an input named twice in columns",
+            predict.into(),
+            400,
+            r#"{"inputs": {"SepalLength": [1], "SepalWidth": [1], "PetalLength": [1], "PetalLength": [1], "PetalWidth": [1]}}"#,
+        ),
+        (
+            "a number that overflows float32",
+            predict.into(),
+            400,
+            r#"{"instances": [{"SepalLength": 1e39, "SepalWidth": 1, "PetalLength": 1, "PetalWidth": 1}]}"#,
+        ),
+        (
             "an unknown model",
             "/v1/models/nope:predict".into(),
             404,
@@ -192,6 +235,13 @@ fn bad_requests_get_tf_servings_codes_and_the_server_keeps_serving() {
             "{what}: {answer}"
         );
     }
+    let (_, twice) = post(port, predict, cases[6].3);
+    assert_eq!(twice["error"], "instance 0 names input `PetalLength` twice");
+    let (_, overflow) = post(port, predict, cases[8].3);
+    assert_eq!(
+        overflow["error"],
+        "instance 0: input `SepalLength`: cannot convert JSON value 1e+39 to float without loss of precision"
+    );
     let big = format!(r#"{{"instances": [{}]}}"#, vec![IRIS_ROW; 100].join(","));
     let (code, answer) = post(port, predict, &big);
     assert_eq!(code, 413, "{answer}");

@@ -113,3 +113,66 @@ fn a_version_copied_in_file_by_file_loads_once_complete() {
     let (_, log) = server.terminate();
     assert_eq!(log.matches("has no export.yaml yet").count(), 1, "{log}");
 }
+
+#[test]
+fn a_bad_request_never_fails_the_requests_batched_with_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = serve_iris(
+        &base,
+        &[
+            "--enable_batching",
+            "--max_batch_size",
+            "16",
+            "--batch_timeout_micros",
+            "2000",
+        ],
+    );
+    let port = server.port;
+    let twice = r#"{"instances": [{"SepalLength": 1, "SepalWidth": 1, "PetalLength": 1, "PetalLength": 2, "PetalWidth": 1}]}"#;
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    // Three clients send the bad request, three the good one, all at once.
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let (stop, counts) = (Arc::clone(&stop), Arc::clone(&counts));
+            let body = if i < 3 {
+                twice.to_owned()
+            } else {
+                one_iris_instance()
+            };
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (code, _) =
+                        common::http::request_text(port, "POST", "/v1/models/iris:predict", &body);
+                    let slot = match (i < 3, code) {
+                        (true, 400) => 0,
+                        (true, _) => 1,
+                        (false, 200) => 2,
+                        (false, _) => 3,
+                    };
+                    counts[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let [bad_refused, bad_other, good_ok, good_failed] =
+        [0, 1, 2, 3].map(|i| counts[i].load(Ordering::Relaxed));
+    assert!(
+        bad_refused > 20 && good_ok > 20,
+        "load ran: {bad_refused} {good_ok}"
+    );
+    assert_eq!(
+        (bad_other, good_failed),
+        (0, 0),
+        "each request got its own answer"
+    );
+}

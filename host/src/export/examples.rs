@@ -142,7 +142,18 @@ impl<'a> Column<'a> {
             ))
         };
         match &mut self.values {
-            Values::F32(out) => out.push(leaf.as_f64().ok_or_else(|| wrong("numbers"))? as f32),
+            Values::F32(out) => {
+                let value = leaf.as_f64().ok_or_else(|| wrong("numbers"))? as f32;
+                // JSON has no infinity: a finite number that overflows float32 is refused,
+                // as TF Serving refuses it, rather than read as ±inf.
+                if !value.is_finite() {
+                    return Err(Invalid(format!(
+                        "{at}: input `{}`: cannot convert JSON value {leaf} to float without loss of precision",
+                        self.name
+                    )));
+                }
+                out.push(value)
+            }
             Values::I64(out) => out.push(leaf.as_i64().ok_or_else(|| wrong("integers"))?),
             Values::Str(out) => out.push(leaf.as_str().ok_or_else(|| wrong("strings"))?.to_owned()),
         }

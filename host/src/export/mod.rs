@@ -17,7 +17,10 @@ mod servable;
 mod signature;
 
 pub use examples::{columns_from_inputs, columns_from_instances, instances_from_features};
-pub use instances::{columns_from_instances_json, input_index, InputIndex};
+pub use instances::{
+    columns_from_examples_json, columns_from_inputs_json, columns_from_instances_json, input_index,
+    InputIndex,
+};
 pub use keeping::{best_before, improves, versions_to_delete};
 pub use layout::{
     write_version, ExportMeta, ExportedModel, EXPORT_FILE, FORMAT, PLUGIN_DIR, VARIABLES_FILE,

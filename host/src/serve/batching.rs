@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use estimator_plugin_api::abi::{EstimatorSpec, Tensor, TensorBuf};
+use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, Tensor, TensorBuf};
 use tokio::sync::oneshot;
 use tracing::debug;
 
@@ -121,10 +121,15 @@ fn gather(queue: &mut Queue, options: BatchingOptions) -> Option<Vec<Job>> {
     Some(batch)
 }
 
-/// Predicts one batch and hands each job its rows.
+/// Predicts one batch and hands each job its rows. When the model refuses the batch's
+/// data, each request is predicted alone, so that one request's bad data fails only that
+/// request (the host's own checks, made before a request joins a batch, catch the rest).
 fn answer(servable: &Servable, batch: Vec<Job>) {
     let rows: usize = batch.iter().map(|j| j.rows).sum();
     debug!("batch of {rows} examples from {} requests", batch.len());
+    if batch.len() == 1 {
+        return answer_alone(servable, batch);
+    }
     let columns = concat_columns(&batch);
     match servable.predict(&columns, rows) {
         Ok(spec) => {
@@ -135,24 +140,46 @@ fn answer(servable: &Servable, batch: Vec<Job>) {
                 let _ = job.reply.send(Ok(part));
             }
         }
-        Err(e) => {
-            let message = e.to_string();
-            let shared = |e: &Error| match e {
-                Error::PluginCall {
-                    plugin,
-                    call,
-                    source,
-                } => Error::PluginCall {
-                    plugin: plugin.clone(),
-                    call: call.clone(),
-                    source: source.clone(),
-                },
-                _ => Error::Internal(message.clone()),
-            };
+        Err(e) if is_bad_data(&e) => {
+            debug!("the model refused a batch ({e}): predicting its requests one by one");
             for job in batch {
-                let _ = job.reply.send(Err(shared(&e)));
+                answer_alone(servable, vec![job]);
             }
         }
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(copy_error(&e)));
+            }
+        }
+    }
+}
+
+/// Whether the model refused the data it was given (the client's fault).
+pub fn is_bad_data(e: &Error) -> bool {
+    matches!(e, Error::PluginCall { source, .. } if source.kind() == ErrorKind::BadData)
+}
+
+/// The same error for each request of a failed batch.
+fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::PluginCall {
+            plugin,
+            call,
+            source,
+        } => Error::PluginCall {
+            plugin: plugin.clone(),
+            call: call.clone(),
+            source: source.clone(),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Predicts each job of `jobs` by itself.
+fn answer_alone(servable: &Servable, jobs: Vec<Job>) {
+    for job in jobs {
+        let predicted = servable.predict(&job.columns, job.rows);
+        let _ = job.reply.send(predicted);
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod batching;
 mod policy;
+mod response;
 mod rest;
 mod retry;
 mod versions;

@@ -14,13 +14,14 @@ use axum::{Json, Router};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
+use super::batching::is_bad_data;
+use super::response::{self, MissingPrediction, Outputs};
 use super::versions::{ModelVersions, Version};
-use crate::estimator::predictions::row_json;
 use crate::export::{
-    columns_from_inputs, columns_from_instances, columns_from_instances_json, Method, Signature,
-    TensorInfo,
+    columns_from_examples_json, columns_from_inputs_json, columns_from_instances_json, Method,
+    Signature, TensorInfo,
 };
-use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, Tensor};
+use estimator_plugin_api::abi::{EstimatorSpec, Tensor};
 
 /// What every handler reads.
 pub struct Server {
@@ -64,7 +65,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type Answer = Result<Json<Value>, ApiError>;
+type Answer = Result<Response, ApiError>;
 
 async fn status(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Answer {
     version_status(&server, &model, None)
@@ -173,7 +174,7 @@ fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
     if listed.is_empty() {
         return Err(not_found(name, version));
     }
-    Ok(Json(json!({ "model_version_status": listed })))
+    Ok(Json(json!({ "model_version_status": listed })).into_response())
 }
 
 fn metadata(server: &Server, name: &str, version: Option<u64>) -> Answer {
@@ -187,7 +188,8 @@ fn metadata(server: &Server, name: &str, version: Option<u64>) -> Answer {
     Ok(Json(json!({
         "model_spec": { "name": name, "signature_name": "", "version": version.to_string() },
         "metadata": { "signature_def": { "signature_def": signatures } },
-    })))
+    }))
+    .into_response())
 }
 
 /// A signature as TF Serving's metadata shows it.
@@ -305,46 +307,48 @@ async fn answer_call(
 
 async fn predict(served: &Version, signature: &Signature, request: &Request<'_>) -> Answer {
     let inputs = &served.servable.meta.inputs;
-    match (request.instances, request.inputs) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
-        )),
-        (None, None) => Err(ApiError::bad_request("Missing 'inputs' or 'instances' key")),
+    let index = &served.servable.input_index;
+    let (columns, rows, columnar) = match (request.instances, request.inputs) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
+            ))
+        }
+        (None, None) => return Err(ApiError::bad_request("Missing 'inputs' or 'instances' key")),
         (Some(instances), None) => {
-            let index = &served.servable.input_index;
             let (columns, rows) = columns_from_instances_json(inputs, index, instances.get())
                 .map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(served, signature, columns, rows).await?;
-            let rows: Vec<Value> = (0..rows)
-                .map(|row| output_row(signature, &spec, row))
-                .collect();
-            Ok(Json(json!({ "predictions": rows })))
+            (columns, rows, false)
         }
         (None, Some(given)) => {
-            let given: Map<String, Value> = serde_json::from_str(given.get())
-                .map_err(|_| ApiError::bad_request("'inputs' must be an object of named inputs"))?;
-            let (columns, rows) =
-                columns_from_inputs(inputs, &given).map_err(|m| ApiError::bad_request(m.0))?;
-            let spec = run(served, signature, columns, rows).await?;
-            let mut outputs = Map::new();
-            for (key, o) in &signature.outputs {
-                let tensor = prediction(&spec, &o.prediction)?;
-                outputs.insert(
-                    key.clone(),
-                    (0..rows).map(|r| row_json(&tensor.view(), r)).collect(),
-                );
-            }
-            let outputs = match outputs.len() {
-                1 => outputs
-                    .into_iter()
-                    .next()
-                    .map(|(_, v)| v)
-                    .unwrap_or(Value::Null),
-                _ => Value::Object(outputs),
-            };
-            Ok(Json(json!({ "outputs": outputs })))
+            let (columns, rows) = columns_from_inputs_json(inputs, index, given.get())
+                .map_err(|m| ApiError::bad_request(m.0))?;
+            (columns, rows, true)
         }
-    }
+    };
+    let spec = run(served, signature, columns, rows).await?;
+    let outputs = Outputs::of(signature, &spec).map_err(missing_prediction)?;
+    Ok(json_body(if columnar {
+        response::outputs(&outputs, rows)
+    } else {
+        response::predictions(&outputs, rows)
+    }))
+}
+
+/// A 200 answer whose JSON is already written.
+fn json_body(bytes: Vec<u8>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+fn missing_prediction(missing: MissingPrediction) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("model_fn did not return prediction `{}`", missing.0),
+    )
 }
 
 /// Whether reading a body failed because it was over the size limit.
@@ -374,116 +378,38 @@ struct Request<'a> {
     context: Option<&'a RawValue>,
 }
 
-/// One example's outputs: the value itself when the signature has one output.
-fn output_row(signature: &Signature, spec: &EstimatorSpec, row: usize) -> Value {
-    let mut values = Map::new();
-    for (key, o) in &signature.outputs {
-        if let Ok(tensor) = prediction(spec, &o.prediction) {
-            values.insert(key.clone(), row_json(&tensor.view(), row));
-        }
-    }
-    match values.len() {
-        1 => values
-            .into_iter()
-            .next()
-            .map(|(_, v)| v)
-            .unwrap_or(Value::Null),
-        _ => Value::Object(values),
-    }
-}
-
 async fn classify_or_regress(
     served: &Version,
     signature: &Signature,
     method: Method,
     request: &Request<'_>,
 ) -> Answer {
-    let missing = || ApiError::bad_request("Missing 'examples' key (a list of examples)");
-    let examples = request.examples.ok_or_else(missing)?;
-    let mut examples: Vec<Value> = serde_json::from_str(examples.get()).map_err(|_| missing())?;
-    let context: Option<Map<String, Value>> = request
-        .context
-        .map(|c| serde_json::from_str(c.get()))
-        .transpose()
-        .map_err(|_| ApiError::bad_request("'context' must be an object of named inputs"))?;
-    // TF Serving's `context`: features shared by every example.
-    if let Some(context) = context {
-        for example in &mut examples {
-            if let Value::Object(features) = example {
-                for (k, v) in &context {
-                    features.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-        }
-    }
-    let columns = columns_from_instances(&served.servable.meta.inputs, &examples)
-        .map_err(|m| ApiError::bad_request(m.0))?;
-    let spec = run(served, signature, columns, examples.len()).await?;
-    let output = |key: &str| {
-        signature
-            .outputs
-            .get(key)
-            .map(|o| prediction(&spec, &o.prediction))
-            .transpose()
-    };
-    let results: Vec<Value> = match method {
+    let examples = request
+        .examples
+        .ok_or_else(|| ApiError::bad_request("Missing 'examples' key (a list of examples)"))?;
+    let (columns, rows) = columns_from_examples_json(
+        &served.servable.meta.inputs,
+        &served.servable.input_index,
+        examples.get(),
+        request.context.map(RawValue::get),
+    )
+    .map_err(|m| ApiError::bad_request(m.0))?;
+    let spec = run(served, signature, columns, rows).await?;
+    let outputs = Outputs::of(signature, &spec).map_err(missing_prediction)?;
+    Ok(json_body(match method {
         Method::Regress => {
-            let values = output("outputs")?
+            let values = outputs
+                .get("outputs")
                 .ok_or_else(|| ApiError::bad_request("the signature has no `outputs`"))?;
-            (0..examples.len())
-                .map(|r| scalar_or_row(values, r))
-                .collect()
+            response::regressions(values, rows)
         }
-        _ => {
-            let scores = output("scores")?;
-            let classes = output("classes")?;
-            (0..examples.len())
-                .map(|r| class_scores(scores, classes, r))
-                .collect()
-        }
-    };
-    Ok(Json(json!({ "results": results })))
-}
-
-/// `[[class, score], ...]` for one example.
-fn class_scores(scores: Option<&Tensor>, classes: Option<&Tensor>, row: usize) -> Value {
-    let as_list = |t: Option<&Tensor>| match t.map(|t| row_json(&t.view(), row)) {
-        Some(Value::Array(items)) => items,
-        Some(one) => vec![one],
-        None => Vec::new(),
-    };
-    let (scores, classes) = (as_list(scores), as_list(classes));
-    let n = scores.len().max(classes.len());
-    (0..n)
-        .map(|i| {
-            let class = classes
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| Value::from(i.to_string()));
-            let score = scores.get(i).cloned().unwrap_or(Value::Null);
-            json!([class, score])
-        })
-        .collect()
-}
-
-fn scalar_or_row(t: &Tensor, row: usize) -> Value {
-    match row_json(&t.view(), row) {
-        Value::Array(items) if items.len() == 1 => items.into_iter().next().unwrap_or(Value::Null),
-        other => other,
-    }
-}
-
-fn prediction<'s>(spec: &'s EstimatorSpec, name: &str) -> Result<&'s Tensor, ApiError> {
-    spec.prediction(name).ok_or_else(|| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("model_fn did not return prediction `{name}`"),
-        )
-    })
+        _ => response::classifications(&outputs, rows),
+    }))
 }
 
 /// Predicts with `served`, in a batch when batching is on; bad data the model refuses is
-/// the client's error (400), anything else the server's (500).
+/// the client's error (400), anything else the server's (500). The columns are checked
+/// against the row count first: only a request whose columns are whole joins a batch.
 async fn run(
     served: &Version,
     signature: &Signature,
@@ -493,6 +419,7 @@ async fn run(
     if rows == 0 {
         return Err(ApiError::bad_request("no examples to predict"));
     }
+    check_columns(&served.servable.meta.inputs, &columns, rows)?;
     let predicted = match &served.batcher {
         Some(batcher) => {
             let wanted = signature
@@ -504,10 +431,33 @@ async fn run(
         }
         None => served.servable.predict(&columns, rows),
     };
-    predicted.map_err(|e| match &e {
-        crate::Error::PluginCall { source, .. } if source.kind() == ErrorKind::BadData => {
+    predicted.map_err(|e| {
+        if is_bad_data(&e) {
             ApiError::bad_request(e.to_string())
+        } else {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
-        _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     })
+}
+
+/// Every input's column holds `rows` examples of its shape. The readers make them so; a
+/// column that is not is the host's bug, refused here rather than in a shared batch.
+fn check_columns(
+    inputs: &BTreeMap<String, TensorInfo>,
+    columns: &[Tensor],
+    rows: usize,
+) -> Result<(), ApiError> {
+    let whole = columns.len() == inputs.len()
+        && inputs.values().zip(columns).all(|(info, column)| {
+            let width: usize = info.shape.iter().product();
+            column.shape.first() == Some(&rows) && column.data.len() == rows * width
+        });
+    if whole {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: a request's columns do not match its examples (a bug)".into(),
+        ))
+    }
 }
