@@ -176,3 +176,157 @@ fn a_bad_request_never_fails_the_requests_batched_with_it() {
         "each request got its own answer"
     );
 }
+
+/// An export of the faulty plugin's `staged` model whose every prediction takes
+/// `sleep_ms`; returns its base path.
+fn slow_export(dir: &std::path::Path, sleep_ms: u64) -> std::path::PathBuf {
+    let manifest = common::staged_manifest(
+        dir,
+        &format!("{{sleep_from_step: 3, sleep_ms: {sleep_ms}}}"),
+    );
+    let base = dir.join("export");
+    common::ok(&["train", common::p(&manifest), "--max-steps", "3", "--quiet"]);
+    common::ok(&[
+        "export",
+        common::p(&manifest),
+        "--export-dir",
+        common::p(&base),
+        "--quiet",
+    ]);
+    base
+}
+
+const STAGED_ROW: &str = r#"{"instances": [{"SepalLength": 5.9, "SepalWidth": 3.0, "PetalLength": 4.2, "PetalWidth": 1.5}]}"#;
+
+/// Posts `STAGED_ROW` from `n` threads at once; returns each answer's code and body.
+fn post_at_once(port: u16, n: usize) -> Vec<(u16, String)> {
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            std::thread::spawn(move || {
+                common::http::request_text(port, "POST", "/v1/models/slow:predict", STAGED_ROW)
+            })
+        })
+        .collect();
+    clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .collect()
+}
+
+fn deadline_case(batching: bool) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = slow_export(dir.path(), 1500);
+    let mut args = vec![
+        "--model_name",
+        "slow",
+        "--model_base_path",
+        common::p(&base),
+        "--rest_api_timeout_in_ms",
+        "300",
+        "--tensorflow_inter_op_parallelism",
+        "1",
+    ];
+    if batching {
+        args.extend([
+            "--enable_batching",
+            "--max_batch_size",
+            "1",
+            "--num_batch_threads",
+            "1",
+        ]);
+    }
+    let server =
+        common::http::Serving::start_logging(&args, "slow", "warn,estimator_host::serve=debug");
+    let answers = post_at_once(server.port, 3);
+    for (code, body) in &answers {
+        assert_eq!(*code, 504, "{body}");
+        let error: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert!(
+            error["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("DEADLINE_EXCEEDED")),
+            "{body}"
+        );
+    }
+    // While the model is busy, status still answers.
+    let (code, _) = get(server.port, "/v1/models/slow");
+    assert_eq!(code, 200);
+    // The first request ran past its deadline; the two queued behind it never ran.
+    server.wait_until(Duration::from_secs(30), || {
+        server
+            .log()
+            .matches("whose deadline passed before it could run")
+            .count()
+            >= 2
+    });
+}
+
+#[test]
+fn the_deadline_covers_the_model_and_queued_work_past_it_never_runs() {
+    deadline_case(false);
+}
+
+#[test]
+fn batched_work_past_its_deadline_never_runs() {
+    deadline_case(true);
+}
+
+#[test]
+fn a_full_batch_queue_answers_503_and_the_requests_it_took_are_answered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = slow_export(dir.path(), 1000);
+    let args = [
+        "--model_name",
+        "slow",
+        "--model_base_path",
+        common::p(&base),
+        "--enable_batching",
+        "--max_batch_size",
+        "1",
+        "--num_batch_threads",
+        "1",
+        "--max_enqueued_batches",
+        "1",
+    ];
+    let server = common::http::Serving::start(&args, "slow");
+    let answers = post_at_once(server.port, 5);
+    let codes: Vec<u16> = answers.iter().map(|(c, _)| *c).collect();
+    let unavailable = codes.iter().filter(|&&c| c == 503).count();
+    let ok = codes.iter().filter(|&&c| c == 200).count();
+    assert_eq!(ok + unavailable, 5, "{answers:?}");
+    assert!(ok >= 1 && unavailable >= 3, "{answers:?}");
+    let refused = answers.iter().find(|(c, _)| *c == 503).expect("a 503");
+    assert!(refused.1.contains("max_enqueued_batches"), "{refused:?}");
+}
+
+#[test]
+fn a_request_larger_than_a_batch_is_refused_or_split_as_tf_serving_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "100", &base);
+    let five = format!(
+        r#"{{"instances": [{}]}}"#,
+        [common::exports::IRIS_ROW; 5].join(",")
+    );
+    let plain = serve_iris(&base, &[]);
+    let (code, expected) = post(plain.port, "/v1/models/iris:predict", &five);
+    assert_eq!(code, 200);
+    drop(plain);
+    let batching = ["--enable_batching", "--max_batch_size", "2"];
+    let refusing = serve_iris(&base, &batching);
+    let (code, refused) = post(refusing.port, "/v1/models/iris:predict", &five);
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Task size 5 is larger than maximum input batch size 2")),
+        "{refused}"
+    );
+    drop(refusing);
+    let mut splitting = batching.to_vec();
+    splitting.push("--enable_large_batch_splitting");
+    let server = serve_iris(&base, &splitting);
+    let (code, split) = post(server.port, "/v1/models/iris:predict", &five);
+    assert_eq!(code, 200, "{split}");
+    assert_eq!(split, expected);
+}

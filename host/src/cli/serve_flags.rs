@@ -49,6 +49,19 @@ pub struct ServeFlags {
     /// How long a request waits for others to fill its batch.
     #[arg(long = "batch_timeout_micros", default_value_t = 1000)]
     pub batch_timeout_micros: u64,
+    /// Batches that may wait in a version's queue; past them a request gets 503.
+    #[arg(long = "max_enqueued_batches", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_enqueued_batches: u64,
+    /// Split a request larger than --max_batch_size into batches rather than refuse it.
+    #[arg(long = "enable_large_batch_splitting")]
+    pub enable_large_batch_splitting: bool,
+    /// Threads that gather and predict each version's batches; 0 uses the machine's cores.
+    #[arg(long = "num_batch_threads", default_value_t = 0)]
+    pub num_batch_threads: usize,
+    /// Requests parsed and predicted at once, off the network threads; 0 uses the
+    /// machine's cores.
+    #[arg(long = "tensorflow_inter_op_parallelism", default_value_t = 0)]
+    pub tensorflow_inter_op_parallelism: usize,
     /// Threads for one op (matmuls); 0 uses the machine's cores.
     #[arg(long = "tensorflow_intra_op_parallelism", default_value_t = 0)]
     pub tensorflow_intra_op_parallelism: usize,
@@ -91,11 +104,25 @@ impl ServeFlags {
             batching: self.enable_batching.then(|| BatchingOptions {
                 max_batch_size: self.max_batch_size as usize,
                 batch_timeout: Duration::from_micros(self.batch_timeout_micros),
+                max_enqueued_batches: self.max_enqueued_batches as usize,
+                split_large_batches: self.enable_large_batch_splitting,
+                threads: match self.num_batch_threads {
+                    0 => cores(),
+                    n => n,
+                },
             }),
+            model_threads: match self.tensorflow_inter_op_parallelism {
+                0 => cores(),
+                n => n,
+            },
             load_retries: LoadRetries {
                 max_retries: self.max_num_load_retries,
                 interval: Duration::from_micros(self.load_retry_interval_micros),
             },
         })
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

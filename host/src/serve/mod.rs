@@ -5,12 +5,17 @@
 //! - `versions`: one model's versions, their states, and the poll that loads and unloads;
 //! - `rest`: the HTTP endpoints (axum on tokio).
 //!
-//! A request runs model_fn on the runtime thread that took it (one per core), with a model
-//! instance of its version's pool; it holds that version until it is answered. SIGTERM or
-//! SIGINT stops accepting connections, lets in-flight requests finish, and exits 0.
+//! - `call`: one request's stages (parse, predict, write), run on `pool`, a bounded set of
+//!   threads off the async runtime, within the request's deadline;
+//! - `response`: answers written straight from the predictions.
+//!
+//! A request holds its version until it is answered. SIGTERM or SIGINT stops accepting
+//! connections, lets in-flight requests finish, and exits 0.
 
 mod batching;
+mod call;
 mod policy;
+mod pool;
 mod response;
 mod rest;
 mod retry;
@@ -28,6 +33,7 @@ use tracing::info;
 
 pub use batching::BatchingOptions;
 pub use policy::VersionPolicy;
+use pool::Pool;
 use rest::Server;
 pub use retry::LoadRetries;
 use versions::ModelVersions;
@@ -59,6 +65,8 @@ pub struct ServeConfig {
     pub batching: Option<BatchingOptions>,
     /// How a failed load is retried.
     pub load_retries: LoadRetries,
+    /// Requests parsed, predicted and written at once, off the async runtime.
+    pub model_threads: usize,
 }
 
 /// Reads `--model_config_file`: a YAML list of models.
@@ -107,6 +115,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         models,
         max_request_bytes: config.max_request_bytes,
         request_timeout: config.request_timeout,
+        pool: Pool::new(config.model_threads),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let poller = spawn_poller(

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,23 +12,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::batching::is_bad_data;
-use super::response::{self, MissingPrediction, Outputs};
+use super::batching::BatchError;
+use super::call;
+use super::pool::{NotRun, Pool};
 use super::versions::{ModelVersions, Version};
-use crate::export::{
-    columns_from_examples_json, columns_from_inputs_json, columns_from_instances_json, Method,
-    Signature, TensorInfo,
-};
-use estimator_plugin_api::abi::{EstimatorSpec, Tensor};
+use crate::export::{Method, Signature, TensorInfo};
 
 /// What every handler reads.
 pub struct Server {
     pub models: BTreeMap<String, Arc<ModelVersions>>,
     pub max_request_bytes: usize,
     pub request_timeout: std::time::Duration,
+    /// Where requests are parsed, predicted and written, off the async runtime.
+    pub pool: Pool,
 }
 
 pub fn router(server: Arc<Server>) -> Router {
@@ -47,14 +46,14 @@ pub fn router(server: Arc<Server>) -> Router {
 }
 
 /// An error answer: an HTTP code and `{"error": message}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError(StatusCode::BAD_REQUEST, message.into())
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub fn not_found(message: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, message.into())
     }
 }
@@ -220,29 +219,10 @@ fn signature_def(inputs: &BTreeMap<String, TensorInfo>, sig: &Signature) -> Valu
     json!({ "inputs": inputs, "outputs": outputs, "method_name": sig.method.tf_name() })
 }
 
-/// Answers a `:predict`, `:classify` or `:regress`, or 408 past the request timeout.
+/// Answers a `:predict`, `:classify` or `:regress` within the request's deadline: 408
+/// when the body has not arrived by then, 504 when the answer has not.
 async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, body: Body) -> Answer {
-    let timeout = server.request_timeout;
-    tokio::time::timeout(timeout, answer_call(server, name, version, verb, body))
-        .await
-        .unwrap_or_else(|_| {
-            Err(ApiError(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request was not answered within {} ms (--rest_api_timeout_in_ms)",
-                    timeout.as_millis()
-                ),
-            ))
-        })
-}
-
-async fn answer_call(
-    server: &Server,
-    name: &str,
-    version: Option<u64>,
-    verb: &str,
-    body: Body,
-) -> Answer {
+    let deadline = Instant::now() + server.request_timeout;
     let method = match verb {
         "predict" => Method::Predict,
         "classify" => Method::Classify,
@@ -253,7 +233,60 @@ async fn answer_call(
             )))
         }
     };
-    let bytes = axum::body::to_bytes(body, server.max_request_bytes)
+    let body = tokio::time::timeout_at(deadline.into(), read_body(server, body))
+        .await
+        .map_err(|_| server.timed_out(StatusCode::REQUEST_TIMEOUT, "the body did not arrive"))??;
+    let (_, served) = servable(server, name, version)?;
+    let pool = &server.pool;
+    let expired = |e: NotRun| match e {
+        NotRun::DeadlineExceeded => {
+            server.timed_out(StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED")
+        }
+        NotRun::Panicked => {
+            ApiError::internal("internal error: answering the request panicked (a bug)")
+        }
+    };
+    let answer = match served.batcher.as_ref() {
+        None => {
+            let served = Arc::clone(&served);
+            pool.run(deadline, move || {
+                let parsed = call::parse(&served, method, &body)?;
+                let spec = call::predict_alone(&served, &parsed)?;
+                call::write(&served, &parsed, &spec)
+            })
+            .await
+            .map_err(expired)??
+        }
+        Some(batcher) => {
+            let mut parsed = {
+                let served = Arc::clone(&served);
+                pool.run(deadline, move || call::parse(&served, method, &body))
+                    .await
+                    .map_err(expired)??
+            };
+            let wanted = parsed.wanted(&served);
+            let columns = std::mem::take(&mut parsed.columns);
+            let predicted = batcher.predict(columns, parsed.rows, wanted, deadline);
+            let spec = tokio::time::timeout_at(deadline.into(), predicted)
+                .await
+                .map_err(|_| expired(NotRun::DeadlineExceeded))?
+                .map_err(|e| match e {
+                    BatchError::DeadlineExceeded => expired(NotRun::DeadlineExceeded),
+                    BatchError::Model(e) => call::model_error(&e),
+                    other => other.into_api_error(),
+                })?;
+            let served = Arc::clone(&served);
+            pool.run(deadline, move || call::write(&served, &parsed, &spec))
+                .await
+                .map_err(expired)??
+        }
+    };
+    Ok(json_body(answer))
+}
+
+/// The body, up to `--max_request_bytes` (413 past it).
+async fn read_body(server: &Server, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, server.max_request_bytes)
         .await
         .map_err(|e| {
             if over_limit(&e) {
@@ -267,72 +300,19 @@ async fn answer_call(
             } else {
                 ApiError::bad_request(format!("cannot read the request body: {e}"))
             }
-        })?;
-    let request: Request<'_> = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("JSON Parse error: {e}")))?;
-    let (_, served) = servable(server, name, version)?;
-    let signature_name = request
-        .signature_name
-        .as_deref()
-        .unwrap_or("serving_default");
-    let signature = served
-        .servable
-        .meta
-        .signatures
-        .get(signature_name)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Serving signature name: \"{signature_name}\" not found in signature def"
-            ))
-        })?;
-    match method {
-        Method::Predict => predict(&served, signature, &request).await,
-        Method::Classify | Method::Regress => {
-            if signature.method != method {
-                return Err(ApiError::bad_request(format!(
-                    "Expected {} signature method_name to be {}. Was: {}",
-                    if method == Method::Classify {
-                        "classification"
-                    } else {
-                        "regression"
-                    },
-                    method.tf_name(),
-                    signature.method.tf_name()
-                )));
-            }
-            classify_or_regress(&served, signature, method, &request).await
-        }
-    }
+        })
 }
 
-async fn predict(served: &Version, signature: &Signature, request: &Request<'_>) -> Answer {
-    let inputs = &served.servable.meta.inputs;
-    let index = &served.servable.input_index;
-    let (columns, rows, columnar) = match (request.instances, request.inputs) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists",
-            ))
-        }
-        (None, None) => return Err(ApiError::bad_request("Missing 'inputs' or 'instances' key")),
-        (Some(instances), None) => {
-            let (columns, rows) = columns_from_instances_json(inputs, index, instances.get())
-                .map_err(|m| ApiError::bad_request(m.0))?;
-            (columns, rows, false)
-        }
-        (None, Some(given)) => {
-            let (columns, rows) = columns_from_inputs_json(inputs, index, given.get())
-                .map_err(|m| ApiError::bad_request(m.0))?;
-            (columns, rows, true)
-        }
-    };
-    let spec = run(served, signature, columns, rows).await?;
-    let outputs = Outputs::of(signature, &spec).map_err(missing_prediction)?;
-    Ok(json_body(if columnar {
-        response::outputs(&outputs, rows)
-    } else {
-        response::predictions(&outputs, rows)
-    }))
+impl Server {
+    fn timed_out(&self, code: StatusCode, what: &str) -> ApiError {
+        ApiError(
+            code,
+            format!(
+                "{what}: the request was not answered within {} ms (--rest_api_timeout_in_ms)",
+                self.request_timeout.as_millis()
+            ),
+        )
+    }
 }
 
 /// A 200 answer whose JSON is already written.
@@ -342,13 +322,6 @@ fn json_body(bytes: Vec<u8>) -> Response {
         bytes,
     )
         .into_response()
-}
-
-fn missing_prediction(missing: MissingPrediction) -> ApiError {
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("model_fn did not return prediction `{}`", missing.0),
-    )
 }
 
 /// Whether reading a body failed because it was over the size limit.
@@ -361,103 +334,4 @@ fn over_limit(e: &axum::Error) -> bool {
         source = error.source();
     }
     false
-}
-
-/// A request body as TF Serving's REST API shapes it. The examples stay JSON text until
-/// the version's inputs are known, then go straight into columns.
-#[derive(serde::Deserialize)]
-struct Request<'a> {
-    signature_name: Option<String>,
-    #[serde(borrow)]
-    instances: Option<&'a RawValue>,
-    #[serde(borrow)]
-    inputs: Option<&'a RawValue>,
-    #[serde(borrow)]
-    examples: Option<&'a RawValue>,
-    #[serde(borrow)]
-    context: Option<&'a RawValue>,
-}
-
-async fn classify_or_regress(
-    served: &Version,
-    signature: &Signature,
-    method: Method,
-    request: &Request<'_>,
-) -> Answer {
-    let examples = request
-        .examples
-        .ok_or_else(|| ApiError::bad_request("Missing 'examples' key (a list of examples)"))?;
-    let (columns, rows) = columns_from_examples_json(
-        &served.servable.meta.inputs,
-        &served.servable.input_index,
-        examples.get(),
-        request.context.map(RawValue::get),
-    )
-    .map_err(|m| ApiError::bad_request(m.0))?;
-    let spec = run(served, signature, columns, rows).await?;
-    let outputs = Outputs::of(signature, &spec).map_err(missing_prediction)?;
-    Ok(json_body(match method {
-        Method::Regress => {
-            let values = outputs
-                .get("outputs")
-                .ok_or_else(|| ApiError::bad_request("the signature has no `outputs`"))?;
-            response::regressions(values, rows)
-        }
-        _ => response::classifications(&outputs, rows),
-    }))
-}
-
-/// Predicts with `served`, in a batch when batching is on; bad data the model refuses is
-/// the client's error (400), anything else the server's (500). The columns are checked
-/// against the row count first: only a request whose columns are whole joins a batch.
-async fn run(
-    served: &Version,
-    signature: &Signature,
-    columns: Vec<Tensor>,
-    rows: usize,
-) -> Result<EstimatorSpec, ApiError> {
-    if rows == 0 {
-        return Err(ApiError::bad_request("no examples to predict"));
-    }
-    check_columns(&served.servable.meta.inputs, &columns, rows)?;
-    let predicted = match &served.batcher {
-        Some(batcher) => {
-            let wanted = signature
-                .outputs
-                .values()
-                .map(|o| o.prediction.clone())
-                .collect();
-            batcher.predict(columns, rows, wanted).await
-        }
-        None => served.servable.predict(&columns, rows),
-    };
-    predicted.map_err(|e| {
-        if is_bad_data(&e) {
-            ApiError::bad_request(e.to_string())
-        } else {
-            ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-        }
-    })
-}
-
-/// Every input's column holds `rows` examples of its shape. The readers make them so; a
-/// column that is not is the host's bug, refused here rather than in a shared batch.
-fn check_columns(
-    inputs: &BTreeMap<String, TensorInfo>,
-    columns: &[Tensor],
-    rows: usize,
-) -> Result<(), ApiError> {
-    let whole = columns.len() == inputs.len()
-        && inputs.values().zip(columns).all(|(info, column)| {
-            let width: usize = info.shape.iter().product();
-            column.shape.first() == Some(&rows) && column.data.len() == rows * width
-        });
-    if whole {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error: a request's columns do not match its examples (a bug)".into(),
-        ))
-    }
 }
