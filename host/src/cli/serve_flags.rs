@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::serve::{self, BatchingOptions, LoadRetries, ModelConfig, ServeConfig, VersionPolicy};
+use crate::serve::{
+    self, BatchingOptions, ConnectionLimits, LoadRetries, ModelConfig, ServeConfig, VersionPolicy,
+};
 use crate::threads;
 
 #[derive(Clone, Debug, clap::Args)]
@@ -62,6 +64,19 @@ pub struct ServeFlags {
     /// machine's cores.
     #[arg(long = "tensorflow_inter_op_parallelism", default_value_t = 0)]
     pub tensorflow_inter_op_parallelism: usize,
+    /// A request head must arrive within this, and an idle keep-alive connection is
+    /// closed after it.
+    #[arg(long = "http_header_read_timeout_ms", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_read_timeout_ms: u64,
+    /// Connections open at once; past it, new ones wait to be accepted.
+    #[arg(long = "max_connections", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// The most a request's head (request line and headers) may take; more gets 431.
+    #[arg(long = "max_header_bytes", default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+    /// On SIGTERM, how long in-flight requests may take to finish before the server exits.
+    #[arg(long = "shutdown_drain_timeout_ms", default_value_t = 30_000)]
+    pub shutdown_drain_timeout_ms: u64,
     /// Threads for one op (matmuls); 0 uses the machine's cores.
     #[arg(long = "tensorflow_intra_op_parallelism", default_value_t = 0)]
     pub tensorflow_intra_op_parallelism: usize,
@@ -111,6 +126,12 @@ impl ServeFlags {
                     n => n,
                 },
             }),
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
+                max_connections: self.max_connections as usize,
+                max_header_bytes: self.max_header_bytes,
+                drain_timeout: Duration::from_millis(self.shutdown_drain_timeout_ms),
+            },
             model_threads: match self.tensorflow_inter_op_parallelism {
                 0 => cores(),
                 n => n,

@@ -14,6 +14,7 @@
 
 mod batching;
 mod call;
+mod listen;
 mod policy;
 mod pool;
 mod response;
@@ -32,6 +33,7 @@ use serde::Deserialize;
 use tracing::info;
 
 pub use batching::BatchingOptions;
+pub use listen::ConnectionLimits;
 pub use policy::VersionPolicy;
 use pool::Pool;
 use rest::Server;
@@ -67,6 +69,7 @@ pub struct ServeConfig {
     pub load_retries: LoadRetries,
     /// Requests parsed, predicted and written at once, off the async runtime.
     pub model_threads: usize,
+    pub connections: ConnectionLimits,
 }
 
 /// Reads `--model_config_file`: a YAML list of models.
@@ -114,6 +117,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
     let server = Arc::new(Server {
         models,
         max_request_bytes: config.max_request_bytes,
+        max_header_bytes: config.connections.max_header_bytes,
         request_timeout: config.request_timeout,
         pool: Pool::new(config.model_threads),
     });
@@ -128,13 +132,19 @@ pub fn run(config: ServeConfig) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the server's runtime", e))?;
-    let served = runtime.block_on(serve(Arc::clone(&server), config.address));
+    let served = runtime.block_on(serve(
+        Arc::clone(&server),
+        config.address,
+        config.connections,
+    ));
+    // A model call still running after the drain is not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     let _ = poller.join();
     served
 }
 
-async fn serve(server: Arc<Server>, address: SocketAddr) -> Result<()> {
+async fn serve(server: Arc<Server>, address: SocketAddr, limits: ConnectionLimits) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {address}: {e}")))?;
@@ -143,11 +153,7 @@ async fn serve(server: Arc<Server>, address: SocketAddr) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::io("cannot read the bound address", e))?;
     info!("Exporting HTTP/REST API at:{bound} ...");
-    axum::serve(listener, rest::router(server))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| Error::io("the HTTP server failed", e))?;
-    info!("Stopped serving: every in-flight request was answered");
+    listen::serve(listener, rest::router(server), limits, shutdown_signal()).await;
     Ok(())
 }
 

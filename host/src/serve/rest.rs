@@ -24,6 +24,7 @@ use crate::export::{Method, Signature, TensorInfo};
 pub struct Server {
     pub models: BTreeMap<String, Arc<ModelVersions>>,
     pub max_request_bytes: usize,
+    pub max_header_bytes: usize,
     pub request_timeout: std::time::Duration,
     /// Where requests are parsed, predicted and written, off the async runtime.
     pub pool: Pool,
@@ -42,7 +43,54 @@ pub fn router(server: Arc<Server>) -> Router {
             get(metadata_of_version),
         )
         .fallback(|| async { ApiError::not_found("no such endpoint (see TF Serving's REST API)") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&server),
+            errors_as_json,
+        ))
         .with_state(server)
+}
+
+/// Refuses a request head over `--max_header_bytes` with 431, and gives every error that
+/// the routing itself answers (405, a path it cannot read) the `{"error": ...}` body that
+/// the handlers' own errors have.
+async fn errors_as_json(
+    State(server): State<Arc<Server>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let head = head_bytes(&request);
+    if head > server.max_header_bytes {
+        return ApiError(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "the request head takes {head} bytes, over the limit of {} (--max_header_bytes)",
+                server.max_header_bytes
+            ),
+        )
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let reason = status.canonical_reason().unwrap_or("error");
+        return ApiError(status, reason.to_owned()).into_response();
+    }
+    response
+}
+
+/// About the bytes a request's line and headers took on the wire.
+fn head_bytes(request: &axum::extract::Request) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + headers
 }
 
 /// An error answer: an HTTP code and `{"error": message}`.
