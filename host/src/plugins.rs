@@ -27,6 +27,10 @@ pub struct PluginLibrary {
     pub package: String,
     pub version: String,
     module: PluginModule_Ref,
+    /// A pinned library's open file, kept open for as long as the library is loaded (that
+    /// is, for good): the loader knows the library by the file's /proc/self/fd name, which
+    /// must never name another file.
+    _pinned: Option<PinnedFile>,
 }
 
 /// Where plugins are searched and which are loaded, by resolved path; and the plugins
@@ -99,21 +103,20 @@ impl PluginRegistry {
             };
         }
         let path = self.resolve(spec, base_dir)?;
-        if let Some(expected) = sha256 {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::Plugin(format!("{}: cannot read: {e}", path.display())))?;
-            let actual = crate::fingerprint::sha256_hex(&bytes);
-            if actual != expected {
-                return Err(Error::Plugin(format!(
-                    "{} has sha256 {actual}, not the pinned {expected}",
-                    path.display()
-                )));
-            }
-        }
+        // A pinned library is hashed through an open file, and that same file is what is
+        // loaded (as /proc/self/fd/N): no window to swap the file between the check and
+        // the load.
+        let pinned = match sha256 {
+            Some(expected) => Some(PinnedFile::open(&path, expected)?),
+            None => None,
+        };
         if let Some(lib) = self.loaded.get(&path) {
             return Ok(Arc::clone(lib));
         }
-        let lib = Arc::new(load_library(spec, &path)?);
+        let open_as = pinned.as_ref().map_or(path.clone(), PinnedFile::load_path);
+        let mut lib = load_library(spec, &path, &open_as)?;
+        lib._pinned = pinned;
+        let lib = Arc::new(lib);
         self.loaded.insert(path, Arc::clone(&lib));
         Ok(lib)
     }
@@ -168,15 +171,49 @@ impl PluginRegistry {
     }
 }
 
-fn load_library(spec: &str, path: &Path) -> Result<PluginLibrary> {
+/// A library file opened, read and found to have the pinned SHA-256; loading it through
+/// [`PinnedFile::load_path`] loads exactly the bytes that were hashed.
+struct PinnedFile {
+    file: std::fs::File,
+}
+
+impl PinnedFile {
+    fn open(path: &Path, expected: &str) -> Result<Self> {
+        use std::io::Read;
+        let cannot_read =
+            |e: std::io::Error| Error::Plugin(format!("{}: cannot read: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot_read)?;
+        let actual = crate::fingerprint::sha256_hex(&bytes);
+        if actual != expected {
+            return Err(Error::Plugin(format!(
+                "{} has sha256 {actual}, not the pinned {expected}",
+                path.display()
+            )));
+        }
+        Ok(PinnedFile { file })
+    }
+
+    /// The path the dynamic loader opens: this open file itself where the system names
+    /// open files (Linux's /proc/self/fd).
+    fn load_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+}
+
+/// Loads the library at `open_as` (the file itself, or an open file's name for it),
+/// naming it `path` in messages.
+fn load_library(spec: &str, path: &Path, open_as: &Path) -> Result<PluginLibrary> {
     let refuse = |why: String| {
         Error::Plugin(format!(
             "{}: cannot load plugin `{spec}`: {why}",
             path.display()
         ))
     };
-    let header = lib_header_from_path(path).map_err(|e| refuse(summarize(&e)))?;
-    let module = if library_fingerprint(path) == Some(ABI_FINGERPRINT) {
+    let header = lib_header_from_path(open_as).map_err(|e| refuse(summarize(&e)))?;
+    let module = if library_fingerprint(open_as) == Some(ABI_FINGERPRINT) {
         tracing::debug!(
             "{}: built from this host's plugin ABI source; layouts trusted",
             path.display()
@@ -225,6 +262,7 @@ fn library_from_module(spec: &str, path: &Path, module: PluginModule_Ref) -> Res
         package: module.plugin_name().to_string(),
         version: module.plugin_version().to_string(),
         module,
+        _pinned: None,
     })
 }
 
@@ -355,5 +393,30 @@ impl PluginLibrary {
         )
         .into_result()
         .map_err(|e| self.call_error(&format!("open_input `{name}`"), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_file_is_hashed_and_loaded_through_one_open_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lib.so");
+        std::fs::write(&path, b"the checked bytes").expect("write");
+        let sha = crate::fingerprint::sha256_hex(b"the checked bytes");
+        let wrong = PinnedFile::open(&path, "00")
+            .map(drop)
+            .expect_err("refused");
+        assert!(wrong.to_string().contains("not the pinned 00"), "{wrong}");
+        let pinned = PinnedFile::open(&path, &sha).expect("matches");
+        // The file is swapped after the check: what the loader opens is still the
+        // checked one.
+        let swapped = dir.path().join("other.so");
+        std::fs::write(&swapped, b"other bytes").expect("write");
+        std::fs::rename(&swapped, &path).expect("swap");
+        let seen = std::fs::read(pinned.load_path()).expect("read through the fd");
+        assert_eq!(seen, b"the checked bytes");
     }
 }

@@ -330,3 +330,62 @@ fn a_request_larger_than_a_batch_is_refused_or_split_as_tf_serving_does() {
     assert_eq!(code, 200, "{split}");
     assert_eq!(split, expected);
 }
+
+#[test]
+fn an_export_reaching_out_of_its_base_path_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = serve_iris(
+        &base,
+        &[FAST_POLL[0], FAST_POLL[1], "--max_num_load_retries", "0"],
+    );
+    // A version that is a link to a directory outside the base path.
+    let outside = dir.path().join("outside");
+    copy_version(&old, &outside);
+    let linked = next_version(&old);
+    std::os::unix::fs::symlink(&outside, &linked).expect("symlink");
+    // A version whose export.yaml names a library outside its own plugin/ folder.
+    let escaping = next_version(&linked);
+    copy_version(&old, &escaping);
+    let yaml = std::fs::read_to_string(escaping.join("export.yaml")).expect("read");
+    let plugin_line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("plugin:"))
+        .expect("a plugin line");
+    let edited = yaml.replace(plugin_line, "  plugin: ../../outside/plugin/lib.so");
+    std::fs::write(escaping.join("export.yaml"), edited).expect("write");
+    let status_of = |version: &std::path::Path| {
+        let (_, status) = get(server.port, "/v1/models/iris");
+        let number = common::exports::version_of(version);
+        status["model_version_status"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["version"] == json!(number))
+    };
+    server.wait_until(Duration::from_secs(30), || {
+        [&linked, &escaping]
+            .iter()
+            .all(|v| status_of(v).is_some_and(|s| s["state"] == "END"))
+    });
+    let message = |v: &std::path::Path| {
+        status_of(v).expect("listed")["status"]["error_message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        message(&linked).contains("a link out of the base path"),
+        "{}",
+        message(&linked)
+    );
+    assert!(
+        message(&escaping).contains("must be a file name in the version's plugin/ folder"),
+        "{}",
+        message(&escaping)
+    );
+    let (code, _) = post(server.port, "/v1/models/iris:predict", &one_iris_instance());
+    assert_eq!(code, 200, "the old version serves");
+}

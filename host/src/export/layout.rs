@@ -62,6 +62,16 @@ impl ExportMeta {
             .map_err(|e| Error::ModelDir(format!("{}: cannot read: {e}", path.display())))?;
         let meta: ExportMeta = serde_yaml::from_str(&text)
             .map_err(|e| Error::ModelDir(format!("{}: {e}", path.display())))?;
+        // The library is looked for in the version's own `plugin/` folder, nowhere else.
+        let bare = Path::new(&meta.model.plugin).file_name() == Some(meta.model.plugin.as_ref())
+            && meta.model.plugin != "..";
+        if !bare {
+            return Err(Error::ModelDir(format!(
+                "{}: plugin `{}` must be a file name in the version's {PLUGIN_DIR}/ folder",
+                path.display(),
+                meta.model.plugin
+            )));
+        }
         if meta.format != FORMAT {
             return Err(Error::ModelDir(format!(
                 "{}: export format {} is not this host's ({FORMAT})",
@@ -71,6 +81,34 @@ impl ExportMeta {
         }
         Ok(meta)
     }
+}
+
+/// Refuses a version directory that is, or holds, a link out of `base`: what a server
+/// loads from a base path must be inside it. Returns the first offending path.
+pub fn check_inside(base: &Path, dir: &Path) -> Result<()> {
+    let io = |path: &Path, e: std::io::Error| {
+        Error::ModelDir(format!("{}: cannot resolve: {e}", path.display()))
+    };
+    let root = base.canonicalize().map_err(|e| io(base, e))?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let real = path.canonicalize().map_err(|e| io(&path, e))?;
+        if !real.starts_with(&root) {
+            // Where it leads is not said: a status must not show paths outside the base.
+            return Err(Error::ModelDir(format!(
+                "{}: a link out of the base path {}: refused (a version and its files must \
+                 be inside the base path)",
+                path.display(),
+                base.display()
+            )));
+        }
+        if real.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| io(&path, e))? {
+                pending.push(entry.map_err(|e| io(&path, e))?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first free version at or after `now`: TF's rule, which waits a second while the
@@ -175,5 +213,37 @@ mod tests {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.parse::<u64>().is_ok()));
+    }
+
+    #[test]
+    fn a_version_or_a_file_linking_out_of_the_base_path_is_refused() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let base = root.path().join("base");
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(base.join("1/plugin")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(base.join("1/export.yaml"), "x").expect("write");
+        std::fs::write(outside.join("lib.so"), "x").expect("write");
+        check_inside(&base, &base.join("1")).expect("all inside");
+        std::os::unix::fs::symlink(outside.join("lib.so"), base.join("1/plugin/lib.so"))
+            .expect("symlink");
+        let e = check_inside(&base, &base.join("1")).expect_err("a file outside");
+        assert!(
+            e.to_string()
+                .contains("plugin/lib.so: a link out of the base path"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("outside/"), "{e}");
+        std::os::unix::fs::symlink(&outside, base.join("2")).expect("symlink");
+        let e = check_inside(&base, &base.join("2")).expect_err("a version outside");
+        assert!(
+            e.to_string().contains("2: a link out of the base path"),
+            "{e}"
+        );
+        // A link that stays inside is fine.
+        std::fs::remove_file(base.join("1/plugin/lib.so")).expect("rm");
+        std::os::unix::fs::symlink(base.join("1/export.yaml"), base.join("1/plugin/lib.so"))
+            .expect("symlink");
+        check_inside(&base, &base.join("1")).expect("inside");
     }
 }

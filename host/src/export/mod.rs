@@ -23,8 +23,8 @@ pub use instances::{
 };
 pub use keeping::{best_before, improves, versions_to_delete};
 pub use layout::{
-    write_version, ExportMeta, ExportedModel, EXPORT_FILE, FORMAT, PLUGIN_DIR, VARIABLES_FILE,
-    WARMUP_FILE,
+    check_inside, write_version, ExportMeta, ExportedModel, EXPORT_FILE, FORMAT, PLUGIN_DIR,
+    VARIABLES_FILE, WARMUP_FILE,
 };
 pub use servable::Servable;
 pub use signature::{

@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 use super::batching::{Batcher, BatchingOptions};
 use super::policy::{versions_in, VersionPolicy};
 use super::retry::{Failures, LoadRetries};
-use crate::export::{Servable, EXPORT_FILE};
+use crate::export::{check_inside, Servable, EXPORT_FILE};
 use crate::plugins::PluginRegistry;
 
 /// A version's state, with TF Serving's names.
@@ -267,10 +267,10 @@ impl ModelVersions {
                 .insert(version, VersionState::Loading(last_error));
         }
         let dir = self.base_path.join(version.to_string());
-        let loaded = {
+        let loaded = check_inside(&self.base_path, &dir).and_then(|()| {
             let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
             Servable::load(&dir, &mut registry)
-        };
+        });
         let mut table = self.write();
         match loaded {
             Ok(servable) => {
