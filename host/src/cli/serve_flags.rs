@@ -22,6 +22,10 @@ pub struct ServeFlags {
     /// A YAML list of models: `- {name, base_path, model_version_policy}`.
     #[arg(long = "model_config_file", conflicts_with_all = ["model_name", "model_base_path"])]
     pub model_config_file: Option<PathBuf>,
+    /// Read --model_config_file again this often (seconds) to add, change and remove
+    /// models without a restart; 0 reads it once.
+    #[arg(long = "model_config_file_poll_wait_seconds", default_value_t = 0.0)]
+    pub model_config_file_poll_wait_seconds: f64,
     /// The REST port; 0 picks a free one (the log line `Exporting HTTP/REST API at:` names it).
     #[arg(long = "rest_api_port", default_value_t = 8501)]
     pub rest_api_port: u16,
@@ -87,6 +91,18 @@ impl ServeFlags {
     pub fn into_config(self) -> Result<ServeConfig> {
         let requested = Some(self.tensorflow_intra_op_parallelism).filter(|&n| n > 0);
         threads::configure(threads::intra_op_threads(requested, 1));
+        let reload_wait = self.model_config_file_poll_wait_seconds;
+        if !(reload_wait >= 0.0 && reload_wait.is_finite()) {
+            return Err(Error::Usage(
+                "--model_config_file_poll_wait_seconds must be 0 or more".into(),
+            ));
+        }
+        let config_reload = match &self.model_config_file {
+            Some(file) if reload_wait > 0.0 => {
+                Some((file.clone(), Duration::from_secs_f64(reload_wait)))
+            }
+            _ => None,
+        };
         let models = match (
             self.model_config_file,
             self.model_name,
@@ -97,6 +113,8 @@ impl ServeFlags {
                 name,
                 base_path,
                 model_version_policy: VersionPolicy::default(),
+                version_labels: Default::default(),
+                model_platform: None,
             }],
             _ => {
                 return Err(Error::Usage(
@@ -126,6 +144,7 @@ impl ServeFlags {
                     n => n,
                 },
             }),
+            config_reload,
             connections: ConnectionLimits {
                 header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
                 max_connections: self.max_connections as usize,

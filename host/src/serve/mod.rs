@@ -15,44 +15,37 @@
 mod batching;
 mod call;
 mod listen;
+mod model_config;
+mod once_per_cause;
 mod policy;
+mod poller;
 mod pool;
 mod response;
 mod rest;
 mod retry;
+mod text_format;
 mod versions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tracing::info;
 
 pub use batching::BatchingOptions;
 pub use listen::ConnectionLimits;
+pub use model_config::{read_model_config_file, ModelConfig};
 pub use policy::VersionPolicy;
+use poller::{poll_supervised, ConfigReload, ModelSettings, Poller};
 use pool::Pool;
 use rest::Server;
 pub use retry::LoadRetries;
-use versions::ModelVersions;
 
 use crate::error::{Error, Result};
 use crate::plugins::PluginRegistry;
-
-/// One served model, as `--model_name`/`--model_base_path` or an entry of
-/// `--model_config_file` gives it.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub name: String,
-    pub base_path: PathBuf,
-    #[serde(default)]
-    pub model_version_policy: VersionPolicy,
-}
 
 /// What `estimator serve` was asked to do.
 #[derive(Clone, Debug)]
@@ -70,64 +63,52 @@ pub struct ServeConfig {
     /// Requests parsed, predicted and written at once, off the async runtime.
     pub model_threads: usize,
     pub connections: ConnectionLimits,
-}
-
-/// Reads `--model_config_file`: a YAML list of models.
-pub fn read_model_config_file(path: &std::path::Path) -> Result<Vec<ModelConfig>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
-    let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("{}: {e}", path.display()));
-    // Through JSON, so that a policy is written as TF Serving writes it, `{latest: {...}}`
-    // (serde_yaml reads enums from YAML tags only).
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| bad(&e))?;
-    let json = serde_json::to_value(yaml).map_err(|e| bad(&e))?;
-    let models: Vec<ModelConfig> = serde_json::from_value(json).map_err(|e| bad(&e))?;
-    let base = path.parent().unwrap_or(std::path::Path::new("."));
-    Ok(models
-        .into_iter()
-        .map(|mut m| {
-            m.base_path = base.join(&m.base_path);
-            m
-        })
-        .collect())
+    /// `--model_config_file` and how often to read it again, when it is read again.
+    pub config_reload: Option<(PathBuf, Duration)>,
 }
 
 /// Serves until SIGTERM or SIGINT.
 pub fn run(config: ServeConfig) -> Result<()> {
+    let settings = ModelSettings {
+        batching: config.batching,
+        retries: config.load_retries,
+    };
+    let registry = Arc::new(Mutex::new(PluginRegistry::from_env()));
     let mut models = BTreeMap::new();
     for m in &config.models {
-        let versions = ModelVersions::new(
-            m.name.clone(),
-            m.base_path.clone(),
-            m.model_version_policy.clone(),
-            config.batching,
-            config.load_retries,
-        );
-        if models.insert(m.name.clone(), Arc::new(versions)).is_some() {
+        let versions = Arc::new(settings.model(m));
+        if models
+            .insert(m.name.clone(), Arc::clone(&versions))
+            .is_some()
+        {
             return Err(Error::Usage(format!(
                 "model `{}` is configured twice",
                 m.name
             )));
         }
-    }
-    let registry = Arc::new(Mutex::new(PluginRegistry::from_env()));
-    for versions in models.values() {
-        poll_supervised(versions, &registry);
+        poll_supervised(&versions, &registry);
     }
     let server = Arc::new(Server {
-        models,
+        models: RwLock::new(models),
         max_request_bytes: config.max_request_bytes,
         max_header_bytes: config.connections.max_header_bytes,
         request_timeout: config.request_timeout,
         pool: Pool::new(config.model_threads),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let poller = spawn_poller(
-        Arc::clone(&server),
+    let poller = Poller {
+        server: Arc::clone(&server),
         registry,
-        config.poll_wait,
-        Arc::clone(&stop),
-    );
+        settings,
+        poll_wait: config.poll_wait,
+        reload: config.config_reload.map(|(path, wait)| ConfigReload {
+            path,
+            wait,
+            current: config.models.clone(),
+            fault: Default::default(),
+        }),
+    }
+    .spawn(Arc::clone(&stop));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,47 +149,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: draining in-flight requests"),
         _ = int.recv() => info!("SIGINT: draining in-flight requests"),
-    }
-}
-
-/// Polls every model's base path every `wait` until `stop`. A panic in one poll (a bug,
-/// or a plugin that panics while it loads) is logged and the next poll goes on: the
-/// poller never dies silently, leaving versions that are never updated.
-fn spawn_poller(
-    server: Arc<Server>,
-    registry: Arc<Mutex<PluginRegistry>>,
-    wait: Duration,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let tick = Duration::from_millis(50).min(wait);
-        let mut waited = Duration::ZERO;
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(tick);
-            waited += tick;
-            if waited >= wait {
-                waited = Duration::ZERO;
-                for versions in server.models.values() {
-                    poll_supervised(versions, &registry);
-                }
-            }
-        }
-    })
-}
-
-fn poll_supervised(versions: &ModelVersions, registry: &Mutex<PluginRegistry>) {
-    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        versions.poll(registry);
-    }));
-    if let Err(panic) = polled {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(
-            "Polling the versions of `{}` panicked (a bug): {why}; polling goes on",
-            versions.name
-        );
     }
 }

@@ -3,7 +3,7 @@
 //! `{"error": "..."}`; a bad request never stops the server.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -22,7 +22,8 @@ use crate::export::{Method, Signature, TensorInfo};
 
 /// What every handler reads.
 pub struct Server {
-    pub models: BTreeMap<String, Arc<ModelVersions>>,
+    /// The models served, by name; `--model_config_file_poll_wait_seconds` changes them.
+    pub models: RwLock<BTreeMap<String, Arc<ModelVersions>>>,
     pub max_request_bytes: usize,
     pub max_header_bytes: usize,
     pub request_timeout: std::time::Duration,
@@ -41,6 +42,14 @@ pub fn router(server: Arc<Server>) -> Router {
         .route(
             "/v1/models/{model}/versions/{version}/metadata",
             get(metadata_of_version),
+        )
+        .route(
+            "/v1/models/{model}/labels/{label}",
+            get(status_of_label).post(call_label),
+        )
+        .route(
+            "/v1/models/{model}/labels/{label}/metadata",
+            get(metadata_of_label),
         )
         .fallback(|| async { ApiError::not_found("no such endpoint (see TF Serving's REST API)") })
         .layer(axum::middleware::from_fn_with_state(
@@ -114,26 +123,48 @@ impl IntoResponse for ApiError {
 
 type Answer = Result<Response, ApiError>;
 
+/// Which version of a model a request names: TF Serving's `ModelSpec` choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Latest,
+    Version(u64),
+    Label(String),
+}
+
 async fn status(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Answer {
-    version_status(&server, &model, None)
+    version_status(&server, &model, &Target::Latest)
 }
 
 async fn status_of_version(
     State(server): State<Arc<Server>>,
     Path((model, version)): Path<(String, String)>,
 ) -> Answer {
-    version_status(&server, &model, Some(parse_version(&version)?))
+    version_status(&server, &model, &Target::Version(parse_version(&version)?))
+}
+
+async fn status_of_label(
+    State(server): State<Arc<Server>>,
+    Path((model, label)): Path<(String, String)>,
+) -> Answer {
+    version_status(&server, &model, &Target::Label(label))
 }
 
 async fn metadata_latest(State(server): State<Arc<Server>>, Path(model): Path<String>) -> Answer {
-    metadata(&server, &model, None)
+    metadata(&server, &model, &Target::Latest)
 }
 
 async fn metadata_of_version(
     State(server): State<Arc<Server>>,
     Path((model, version)): Path<(String, String)>,
 ) -> Answer {
-    metadata(&server, &model, Some(parse_version(&version)?))
+    metadata(&server, &model, &Target::Version(parse_version(&version)?))
+}
+
+async fn metadata_of_label(
+    State(server): State<Arc<Server>>,
+    Path((model, label)): Path<(String, String)>,
+) -> Answer {
+    metadata(&server, &model, &Target::Label(label))
 }
 
 async fn call_latest(
@@ -142,7 +173,7 @@ async fn call_latest(
     body: Body,
 ) -> Answer {
     let (model, verb) = split_verb(&target)?;
-    call(&server, model, None, verb, body).await
+    call(&server, model, &Target::Latest, verb, body).await
 }
 
 async fn call_version(
@@ -151,7 +182,24 @@ async fn call_version(
     body: Body,
 ) -> Answer {
     let (version, verb) = split_verb(&target)?;
-    call(&server, &model, Some(parse_version(version)?), verb, body).await
+    let target = Target::Version(parse_version(version)?);
+    call(&server, &model, &target, verb, body).await
+}
+
+async fn call_label(
+    State(server): State<Arc<Server>>,
+    Path((model, target)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    let (label, verb) = split_verb(&target)?;
+    call(
+        &server,
+        &model,
+        &Target::Label(label.to_owned()),
+        verb,
+        body,
+    )
+    .await
 }
 
 /// `iris:predict` → (`iris`, `predict`).
@@ -171,38 +219,48 @@ fn parse_version(text: &str) -> Result<u64, ApiError> {
     })
 }
 
-fn model<'s>(
-    server: &'s Server,
+/// The model `name`, and the version `target` names (`None`: the latest).
+fn resolve(
+    server: &Server,
     name: &str,
-    version: Option<u64>,
-) -> Result<&'s ModelVersions, ApiError> {
-    server
+    target: &Target,
+) -> Result<(Arc<ModelVersions>, Option<u64>), ApiError> {
+    let model = server
         .models
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
         .get(name)
-        .map(Arc::as_ref)
-        .ok_or_else(|| not_found(name, version))
+        .cloned();
+    let model = model.ok_or_else(|| not_found(name, target))?;
+    let version = match target {
+        Target::Latest => None,
+        Target::Version(v) => Some(*v),
+        Target::Label(label) => Some(model.label(label).ok_or_else(|| {
+            ApiError::not_found(format!("Unrecognized servable version label: {label}"))
+        })?),
+    };
+    Ok((model, version))
 }
 
-fn not_found(name: &str, version: Option<u64>) -> ApiError {
-    ApiError::not_found(match version {
-        Some(v) => format!("Servable not found for request: Specific({name}, {v})"),
-        None => format!("Servable not found for request: Latest({name})"),
+fn not_found(name: &str, target: &Target) -> ApiError {
+    ApiError::not_found(match target {
+        Target::Version(v) => format!("Servable not found for request: Specific({name}, {v})"),
+        Target::Label(l) => format!("Servable not found for request: Label({name}, {l})"),
+        Target::Latest => format!("Servable not found for request: Latest({name})"),
     })
 }
 
-fn servable(
-    server: &Server,
-    name: &str,
-    version: Option<u64>,
-) -> Result<(u64, Arc<Version>), ApiError> {
-    model(server, name, version)?
+fn servable(server: &Server, name: &str, target: &Target) -> Result<(u64, Arc<Version>), ApiError> {
+    let (model, version) = resolve(server, name, target)?;
+    model
         .servable(version)
-        .ok_or_else(|| not_found(name, version))
+        .ok_or_else(|| not_found(name, target))
 }
 
-fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
-    let states = model(server, name, version)?.states();
-    let listed: Vec<Value> = states
+fn version_status(server: &Server, name: &str, target: &Target) -> Answer {
+    let (model, version) = resolve(server, name, target)?;
+    let listed: Vec<Value> = model
+        .states()
         .iter()
         .rev()
         .filter(|(v, _)| version.is_none_or(|wanted| wanted == *v))
@@ -219,13 +277,13 @@ fn version_status(server: &Server, name: &str, version: Option<u64>) -> Answer {
         })
         .collect();
     if listed.is_empty() {
-        return Err(not_found(name, version));
+        return Err(not_found(name, target));
     }
     Ok(Json(json!({ "model_version_status": listed })).into_response())
 }
 
-fn metadata(server: &Server, name: &str, version: Option<u64>) -> Answer {
-    let (version, served) = servable(server, name, version)?;
+fn metadata(server: &Server, name: &str, target: &Target) -> Answer {
+    let (version, served) = servable(server, name, target)?;
     let meta = &served.servable.meta;
     let signatures: Map<String, Value> = meta
         .signatures
@@ -269,7 +327,7 @@ fn signature_def(inputs: &BTreeMap<String, TensorInfo>, sig: &Signature) -> Valu
 
 /// Answers a `:predict`, `:classify` or `:regress` within the request's deadline: 408
 /// when the body has not arrived by then, 504 when the answer has not.
-async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, body: Body) -> Answer {
+async fn call(server: &Server, name: &str, target: &Target, verb: &str, body: Body) -> Answer {
     let deadline = Instant::now() + server.request_timeout;
     let method = match verb {
         "predict" => Method::Predict,
@@ -284,7 +342,7 @@ async fn call(server: &Server, name: &str, version: Option<u64>, verb: &str, bod
     let body = tokio::time::timeout_at(deadline.into(), read_body(server, body))
         .await
         .map_err(|_| server.timed_out(StatusCode::REQUEST_TIMEOUT, "the body did not arrive"))??;
-    let (_, served) = servable(server, name, version)?;
+    let (_, served) = servable(server, name, target)?;
     let pool = &server.pool;
     let expired = |e: NotRun| match e {
         NotRun::DeadlineExceeded => {

@@ -21,6 +21,7 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use super::batching::{Batcher, BatchingOptions};
+use super::once_per_cause::OncePerCause;
 use super::policy::{versions_in, VersionPolicy};
 use super::retry::{Failures, LoadRetries};
 use crate::export::{check_inside, Servable, EXPORT_FILE};
@@ -67,29 +68,6 @@ struct Table {
     failures: BTreeMap<u64, Failures>,
 }
 
-/// What the last look at the base path found wrong, so that each cause is logged once.
-#[derive(Default)]
-struct LastFault(Mutex<Option<String>>);
-
-impl LastFault {
-    /// Logs `fault` unless it is the one logged last.
-    fn report(&self, fault: String) {
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.as_deref() != Some(fault.as_str()) {
-            warn!("{fault}; the versions loaded keep serving");
-            *last = Some(fault);
-        }
-    }
-
-    /// Forgets the last fault, logging that it is over.
-    fn clear(&self, name: &str) {
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.take().is_some() {
-            info!("The base path of `{name}` can be read again");
-        }
-    }
-}
-
 pub struct ModelVersions {
     pub name: String,
     pub base_path: PathBuf,
@@ -97,9 +75,11 @@ pub struct ModelVersions {
     batching: Option<BatchingOptions>,
     retries: LoadRetries,
     table: RwLock<Table>,
-    fault: LastFault,
+    fault: OncePerCause,
     /// Versions seen without `export.yaml`, so that waiting for each is logged once.
     not_ready: Mutex<BTreeSet<u64>>,
+    /// Version labels (`stable` → 3), which a config reload may change.
+    labels: RwLock<BTreeMap<String, u64>>,
 }
 
 impl ModelVersions {
@@ -117,9 +97,21 @@ impl ModelVersions {
             batching,
             retries,
             table: RwLock::new(Table::default()),
-            fault: LastFault::default(),
+            fault: OncePerCause::default(),
             not_ready: Mutex::new(BTreeSet::new()),
+            labels: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// The version `label` names, if any.
+    pub fn label(&self, label: &str) -> Option<u64> {
+        let labels = self.labels.read().unwrap_or_else(PoisonError::into_inner);
+        labels.get(label).copied()
+    }
+
+    /// Replaces the version labels.
+    pub fn set_labels(&self, labels: BTreeMap<String, u64>) {
+        *self.labels.write().unwrap_or_else(PoisonError::into_inner) = labels;
     }
 
     /// The table, even after a panic elsewhere poisoned its lock: every write leaves it
@@ -155,7 +147,7 @@ impl ModelVersions {
         let on_disk = match self.versions_on_disk() {
             Ok(versions) if versions.is_empty() => {
                 self.fault.report(format!(
-                    "No versions of `{}` found under base path {}",
+                    "No versions of `{}` found under base path {}; the versions loaded keep serving",
                     self.name,
                     self.base_path.display()
                 ));
@@ -164,14 +156,16 @@ impl ModelVersions {
             Ok(versions) => versions,
             Err(e) => {
                 self.fault.report(format!(
-                    "{}: cannot list the versions of `{}`: {e}",
+                    "{}: cannot list the versions of `{}`: {e}; the versions loaded keep serving",
                     self.base_path.display(),
                     self.name
                 ));
                 return;
             }
         };
-        self.fault.clear(&self.name);
+        if self.fault.clear() {
+            info!("The base path of `{}` can be read again", self.name);
+        }
         let ready = self.ready(&on_disk);
         // Load first, so that a version is replaced only once its successor serves. Each
         // load either serves or records a failure that takes it out of the candidates
