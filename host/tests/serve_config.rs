@@ -116,3 +116,95 @@ fn tf_servings_config_file_serves_labels_and_is_read_again_while_serving() {
         "{log}"
     );
 }
+
+/// The value of the Prometheus sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn tf_servings_monitoring_config_serves_prometheus_metrics() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, version) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let monitoring = dir.path().join("monitoring.config");
+    std::fs::write(
+        &monitoring,
+        "prometheus_config {\n  enable: true,\n  path: \"/monitoring/prometheus/metrics\"\n}\n",
+    )
+    .expect("write");
+    let server = common::exports::serve_iris(
+        &base,
+        &[
+            "--monitoring_config_file",
+            p(&monitoring),
+            "--enable_batching",
+        ],
+    );
+    let port = server.port;
+    for _ in 0..3 {
+        assert_eq!(
+            post(port, "/v1/models/iris:predict", &one_iris_instance()).0,
+            200
+        );
+    }
+    assert_eq!(post(port, "/v1/models/iris:predict", "{}").0, 400);
+    assert_eq!(post(port, "/v1/models/nope:predict", "{}").0, 404);
+    let (code, text) =
+        common::http::request_text(port, "GET", "/monitoring/prometheus/metrics", "");
+    assert_eq!(code, 200, "{text}");
+    let count = |status: &str| {
+        sample(
+            &text,
+            &format!(
+                ":tensorflow:serving:request_count{{model_name=\"iris\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(count("OK"), Some(3.0), "{text}");
+    assert_eq!(count("INVALID_ARGUMENT"), Some(1.0), "{text}");
+    assert!(
+        !text.contains("model_name=\"nope\""),
+        "unknown models are not counted"
+    );
+    assert_eq!(
+        sample(&text, ":tensorflow:serving:request_latency_count{API=\"predict\",entrypoint=\"REST\",model_name=\"iris\"}"),
+        Some(4.0),
+        "{text}"
+    );
+    let path = version.to_string_lossy();
+    assert_eq!(
+        sample(&text, &format!(":tensorflow:cc:saved_model:load_attempt_count{{model_path=\"{path}\",status=\"success\"}}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "estimator_serving_versions{model_name=\"iris\",state=\"AVAILABLE\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "estimator_serving_batch_size_sum{model_name=\"iris\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "process_resident_memory_bytes").is_some_and(|b| b > 1e6),
+        "{text}"
+    );
+    // Without the config, there is no such endpoint.
+    drop(server);
+    let plain = common::exports::serve_iris(&base, &[]);
+    assert_eq!(
+        common::http::request_text(plain.port, "GET", "/monitoring/prometheus/metrics", "").0,
+        404
+    );
+}

@@ -26,6 +26,10 @@ pub struct ServeFlags {
     /// models without a restart; 0 reads it once.
     #[arg(long = "model_config_file_poll_wait_seconds", default_value_t = 0.0)]
     pub model_config_file_poll_wait_seconds: f64,
+    /// TF Serving's MonitoringConfig (text format): `prometheus_config { enable: true, path:
+    /// "/monitoring/prometheus/metrics" }` serves Prometheus metrics on the REST port.
+    #[arg(long = "monitoring_config_file")]
+    pub monitoring_config_file: Option<PathBuf>,
     /// The REST port; 0 picks a free one (the log line `Exporting HTTP/REST API at:` names it).
     #[arg(long = "rest_api_port", default_value_t = 8501)]
     pub rest_api_port: u16,
@@ -145,6 +149,10 @@ impl ServeFlags {
                 },
             }),
             config_reload,
+            metrics_path: match &self.monitoring_config_file {
+                Some(file) => serve::read_monitoring_config(file)?,
+                None => None,
+            },
             connections: ConnectionLimits {
                 header_read_timeout: Duration::from_millis(self.http_header_read_timeout_ms),
                 max_connections: self.max_connections as usize,

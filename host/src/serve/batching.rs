@@ -16,6 +16,7 @@ use estimator_plugin_api::abi::{ErrorKind, EstimatorSpec, Tensor, TensorBuf};
 use tokio::sync::oneshot;
 use tracing::{debug, error};
 
+use super::metrics::METRICS;
 use super::rest::ApiError;
 use crate::error::Error;
 use crate::export::Servable;
@@ -95,7 +96,9 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn start(servable: Arc<Servable>, options: BatchingOptions) -> Self {
+    /// Starts the batching threads of a version of model `model`.
+    pub fn start(servable: Arc<Servable>, options: BatchingOptions, model: &str) -> Self {
+        let model: Arc<str> = model.into();
         let (queue, jobs) = channel::<Job>();
         let waiting = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Mutex::new(Queue {
@@ -105,13 +108,19 @@ impl Batcher {
         }));
         for _ in 0..options.threads.max(1) {
             let (servable, shared) = (Arc::clone(&servable), Arc::clone(&shared));
-            std::thread::spawn(move || run(&servable, &shared, options));
+            let model = Arc::clone(&model);
+            std::thread::spawn(move || run(&servable, &shared, options, &model));
         }
         Batcher {
             queue,
             waiting,
             options,
         }
+    }
+
+    /// Examples waiting in the queue now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Predicts `rows` examples as part of a batch (or of several, when a request larger
@@ -198,7 +207,7 @@ struct Queue {
 
 /// A batching thread: gather, predict, answer, until the queue closes. A panic while
 /// answering (a bug in the host) fails that batch's requests and the thread goes on.
-fn run(servable: &Servable, queue: &Mutex<Queue>, options: BatchingOptions) {
+fn run(servable: &Servable, queue: &Mutex<Queue>, options: BatchingOptions, model: &str) {
     loop {
         let batch = {
             let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -207,6 +216,8 @@ fn run(servable: &Servable, queue: &Mutex<Queue>, options: BatchingOptions) {
                 None => return,
             }
         };
+        let examples = batch.iter().map(|j| j.rows).sum();
+        METRICS.batch(model, examples);
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             answer(servable, batch);
         }));

@@ -15,6 +15,7 @@
 mod batching;
 mod call;
 mod listen;
+mod metrics;
 mod model_config;
 mod once_per_cause;
 mod policy;
@@ -37,6 +38,7 @@ use tracing::info;
 
 pub use batching::BatchingOptions;
 pub use listen::ConnectionLimits;
+pub use metrics::read_monitoring_config;
 pub use model_config::{read_model_config_file, ModelConfig};
 pub use policy::VersionPolicy;
 use poller::{poll_supervised, ConfigReload, ModelSettings, Poller};
@@ -63,6 +65,8 @@ pub struct ServeConfig {
     /// Requests parsed, predicted and written at once, off the async runtime.
     pub model_threads: usize,
     pub connections: ConnectionLimits,
+    /// Where Prometheus metrics are served, when `--monitoring_config_file` enables them.
+    pub metrics_path: Option<String>,
     /// `--model_config_file` and how often to read it again, when it is read again.
     pub config_reload: Option<(PathBuf, Duration)>,
 }
@@ -94,6 +98,7 @@ pub fn run(config: ServeConfig) -> Result<()> {
         max_header_bytes: config.connections.max_header_bytes,
         request_timeout: config.request_timeout,
         pool: Pool::new(config.model_threads),
+        metrics_path: config.metrics_path.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let poller = Poller {

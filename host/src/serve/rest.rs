@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::batching::BatchError;
 use super::call;
+use super::metrics::{tf_status, METRICS};
 use super::pool::{NotRun, Pool};
 use super::versions::{ModelVersions, Version};
 use crate::export::{Method, Signature, TensorInfo};
@@ -29,10 +30,16 @@ pub struct Server {
     pub request_timeout: std::time::Duration,
     /// Where requests are parsed, predicted and written, off the async runtime.
     pub pool: Pool,
+    /// Where Prometheus metrics are served (`--monitoring_config_file`), when they are.
+    pub metrics_path: Option<String>,
 }
 
 pub fn router(server: Arc<Server>) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if let Some(path) = &server.metrics_path {
+        router = router.route(path, get(metrics));
+    }
+    router
         .route("/v1/models/{model}", get(status).post(call_latest))
         .route("/v1/models/{model}/metadata", get(metadata_latest))
         .route(
@@ -122,6 +129,25 @@ impl IntoResponse for ApiError {
 }
 
 type Answer = Result<Response, ApiError>;
+
+async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    let models: Vec<Arc<ModelVersions>> = server
+        .models
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .cloned()
+        .collect();
+    let text = METRICS.render(&models);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
 
 /// Which version of a model a request names: TF Serving's `ModelSpec` choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -328,6 +354,31 @@ fn signature_def(inputs: &BTreeMap<String, TensorInfo>, sig: &Signature) -> Valu
 /// Answers a `:predict`, `:classify` or `:regress` within the request's deadline: 408
 /// when the body has not arrived by then, 504 when the answer has not.
 async fn call(server: &Server, name: &str, target: &Target, verb: &str, body: Body) -> Answer {
+    let started = Instant::now();
+    let answer = answer_call(server, name, target, verb, body).await;
+    let code = match &answer {
+        Ok(response) => response.status(),
+        Err(e) => e.0,
+    };
+    // Only configured models are counted: a client naming random models must not grow
+    // the metrics without bound.
+    if server.is_served(name) {
+        let api = match verb {
+            "predict" | "classify" | "regress" => verb,
+            _ => "unknown",
+        };
+        METRICS.request(name, api, tf_status(code.as_u16()), started.elapsed());
+    }
+    answer
+}
+
+async fn answer_call(
+    server: &Server,
+    name: &str,
+    target: &Target,
+    verb: &str,
+    body: Body,
+) -> Answer {
     let deadline = Instant::now() + server.request_timeout;
     let method = match verb {
         "predict" => Method::Predict,
@@ -410,6 +461,11 @@ async fn read_body(server: &Server, body: Body) -> Result<axum::body::Bytes, Api
 }
 
 impl Server {
+    fn is_served(&self, name: &str) -> bool {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        models.contains_key(name)
+    }
+
     fn timed_out(&self, code: StatusCode, what: &str) -> ApiError {
         ApiError(
             code,

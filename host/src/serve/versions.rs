@@ -21,6 +21,7 @@ use std::time::Instant;
 use tracing::{error, info, warn};
 
 use super::batching::{Batcher, BatchingOptions};
+use super::metrics::METRICS;
 use super::once_per_cause::OncePerCause;
 use super::policy::{versions_in, VersionPolicy};
 use super::retry::{Failures, LoadRetries};
@@ -134,6 +135,16 @@ impl ModelVersions {
         found.map(|(v, s)| (*v, Arc::clone(s)))
     }
 
+    /// The examples waiting in each serving version's batch queue.
+    pub fn queued(&self) -> Vec<(u64, usize)> {
+        let table = self.read();
+        table
+            .serving
+            .iter()
+            .filter_map(|(v, s)| Some((*v, s.batcher.as_ref()?.waiting())))
+            .collect()
+    }
+
     /// Every version seen, with its state.
     pub fn states(&self) -> Vec<(u64, VersionState)> {
         let table = self.read();
@@ -188,6 +199,7 @@ impl ModelVersions {
             );
             table.serving.remove(&version);
             table.states.insert(version, VersionState::End(None));
+            METRICS.unload(&self.name);
         }
     }
 
@@ -261,10 +273,12 @@ impl ModelVersions {
                 .insert(version, VersionState::Loading(last_error));
         }
         let dir = self.base_path.join(version.to_string());
+        let started = Instant::now();
         let loaded = check_inside(&self.base_path, &dir).and_then(|()| {
             let mut registry = registry.lock().unwrap_or_else(PoisonError::into_inner);
             Servable::load(&dir, &mut registry)
         });
+        METRICS.load(&dir.to_string_lossy(), loaded.is_ok(), started.elapsed());
         let mut table = self.write();
         match loaded {
             Ok(servable) => {
@@ -272,7 +286,7 @@ impl ModelVersions {
                 let servable = Arc::new(servable);
                 let batcher = self
                     .batching
-                    .map(|o| Batcher::start(Arc::clone(&servable), o));
+                    .map(|o| Batcher::start(Arc::clone(&servable), o, name));
                 table
                     .serving
                     .insert(version, Arc::new(Version { servable, batcher }));
