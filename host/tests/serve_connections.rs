@@ -170,3 +170,31 @@ fn sigterm_drains_in_flight_requests_up_to_a_bound_and_exits_0() {
     let answer = client.join().expect("client");
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[test]
+fn two_hundred_slow_heads_leave_status_and_predict_answering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = serve_iris(&base, &[]);
+    let port = server.port;
+    // Each sends part of a large head, and then nothing.
+    let chunk = format!("X-Slow: {}\r\n", "a".repeat(16_000));
+    let slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connects");
+            write!(
+                s,
+                "POST /v1/models/iris:predict HTTP/1.1\r\nHost: x\r\n{chunk}"
+            )
+            .expect("sends");
+            s
+        })
+        .collect();
+    for _ in 0..20 {
+        assert_eq!(request_text(port, "GET", "/v1/models/iris", "").0, 200);
+        let (code, _) = post(port, "/v1/models/iris:predict", &one_iris_instance());
+        assert_eq!(code, 200);
+    }
+    drop(slow);
+}

@@ -389,3 +389,46 @@ fn an_export_reaching_out_of_its_base_path_is_refused() {
     let (code, _) = post(server.port, "/v1/models/iris:predict", &one_iris_instance());
     assert_eq!(code, 200, "the old version serves");
 }
+
+#[test]
+fn a_model_that_panics_fails_that_request_alone_and_its_instance_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = common::staged_manifest(dir.path(), "{panic_above: 100.0}");
+    let base = dir.path().join("export");
+    common::ok(&["train", common::p(&manifest), "--max-steps", "2", "--quiet"]);
+    common::ok(&[
+        "export",
+        common::p(&manifest),
+        "--export-dir",
+        common::p(&base),
+        "--quiet",
+    ]);
+    let server = common::http::Serving::start(
+        &[
+            "--model_name",
+            "staged",
+            "--model_base_path",
+            common::p(&base),
+        ],
+        "staged",
+    );
+    let boom = r#"{"instances": [{"SepalLength": 1000, "SepalWidth": 1000, "PetalLength": 1000, "PetalWidth": 1000}]}"#;
+    let (code, answer) = post(server.port, "/v1/models/staged:predict", boom);
+    assert_eq!(code, 500, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("panicked")),
+        "{answer}"
+    );
+    for _ in 0..3 {
+        let (code, _) = post(server.port, "/v1/models/staged:predict", STAGED_ROW);
+        assert_eq!(code, 200, "the server goes on");
+    }
+    let (_, log) = server.terminate();
+    assert_eq!(
+        log.matches("that model instance is dropped").count(),
+        1,
+        "{log}"
+    );
+}

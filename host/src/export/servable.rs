@@ -119,7 +119,12 @@ impl Servable {
             .into_result();
         // An instance that panicked may hold broken state: it is dropped, not pooled.
         let panicked = matches!(&called, Err(e) if e.kind() == ErrorKind::Panic);
-        if !panicked {
+        if panicked {
+            tracing::warn!(
+                "plugin `{}` panicked in model_fn: that model instance is dropped, not reused",
+                self.lib.name
+            );
+        } else {
             self.release(model);
         }
         let spec = called.map_err(|e| self.call_error("model_fn in mode infer", e))?;

@@ -272,6 +272,10 @@ pub struct StagedParams {
     /// At this global step, model_fn returns an error.
     #[serde(default)]
     pub fail_at_step: Option<i64>,
+    /// model_fn panics when the first feature of the batch's first example is over this
+    /// (a server's warm-up passes; a request with a large value makes it panic).
+    #[serde(default)]
+    pub panic_above: Option<f32>,
     /// With `fail_at_step`, fail only on this rank of a data-parallel run (as `mpirun`
     /// numbers it), as a plugin failing on one rank's rows would.
     #[serde(default)]
@@ -306,6 +310,14 @@ impl Model for Staged {
         let step = inputs.ctx.global_step;
         if self.0.sleep_from_step.is_some_and(|from| step >= from) {
             std::thread::sleep(std::time::Duration::from_millis(self.0.sleep_ms));
+        }
+        if let Some(limit) = self.0.panic_above {
+            let first = inputs.features.first().map(|f| f.tensor.data.clone());
+            if let Some(estimator_plugin_api::abi::TensorData::F32(values)) = first {
+                if values.first().is_some_and(|&v| v > limit) {
+                    panic!("a value over {limit}: panicking on purpose");
+                }
+            }
         }
         let this_rank = self.0.fail_on_rank.is_none_or(|r| r == mpi_rank());
         if self.0.fail_at_step == Some(step) && this_rank {
