@@ -2,8 +2,11 @@
 //! runtime: the runtime's threads only move bytes, so status, metadata and health answer
 //! at once however busy the models are.
 //!
-//! At most `size` jobs run at a time (`--tensorflow_inter_op_parallelism`, by default the
-//! machine's cores); the others wait for a slot. A job whose deadline passes while it
+//! Jobs run in two lanes, each of at most `size` at a time (`--tensorflow_inter_op_parallelism`,
+//! by default the machine's cores): one for small requests, one for large ones, so that a
+//! few large requests (megabytes of JSON to parse) never make the small ones queue behind
+//! them; the system's scheduler shares the cores between the lanes' threads. The other jobs
+//! wait for a slot in their lane. A job whose deadline passes while it
 //! waits is dropped, never run; one whose deadline passes while it runs is answered 504 at
 //! the deadline, and its thread finishes the call (a plugin call cannot be cut short)
 //! before the slot is free again.
@@ -24,34 +27,61 @@ pub enum NotRun {
 }
 
 pub struct Pool {
-    slots: Arc<Semaphore>,
+    small: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+}
+
+/// A request body up to this size is small: its job takes well under a millisecond.
+pub const SMALL_REQUEST_BYTES: usize = 64 << 10;
+
+/// Which lane a job waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Small,
+    Large,
+}
+
+impl Lane {
+    /// The lane of a request whose body has `bytes`.
+    pub fn of(bytes: usize) -> Self {
+        if bytes <= SMALL_REQUEST_BYTES {
+            Lane::Small
+        } else {
+            Lane::Large
+        }
+    }
 }
 
 impl Pool {
     pub fn new(size: usize) -> Self {
         Pool {
-            slots: Arc::new(Semaphore::new(size.max(1))),
+            small: Arc::new(Semaphore::new(size.max(1))),
+            large: Arc::new(Semaphore::new(size.max(1))),
         }
     }
 
-    /// Runs `job` on a pool thread once a slot is free, if `deadline` has not passed by
+    /// Runs `job` on a pool thread once a slot of `lane` is free, if `deadline` has not passed by
     /// then; waits for its result until `deadline`.
     pub async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         deadline: Instant,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, NotRun> {
         let until = tokio::time::Instant::from_std(deadline);
-        let slot =
-            match tokio::time::timeout_at(until, Arc::clone(&self.slots).acquire_owned()).await {
-                Ok(Ok(slot)) => slot,
-                // The semaphore is never closed.
-                Ok(Err(_)) => return Err(NotRun::Panicked),
-                Err(_) => {
-                    debug!("dropped a request whose deadline passed before it could run");
-                    return Err(NotRun::DeadlineExceeded);
-                }
-            };
+        let slots = match lane {
+            Lane::Small => &self.small,
+            Lane::Large => &self.large,
+        };
+        let slot = match tokio::time::timeout_at(until, Arc::clone(slots).acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            // The semaphore is never closed.
+            Ok(Err(_)) => return Err(NotRun::Panicked),
+            Err(_) => {
+                debug!("dropped a request whose deadline passed before it could run");
+                return Err(NotRun::DeadlineExceeded);
+            }
+        };
         let running = tokio::task::spawn_blocking(move || {
             // The slot is held until the job ends, even when its client was answered 504.
             let _slot = slot;
@@ -94,7 +124,7 @@ mod tests {
             let busy = {
                 let pool = Arc::clone(&pool);
                 tokio::spawn(async move {
-                    pool.run(far, move || {
+                    pool.run(Lane::Small, far, move || {
                         let _ = hold.recv();
                     })
                     .await
@@ -104,7 +134,9 @@ mod tests {
             let counted = Arc::clone(&ran);
             let soon = Instant::now() + Duration::from_millis(100);
             let late = pool
-                .run(soon, move || counted.fetch_add(1, Ordering::SeqCst))
+                .run(Lane::Small, soon, move || {
+                    counted.fetch_add(1, Ordering::SeqCst)
+                })
                 .await;
             assert_eq!(late, Err(NotRun::DeadlineExceeded));
             release.send(()).expect("release");
@@ -113,7 +145,9 @@ mod tests {
             // The slot is free again: the next job runs.
             let counted = Arc::clone(&ran);
             let next = pool
-                .run(far, move || counted.fetch_add(1, Ordering::SeqCst))
+                .run(Lane::Small, far, move || {
+                    counted.fetch_add(1, Ordering::SeqCst)
+                })
                 .await;
             assert_eq!(next, Ok(0));
         });
@@ -126,9 +160,13 @@ mod tests {
             let (release, hold) = std::sync::mpsc::channel::<()>();
             // The job cannot end before the answer: the pool must not wait for it.
             let slow = pool
-                .run(Instant::now() + Duration::from_millis(100), move || {
-                    let _ = hold.recv();
-                })
+                .run(
+                    Lane::Small,
+                    Instant::now() + Duration::from_millis(100),
+                    move || {
+                        let _ = hold.recv();
+                    },
+                )
                 .await;
             assert_eq!(slow, Err(NotRun::DeadlineExceeded));
             release
@@ -138,13 +176,37 @@ mod tests {
     }
 
     #[test]
+    fn a_large_request_never_takes_a_small_ones_slot() {
+        runtime().block_on(async {
+            let pool = Arc::new(Pool::new(1));
+            let far = Instant::now() + Duration::from_secs(30);
+            let (release, hold) = std::sync::mpsc::channel::<()>();
+            let large = {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    pool.run(Lane::Large, far, move || {
+                        let _ = hold.recv();
+                    })
+                    .await
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // The large lane's one slot is held; a small job runs all the same.
+            assert_eq!(pool.run(Lane::Small, far, || 1).await, Ok(1));
+            release.send(()).expect("release");
+            assert_eq!(large.await.expect("joined"), Ok(()));
+            assert_eq!(Lane::of(SMALL_REQUEST_BYTES + 1), Lane::Large);
+        });
+    }
+
+    #[test]
     fn a_panicking_job_frees_its_slot() {
         runtime().block_on(async {
             let pool = Pool::new(1);
             let far = Instant::now() + Duration::from_secs(30);
-            let panicked: Result<(), NotRun> = pool.run(far, || panic!("a bug")).await;
+            let panicked: Result<(), NotRun> = pool.run(Lane::Small, far, || panic!("a bug")).await;
             assert_eq!(panicked, Err(NotRun::Panicked));
-            assert_eq!(pool.run(far, || 7).await, Ok(7));
+            assert_eq!(pool.run(Lane::Small, far, || 7).await, Ok(7));
         });
     }
 }

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::batching::BatchError;
 use super::call;
 use super::metrics::{tf_status, METRICS};
-use super::pool::{NotRun, Pool};
+use super::pool::{Lane, NotRun, Pool};
 use super::versions::{ModelVersions, Version};
 use crate::export::{Method, Signature, TensorInfo};
 
@@ -395,6 +395,7 @@ async fn answer_call(
         .map_err(|_| server.timed_out(StatusCode::REQUEST_TIMEOUT, "the body did not arrive"))??;
     let (_, served) = servable(server, name, target)?;
     let pool = &server.pool;
+    let lane = Lane::of(body.len());
     let expired = |e: NotRun| match e {
         NotRun::DeadlineExceeded => {
             server.timed_out(StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED")
@@ -406,7 +407,7 @@ async fn answer_call(
     let answer = match served.batcher.as_ref() {
         None => {
             let served = Arc::clone(&served);
-            pool.run(deadline, move || {
+            pool.run(lane, deadline, move || {
                 let parsed = call::parse(&served, method, &body)?;
                 let spec = call::predict_alone(&served, &parsed)?;
                 call::write(&served, &parsed, &spec)
@@ -417,7 +418,7 @@ async fn answer_call(
         Some(batcher) => {
             let mut parsed = {
                 let served = Arc::clone(&served);
-                pool.run(deadline, move || call::parse(&served, method, &body))
+                pool.run(lane, deadline, move || call::parse(&served, method, &body))
                     .await
                     .map_err(expired)??
             };
@@ -433,7 +434,7 @@ async fn answer_call(
                     other => other.into_api_error(),
                 })?;
             let served = Arc::clone(&served);
-            pool.run(deadline, move || call::write(&served, &parsed, &spec))
+            pool.run(lane, deadline, move || call::write(&served, &parsed, &spec))
                 .await
                 .map_err(expired)??
         }

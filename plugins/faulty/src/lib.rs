@@ -312,7 +312,7 @@ impl Model for Staged {
             std::thread::sleep(std::time::Duration::from_millis(self.0.sleep_ms));
         }
         if let Some(limit) = self.0.panic_above {
-            let first = inputs.features.first().map(|f| f.tensor.data.clone());
+            let first = inputs.features.first().map(|f| f.tensor.data);
             if let Some(estimator_plugin_api::abi::TensorData::F32(values)) = first {
                 if values.first().is_some_and(|&v| v > limit) {
                     panic!("a value over {limit}: panicking on purpose");
