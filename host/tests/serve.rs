@@ -604,3 +604,41 @@ fn a_request_not_answered_in_time_gets_408_and_the_server_goes_on() {
     );
     assert_eq!(code, 200);
 }
+
+#[test]
+fn a_large_request_is_predicted_in_parts_and_answered_in_slices_that_join_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    exported(dir.path(), "iris_custom.yaml", "100", &base);
+    let server = serve_iris(&base, &[]);
+    let rows = [
+        IRIS_ROW,
+        r#"{"SepalLength": 5.0, "SepalWidth": 3.4, "PetalLength": 1.5, "PetalWidth": 0.2}"#,
+        r#"{"SepalLength": 6.9, "SepalWidth": 3.1, "PetalLength": 5.4, "PetalWidth": 2.1}"#,
+    ];
+    let each: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let (code, answer) = post(
+                server.port,
+                "/v1/models/iris:predict",
+                &format!(r#"{{"instances": [{r}]}}"#),
+            );
+            assert_eq!(code, 200);
+            answer["predictions"][0].clone()
+        })
+        .collect();
+    // 10,000 examples: more than one model_fn call takes, and an answer of many slices.
+    let n = 10_000;
+    let many: Vec<&str> = (0..n).map(|i| rows[i % 3]).collect();
+    let body = format!(r#"{{"instances": [{}]}}"#, many.join(","));
+    let (code, text) = request_text(server.port, "POST", "/v1/models/iris:predict", &body);
+    assert_eq!(code, 200);
+    assert!(text.len() > 64 << 10, "an answer of several slices");
+    let answer: Value = serde_json::from_str(&text).expect("JSON");
+    let predictions = answer["predictions"].as_array().expect("a list");
+    assert_eq!(predictions.len(), n);
+    for (i, p) in predictions.iter().enumerate() {
+        assert_eq!(p, &each[i % 3], "example {i}");
+    }
+}

@@ -183,7 +183,7 @@ fn split(columns: Vec<Tensor>, rows: usize, max: usize) -> Vec<(Vec<Tensor>, usi
 }
 
 /// The parts of a split request's predictions, joined back in order.
-fn join_parts(mut parts: Vec<EstimatorSpec>, wanted: &[String]) -> EstimatorSpec {
+pub fn join_parts(mut parts: Vec<EstimatorSpec>, wanted: &[String]) -> EstimatorSpec {
     if parts.len() == 1 {
         return parts.swap_remove(0);
     }
@@ -357,7 +357,7 @@ fn concat_columns(batch: &[Job]) -> Vec<Tensor> {
 }
 
 /// Rows `start..end` of every prediction.
-fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize) -> EstimatorSpec {
+pub fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize) -> EstimatorSpec {
     let mut part = EstimatorSpec::new(estimator_plugin_api::abi::ModeKeys::Predict);
     let predictions = spec.predictions.iter();
     for p in predictions.filter(|p| wanted.iter().any(|w| w.as_str() == p.name.as_str())) {

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use estimator_plugin_api::abi::{EstimatorSpec, Tensor};
 use serde_json::value::RawValue;
 
-use super::batching::is_bad_data;
-use super::response::{self, MissingPrediction, Outputs};
+use super::batching::{is_bad_data, join_parts, rows_of, slice_rows};
+use super::response::{Answer, MissingPrediction, Shape};
 use super::rest::ApiError;
 use super::versions::Version;
 use crate::export::{
@@ -147,12 +147,35 @@ fn check_columns(
     }
 }
 
-/// Predicts a parsed request with `served` by itself (no batch).
+/// The most examples one model_fn call predicts: a larger request is predicted in parts,
+/// so that the model's own working memory stays bounded whatever the request's size.
+pub const MAX_ROWS_PER_CALL: usize = 4096;
+
+/// Predicts a parsed request with `served` by itself (no batch), in parts of at most
+/// [`MAX_ROWS_PER_CALL`] examples.
 pub fn predict_alone(served: &Version, parsed: &Parsed) -> Result<EstimatorSpec, ApiError> {
-    served
-        .servable
-        .predict(&parsed.columns, parsed.rows)
-        .map_err(|e| model_error(&e))
+    let predict = |columns: &[Tensor], rows| {
+        served
+            .servable
+            .predict(columns, rows)
+            .map_err(|e| model_error(&e))
+    };
+    if parsed.rows <= MAX_ROWS_PER_CALL {
+        return predict(&parsed.columns, parsed.rows);
+    }
+    let wanted = parsed.wanted(served);
+    let mut parts = Vec::new();
+    for start in (0..parsed.rows).step_by(MAX_ROWS_PER_CALL) {
+        let end = (start + MAX_ROWS_PER_CALL).min(parsed.rows);
+        let columns: Vec<Tensor> = parsed
+            .columns
+            .iter()
+            .map(|c| slice_rows(c, start, end))
+            .collect();
+        let spec = predict(&columns, end - start)?;
+        parts.push(rows_of(&spec, &wanted, 0, end - start));
+    }
+    Ok(join_parts(parts, &wanted))
 }
 
 /// Bad data the model refuses is the client's error (400), anything else the server's.
@@ -164,24 +187,24 @@ pub fn model_error(e: &crate::Error) -> ApiError {
     }
 }
 
-/// The answer's JSON, in the shape the request's method and format ask for.
-pub fn write(served: &Version, parsed: &Parsed, spec: &EstimatorSpec) -> Result<Vec<u8>, ApiError> {
+/// The answer, in the shape the request's method and format ask for; its JSON is written
+/// as the client reads it.
+pub fn answer(served: &Version, parsed: &Parsed, spec: EstimatorSpec) -> Result<Answer, ApiError> {
     let signature = signature_of(served, &parsed.signature)
         .ok_or_else(|| ApiError::internal("the signature went away (a bug)"))?;
-    let outputs = Outputs::of(signature, spec).map_err(|MissingPrediction(name)| {
-        ApiError::internal(format!("model_fn did not return prediction `{name}`"))
-    })?;
-    let rows = parsed.rows;
-    Ok(match parsed.method {
-        Method::Predict if parsed.columnar => response::outputs(&outputs, rows),
-        Method::Predict => response::predictions(&outputs, rows),
+    let shape = match parsed.method {
+        Method::Predict if parsed.columnar => Shape::Outputs,
+        Method::Predict => Shape::Predictions,
         Method::Regress => {
-            let values = outputs
-                .get("outputs")
-                .ok_or_else(|| ApiError::bad_request("the signature has no `outputs`"))?;
-            response::regressions(values, rows)
+            if !signature.outputs.contains_key("outputs") {
+                return Err(ApiError::bad_request("the signature has no `outputs`"));
+            }
+            Shape::Regressions
         }
-        Method::Classify => response::classifications(&outputs, rows),
+        Method::Classify => Shape::Classifications,
+    };
+    Answer::new(signature, spec, parsed.rows, shape).map_err(|MissingPrediction(name)| {
+        ApiError::internal(format!("model_fn did not return prediction `{name}`"))
     })
 }
 

@@ -1,9 +1,7 @@
 //! Answers written straight from the predictions into the response body, without a JSON
-//! tree, in TF Serving's shapes. Floats are written in their shortest form; a non-finite
+//! tree, in TF Serving's shapes, a slice at a time as the client reads them. Floats are written in their shortest form; a non-finite
 //! one as TF Serving writes it (`NaN`, `Infinity`, `-Infinity`: its JSON writer's raw
 //! numbers, which Python's `json` and JavaScript's `JSON5` read), never as `null`.
-
-use std::collections::BTreeMap;
 
 use estimator_plugin_api::abi::{EstimatorSpec, TensorData, TensorView};
 
@@ -13,153 +11,255 @@ use crate::export::Signature;
 #[derive(Debug)]
 pub struct MissingPrediction(pub String);
 
-/// The outputs a signature answers with, by output key, each found among the predictions.
-pub struct Outputs<'s> {
-    named: BTreeMap<&'s str, TensorView<'s>>,
+/// What an answer holds, in TF Serving's shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `{"predictions": [...]}`: one entry per example, the value itself when the signature
+    /// has one output, else an object by output key.
+    Predictions,
+    /// `{"outputs": ...}`: each output's rows as one list, the list itself when the
+    /// signature has one output, else an object by output key.
+    Outputs,
+    /// `:classify`'s `{"results": [[[class, score], ...], ...]}`.
+    Classifications,
+    /// `:regress`'s `{"results": [value, ...]}`.
+    Regressions,
 }
 
-impl<'s> Outputs<'s> {
-    pub fn of(
-        signature: &'s Signature,
-        spec: &'s EstimatorSpec,
+/// An answer written a slice at a time as the client reads it: the body costs a slice of
+/// memory, not the whole JSON, and a slow client holds only the predictions.
+pub struct Answer {
+    spec: EstimatorSpec,
+    /// Output key → prediction name, in key order.
+    outputs: Vec<(String, String)>,
+    rows: usize,
+    shape: Shape,
+    at: Cursor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cursor {
+    Open,
+    /// Section `section`; `row` is the next row, `None` before its header.
+    Rows {
+        section: usize,
+        row: Option<usize>,
+    },
+    Close,
+    Done,
+}
+
+/// Each slice is written until it holds at least this much.
+pub const SLICE_BYTES: usize = 64 << 10;
+
+impl Answer {
+    /// The answer of `rows` examples to a request of `shape`, from `signature`'s outputs
+    /// among `spec`'s predictions.
+    pub fn new(
+        signature: &Signature,
+        spec: EstimatorSpec,
+        rows: usize,
+        shape: Shape,
     ) -> Result<Self, MissingPrediction> {
-        let named = signature
+        let outputs: Vec<(String, String)> = signature
             .outputs
             .iter()
-            .map(|(key, o)| {
-                spec.prediction(&o.prediction)
-                    .map(|t| (key.as_str(), t.view()))
-                    .ok_or_else(|| MissingPrediction(o.prediction.clone()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Outputs { named })
-    }
-
-    pub fn get(&self, key: &str) -> Option<&TensorView<'s>> {
-        self.named.get(key)
-    }
-}
-
-/// `{"predictions": [...]}`: one entry per example, the value itself when the signature
-/// has one output, else an object by output key.
-pub fn predictions(outputs: &Outputs<'_>, rows: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 * rows + 32);
-    out.extend_from_slice(b"{\"predictions\":[");
-    for row in 0..rows {
-        if row > 0 {
-            out.push(b',');
+            .map(|(key, o)| (key.clone(), o.prediction.clone()))
+            .collect();
+        if let Some((_, missing)) = outputs.iter().find(|(_, p)| spec.prediction(p).is_none()) {
+            return Err(MissingPrediction(missing.clone()));
         }
-        write_example(&mut out, outputs, row);
+        Ok(Answer {
+            spec,
+            outputs,
+            rows,
+            shape,
+            at: Cursor::Open,
+        })
     }
-    out.extend_from_slice(b"]}");
-    out
+
+    /// Writes the next slice into `out`; `false` once the answer is complete.
+    pub fn next_slice(&mut self, out: &mut Vec<u8>) -> bool {
+        while out.len() < SLICE_BYTES {
+            self.at = match self.at {
+                Cursor::Open => {
+                    out.extend_from_slice(self.opening());
+                    Cursor::Rows {
+                        section: 0,
+                        row: None,
+                    }
+                }
+                Cursor::Rows { section, .. } if section == self.sections() => Cursor::Close,
+                Cursor::Rows { section, row: None } => {
+                    if section > 0 {
+                        out.push(b',');
+                    }
+                    if self.keyed() {
+                        write_str(out, &self.outputs[section].0);
+                        out.push(b':');
+                    }
+                    out.push(b'[');
+                    Cursor::Rows {
+                        section,
+                        row: Some(0),
+                    }
+                }
+                Cursor::Rows {
+                    section,
+                    row: Some(row),
+                } if row == self.rows => {
+                    out.push(b']');
+                    Cursor::Rows {
+                        section: section + 1,
+                        row: None,
+                    }
+                }
+                Cursor::Rows {
+                    section,
+                    row: Some(row),
+                } => {
+                    if row > 0 {
+                        out.push(b',');
+                    }
+                    self.write_entry(out, section, row);
+                    Cursor::Rows {
+                        section,
+                        row: Some(row + 1),
+                    }
+                }
+                Cursor::Close => {
+                    out.extend_from_slice(if self.keyed() { b"}}" } else { b"}" });
+                    Cursor::Done
+                }
+                Cursor::Done => return !out.is_empty(),
+            };
+        }
+        true
+    }
+
+    /// Whether every slice has been written.
+    pub fn is_done(&self) -> bool {
+        self.at == Cursor::Done
+    }
+
+    /// The whole answer at once.
+    #[cfg(test)]
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        let mut slice = Vec::new();
+        while self.next_slice(&mut slice) {
+            all.append(&mut slice);
+        }
+        all
+    }
+
+    fn opening(&self) -> &'static [u8] {
+        match self.shape {
+            Shape::Predictions => b"{\"predictions\":",
+            Shape::Outputs if self.keyed() => b"{\"outputs\":{",
+            Shape::Outputs => b"{\"outputs\":",
+            Shape::Classifications | Shape::Regressions => b"{\"results\":",
+        }
+    }
+
+    /// Whether each output is its own keyed list (the columnar format, several outputs).
+    fn keyed(&self) -> bool {
+        self.shape == Shape::Outputs && self.outputs.len() > 1
+    }
+
+    /// One list per output in the keyed columnar format, else one list of examples.
+    fn sections(&self) -> usize {
+        if self.shape == Shape::Outputs {
+            self.outputs.len()
+        } else {
+            1
+        }
+    }
+
+    fn view(&self, prediction: &str) -> Option<TensorView<'_>> {
+        self.spec.prediction(prediction).map(|t| t.view())
+    }
+
+    fn output(&self, key: &str) -> Option<TensorView<'_>> {
+        let (_, prediction) = self.outputs.iter().find(|(k, _)| k == key)?;
+        self.view(prediction)
+    }
+
+    fn write_entry(&self, out: &mut Vec<u8>, section: usize, row: usize) {
+        match self.shape {
+            Shape::Outputs => {
+                if let Some(t) = self.view(&self.outputs[section].1) {
+                    write_row(out, &t, row);
+                }
+            }
+            Shape::Predictions => self.write_example(out, row),
+            Shape::Classifications => {
+                write_classification(out, self.output("scores"), self.output("classes"), row)
+            }
+            Shape::Regressions => {
+                if let Some(values) = self.output("outputs") {
+                    let width: usize = values.shape[1..].iter().product();
+                    if width == 1 {
+                        write_value(out, &values.data, row);
+                    } else {
+                        write_row(out, &values, row);
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_example(&self, out: &mut Vec<u8>, row: usize) {
+        if let [(_, only)] = self.outputs.as_slice() {
+            if let Some(t) = self.view(only) {
+                write_row(out, &t, row);
+            }
+            return;
+        }
+        out.push(b'{');
+        for (i, (key, prediction)) in self.outputs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            if let Some(t) = self.view(prediction) {
+                write_row(out, &t, row);
+            }
+        }
+        out.push(b'}');
+    }
 }
 
-fn write_example(out: &mut Vec<u8>, outputs: &Outputs<'_>, row: usize) {
-    if let [(_, only)] = outputs.named.iter().collect::<Vec<_>>()[..] {
-        write_row(out, only, row);
-        return;
-    }
-    out.push(b'{');
-    for (i, (key, tensor)) in outputs.named.iter().enumerate() {
+/// One example's `[[class, score], ...]`. Without `classes`, a class is its index as a
+/// string; without `scores`, its score is `null` (TF Serving's).
+fn write_classification(
+    out: &mut Vec<u8>,
+    scores: Option<TensorView<'_>>,
+    classes: Option<TensorView<'_>>,
+    row: usize,
+) {
+    let width = |t: &Option<TensorView<'_>>| {
+        t.as_ref()
+            .map_or(0, |t| t.shape[1..].iter().product::<usize>())
+    };
+    let n = width(&scores).max(width(&classes));
+    out.push(b'[');
+    for i in 0..n {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, key);
-        out.push(b':');
-        write_row(out, tensor, row);
-    }
-    out.push(b'}');
-}
-
-/// `{"outputs": ...}`: each output's rows as one list, the list itself when the signature
-/// has one output, else an object by output key.
-pub fn outputs(outputs: &Outputs<'_>, rows: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 * rows + 32);
-    out.extend_from_slice(b"{\"outputs\":");
-    let one = outputs.named.len() == 1;
-    if !one {
-        out.push(b'{');
-    }
-    for (i, (key, tensor)) in outputs.named.iter().enumerate() {
-        if !one {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(&mut out, key);
-            out.push(b':');
-        }
-        write_rows(&mut out, tensor, rows);
-    }
-    if !one {
-        out.push(b'}');
-    }
-    out.push(b'}');
-    out
-}
-
-/// `:classify`'s `{"results": [[[class, score], ...], ...]}`. Without `classes`, a class is
-/// its index as a string; without `scores`, its score is `null` (TF Serving's).
-pub fn classifications(outputs: &Outputs<'_>, rows: usize) -> Vec<u8> {
-    let (scores, classes) = (outputs.get("scores"), outputs.get("classes"));
-    let width = |t: Option<&TensorView<'_>>| t.map_or(0, |t| t.shape[1..].iter().product());
-    let n = width(scores).max(width(classes));
-    let mut out = Vec::with_capacity(32 * rows * n + 32);
-    out.extend_from_slice(b"{\"results\":[");
-    for row in 0..rows {
-        if row > 0 {
-            out.push(b',');
-        }
         out.push(b'[');
-        for i in 0..n {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.push(b'[');
-            match classes {
-                Some(c) => write_value(&mut out, &c.data, row * n + i),
-                None => write_str(&mut out, &i.to_string()),
-            }
-            out.push(b',');
-            match scores {
-                Some(s) => write_value(&mut out, &s.data, row * n + i),
-                None => out.extend_from_slice(b"null"),
-            }
-            out.push(b']');
+        match &classes {
+            Some(c) => write_value(out, &c.data, row * n + i),
+            None => write_str(out, &i.to_string()),
+        }
+        out.push(b',');
+        match &scores {
+            Some(s) => write_value(out, &s.data, row * n + i),
+            None => out.extend_from_slice(b"null"),
         }
         out.push(b']');
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
-/// `:regress`'s `{"results": [value, ...]}`: a one-value row written as the value.
-pub fn regressions(values: &TensorView<'_>, rows: usize) -> Vec<u8> {
-    let width: usize = values.shape[1..].iter().product();
-    let mut out = Vec::with_capacity(16 * rows + 32);
-    out.extend_from_slice(b"{\"results\":[");
-    for row in 0..rows {
-        if row > 0 {
-            out.push(b',');
-        }
-        if width == 1 {
-            write_value(&mut out, &values.data, row);
-        } else {
-            write_row(&mut out, values, row);
-        }
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
-/// The rows `0..rows` of `t` as one list.
-fn write_rows(out: &mut Vec<u8>, t: &TensorView<'_>, rows: usize) {
-    out.push(b'[');
-    for row in 0..rows {
-        if row > 0 {
-            out.push(b',');
-        }
-        write_row(out, t, row);
     }
     out.push(b']');
 }
@@ -235,6 +335,11 @@ mod tests {
         .expect("signature")
     }
 
+    fn answer(outputs: &[&str], spec: &EstimatorSpec, rows: usize, shape: Shape) -> String {
+        let answer = Answer::new(&signature(outputs), spec.clone(), rows, shape).expect("outputs");
+        String::from_utf8(answer.into_bytes()).expect("utf-8")
+    }
+
     #[test]
     fn rows_and_columns_are_tf_servings_shapes_with_non_finite_floats_as_it_writes_them() {
         let logits = Tensor::f32(
@@ -243,41 +348,84 @@ mod tests {
         );
         let ids = Tensor::i64(vec![2], vec![1, 0]);
         let spec = spec_with(&[("logits", logits), ("ids", ids)]);
-        let sig = signature(&["logits", "ids"]);
-        let outs = Outputs::of(&sig, &spec).expect("outputs");
         assert_eq!(
-            String::from_utf8(predictions(&outs, 2)).expect("utf-8"),
+            answer(&["logits", "ids"], &spec, 2, Shape::Predictions),
             r#"{"predictions":[{"ids":1,"logits":[0.5,NaN]},{"ids":0,"logits":[Infinity,-Infinity]}]}"#
         );
         assert_eq!(
-            String::from_utf8(outputs(&outs, 2)).expect("utf-8"),
+            answer(&["logits", "ids"], &spec, 2, Shape::Outputs),
             r#"{"outputs":{"ids":[1,0],"logits":[[0.5,NaN],[Infinity,-Infinity]]}}"#
         );
-        let one = signature(&["ids"]);
-        let outs = Outputs::of(&one, &spec).expect("outputs");
         assert_eq!(
-            String::from_utf8(predictions(&outs, 2)).expect("utf-8"),
+            answer(&["ids"], &spec, 2, Shape::Predictions),
             r#"{"predictions":[1,0]}"#
+        );
+        assert_eq!(
+            answer(&["ids"], &spec, 2, Shape::Outputs),
+            r#"{"outputs":[1,0]}"#
         );
     }
 
     #[test]
-    fn finite_answers_equal_serde_json_writing_the_same_values() {
-        let p = Tensor::f32(vec![2, 3], vec![0.1, 1e-7, 3.0, -2.5e10, 0.333_333_34, 7.0]);
+    fn classifications_and_regressions_are_tf_servings_results() {
+        let spec = spec_with(&[
+            (
+                "scores",
+                Tensor::f32(vec![2, 2], vec![0.25, 0.75, 1.0, 0.0]),
+            ),
+            (
+                "classes",
+                Tensor::strings(
+                    vec![2, 2],
+                    vec!["a".into(), "b".into(), "a".into(), "b".into()],
+                ),
+            ),
+            ("outputs", Tensor::f32(vec![2, 1], vec![0.5, 2.0])),
+        ]);
+        assert_eq!(
+            answer(&["scores", "classes"], &spec, 2, Shape::Classifications),
+            r#"{"results":[[["a",0.25],["b",0.75]],[["a",1.0],["b",0.0]]]}"#
+        );
+        assert_eq!(
+            answer(&["scores"], &spec, 1, Shape::Classifications),
+            r#"{"results":[[["0",0.25],["1",0.75]]]}"#
+        );
+        assert_eq!(
+            answer(&["outputs"], &spec, 2, Shape::Regressions),
+            r#"{"results":[0.5,2.0]}"#
+        );
+    }
+
+    #[test]
+    fn a_large_answer_comes_in_slices_that_join_to_the_whole() {
+        let rows = 20_000;
+        let p = Tensor::f32(
+            vec![rows, 3],
+            (0..rows * 3).map(|i| i as f32 / 7.0).collect(),
+        );
         let spec = spec_with(&[("p", p.clone())]);
-        let sig = signature(&["p"]);
-        let outs = Outputs::of(&sig, &spec).expect("outputs");
-        let written: serde_json::Value =
-            serde_json::from_slice(&outputs(&outs, 2)).expect("valid JSON");
-        let rows = |r: usize| crate::estimator::predictions::row_json(&p.view(), r);
-        assert_eq!(written, serde_json::json!({"outputs": [rows(0), rows(1)]}));
+        let mut answer =
+            Answer::new(&signature(&["p"]), spec, rows, Shape::Predictions).expect("outputs");
+        let (mut slices, mut all) = (0, Vec::new());
+        let mut slice = Vec::new();
+        while answer.next_slice(&mut slice) {
+            assert!(slice.len() < SLICE_BYTES + 256, "a slice is bounded");
+            slices += 1;
+            all.append(&mut slice);
+        }
+        assert!(slices > 5, "{slices}");
+        let written: serde_json::Value = serde_json::from_slice(&all).expect("valid JSON");
+        let rows_json: Vec<serde_json::Value> = (0..rows)
+            .map(|r| crate::estimator::predictions::row_json(&p.view(), r))
+            .collect();
+        assert_eq!(written, serde_json::json!({ "predictions": rows_json }));
     }
 
     #[test]
     fn a_missing_prediction_is_named() {
         let spec = spec_with(&[]);
-        let sig = signature(&["p"]);
-        let Err(MissingPrediction(name)) = Outputs::of(&sig, &spec) else {
+        let Err(MissingPrediction(name)) = Answer::new(&signature(&["p"]), spec, 1, Shape::Outputs)
+        else {
             panic!("refused")
         };
         assert_eq!(name, "p");

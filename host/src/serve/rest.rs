@@ -18,6 +18,7 @@ use super::batching::BatchError;
 use super::call;
 use super::metrics::{tf_status, METRICS};
 use super::pool::{Lane, NotRun, Pool};
+use super::response;
 use super::versions::{ModelVersions, Version};
 use crate::export::{Method, Signature, TensorInfo};
 
@@ -410,7 +411,7 @@ async fn answer_call(
             pool.run(lane, deadline, move || {
                 let parsed = call::parse(&served, method, &body)?;
                 let spec = call::predict_alone(&served, &parsed)?;
-                call::write(&served, &parsed, &spec)
+                call::answer(&served, &parsed, spec)
             })
             .await
             .map_err(expired)??
@@ -433,32 +434,41 @@ async fn answer_call(
                     BatchError::Model(e) => call::model_error(&e),
                     other => other.into_api_error(),
                 })?;
-            let served = Arc::clone(&served);
-            pool.run(lane, deadline, move || call::write(&served, &parsed, &spec))
-                .await
-                .map_err(expired)??
+            call::answer(&served, &parsed, spec)?
         }
     };
     Ok(json_body(answer))
 }
 
-/// The body, up to `--max_request_bytes` (413 past it).
+/// The body, up to `--max_request_bytes` (413 past it), read into one buffer sized by
+/// its `Content-Length`: a body costs its own size once, never a list of chunks and a copy.
 async fn read_body(server: &Server, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, server.max_request_bytes)
-        .await
-        .map_err(|e| {
-            if over_limit(&e) {
-                ApiError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is over the limit of {} bytes (--max_request_bytes)",
-                        server.max_request_bytes
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {e}"))
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    let limit = server.max_request_bytes;
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over the limit of {limit} bytes (--max_request_bytes)"),
+        )
+    };
+    let announced = body.size_hint().exact().unwrap_or(0);
+    if announced > limit as u64 {
+        return Err(too_large());
+    }
+    let mut buffer = Vec::with_capacity(announced as usize);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > limit {
+                return Err(too_large());
             }
-        })
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.into())
 }
 
 impl Server {
@@ -478,23 +488,47 @@ impl Server {
     }
 }
 
-/// A 200 answer whose JSON is already written.
-fn json_body(bytes: Vec<u8>) -> Response {
+/// A 200 answer. One that fits in a slice is sent whole, with its length; a larger one is
+/// written a slice at a time as the client reads it.
+fn json_body(mut answer: response::Answer) -> Response {
+    let mut first = Vec::new();
+    answer.next_slice(&mut first);
+    let body = if answer.is_done() {
+        Body::from(first)
+    } else {
+        Body::new(AnswerBody {
+            first: Some(first),
+            rest: answer,
+        })
+    };
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        bytes,
+        body,
     )
         .into_response()
 }
 
-/// Whether reading a body failed because it was over the size limit.
-fn over_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = error.source();
+/// An answer as an HTTP body: each frame is the next slice of its JSON.
+struct AnswerBody {
+    first: Option<Vec<u8>>,
+    rest: response::Answer,
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let slice = match self.first.take() {
+            Some(first) => Some(first),
+            None => {
+                let mut slice = Vec::with_capacity(response::SLICE_BYTES + 1024);
+                self.rest.next_slice(&mut slice).then_some(slice)
+            }
+        };
+        std::task::Poll::Ready(slice.map(|s| Ok(http_body::Frame::data(s.into()))))
     }
-    false
 }
