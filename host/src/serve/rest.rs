@@ -499,6 +499,7 @@ fn json_body(mut answer: response::Answer) -> Response {
         Body::new(AnswerBody {
             first: Some(first),
             rest: answer,
+            turn: None,
         })
     };
     (
@@ -508,10 +509,13 @@ fn json_body(mut answer: response::Answer) -> Response {
         .into_response()
 }
 
-/// An answer as an HTTP body: each frame is the next slice of its JSON.
+/// An answer as an HTTP body: each frame is the next slice of its JSON. The task yields
+/// to the runtime before each slice after the first, so that writing a large answer to a
+/// fast client never keeps one of the network threads from the other connections.
 struct AnswerBody {
     first: Option<Vec<u8>>,
     rest: response::Answer,
+    turn: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl http_body::Body for AnswerBody {
@@ -520,15 +524,21 @@ impl http_body::Body for AnswerBody {
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let slice = match self.first.take() {
-            Some(first) => Some(first),
-            None => {
-                let mut slice = Vec::with_capacity(response::SLICE_BYTES + 1024);
-                self.rest.next_slice(&mut slice).then_some(slice)
-            }
-        };
-        std::task::Poll::Ready(slice.map(|s| Ok(http_body::Frame::data(s.into()))))
+        use std::task::Poll;
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(first.into()))));
+        }
+        let turn = self
+            .turn
+            .get_or_insert_with(|| Box::pin(tokio::task::yield_now()));
+        if turn.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.turn = None;
+        let mut slice = Vec::with_capacity(response::SLICE_BYTES + 1024);
+        let more = self.rest.next_slice(&mut slice);
+        Poll::Ready(more.then(|| Ok(http_body::Frame::data(slice.into()))))
     }
 }
