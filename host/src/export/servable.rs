@@ -34,6 +34,8 @@ pub struct Servable {
     vars: VariableStore,
     /// Model instances not in use; a call takes one, or makes one when all are busy.
     idle: Mutex<Vec<ModelFnBox>>,
+    /// How long predicting the warm-up examples takes, warm.
+    pub warmup_time: std::time::Duration,
 }
 
 impl Servable {
@@ -50,6 +52,7 @@ impl Servable {
             params,
             vars: VariableStore::default(),
             idle: Mutex::new(Vec::new()),
+            warmup_time: std::time::Duration::ZERO,
             input_index: input_index(&meta.inputs),
             meta,
         };
@@ -66,7 +69,7 @@ impl Servable {
             var.data = weights.take(&var.name, &var.shape.clone())?;
         }
         servable.release(model);
-        servable.warm_up()?;
+        servable.warmup_time = servable.warm_up()?;
         Ok(servable)
     }
 
@@ -156,8 +159,9 @@ impl Servable {
     }
 
     /// Predicts the export's warm-up examples, which every version must answer before it
-    /// serves.
-    fn warm_up(&self) -> Result<()> {
+    /// serves; returns how long a prediction of them takes once the model is warm (the
+    /// second of two).
+    fn warm_up(&self) -> Result<std::time::Duration> {
         let path = self.dir.join(WARMUP_FILE);
         let bad = |m: String| Error::ModelDir(format!("{}: {m}", path.display()));
         let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -165,7 +169,10 @@ impl Servable {
             serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let columns =
             columns_from_instances(&self.meta.inputs, &instances).map_err(|m| bad(m.0))?;
-        self.predict(&columns, instances.len()).map(drop)
+        self.predict(&columns, instances.len())?;
+        let started = std::time::Instant::now();
+        self.predict(&columns, instances.len())?;
+        Ok(started.elapsed())
     }
 
     fn call_error(&self, call: &str, source: estimator_plugin_api::abi::PluginError) -> Error {

@@ -2,7 +2,9 @@
 //! runtime: the runtime's threads only move bytes, so status, metadata and health answer
 //! at once however busy the models are.
 //!
-//! Jobs run in two lanes, each of at most `size` at a time (`--tensorflow_inter_op_parallelism`,
+//! Small requests to a model measured fast run inline, on the network thread that took
+//! them: for a call of tens of microseconds the hand-off would cost more than the work.
+//! The rest run in two lanes, each of at most `size` at a time (`--tensorflow_inter_op_parallelism`,
 //! by default the machine's cores): one for small requests, one for large ones, so that a
 //! few large requests (megabytes of JSON to parse) never make the small ones queue behind
 //! them; the system's scheduler shares the cores between the lanes' threads. The other jobs
@@ -12,7 +14,7 @@
 //! before the slot is free again.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tracing::debug;
@@ -34,22 +36,39 @@ pub struct Pool {
 /// A request body up to this size is small: its job takes well under a millisecond.
 pub const SMALL_REQUEST_BYTES: usize = 64 << 10;
 
+/// A model whose warm call takes under this is fast: a small request to it runs where it
+/// arrived, since handing it to the pool would cost more than the work (twice the
+/// throughput for Iris-sized models).
+pub const FAST_CALL: Duration = Duration::from_micros(500);
+
+/// A call that held a network thread this long makes its version slow for good: its
+/// small requests go to the pool from then on. Well above [`FAST_CALL`], so that a call
+/// the system merely paused (a busy machine) does not count.
+pub const STALL: Duration = Duration::from_millis(5);
+
 /// Which lane a job waits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lane {
+    /// Small requests to a fast model: run on the network thread that took them.
+    Inline,
     Small,
     Large,
 }
 
 impl Lane {
-    /// The lane of a request whose body has `bytes`.
-    pub fn of(bytes: usize) -> Self {
-        if bytes <= SMALL_REQUEST_BYTES {
-            Lane::Small
-        } else {
-            Lane::Large
+    /// The lane of a request whose body has `bytes`, to a model measured fast or not.
+    pub fn of(bytes: usize, fast: bool) -> Self {
+        match (bytes <= SMALL_REQUEST_BYTES, fast) {
+            (true, true) => Lane::Inline,
+            (true, false) => Lane::Small,
+            (false, _) => Lane::Large,
         }
     }
+}
+
+/// Whether a model whose call took `took` is fast.
+pub fn measured_fast(took: Duration) -> bool {
+    took < FAST_CALL
 }
 
 impl Pool {
@@ -70,6 +89,7 @@ impl Pool {
     ) -> Result<T, NotRun> {
         let until = tokio::time::Instant::from_std(deadline);
         let slots = match lane {
+            Lane::Inline => return Ok(job()),
             Lane::Small => &self.small,
             Lane::Large => &self.large,
         };
@@ -103,7 +123,6 @@ impl Pool {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
@@ -195,7 +214,12 @@ mod tests {
             assert_eq!(pool.run(Lane::Small, far, || 1).await, Ok(1));
             release.send(()).expect("release");
             assert_eq!(large.await.expect("joined"), Ok(()));
-            assert_eq!(Lane::of(SMALL_REQUEST_BYTES + 1), Lane::Large);
+            assert_eq!(Lane::of(SMALL_REQUEST_BYTES + 1, true), Lane::Large);
+            assert_eq!(Lane::of(SMALL_REQUEST_BYTES, true), Lane::Inline);
+            assert_eq!(Lane::of(SMALL_REQUEST_BYTES, false), Lane::Small);
+            assert!(measured_fast(Duration::from_micros(100)));
+            assert!(!measured_fast(FAST_CALL));
+            assert!(STALL > FAST_CALL * 4);
         });
     }
 

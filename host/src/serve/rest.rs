@@ -3,6 +3,7 @@
 //! `{"error": "..."}`; a bad request never stops the server.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use serde_json::{json, Map, Value};
 use super::batching::BatchError;
 use super::call;
 use super::metrics::{tf_status, METRICS};
-use super::pool::{Lane, NotRun, Pool};
+use super::pool::{Lane, NotRun, Pool, STALL};
 use super::response;
 use super::versions::{ModelVersions, Version};
 use crate::export::{Method, Signature, TensorInfo};
@@ -101,7 +102,9 @@ async fn errors_as_json(
 
 /// About the bytes a request's line and headers took on the wire.
 fn head_bytes(request: &axum::extract::Request) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let uri = request.uri();
+    let query = uri.query().map_or(0, |q| q.len() + 1);
+    let line = request.method().as_str().len() + uri.path().len() + query + 12;
     let headers: usize = request
         .headers()
         .iter()
@@ -396,7 +399,7 @@ async fn answer_call(
         .map_err(|_| server.timed_out(StatusCode::REQUEST_TIMEOUT, "the body did not arrive"))??;
     let (_, served) = servable(server, name, target)?;
     let pool = &server.pool;
-    let lane = Lane::of(body.len());
+    let lane = Lane::of(body.len(), served.fast.load(Ordering::Relaxed));
     let expired = |e: NotRun| match e {
         NotRun::DeadlineExceeded => {
             server.timed_out(StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED")
@@ -410,8 +413,13 @@ async fn answer_call(
             let served = Arc::clone(&served);
             pool.run(lane, deadline, move || {
                 let parsed = call::parse(&served, method, &body)?;
-                let spec = call::predict_alone(&served, &parsed)?;
-                call::answer(&served, &parsed, spec)
+                let started = Instant::now();
+                let spec = call::predict_alone(&served, &parsed);
+                if lane == Lane::Inline && started.elapsed() >= STALL {
+                    // Slower than its warm-up said: from now on, off the network threads.
+                    served.fast.store(false, Ordering::Relaxed);
+                }
+                call::answer(&served, &parsed, spec?)
             })
             .await
             .map_err(expired)??

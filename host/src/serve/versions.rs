@@ -60,6 +60,9 @@ impl VersionState {
 pub struct Version {
     pub servable: Arc<Servable>,
     pub batcher: Option<Batcher>,
+    /// Whether small requests to this version may run on the network thread that took
+    /// them: its model was measured fast (see [`super::pool::Lane::Inline`]).
+    pub fast: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -287,9 +290,23 @@ impl ModelVersions {
                 let batcher = self
                     .batching
                     .map(|o| Batcher::start(Arc::clone(&servable), o, name));
-                table
-                    .serving
-                    .insert(version, Arc::new(Version { servable, batcher }));
+                let fast = super::pool::measured_fast(servable.warmup_time);
+                tracing::debug!(
+                    "{name} version {version}: warm-up predicted in {:?}; small requests run {}",
+                    servable.warmup_time,
+                    if fast {
+                        "where they arrive"
+                    } else {
+                        "on the pool"
+                    }
+                );
+                let fast = fast.into();
+                let served = Version {
+                    servable,
+                    batcher,
+                    fast,
+                };
+                table.serving.insert(version, Arc::new(served));
                 table.failures.remove(&version);
                 table.states.insert(version, VersionState::Available);
             }
