@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::exports::{exported, serve_iris, version_of, IRIS_ROW};
 use common::http::{get, post, request_text, Serving};
@@ -46,26 +46,59 @@ fn every_endpoint_answers_as_tf_serving_does() {
         "3"
     );
 
-    // Rows and columns give the same predictions as `estimator predict` would.
+    // Rows and columns give the predictions `estimator predict` writes for the same
+    // examples (the manifest's predict input: the first two rows of iris_test.csv).
+    let predicted: Vec<Value> = ok(&["predict", p(&manifest), "--quiet"])
+        .lines()
+        .take(2)
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let examples = iris_test_rows(2);
     let (code, rows) = post(
         port,
         "/v1/models/iris:predict",
-        &format!(r#"{{"instances": [{IRIS_ROW}, {IRIS_ROW}]}}"#),
+        &format!(r#"{{"instances": [{}]}}"#, examples.join(",")),
     );
     assert_eq!(code, 200, "{rows}");
-    let first = &rows["predictions"][0];
-    assert_eq!(first["probabilities"].as_array().map(Vec::len), Some(3));
-    assert_eq!(&rows["predictions"][1], first);
-    let columns = r#"{"signature_name": "serving_default", "inputs": {"SepalLength": [5.9], "SepalWidth": [3.0], "PetalLength": [4.2], "PetalWidth": [1.5]}}"#;
+    assert_eq!(rows["predictions"], json!(predicted));
+    assert_ne!(predicted[0], predicted[1], "two different examples");
+    let column = |name: &str| {
+        let values: Vec<Value> = examples
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e).expect("JSON")[name].clone())
+            .collect();
+        json!(values)
+    };
+    let columns = json!({"signature_name": "serving_default", "inputs": {
+        "SepalLength": column("SepalLength"), "SepalWidth": column("SepalWidth"),
+        "PetalLength": column("PetalLength"), "PetalWidth": column("PetalWidth")}});
     let (code, cols) = post(
         port,
         &format!("/v1/models/iris/versions/{v}:predict"),
-        columns,
+        &columns.to_string(),
     );
     assert_eq!(code, 200, "{cols}");
-    assert_eq!(cols["outputs"]["class_ids"][0], first["class_ids"]);
-    assert_eq!(cols["outputs"]["logits"][0], first["logits"]);
-    let _ = manifest;
+    for key in ["class_ids", "logits", "probabilities"] {
+        let by_row: Vec<Value> = predicted.iter().map(|p| p[key].clone()).collect();
+        assert_eq!(cols["outputs"][key], json!(by_row), "{key}");
+    }
+}
+
+/// The first `n` examples of data/iris_test.csv as TF Serving instances.
+fn iris_test_rows(n: usize) -> Vec<String> {
+    std::fs::read_to_string(common::repo_root().join("data/iris_test.csv"))
+        .expect("data")
+        .lines()
+        .skip(1)
+        .take(n)
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            format!(
+                r#"{{"SepalLength": {}, "SepalWidth": {}, "PetalLength": {}, "PetalWidth": {}}}"#,
+                v[0], v[1], v[2], v[3]
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -285,30 +318,26 @@ fn a_new_version_swaps_in_under_load_with_no_failed_request() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests flow before the swap, during it, and after it.
+    let served_at_least = |n: usize| {
+        server.wait_until(Duration::from_secs(30), || {
+            done.load(Ordering::Relaxed) >= n
+        });
+    };
+    served_at_least(50);
     // A newer version number than the one serving, renamed into place as an export is.
     let newer = base.join((version_of(&old).parse::<u64>().expect("number") + 1).to_string());
     std::fs::rename(&new, &newer).expect("rename");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let swapped_at = loop {
+    server.wait_until(Duration::from_secs(30), || {
         let (_, status) = get(port, "/v1/models/iris");
-        if status["model_version_status"][0]["version"] == json!(version_of(&newer))
+        status["model_version_status"][0]["version"] == json!(version_of(&newer))
             && status["model_version_status"][0]["state"] == "AVAILABLE"
-        {
-            break Instant::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new version never served: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::thread::sleep(Duration::from_millis(300));
+    });
+    served_at_least(done.load(Ordering::Relaxed) + 50);
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().expect("client");
     }
-    assert!(done.load(Ordering::Relaxed) > 50, "load ran");
     assert_eq!(
         failed.load(Ordering::Relaxed),
         0,
@@ -326,7 +355,17 @@ fn a_new_version_swaps_in_under_load_with_no_failed_request() {
         status["model_version_status"][1]["state"], "END",
         "the old version unloaded: {status}"
     );
-    let _ = swapped_at;
+    let (_, log) = server.terminate();
+    let line = |what: &str, v: &str| format!("{what} servable version {{name: iris version: {v}}}");
+    for expected in [
+        line("Loading", &version_of(&old)),
+        line("Successfully loaded", &version_of(&old)),
+        line("Loading", &version_of(&newer)),
+        line("Successfully loaded", &version_of(&newer)),
+        line("Unloading", &version_of(&old)),
+    ] {
+        assert!(log.contains(&expected), "no `{expected}` in {log}");
+    }
 }
 
 #[test]
@@ -446,18 +485,7 @@ fn batching_merges_concurrent_requests_and_answers_each_its_own_rows() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON"))
         .collect();
-    let rows: Vec<String> = std::fs::read_to_string(common::repo_root().join("data/iris_test.csv"))
-        .expect("data")
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let v: Vec<&str> = l.split(',').collect();
-            format!(
-                r#"{{"SepalLength": {}, "SepalWidth": {}, "PetalLength": {}, "PetalWidth": {}}}"#,
-                v[0], v[1], v[2], v[3]
-            )
-        })
-        .collect();
+    let rows: Vec<String> = iris_test_rows(usize::MAX);
     let server = Serving::start_logging(
         &[
             "--model_name",

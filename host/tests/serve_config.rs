@@ -208,3 +208,53 @@ fn tf_servings_monitoring_config_serves_prometheus_metrics() {
         404
     );
 }
+
+#[test]
+fn latest_n_and_specific_policies_choose_their_versions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let iris = dir.path().join("iris");
+    let (manifest, first) = exported(dir.path(), "iris_custom.yaml", "10", &iris);
+    let mut versions = vec![version_of(&first)];
+    for _ in 0..2 {
+        let out = ok(&["export", p(&manifest), "--export-dir", p(&iris), "--quiet"]);
+        versions.push(version_of(Path::new(
+            out.lines().last().expect("path").trim(),
+        )));
+    }
+    let config = dir.path().join("models.config");
+    write(
+        &config,
+        &tf_config(&[
+            (
+                "two",
+                "iris",
+                "    model_version_policy { latest { num_versions: 2 } }\n",
+            ),
+            (
+                "first",
+                "iris",
+                &format!(
+                    "    model_version_policy {{ specific {{ versions: {} }} }}\n",
+                    versions[0]
+                ),
+            ),
+        ]),
+    );
+    let server = Serving::start(&["--model_config_file", p(&config)], "first");
+    let available = |model: &str| {
+        let (_, status) = get(server.port, &format!("/v1/models/{model}"));
+        let mut listed: Vec<String> = status["model_version_status"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s["state"] == "AVAILABLE")
+            .filter_map(|s| s["version"].as_str().map(str::to_owned))
+            .collect();
+        listed.sort();
+        listed
+    };
+    server.wait_until(Duration::from_secs(30), || available("two").len() == 2);
+    assert_eq!(available("two"), versions[1..]);
+    assert_eq!(available("first"), versions[..1]);
+}

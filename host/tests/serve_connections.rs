@@ -126,10 +126,17 @@ fn routing_errors_and_oversized_heads_answer_json() {
     assert_eq!(code, 200, "still serving");
 }
 
-#[test]
-fn sigterm_drains_in_flight_requests_up_to_a_bound_and_exits_0() {
+/// SIGTERM with one request 0.5 s into a model_fn of `sleep_ms`, under `flags`; returns
+/// the exit status, the log and what the client got.
+fn sigterm_during_a_request(
+    sleep_ms: u64,
+    flags: &[&str],
+) -> (std::process::ExitStatus, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = common::staged_manifest(dir.path(), "{sleep_from_step: 3, sleep_ms: 4000}");
+    let manifest = common::staged_manifest(
+        dir.path(),
+        &format!("{{sleep_from_step: 3, sleep_ms: {sleep_ms}}}"),
+    );
     let base = dir.path().join("export");
     common::ok(&["train", common::p(&manifest), "--max-steps", "3", "--quiet"]);
     common::ok(&[
@@ -139,17 +146,14 @@ fn sigterm_drains_in_flight_requests_up_to_a_bound_and_exits_0() {
         common::p(&base),
         "--quiet",
     ]);
-    let server = common::http::Serving::start(
-        &[
-            "--model_name",
-            "slow",
-            "--model_base_path",
-            common::p(&base),
-            "--shutdown_drain_timeout_ms",
-            "300",
-        ],
+    let mut args = vec![
+        "--model_name",
         "slow",
-    );
+        "--model_base_path",
+        common::p(&base),
+    ];
+    args.extend_from_slice(flags);
+    let server = common::http::Serving::start(&args, "slow");
     let port = server.port;
     let body = common::exports::one_iris_instance();
     let client = std::thread::spawn(move || {
@@ -162,12 +166,29 @@ fn sigterm_drains_in_flight_requests_up_to_a_bound_and_exits_0() {
         .expect("sends");
         read_until_closed(&mut stream)
     });
-    // Time for the request to reach model_fn, where it stays for 4 s.
+    // Time for the request to reach model_fn, where it stays for `sleep_ms`.
     std::thread::sleep(Duration::from_millis(500));
     let (status, log) = server.terminate();
+    (status, log, client.join().expect("client"))
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_and_exits_0() {
+    let (status, log, answer) = sigterm_during_a_request(1500, &[]);
+    assert!(status.success(), "{status:?} {log}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        log.contains("every in-flight request was answered"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_up_to_a_bound_and_exits_0() {
+    let (status, log, answer) =
+        sigterm_during_a_request(4000, &["--shutdown_drain_timeout_ms", "300"]);
     assert!(status.success(), "{status:?} {log}");
     assert!(log.contains("were cut"), "the drain had a bound: {log}");
-    let answer = client.join().expect("client");
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 

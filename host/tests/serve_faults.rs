@@ -432,3 +432,79 @@ fn a_model_that_panics_fails_that_request_alone_and_its_instance_is_dropped() {
         "{log}"
     );
 }
+
+#[test]
+fn a_tampered_library_or_a_failing_warm_up_never_replaces_the_serving_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("export");
+    let (_, old) = exported(dir.path(), "iris_custom.yaml", "10", &base);
+    let server = serve_iris(
+        &base,
+        &[FAST_POLL[0], FAST_POLL[1], "--max_num_load_retries", "0"],
+    );
+    // A copy whose library has one byte more than export.yaml's SHA-256 says.
+    let tampered = next_version(&old);
+    copy_version(&old, &tampered);
+    let library = std::fs::read_dir(tampered.join("plugin"))
+        .expect("plugin dir")
+        .next()
+        .expect("a library")
+        .expect("entry")
+        .path();
+    let mut bytes = std::fs::read(&library).expect("read");
+    bytes.push(0);
+    std::fs::write(&library, bytes).expect("write");
+    // A copy whose warm-up examples lack an input.
+    let warm_up_fails = next_version(&tampered);
+    copy_version(&old, &warm_up_fails);
+    std::fs::write(
+        warm_up_fails.join("warmup.json"),
+        r#"[{"SepalLength": 1.0, "SepalWidth": 1.0, "PetalLength": 1.0}]"#,
+    )
+    .expect("write");
+    let message_of = |v: &std::path::Path| {
+        let (_, status) = get(server.port, "/v1/models/iris");
+        let number = common::exports::version_of(v);
+        status["model_version_status"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["version"] == json!(number) && s["state"] == "END")
+            .map(|s| {
+                s["status"]["error_message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+    };
+    server.wait_until(Duration::from_secs(30), || {
+        message_of(&tampered).is_some() && message_of(&warm_up_fails).is_some()
+    });
+    let tampered_message = message_of(&tampered).expect("reported");
+    assert!(
+        tampered_message.contains("not the pinned"),
+        "{tampered_message}"
+    );
+    let warm_up_message = message_of(&warm_up_fails).expect("reported");
+    assert!(
+        warm_up_message.contains("warmup.json") && warm_up_message.contains("PetalWidth"),
+        "{warm_up_message}"
+    );
+    let (_, status) = get(server.port, "/v1/models/iris");
+    let available: Vec<&serde_json::Value> = status["model_version_status"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|s| s["state"] == "AVAILABLE")
+        .collect();
+    assert_eq!(available.len(), 1, "{status}");
+    assert_eq!(
+        available[0]["version"],
+        json!(common::exports::version_of(&old))
+    );
+    assert_eq!(
+        post(server.port, "/v1/models/iris:predict", &one_iris_instance()).0,
+        200
+    );
+}
