@@ -264,7 +264,8 @@ pub struct Kills {
 /// Starts `args` `kills` times and SIGKILLs each run, checking after each that model_dir
 /// loads and its latest step never goes back. One kill in four lands at a random moment
 /// of start-up (0-50 ms); the others once the run has committed a checkpoint past where
-/// it started, 0-20 ms later. Returns where the kills landed.
+/// it started: one in four as soon as a write is then seen under way, the rest 0-20 ms
+/// later. Returns where the kills landed.
 pub fn kill_repeatedly(args: &[&str], model_dir: &Path, kills: usize, seed: u64) -> Kills {
     let mut state = seed.max(1);
     let mut random = |below: u64| {
@@ -290,7 +291,16 @@ pub fn kill_repeatedly(args: &[&str], model_dir: &Path, kills: usize, seed: u64)
                 );
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            std::thread::sleep(std::time::Duration::from_millis(random(20)));
+            if kill % 4 == 1 {
+                // Then until the next write is under way (its temporary file is there),
+                // so that kills land during a write by an event, not by chance.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while temp_files(model_dir).is_empty() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(random(20)));
+            }
         }
         let writing = !temp_files(model_dir).is_empty();
         let before = latest_listed(model_dir);
