@@ -331,8 +331,15 @@ mod tests {
         let default =
             Optimizers::resolve(&OptimizerSection::ModelDefault, Vec::new(), &vars).expect("valid");
         let slots: Vec<String> = default.slots().map(|s| s.name.to_string()).collect();
-        assert_eq!(slots.len(), 3, "an accumulator for each of three variables: {slots:?}");
-        assert!(slots.iter().all(|s| s.starts_with("training/Adagrad/")), "{slots:?}");
+        assert_eq!(
+            slots.len(),
+            3,
+            "an accumulator for each of three variables: {slots:?}"
+        );
+        assert!(
+            slots.iter().all(|s| s.starts_with("training/Adagrad/")),
+            "{slots:?}"
+        );
         let adam = Optimizers::resolve(&section("{name: adam}"), Vec::new(), &vars).expect("valid");
         assert_eq!(adam.slots().count(), 6, "m and v for three variables");
         assert!(OptimizerSection::from_yaml(

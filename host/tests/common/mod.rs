@@ -238,8 +238,15 @@ pub fn assert_model_dir_loads(model_dir: &Path) -> Option<i64> {
 /// The step of the latest checkpoint the state file lists, read from the state file alone
 /// (safe while a trainer writes and deletes checkpoints).
 pub fn latest_listed(model_dir: &Path) -> Option<i64> {
-    let state = estimator_host::checkpoint::read_state(model_dir).ok()??;
-    estimator_host::checkpoint::step_of(&state.latest?)
+    // A state file that cannot be read or names no checkpoint is a failure, never "no
+    // checkpoint yet", which would make every comparison with it pass.
+    let state = estimator_host::checkpoint::read_state(model_dir)
+        .unwrap_or_else(|e| panic!("the state file cannot be read: {e}"))?;
+    let latest = state.latest?;
+    Some(
+        estimator_host::checkpoint::step_of(&latest)
+            .unwrap_or_else(|| panic!("the state file names `{latest}`, not a checkpoint")),
+    )
 }
 
 /// Temporary files in `dir`: a write under way, or one a crash left.
