@@ -375,9 +375,14 @@ mod tests {
     fn crc32c_and_its_mask_match_known_values() {
         // CRC32C("123456789") is the standard check value 0xE3069283.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+        // A record TF 2.15's TFRecordWriter framed (the second record of
+        // shared/tfrecord/corrupt/not_an_example.tfrecord): its length, the masked CRC TF
+        // wrote for it, its data, and the masked CRC TF wrote for the data.
+        let len = 14u64.to_le_bytes();
+        assert_eq!(masked_crc(&len).to_le_bytes(), [0xc5, 0xe5, 0x69, 0x3f]);
         assert_eq!(
-            masked_crc(b""),
-            0u32.rotate_right(15).wrapping_add(0xa282_ead8)
+            masked_crc(b"not an example").to_le_bytes(),
+            [0x76, 0xe7, 0x9d, 0x65]
         );
     }
 

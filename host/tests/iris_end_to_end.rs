@@ -286,6 +286,7 @@ fn a_learning_rate_schedule_follows_the_global_step_across_restarts() {
         estimator_host::events::read_scalars(&straight_dir.path().join("model")).expect("events");
     let rates: Vec<(i64, f64)> = scalars["learning_rate"].iter().take(3).copied().collect();
     let expected = [(1, 0.1), (51, 0.1 * 0.5f64.sqrt()), (101, 0.05)];
+    assert_eq!(rates.len(), expected.len(), "{rates:?}");
     for ((step, rate), (want_step, want)) in rates.iter().zip(expected) {
         assert_eq!(*step, want_step);
         assert!((rate - want).abs() < 1e-6, "step {step}: {rate} vs {want}");
