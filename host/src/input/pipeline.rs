@@ -451,15 +451,24 @@ mod tests {
                 for (i, b) in batches.iter().enumerate() {
                     prop_assert!(b.len() == batch || (i == full && !drop_remainder));
                 }
-                let mut seen: Vec<i64> = batches.concat();
+                let kept = if drop_remainder { full * batch } else { rows };
+                let in_order: Vec<i64> = batches.concat();
+                let mut seen = in_order.clone();
                 seen.sort();
-                let expected: Vec<i64> = match drop_remainder {
-                    false => (0..rows as i64).collect(),
-                    true => seen.clone(),
-                };
-                prop_assert_eq!(&seen, &expected);
-                seen.dedup();
-                prop_assert_eq!(seen.len(), if drop_remainder { full * batch } else { rows });
+                let mut distinct = seen.clone();
+                distinct.dedup();
+                prop_assert_eq!(distinct.len(), seen.len(), "an example twice: {:?}", seen);
+                prop_assert_eq!(seen.len(), kept);
+                prop_assert!(seen.iter().all(|&l| (0..rows as i64).contains(&l)), "{:?}", seen);
+                if drop_remainder {
+                    // The examples dropped are the last batch's: without a shuffle, the
+                    // first `kept` in order; with one, some `kept` of them.
+                    if shuffle.is_none() {
+                        prop_assert_eq!(in_order, (0..kept as i64).collect::<Vec<_>>());
+                    }
+                } else {
+                    prop_assert_eq!(seen, (0..rows as i64).collect::<Vec<_>>());
+                }
             }
         }
     }
