@@ -105,19 +105,36 @@ fn a_premade_classifier_exports_tfs_signatures() {
 }
 
 #[test]
-fn two_exports_in_one_second_get_two_versions() {
+fn an_export_whose_second_is_taken_waits_for_a_free_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manifest = trained(dir.path(), "iris_custom.yaml", "10");
     let base = dir.path().join("export");
-    let first = export(&manifest, &base);
-    let second = export(&manifest, &base);
-    assert_ne!(first, second);
+    // This second and the next are taken (as by two exports a moment ago): the export
+    // must wait, as TF's does, until a second of its own.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    for taken in [now, now + 1] {
+        std::fs::create_dir_all(base.join(taken.to_string())).expect("mkdir");
+    }
+    let version: u64 = export(&manifest, &base)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok())
+        .expect("a numbered version");
+    assert!(version > now + 1, "{version} is a second already taken");
+    let again = export(&manifest, &base);
+    assert_ne!(
+        again.file_name(),
+        Some(std::ffi::OsStr::new(&version.to_string()))
+    );
     let mut versions: Vec<String> = std::fs::read_dir(&base)
         .expect("base")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     versions.sort();
-    assert_eq!(versions.len(), 2, "no temp directory left: {versions:?}");
+    assert_eq!(versions.len(), 4, "no temp directory left: {versions:?}");
 }
 
 #[test]
