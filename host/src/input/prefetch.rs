@@ -575,9 +575,27 @@ mod tests {
         };
         assert!(err.contains("row 9 is unreadable"), "{err}");
         // A repeating input dropped after one batch: the thread is joined, not left running.
-        let (config, opener, rng) = parts(None);
+        // The thread owns the opener, and the opener a token: once the thread has ended,
+        // the token has one owner left, this test.
+        let (config, mut opener, rng) = parts(None);
+        let token = std::sync::Arc::new(());
+        let held = std::sync::Arc::clone(&token);
+        let opener: Opener = Box::new(move || {
+            let _ = &held;
+            opener()
+        });
         let mut endless = Prefetched::start(config, opener, rng, None, (0, 1)).expect("starts");
         endless.next_batch().expect("ok");
+        assert_eq!(
+            std::sync::Arc::strong_count(&token),
+            2,
+            "the thread holds it"
+        );
         drop(endless);
+        assert_eq!(
+            std::sync::Arc::strong_count(&token),
+            1,
+            "dropping the input ended its thread"
+        );
     }
 }
