@@ -26,22 +26,35 @@ fn stop_with(signal: &str, number: i32) {
     let manifest = config_in(dir.path(), "iris_custom.yaml", |t| {
         t.replace("max_steps: 1000", "max_steps: 100000000")
     });
-    let mut child = spawn(&["train", p(&manifest)]);
+    common::ensure_plugins_built();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_estimator"))
+        .args(["train", p(&manifest)])
+        .env("RUST_LOG", "warn,estimator_host::estimator=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("estimator starts");
     wait_for(&model_dir.join("checkpoint"));
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let exit = child.wait().expect("reaped");
-    assert_eq!(exit.code(), Some(128 + number), "{signal}");
+    let out = child.wait_with_output().expect("reaped");
+    assert_eq!(out.status.code(), Some(128 + number), "{signal}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let reached: i64 = log
+        .split("Stopped by a signal at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the step the signal stopped at is logged: {log}"));
     let latest = checkpoint::latest(&model_dir)
         .expect("state")
         .expect("a checkpoint");
     let step = checkpoint::read(&latest).expect("whole").global_step;
-    assert!(
-        step > 0,
-        "the step reached is saved, not only the first checkpoint"
+    assert_eq!(
+        step, reached,
+        "the step reached is saved, not only an earlier checkpoint"
     );
     // It resumes from there.
     ok(&["train", p(&manifest), "--steps", "5"]);

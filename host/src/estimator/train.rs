@@ -139,6 +139,10 @@ impl Estimator {
                 break;
             }
             if signalled {
+                info!(
+                    "Stopped by a signal at step {}: saving it",
+                    session.global_step
+                );
                 interrupted = true;
                 break;
             }
