@@ -387,14 +387,7 @@ fn a_broken_newer_version_is_retried_then_reported_and_the_old_one_keeps_serving
     let newer = common::exports::next_version(&old);
     std::fs::create_dir(&newer).expect("mkdir");
     std::fs::write(newer.join("export.yaml"), "format: 1\nglobal_step: [").expect("write");
-    let state_of_newer = || {
-        let (_, status) = get(server.port, "/v1/models/iris");
-        let listed = status["model_version_status"].as_array().cloned();
-        listed
-            .unwrap_or_default()
-            .into_iter()
-            .find(|s| s["version"] == json!(version_of(&newer)))
-    };
+    let state_of_newer = || common::exports::version_status(server.port, "iris", &newer);
     // Between tries: LOADING, with the last try's error; the old version serves.
     server.wait_until(Duration::from_secs(30), || {
         state_of_newer()

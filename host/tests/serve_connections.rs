@@ -133,19 +133,11 @@ fn sigterm_during_a_request(
     flags: &[&str],
 ) -> (std::process::ExitStatus, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = common::staged_manifest(
+    let base = common::exports::staged_export(
         dir.path(),
         &format!("{{sleep_from_step: 3, sleep_ms: {sleep_ms}}}"),
+        "3",
     );
-    let base = dir.path().join("export");
-    common::ok(&["train", common::p(&manifest), "--max-steps", "3", "--quiet"]);
-    common::ok(&[
-        "export",
-        common::p(&manifest),
-        "--export-dir",
-        common::p(&base),
-        "--quiet",
-    ]);
     let mut args = vec![
         "--model_name",
         "slow",

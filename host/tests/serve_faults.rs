@@ -180,20 +180,11 @@ fn a_bad_request_never_fails_the_requests_batched_with_it() {
 /// An export of the faulty plugin's `staged` model whose every prediction takes
 /// `sleep_ms`; returns its base path.
 fn slow_export(dir: &std::path::Path, sleep_ms: u64) -> std::path::PathBuf {
-    let manifest = common::staged_manifest(
+    common::exports::staged_export(
         dir,
         &format!("{{sleep_from_step: 3, sleep_ms: {sleep_ms}}}"),
-    );
-    let base = dir.join("export");
-    common::ok(&["train", common::p(&manifest), "--max-steps", "3", "--quiet"]);
-    common::ok(&[
-        "export",
-        common::p(&manifest),
-        "--export-dir",
-        common::p(&base),
-        "--quiet",
-    ]);
-    base
+        "3",
+    )
 }
 
 const STAGED_ROW: &str = r#"{"instances": [{"SepalLength": 5.9, "SepalWidth": 3.0, "PetalLength": 4.2, "PetalWidth": 1.5}]}"#;
@@ -355,16 +346,7 @@ fn an_export_reaching_out_of_its_base_path_is_refused() {
         .expect("a plugin line");
     let edited = yaml.replace(plugin_line, "  plugin: ../../outside/plugin/lib.so");
     std::fs::write(escaping.join("export.yaml"), edited).expect("write");
-    let status_of = |version: &std::path::Path| {
-        let (_, status) = get(server.port, "/v1/models/iris");
-        let number = common::exports::version_of(version);
-        status["model_version_status"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|s| s["version"] == json!(number))
-    };
+    let status_of = |v: &std::path::Path| common::exports::version_status(server.port, "iris", v);
     server.wait_until(Duration::from_secs(30), || {
         [&linked, &escaping]
             .iter()
@@ -393,16 +375,7 @@ fn an_export_reaching_out_of_its_base_path_is_refused() {
 #[test]
 fn a_model_that_panics_fails_that_request_alone_and_its_instance_is_dropped() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let manifest = common::staged_manifest(dir.path(), "{panic_above: 100.0}");
-    let base = dir.path().join("export");
-    common::ok(&["train", common::p(&manifest), "--max-steps", "2", "--quiet"]);
-    common::ok(&[
-        "export",
-        common::p(&manifest),
-        "--export-dir",
-        common::p(&base),
-        "--quiet",
-    ]);
+    let base = common::exports::staged_export(dir.path(), "{panic_above: 100.0}", "2");
     let server = common::http::Serving::start(
         &[
             "--model_name",
@@ -463,20 +436,14 @@ fn a_tampered_library_or_a_failing_warm_up_never_replaces_the_serving_version() 
     )
     .expect("write");
     let message_of = |v: &std::path::Path| {
-        let (_, status) = get(server.port, "/v1/models/iris");
-        let number = common::exports::version_of(v);
-        status["model_version_status"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|s| s["version"] == json!(number) && s["state"] == "END")
-            .map(|s| {
-                s["status"]["error_message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
+        let status = common::exports::version_status(server.port, "iris", v)?;
+        let ended = status["state"] == "END";
+        ended.then(|| {
+            status["status"]["error_message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
     };
     server.wait_until(Duration::from_secs(30), || {
         message_of(&tampered).is_some() && message_of(&warm_up_fails).is_some()

@@ -202,18 +202,8 @@ pub fn tf_status(code: u16) -> &'static str {
 /// `--monitoring_config_file`: TF Serving's `MonitoringConfig` text format. Returns the
 /// path to serve Prometheus metrics on, when enabled.
 pub fn read_monitoring_config(path: &std::path::Path) -> Result<Option<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
     let bad = |m: String| Error::Usage(format!("{}: {m}", path.display()));
-    let top = text_format::parse(&text).map_err(|e| {
-        Error::Usage(format!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.line,
-            e.column,
-            e.message
-        ))
-    })?;
+    let top = text_format::read_file(path)?;
     let mut enabled = None;
     for (name, value) in &top.fields {
         let Value::Message(config) = value else {

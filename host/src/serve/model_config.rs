@@ -35,15 +35,7 @@ pub fn read_model_config_file(path: &Path) -> Result<Vec<ModelConfig>> {
         .map_err(|e| Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
     let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("{}: {e}", path.display()));
     let models = if is_text_format(&text) {
-        let top = text_format::parse(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}:{}:{}: {}",
-                path.display(),
-                e.line,
-                e.column,
-                e.message
-            ))
-        })?;
+        let top = text_format::parse_file_text(path, &text)?;
         from_text_format(&top).map_err(|e| bad(&e))?
     } else {
         from_yaml(&text).map_err(|e| bad(&e))?

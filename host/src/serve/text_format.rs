@@ -62,6 +62,27 @@ impl Message {
     }
 }
 
+/// Reads the text-format file `path`; an error names the file, and the line and column
+/// of a syntax error.
+pub fn read_file(path: &std::path::Path) -> crate::error::Result<Message> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::error::Error::Usage(format!("{}: cannot read: {e}", path.display())))?;
+    parse_file_text(path, &text)
+}
+
+/// Reads `text`, the contents of `path`; a syntax error names the file, line and column.
+pub fn parse_file_text(path: &std::path::Path, text: &str) -> crate::error::Result<Message> {
+    parse(text).map_err(|e| {
+        crate::error::Error::Usage(format!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line,
+            e.column,
+            e.message
+        ))
+    })
+}
+
 /// Reads a whole text-format message.
 pub fn parse(text: &str) -> Result<Message, SyntaxError> {
     let mut reader = Reader {

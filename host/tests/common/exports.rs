@@ -69,3 +69,25 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// An export of the faulty plugin's `staged` model with `params` (YAML), trained to step
+/// `steps` in `dir`; returns the base path. With `sleep_from_step` at `steps`, every
+/// prediction of the export sleeps.
+pub fn staged_export(dir: &Path, params: &str, steps: &str) -> PathBuf {
+    let manifest = super::staged_manifest(dir, params);
+    let base = dir.join("export");
+    ok(&["train", p(&manifest), "--max-steps", steps, "--quiet"]);
+    ok(&["export", p(&manifest), "--export-dir", p(&base), "--quiet"]);
+    base
+}
+
+/// The status of `version` (a version directory) of `model`, if the server lists it.
+pub fn version_status(port: u16, model: &str, version: &Path) -> Option<serde_json::Value> {
+    let (_, status) = super::http::get(port, &format!("/v1/models/{model}"));
+    let number = version_of(version);
+    status["model_version_status"]
+        .as_array()?
+        .iter()
+        .find(|s| s["version"] == serde_json::json!(number))
+        .cloned()
+}
