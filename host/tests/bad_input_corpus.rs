@@ -55,6 +55,26 @@ fn parse(name: &str, text: &str, dir: &Path) -> Case {
     case
 }
 
+/// Every path under `dir`, with its size (a folder's is 0).
+fn tree(dir: &Path) -> std::collections::BTreeSet<(String, u64)> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let size = entry
+                .metadata()
+                .map_or(0, |m| if m.is_dir() { 0 } else { m.len() });
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            let relative = path.strip_prefix(dir).unwrap_or(&path);
+            out.insert((relative.display().to_string(), size));
+        }
+    }
+    out
+}
+
 /// Runs one case; returns why it failed, if it did.
 fn run(case: &Case, dir: &Path) -> Result<(), String> {
     for (file, body) in &case.files {
@@ -72,6 +92,7 @@ fn run(case: &Case, dir: &Path) -> Result<(), String> {
         }
     }
     let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let before = tree(dir);
     let out = estimator(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -91,8 +112,15 @@ fn run(case: &Case, dir: &Path) -> Result<(), String> {
             problems.push(format!("missing `{expected}`"));
         }
     }
-    if dir.join("model").exists() {
-        problems.push("model_dir was written".to_owned());
+    // Nothing is written, removed or changed anywhere in the case's folder: whichever
+    // model_dir, output or export folder the case names.
+    let after = tree(dir);
+    if after != before {
+        let changed: Vec<&String> = after
+            .symmetric_difference(&before)
+            .map(|(path, _)| path)
+            .collect();
+        problems.push(format!("files were written or removed: {changed:?}"));
     }
     match problems.is_empty() {
         true => Ok(()),
