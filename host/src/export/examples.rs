@@ -1,7 +1,8 @@
-//! Examples as JSON and as columns: requests in TF Serving's row (`instances`) and
-//! columnar (`inputs`) formats turned into the feature columns model_fn reads (one tensor
-//! per input, in the inputs' order: by name), and a
-//! batch's features turned back into instances (an export's warm-up examples).
+//! Examples as JSON and as columns: instances (JSON objects, as an export's warm-up
+//! examples hold them) turned into the feature columns model_fn reads (one tensor per
+//! input, in the inputs' order: by name), and a batch's features turned back into
+//! instances. Requests are read by the streaming readers of `instances`, which give the
+//! same columns and messages.
 
 use std::collections::BTreeMap;
 
@@ -36,43 +37,6 @@ pub fn columns_from_instances(
         .into_iter()
         .map(|c| c.finish(instances.len()))
         .collect())
-}
-
-/// Columns from the columnar format: each input a list with one value per example.
-/// Returns them with the number of examples.
-pub fn columns_from_inputs(
-    inputs: &BTreeMap<String, TensorInfo>,
-    given: &Map<String, Value>,
-) -> Result<(Vec<Tensor>, usize), Invalid> {
-    refuse_unknown(inputs, given.keys(), "inputs")?;
-    let mut rows = None;
-    let mut columns = Vec::new();
-    for (name, info) in inputs {
-        let values = given
-            .get(name)
-            .ok_or_else(|| Invalid(format!("inputs has no input `{name}`")))?;
-        let Value::Array(values) = values else {
-            return Err(Invalid(format!(
-                "input `{name}` must be a list with one value per example"
-            )));
-        };
-        match rows {
-            None => rows = Some((name, values.len())),
-            Some((first, n)) if n != values.len() => {
-                return Err(Invalid(format!(
-                    "inputs are ragged: `{first}` has {n} examples, `{name}` has {}",
-                    values.len()
-                )))
-            }
-            Some(_) => {}
-        }
-        let mut column = Column::new(name, info);
-        for (row, value) in values.iter().enumerate() {
-            column.push(value, &format!("example {row}"))?;
-        }
-        columns.push(column.finish(values.len()));
-    }
-    Ok((columns, rows.map_or(0, |(_, n)| n)))
 }
 
 fn refuse_unknown<'k>(
@@ -225,9 +189,10 @@ mod tests {
             &[json!({"a": 1, "b": 2.5}), json!({"a": 3, "b": 4})],
         )
         .expect("valid");
-        let given = json!({"a": [1, 3], "b": [2.5, 4]});
+        let given = r#"{"a": [1, 3], "b": [2.5, 4]}"#;
+        let index = crate::export::input_index(&iris_inputs());
         let (cols, n) =
-            columns_from_inputs(&iris_inputs(), given.as_object().expect("object")).expect("valid");
+            crate::export::columns_from_inputs_json(&iris_inputs(), &index, given).expect("valid");
         assert_eq!((rows.clone(), 2), (cols, n));
         assert_eq!(rows[0].shape.as_slice(), &[2]);
         assert_eq!(rows[1].data, TensorBuf::F32(vec![2.5, 4.0].into()));
@@ -260,10 +225,6 @@ mod tests {
             &[json!({"a": 1, "b": 1, "c": 1})]
         ))
         .starts_with("instance 0 has an input `c` the model does not take"));
-        let ragged = json!({"a": [1, 2], "b": [1]});
-        let e =
-            columns_from_inputs(&inputs, ragged.as_object().expect("object")).expect_err("ragged");
-        assert_eq!(e.0, "inputs are ragged: `a` has 2 examples, `b` has 1");
     }
 
     #[test]

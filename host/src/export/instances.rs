@@ -532,15 +532,16 @@ mod tests {
     }
 
     #[test]
-    fn streamed_columns_equal_the_tree_readers_columns_and_refuse_a_name_given_twice() {
+    fn columns_equal_the_same_examples_as_rows_and_refuse_a_name_given_twice() {
         let json = r#"{"c": ["x", "y"], "a": [1.5, 2], "b": [[1, 2], [3, 4]]}"#;
         let (streamed, rows) =
             columns_from_inputs_json(&inputs(), &input_index(&inputs()), json).expect("valid");
-        let tree: Value = serde_json::from_str(json).expect("JSON");
-        let (read, n) =
-            crate::export::columns_from_inputs(&inputs(), tree.as_object().expect("map"))
-                .expect("valid");
-        assert_eq!((streamed, rows), (read, n));
+        let tree: Vec<Value> = serde_json::from_str(
+            r#"[{"a": 1.5, "b": [1, 2], "c": "x"}, {"a": 2, "b": [3, 4], "c": "y"}]"#,
+        )
+        .expect("JSON");
+        let read = columns_from_instances(&inputs(), &tree).expect("valid");
+        assert_eq!((streamed, rows), (read, 2));
         let ragged = r#"{"a": [1, 2], "b": [[1, 2]], "c": ["x", "y"]}"#;
         let e = columns_from_inputs_json(&inputs(), &input_index(&inputs()), ragged)
             .expect_err("ragged");

@@ -16,7 +16,7 @@ mod layout;
 mod servable;
 mod signature;
 
-pub use examples::{columns_from_inputs, columns_from_instances, instances_from_features};
+pub use examples::{columns_from_instances, instances_from_features};
 pub use instances::{
     columns_from_examples_json, columns_from_inputs_json, columns_from_instances_json, input_index,
     InputIndex,
