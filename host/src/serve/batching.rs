@@ -54,7 +54,8 @@ pub enum BatchError {
 
 impl BatchError {
     /// TF Serving's answer for each: 503 (`UNAVAILABLE`) for a full queue, 400
-    /// (`INVALID_ARGUMENT`) for a request too large, 500 for the rest.
+    /// (`INVALID_ARGUMENT`) for a request too large, a model's failure as an unbatched
+    /// one's, 504 past the deadline, 500 for the rest.
     pub fn into_api_error(self) -> ApiError {
         match self {
             BatchError::QueueFull { limit } => ApiError(
@@ -64,7 +65,7 @@ impl BatchError {
             BatchError::TooLarge { rows, max } => ApiError::bad_request(format!(
                 "Task size {rows} is larger than maximum input batch size {max} (--max_batch_size; --enable_large_batch_splitting splits it)"
             )),
-            BatchError::Model(e) => ApiError::internal(e.to_string()),
+            BatchError::Model(e) => super::call::model_error(&e),
             BatchError::DeadlineExceeded => ApiError(
                 StatusCode::GATEWAY_TIMEOUT,
                 "DEADLINE_EXCEEDED: the request's deadline passed in the batch queue".into(),
@@ -172,14 +173,21 @@ fn split(columns: Vec<Tensor>, rows: usize, max: usize) -> Vec<(Vec<Tensor>, usi
     if rows <= max {
         return vec![(columns, rows)];
     }
-    (0..rows)
-        .step_by(max)
-        .map(|start| {
-            let end = (start + max).min(rows);
-            let part = columns.iter().map(|c| slice_rows(c, start, end)).collect();
-            (part, end - start)
-        })
-        .collect()
+    row_parts(&columns, rows, max).collect()
+}
+
+/// Copies of `columns` (of `rows` examples) cut into parts of at most `max` rows, in
+/// order, each with its number of rows.
+pub fn row_parts(
+    columns: &[Tensor],
+    rows: usize,
+    max: usize,
+) -> impl Iterator<Item = (Vec<Tensor>, usize)> + '_ {
+    (0..rows).step_by(max.max(1)).map(move |start| {
+        let end = (start + max).min(rows);
+        let part = columns.iter().map(|c| slice_rows(c, start, end)).collect();
+        (part, end - start)
+    })
 }
 
 /// The parts of a split request's predictions, joined back in order.
@@ -357,7 +365,7 @@ fn concat_columns(batch: &[Job]) -> Vec<Tensor> {
 }
 
 /// Rows `start..end` of every prediction.
-pub fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize) -> EstimatorSpec {
+fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize) -> EstimatorSpec {
     let mut part = EstimatorSpec::new(estimator_plugin_api::abi::ModeKeys::Predict);
     let predictions = spec.predictions.iter();
     for p in predictions.filter(|p| wanted.iter().any(|w| w.as_str() == p.name.as_str())) {
@@ -366,7 +374,7 @@ pub fn rows_of(spec: &EstimatorSpec, wanted: &[String], start: usize, end: usize
     part
 }
 
-pub fn slice_rows(t: &Tensor, start: usize, end: usize) -> Tensor {
+fn slice_rows(t: &Tensor, start: usize, end: usize) -> Tensor {
     let width: usize = t.shape[1..].iter().product();
     let range = start * width..end * width;
     let mut shape = t.shape.to_vec();

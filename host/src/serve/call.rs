@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use estimator_plugin_api::abi::{EstimatorSpec, Tensor};
 use serde_json::value::RawValue;
 
-use super::batching::{is_bad_data, join_parts, rows_of, slice_rows};
+use super::batching::{is_bad_data, join_parts, row_parts};
 use super::response::{Answer, MissingPrediction, Shape};
 use super::rest::ApiError;
 use super::versions::Version;
@@ -163,19 +162,11 @@ pub fn predict_alone(served: &Version, parsed: &Parsed) -> Result<EstimatorSpec,
     if parsed.rows <= MAX_ROWS_PER_CALL {
         return predict(&parsed.columns, parsed.rows);
     }
-    let wanted = parsed.wanted(served);
-    let mut parts = Vec::new();
-    for start in (0..parsed.rows).step_by(MAX_ROWS_PER_CALL) {
-        let end = (start + MAX_ROWS_PER_CALL).min(parsed.rows);
-        let columns: Vec<Tensor> = parsed
-            .columns
-            .iter()
-            .map(|c| slice_rows(c, start, end))
-            .collect();
-        let spec = predict(&columns, end - start)?;
-        parts.push(rows_of(&spec, &wanted, 0, end - start));
-    }
-    Ok(join_parts(parts, &wanted))
+    // join_parts keeps only the wanted predictions, copying each once.
+    let parts = row_parts(&parsed.columns, parsed.rows, MAX_ROWS_PER_CALL)
+        .map(|(columns, rows)| predict(&columns, rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(join_parts(parts, &parsed.wanted(served)))
 }
 
 /// Bad data the model refuses is the client's error (400), anything else the server's.
@@ -206,10 +197,4 @@ pub fn answer(served: &Version, parsed: &Parsed, spec: EstimatorSpec) -> Result<
     Answer::new(signature, spec, parsed.rows, shape).map_err(|MissingPrediction(name)| {
         ApiError::internal(format!("model_fn did not return prediction `{name}`"))
     })
-}
-
-impl ApiError {
-    pub fn internal(message: impl Into<String>) -> Self {
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, message.into())
-    }
 }

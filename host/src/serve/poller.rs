@@ -86,17 +86,8 @@ impl Poller {
         })
     }
 
-    fn models(&self) -> Vec<Arc<ModelVersions>> {
-        let models = self
-            .server
-            .models
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        models.values().cloned().collect()
-    }
-
     fn poll_all(&self) {
-        for versions in self.models() {
+        for versions in self.server.served_models() {
             poll_supervised(&versions, &self.registry);
         }
     }

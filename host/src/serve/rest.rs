@@ -124,6 +124,10 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, message.into())
     }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, message.into())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -135,14 +139,7 @@ impl IntoResponse for ApiError {
 type Answer = Result<Response, ApiError>;
 
 async fn metrics(State(server): State<Arc<Server>>) -> Response {
-    let models: Vec<Arc<ModelVersions>> = server
-        .models
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .cloned()
-        .collect();
-    let text = METRICS.render(&models);
+    let text = METRICS.render(&server.served_models());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -439,7 +436,6 @@ async fn answer_call(
                 .map_err(|_| expired(NotRun::DeadlineExceeded))?
                 .map_err(|e| match e {
                     BatchError::DeadlineExceeded => expired(NotRun::DeadlineExceeded),
-                    BatchError::Model(e) => call::model_error(&e),
                     other => other.into_api_error(),
                 })?;
             call::answer(&served, &parsed, spec)?
@@ -480,6 +476,12 @@ async fn read_body(server: &Server, body: Body) -> Result<axum::body::Bytes, Api
 }
 
 impl Server {
+    /// The models served now, each held for as long as the caller keeps it.
+    pub fn served_models(&self) -> Vec<Arc<ModelVersions>> {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        models.values().cloned().collect()
+    }
+
     fn is_served(&self, name: &str) -> bool {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         models.contains_key(name)
