@@ -30,8 +30,9 @@ pub enum Shape {
 /// memory, not the whole JSON, and a slow client holds only the predictions.
 pub struct Answer {
     spec: EstimatorSpec,
-    /// Output key → prediction name, in key order.
-    outputs: Vec<(String, String)>,
+    /// Output key → the prediction's place among `spec`'s, in key order: found once, not
+    /// looked up by name for every row.
+    outputs: Vec<(String, usize)>,
     rows: usize,
     shape: Shape,
     at: Cursor,
@@ -61,14 +62,17 @@ impl Answer {
         rows: usize,
         shape: Shape,
     ) -> Result<Self, MissingPrediction> {
-        let outputs: Vec<(String, String)> = signature
+        let outputs = signature
             .outputs
             .iter()
-            .map(|(key, o)| (key.clone(), o.prediction.clone()))
-            .collect();
-        if let Some((_, missing)) = outputs.iter().find(|(_, p)| spec.prediction(p).is_none()) {
-            return Err(MissingPrediction(missing.clone()));
-        }
+            .map(|(key, o)| {
+                spec.predictions
+                    .iter()
+                    .position(|p| p.name.as_str() == o.prediction)
+                    .map(|at| (key.clone(), at))
+                    .ok_or_else(|| MissingPrediction(o.prediction.clone()))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Answer {
             spec,
             outputs,
@@ -176,22 +180,20 @@ impl Answer {
         }
     }
 
-    fn view(&self, prediction: &str) -> Option<TensorView<'_>> {
-        self.spec.prediction(prediction).map(|t| t.view())
+    /// Output `i`'s predictions.
+    fn view(&self, i: usize) -> TensorView<'_> {
+        self.spec.predictions[self.outputs[i].1].tensor.view()
     }
 
+    /// The output `key`, when the signature has it.
     fn output(&self, key: &str) -> Option<TensorView<'_>> {
-        let (_, prediction) = self.outputs.iter().find(|(k, _)| k == key)?;
-        self.view(prediction)
+        let i = self.outputs.iter().position(|(k, _)| k == key)?;
+        Some(self.view(i))
     }
 
     fn write_entry(&self, out: &mut Vec<u8>, section: usize, row: usize) {
         match self.shape {
-            Shape::Outputs => {
-                if let Some(t) = self.view(&self.outputs[section].1) {
-                    write_row(out, &t, row);
-                }
-            }
+            Shape::Outputs => write_row(out, &self.view(section), row),
             Shape::Predictions => self.write_example(out, row),
             Shape::Classifications => {
                 write_classification(out, self.output("scores"), self.output("classes"), row)
@@ -210,22 +212,18 @@ impl Answer {
     }
 
     fn write_example(&self, out: &mut Vec<u8>, row: usize) {
-        if let [(_, only)] = self.outputs.as_slice() {
-            if let Some(t) = self.view(only) {
-                write_row(out, &t, row);
-            }
+        if self.outputs.len() == 1 {
+            write_row(out, &self.view(0), row);
             return;
         }
         out.push(b'{');
-        for (i, (key, prediction)) in self.outputs.iter().enumerate() {
+        for (i, (key, _)) in self.outputs.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             write_str(out, key);
             out.push(b':');
-            if let Some(t) = self.view(prediction) {
-                write_row(out, &t, row);
-            }
+            write_row(out, &self.view(i), row);
         }
         out.push(b'}');
     }
