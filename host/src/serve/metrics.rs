@@ -6,7 +6,7 @@
 //! batch queues, the process's memory) are read when scraped.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus::{
@@ -29,6 +29,9 @@ pub struct Metrics {
     queued: IntGaugeVec,
     versions: IntGaugeVec,
     resident: IntGauge,
+    /// Held while the gauges are read and rendered, so that two scrapes at once never
+    /// reset each other's gauges half-way.
+    rendering: Mutex<()>,
 }
 
 /// The process's metrics: recorded whether or not they are exposed.
@@ -113,6 +116,7 @@ impl Metrics {
                 &["model_name", "state"],
             ),
             resident,
+            rendering: Mutex::new(()),
             registry,
         }
     }
@@ -149,6 +153,10 @@ impl Metrics {
 
     /// Prometheus' text format, with the gauges read now from `models`.
     pub fn render(&self, models: &[Arc<ModelVersions>]) -> String {
+        let _rendering = self
+            .rendering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.versions.reset();
         self.queued.reset();
         for model in models {
