@@ -1,6 +1,6 @@
 //! One `:predict`, `:classify` or `:regress`, in the stages the REST handler runs on the
 //! pool: [`parse`] the body into feature columns (every check a request can fail, made on
-//! this request alone), predict (alone, or in a batch), then [`write`] the answer. Each
+//! this request alone), predict (alone, or in a batch), then [`answer`] it (the JSON is written as the client reads it). Each
 //! stage is plain synchronous code over owned data.
 
 use std::collections::BTreeMap;
@@ -58,7 +58,6 @@ pub fn parse(served: &Version, method: Method, body: &[u8]) -> Result<Parsed, Ap
         .map_err(|e| ApiError::bad_request(format!("JSON Parse error: {e}")))?;
     let name = request
         .signature_name
-        .clone()
         .unwrap_or_else(|| "serving_default".into());
     let signature = signature_of(served, &name).ok_or_else(|| {
         ApiError::not_found(format!(

@@ -65,10 +65,8 @@ impl Poller {
     pub fn spawn(mut self, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             let started = Instant::now();
-            let (mut next_poll, mut next_reload) = (started + self.poll_wait, started);
-            if let Some(reload) = &self.reload {
-                next_reload = started + reload.wait;
-            }
+            let mut next_poll = started + self.poll_wait;
+            let mut next_reload = started + self.reload.as_ref().map_or(Duration::ZERO, |r| r.wait);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(20));
                 let now = Instant::now();
