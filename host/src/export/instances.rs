@@ -1,7 +1,8 @@
-//! The row format (`instances`) read straight into feature columns, without building a
-//! JSON tree: a request's values go from the body's bytes into each input's buffer, and
-//! input names are found by hashing. This is the serving hot path; the tree-based readers
-//! in `examples` give the same columns and the same messages.
+//! Requests read straight into feature columns, without building a JSON tree: rows
+//! (`instances`, and `examples` with their `context`) and columns (`inputs`). A request's
+//! values go from the body's bytes into each input's buffer, and input names are found by
+//! hashing. This is the serving hot path; the tree-based row reader in `examples` (for an
+//! export's warm-up examples) gives the same columns and the same messages.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
